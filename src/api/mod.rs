@@ -1,0 +1,31 @@
+//! Custom resource types. No I/O here: these are the shapes users write and the controller reports.
+
+pub mod conditions;
+pub mod duration;
+pub mod rollout;
+
+pub use rollout::*;
+
+/// Label on every object fledge owns, naming the Rollout that owns it.
+pub const ROLLOUT_LABEL: &str = "fledge.dev/rollout";
+/// Label (the same key as Argo Rollouts) carrying a revision's pod-template hash, on ReplicaSets,
+/// their pods and in the selectors of the stable/canary/active/preview Services.
+pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
+/// Label selecting which controller instance handles a Rollout (`--instance-id`).
+pub const INSTANCE_ID_LABEL: &str = "fledge.dev/instance-id";
+/// Annotation on an old ReplicaSet: when it may be scaled to 0 (RFC 3339).
+pub const SCALE_DOWN_AT_ANNOTATION: &str = "fledge.dev/scale-down-at";
+/// Field manager for every server-side apply fledge does.
+pub const FIELD_MANAGER: &str = "fledge";
+
+/// Every CRD fledge serves, as one multi-document YAML stream: what `fledge crds` prints and
+/// what `crds/` holds.
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    use kube::CustomResourceExt;
+    let mut out = String::new();
+    for crd in [Rollout::crd()] {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&crd)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,392 @@
+//! The `Rollout` custom resource.
+//!
+//! Field names follow Argo Rollouts where the idea is the same, so a migration is mostly a change
+//! of `apiVersion`. Every field's doc comment becomes its description in `kubectl explain`.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::duration::DURATION_PATTERN;
+
+/// A Rollout replaces a Deployment: it runs the pods of `template` and moves each new revision
+/// from 0% to 100% of traffic in steps (canary) or in one switch (blue-green).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "fledge.dev",
+    version = "v1alpha1",
+    kind = "Rollout",
+    namespaced,
+    status = "RolloutStatus",
+    shortname = "flro",
+    category = "fledge",
+    scale = r#"{"specReplicasPath":".spec.replicas","statusReplicasPath":".status.replicas","labelSelectorPath":".status.selector"}"#,
+    printcolumn = r#"{"name":"Desired","type":"integer","jsonPath":".spec.replicas"}"#,
+    printcolumn = r#"{"name":"Current","type":"integer","jsonPath":".status.replicas"}"#,
+    printcolumn = r#"{"name":"Up-to-date","type":"integer","jsonPath":".status.updatedReplicas"}"#,
+    printcolumn = r#"{"name":"Available","type":"integer","jsonPath":".status.availableReplicas"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Step","type":"integer","jsonPath":".status.currentStepIndex"}"#,
+    printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canaryWeight"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("has(self.spec.template) != has(self.spec.workloadRef)").message("spec: set exactly one of template or workloadRef"),
+    validation = Rule::new("!has(self.spec.template) || !has(self.spec.selector.matchLabels) || self.spec.selector.matchLabels.all(k, has(self.spec.template.metadata) && has(self.spec.template.metadata.labels) && k in self.spec.template.metadata.labels && self.spec.template.metadata.labels[k] == self.spec.selector.matchLabels[k])").message("spec.selector.matchLabels must match spec.template.metadata.labels"),
+    cel
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Number of desired pods. Defaults to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+
+    /// Label selector for the pods. It must match the labels of the pod template.
+    pub selector: LabelSelector,
+
+    /// The pod template of the application. Exactly one of `template` and `workloadRef` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplateSpec>,
+
+    /// An existing Deployment whose pod template this Rollout runs, for migrating a Deployment
+    /// without rewriting it. Exactly one of `template` and `workloadRef` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRef>,
+
+    /// Seconds a new pod must be ready, without any container crashing, to count as available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_ready_seconds: Option<i32>,
+
+    /// How many old ReplicaSets (scaled to 0) to keep for rollback. Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub revision_history_limit: Option<i32>,
+
+    /// Seconds a rollout may go without progress before it is reported failed
+    /// (`Progressing=False`, reason `ProgressDeadlineExceeded`). Pauses do not count. Defaults to 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub progress_deadline_seconds: Option<i32>,
+
+    /// Abort the rollout when the progress deadline is exceeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline_abort: Option<bool>,
+
+    /// Stop the rollout where it is, as if paused by `kubectl fledge pause`, until set back to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+
+    /// How a new revision replaces the stable one.
+    pub strategy: Strategy,
+}
+
+/// A reference to the Deployment whose pod template a Rollout runs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.apiVersion == 'apps/v1' && self.kind == 'Deployment'").message("workloadRef must name an apps/v1 Deployment"))]
+pub struct WorkloadRef {
+    /// API version of the workload; only `apps/v1`.
+    pub api_version: String,
+    /// Kind of the workload; only `Deployment`.
+    pub kind: String,
+    /// Name of the Deployment, in the Rollout's namespace.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// What to do with the Deployment's own pods: `never` leaves them, `onsuccess` scales the
+    /// Deployment to 0 once the Rollout is Healthy. Defaults to `never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<ScaleDown>,
+}
+
+/// When to scale down a referenced Deployment.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaleDown {
+    /// Leave the Deployment as it is.
+    #[default]
+    Never,
+    /// Scale the Deployment to 0 once the Rollout is Healthy.
+    Onsuccess,
+}
+
+/// The deployment strategy: exactly one of `canary` and `blueGreen`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.canary) != has(self.blueGreen)").message("spec.strategy: set exactly one of canary or blueGreen"))]
+pub struct Strategy {
+    /// Move traffic to the new revision in steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStrategy>,
+    /// Run the new revision beside the stable one and switch the active Service at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStrategy>,
+}
+
+/// Canary: the new revision gets a growing share of traffic, step by step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStrategy {
+    /// Service whose selector fledge pins to the stable revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_service: Option<String>,
+    /// Service whose selector fledge pins to the canary revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_service: Option<String>,
+    /// The steps, in order. No steps: the new revision is promoted as soon as it is available.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub steps: Vec<CanaryStep>,
+    /// How many pods above `replicas` may exist during the update (number or percentage).
+    /// Defaults to 25%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrString>,
+    /// How many pods below `replicas` may be unavailable during the update (number or
+    /// percentage). Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+    /// Seconds the old stable ReplicaSet stays up after promotion, so clients still routed to it
+    /// drain. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_seconds: Option<i32>,
+    /// Seconds the canary ReplicaSet stays up after an abort, for debugging. Only used with a
+    /// traffic router: without one the canary's pods carry traffic, so they go at once.
+    /// Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub abort_scale_down_delay_seconds: Option<i32>,
+    /// With a traffic router, scale the stable ReplicaSet down as traffic moves to the canary
+    /// instead of keeping it at full size until promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_stable_scale: Option<bool>,
+}
+
+/// One canary step: exactly one action.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.setCanaryScale)].filter(x, x).size() == 1").message("each step must set exactly one of setWeight, pause, setCanaryScale"))]
+pub struct CanaryStep {
+    /// Percentage of traffic for the canary, 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub set_weight: Option<i32>,
+    /// Wait: for `duration`, or without one until `kubectl fledge promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStep>,
+    /// Size the canary independently of its traffic weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_canary_scale: Option<SetCanaryScale>,
+}
+
+/// A pause step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStep {
+    /// How long to wait, like `30s`, `5m`, `1h` or `1h30m`. No duration: wait for a promote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub duration: Option<String>,
+}
+
+/// Canary size for the following steps: exactly one of `weight`, `replicas`, `matchTrafficWeight`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.weight), has(self.replicas), has(self.matchTrafficWeight) && self.matchTrafficWeight].filter(x, x).size() == 1").message("setCanaryScale must set exactly one of weight, replicas, matchTrafficWeight: true"))]
+pub struct SetCanaryScale {
+    /// Canary pods as a percentage of `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub weight: Option<i32>,
+    /// Canary pods as a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    /// Go back to sizing the canary by its traffic weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_traffic_weight: Option<bool>,
+}
+
+/// Blue-green: the new revision runs beside the stable one behind `previewService`; promotion
+/// switches `activeService` to it at once.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenStrategy {
+    /// Service that receives production traffic; fledge pins its selector to the active revision.
+    #[schemars(length(min = 1))]
+    pub active_service: String,
+    /// Service that reaches the new revision before promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_service: Option<String>,
+    /// Pods of the new revision before promotion. Defaults to `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub preview_replica_count: Option<i32>,
+    /// Promote on its own once the new revision is available. Defaults to true; when false the
+    /// rollout waits for `kubectl fledge promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion_enabled: Option<bool>,
+    /// With auto promotion, seconds to wait after the new revision is available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub auto_promotion_seconds: Option<i32>,
+    /// Seconds the old revision stays up after the switch. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_seconds: Option<i32>,
+}
+
+/// What the controller has observed and done. Also the place where clients (`kubectl fledge`)
+/// file runtime requests, so that a Git sync agent never sees drift in `spec`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Healthy, Progressing, Paused or Degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// A human-readable explanation of the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Index of the canary step being executed; equals the number of steps when all are done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+    /// Pod-template hash of the revision that serves production traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// Pod-template hash of the revision the spec asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+    /// Percentage of traffic the canary receives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<i32>,
+    /// Pods of all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Pods of the current revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_replicas: Option<i32>,
+    /// Ready pods of all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Available pods of all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_replicas: Option<i32>,
+    /// Label selector of the pods, as a string, for the `/scale` subresource (HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Why the rollout is paused, and since when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pause_conditions: Vec<PauseCondition>,
+    /// The rollout was aborted: the stable revision has all traffic.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abort: bool,
+    /// When the rollout was aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_at: Option<Time>,
+    /// A full promotion was requested: the remaining steps are skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promote_full: bool,
+    /// Last time the rollout made progress (a step done, pods became available), for
+    /// `progressDeadlineSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_progress_at: Option<Time>,
+    /// A runtime request from a client, consumed by the controller. Written by
+    /// `kubectl fledge promote|abort|retry|pause|resume` into the status subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+    /// Conditions: `Ready`, `Reconciling`, `Stalled` (kstatus), `Progressing`, `Available`,
+    /// `Paused`, `InvalidSpec`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// The phase of a rollout.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Moving towards the desired revision.
+    Progressing,
+    /// Waiting: a pause step, a manual promotion, or a user pause.
+    Paused,
+    /// The desired revision is stable and fully available.
+    Healthy,
+    /// Aborted, invalid, or out of time.
+    Degraded,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Progressing => "Progressing",
+            Phase::Paused => "Paused",
+            Phase::Healthy => "Healthy",
+            Phase::Degraded => "Degraded",
+        }
+    }
+}
+
+/// Why a rollout is paused.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseCondition {
+    /// `CanaryPauseStep`, `BlueGreenPause` or `UserPaused`.
+    pub reason: PauseReason,
+    /// When the pause started.
+    pub start_time: Time,
+}
+
+/// Reasons for a pause.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PauseReason {
+    /// A canary `pause` step.
+    CanaryPauseStep,
+    /// Blue-green waiting for promotion.
+    BlueGreenPause,
+    /// Paused by `kubectl fledge pause` or `spec.paused`.
+    UserPaused,
+}
+
+/// A runtime request filed by a client into the status subresource.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Request {
+    /// What to do.
+    pub action: RequestAction,
+    /// Who asked, for the Event the controller records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+}
+
+/// The runtime requests.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum RequestAction {
+    /// End the current pause, or skip the current step.
+    Promote,
+    /// Skip all remaining steps and analysis.
+    PromoteFull,
+    /// Put all traffic back on stable and stop.
+    Abort,
+    /// Start the steps of an aborted rollout again.
+    Retry,
+    /// Stop where the rollout is.
+    Pause,
+    /// Continue after a `pause` request.
+    Resume,
+}
+
+impl RequestAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestAction::Promote => "promote",
+            RequestAction::PromoteFull => "promoteFull",
+            RequestAction::Abort => "abort",
+            RequestAction::Retry => "retry",
+            RequestAction::Pause => "pause",
+            RequestAction::Resume => "resume",
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `fledge controller` runs the operator; `fledge crds` prints the CRDs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use fledge::telemetry::{self, Health, LogFormat, Metrics};
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(name = "fledge", version, about = "Progressive delivery for Kubernetes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the operator.
+    Controller(ControllerArgs),
+    /// Print every CRD fledge serves, as YAML.
+    Crds,
+}
+
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// Watch one namespace only; all namespaces when unset.
+    #[arg(long, env = "FLEDGE_NAMESPACE")]
+    namespace: Option<String>,
+    /// Handle only Rollouts labelled fledge.dev/instance-id=<id>.
+    #[arg(long, env = "FLEDGE_INSTANCE_ID")]
+    instance_id: Option<String>,
+    /// Elect a leader through a Lease so only one replica writes.
+    #[arg(long, env = "FLEDGE_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the leader-election Lease; defaults to the pod's namespace, else "default".
+    #[arg(long, env = "FLEDGE_LEADER_NAMESPACE")]
+    leader_namespace: Option<String>,
+    /// Seconds a leader's Lease lasts without renewal; a standby takes over after it.
+    #[arg(long, env = "FLEDGE_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Address of /metrics.
+    #[arg(long, env = "FLEDGE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Address of /healthz and /readyz.
+    #[arg(long, env = "FLEDGE_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    health_addr: SocketAddr,
+    /// Rollouts reconciled at once.
+    #[arg(long, env = "FLEDGE_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// Queries per second to the API server.
+    #[arg(long, env = "FLEDGE_KUBE_QPS", default_value_t = 50.0)]
+    kube_qps: f32,
+    /// Burst of queries to the API server.
+    #[arg(long, env = "FLEDGE_KUBE_BURST", default_value_t = 100)]
+    kube_burst: u32,
+    /// Log format.
+    #[arg(long, env = "FLEDGE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log level filter, like "info" or "fledge=debug,info".
+    #[arg(long, env = "FLEDGE_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => match fledge::api::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fledge crds: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Controller(args) => {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match runtime.block_on(controller(args)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    error!("{e}");
+                    eprintln!("fledge controller: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn controller(args: ControllerArgs) -> fledge::Result<()> {
+    // One TLS stack: rustls with ring, installed before any client exists.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    telemetry::init_tracing(args.log_format, &args.log_level)?;
+
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| fledge::Error::Config(e.to_string()))?;
+    config.write_timeout = Some(Duration::from_secs(30));
+    let client = fledge::client::build(config, args.kube_qps, args.kube_burst)?;
+
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    tokio::spawn(telemetry::serve(args.metrics_addr, telemetry::metrics_router(metrics.clone())));
+    tokio::spawn(telemetry::serve(args.health_addr, telemetry::health_router(health.clone())));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let scope = fledge::rollout::Scope {
+        namespace: args.namespace.clone(),
+        instance_id: args.instance_id.clone(),
+    };
+    if !args.leader_elect {
+        info!("leader election off");
+        fledge::rollout::run(client, scope, args.concurrency, metrics, health, stopped).await;
+        return Ok(());
+    }
+
+    let identity = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "fledge".into());
+    let identity = format!("{identity}-{}", std::process::id());
+    let lease_ns = args
+        .leader_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".into());
+    let lease_name = match &args.instance_id {
+        Some(id) => format!("fledge-controller-{id}"),
+        None => "fledge-controller".into(),
+    };
+    let elector = fledge::leader::LeaderElector::new(
+        client.clone(),
+        &lease_ns,
+        &lease_name,
+        &identity,
+        Duration::from_secs(args.lease_duration_seconds),
+    );
+    // A standby is healthy and ready: it has nothing to serve until it leads.
+    health.set_ready(true);
+    tokio::select! {
+        r = elector.acquire() => r?,
+        _ = stopped => return Ok(()),
+    }
+    health.set_ready(false);
+    info!(%identity, lease = %lease_name, "became leader");
+    let stopped = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let result = tokio::select! {
+        // Losing the lease means another replica may be writing: stop at once, the pod restarts
+        // as a standby.
+        lost = elector.renew_until_lost() => Err(lost),
+        _ = fledge::rollout::run(client, scope, args.concurrency, metrics, health, stopped) => Ok(()),
+    };
+    if result.is_ok() {
+        elector.release().await;
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,165 @@
+//! Apply a [`Plan`]: server-side apply with field manager `fledge` for every object write, and a
+//! guarded JSON patch for the status. Each action is idempotent, so a crash between two of them
+//! is repaired by the next reconcile.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+
+use serde_json::json;
+
+use super::plan::{Action, Plan};
+use super::Error;
+use crate::api::{FIELD_MANAGER, HASH_LABEL, ROLLOUT_LABEL, Rollout, SCALE_DOWN_AT_ANNOTATION};
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Applies each action of `plan`, in order, then the status.
+pub async fn apply(
+    client: &Client,
+    rollout: &Rollout,
+    template: Option<&PodTemplateSpec>,
+    replica_sets: &Store<ReplicaSet>,
+    plan: &Plan,
+) -> Result<()> {
+    let ns = rollout.namespace().unwrap_or_default();
+    let ssa = PatchParams::apply(FIELD_MANAGER).force();
+    for action in &plan.actions {
+        match action {
+            Action::ApplyReplicaSet {
+                hash,
+                replicas,
+                scale_down_at,
+            } => {
+                let name = replica_set_name(rollout, hash);
+                // A revision that is no longer in the spec keeps the template it was created with.
+                let cached = replica_sets.get(&ObjectRef::new(&name).within(&ns));
+                let template = match cached.as_ref().and_then(|rs| rs.spec.as_ref()) {
+                    Some(spec) => spec.template.clone(),
+                    None => template.cloned(),
+                }
+                .ok_or_else(|| Error::MissingTemplate(name.clone()))?;
+                let rs = replica_set(rollout, hash, *replicas, *scale_down_at, template)?;
+                Api::<ReplicaSet>::namespaced(client.clone(), &ns)
+                    .patch(&name, &ssa, &Patch::Apply(&rs))
+                    .await
+                    .map_err(|e| Error::Write("ReplicaSet", name, e))?;
+            }
+            Action::DeleteReplicaSet { name } => {
+                match Api::<ReplicaSet>::namespaced(client.clone(), &ns)
+                    .delete(name, &DeleteParams::background())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(Error::Write("ReplicaSet", name.clone(), e)),
+                }
+            }
+            Action::PinService { name, hash } => {
+                let patch = json!({
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"selector": {HASH_LABEL: hash}},
+                });
+                Api::<Service>::namespaced(client.clone(), &ns)
+                    .patch(name, &ssa, &Patch::Apply(&patch))
+                    .await
+                    .map_err(|e| Error::Write("Service", name.clone(), e))?;
+            }
+            Action::ScaleDownWorkload { name } => {
+                let patch = json!({
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"replicas": 0},
+                });
+                Api::<Deployment>::namespaced(client.clone(), &ns)
+                    .patch(name, &ssa, &Patch::Apply(&patch))
+                    .await
+                    .map_err(|e| Error::Write("Deployment", name.clone(), e))?;
+            }
+        }
+    }
+    write_status(client, rollout, plan).await
+}
+
+/// Writes the status when it changed. The patch first tests the resourceVersion the plan was
+/// made from, so a request a client filed meanwhile is never lost: the write fails, the watch
+/// delivers the new object, and the next reconcile consumes the request.
+async fn write_status(client: &Client, rollout: &Rollout, plan: &Plan) -> Result<()> {
+    if rollout.status.as_ref() == Some(&plan.status) {
+        return Ok(());
+    }
+    let name = rollout.name_any();
+    let ns = rollout.namespace().unwrap_or_default();
+    let status = serde_json::to_value(&plan.status).map_err(Error::Serialize)?;
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rollout.resource_version()},
+        {"op": "add", "path": "/status", "value": status},
+    ]))
+    .map_err(Error::Serialize)?;
+    Api::<Rollout>::namespaced(client.clone(), &ns)
+        .patch_status(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+        .map_err(|e| Error::Write("Rollout status", name, e))?;
+    Ok(())
+}
+
+/// `<rollout>-<hash>`.
+pub fn replica_set_name(rollout: &Rollout, hash: &str) -> String {
+    format!("{}-{hash}", rollout.name_any())
+}
+
+/// The ReplicaSet of revision `hash`: the template with the hash label added to its labels and
+/// selector, owned by the Rollout so deleting the Rollout deletes it.
+fn replica_set(
+    rollout: &Rollout,
+    hash: &str,
+    replicas: i32,
+    scale_down_at: Option<k8s_openapi::jiff::Timestamp>,
+    mut template: PodTemplateSpec,
+) -> Result<ReplicaSet> {
+    let owner = rollout
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingTemplate("owner reference".into()))?;
+    let meta = template.metadata.get_or_insert_with(Default::default);
+    let labels = meta.labels.get_or_insert_with(Default::default);
+    labels.insert(HASH_LABEL.into(), hash.into());
+    let pod_labels = labels.clone();
+
+    let selector = &rollout.spec.selector;
+    let mut match_labels = selector.match_labels.clone().unwrap_or_default();
+    match_labels.insert(HASH_LABEL.into(), hash.into());
+
+    let mut rs_labels = BTreeMap::from([(ROLLOUT_LABEL.to_string(), rollout.name_any())]);
+    rs_labels.extend(pod_labels);
+    let annotations = scale_down_at
+        .map(|t| BTreeMap::from([(SCALE_DOWN_AT_ANNOTATION.to_string(), t.to_string())]));
+
+    Ok(ReplicaSet {
+        metadata: ObjectMeta {
+            name: Some(replica_set_name(rollout, hash)),
+            namespace: rollout.namespace(),
+            labels: Some(rs_labels),
+            annotations,
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(ReplicaSetSpec {
+            replicas: Some(replicas),
+            min_ready_seconds: rollout.spec.min_ready_seconds,
+            selector: LabelSelector {
+                match_labels: Some(match_labels),
+                match_expressions: selector.match_expressions.clone(),
+            },
+            template: Some(template),
+        }),
+        status: None,
+    })
+}

@@ -1,0 +1,82 @@
+//! The blue-green machine. Called by [`super::plan`]; pure.
+//!
+//! The new revision runs beside the stable one behind `previewService`; promotion switches
+//! `activeService` in one write, and only once the new revision is fully available.
+
+use crate::api::PauseReason;
+
+use super::plan::{DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft};
+
+pub(crate) fn plan(d: &mut Draft, current: &str) {
+    let bg = d.spec.strategy.blue_green.clone().unwrap_or_default();
+    let stable = d.status.stable_revision.clone().unwrap_or_else(|| current.to_string());
+    let r = d.replicas;
+    d.status.current_step_index = None;
+    d.status.canary_weight = None;
+
+    // The stable revision stays at full size until a switch has happened.
+    d.scale(&stable, r);
+    d.pin(Some(&bg.active_service), &stable);
+    if current == stable {
+        d.pin(bg.preview_service.as_ref(), &stable);
+        return;
+    }
+    if d.status.abort {
+        d.pin(bg.preview_service.as_ref(), &stable);
+        d.scale(current, 0);
+        return;
+    }
+    d.pin(bg.preview_service.as_ref(), current);
+
+    let preview = if d.status.promote_full {
+        r
+    } else {
+        bg.preview_replica_count.unwrap_or(r).clamp(0, r)
+    };
+    d.scale(current, preview);
+    if !d.settled(current, preview) {
+        return;
+    }
+
+    let promote = if d.status.promote_full {
+        true
+    } else if d.user_paused() {
+        false
+    } else if bg.auto_promotion_enabled.unwrap_or(true) {
+        match bg.auto_promotion_seconds.unwrap_or(0) {
+            0 => true,
+            seconds => {
+                // The pause's start is when the preview became ready.
+                let ready_since = d.pause(PauseReason::BlueGreenPause);
+                let end = d.after_seconds(ready_since, seconds);
+                if d.now < end {
+                    d.requeue_at(end);
+                }
+                d.now >= end
+            }
+        }
+    } else {
+        d.pause(PauseReason::BlueGreenPause);
+        false
+    };
+    if !promote {
+        return;
+    }
+    // Remember the decision: the switch may wait for the preview to grow to full size.
+    d.status.promote_full = true;
+    d.unpause(PauseReason::BlueGreenPause);
+    d.scale(current, r);
+    if !d.settled(current, r) {
+        return;
+    }
+
+    d.pin(Some(&bg.active_service), current);
+    let delay = bg
+        .scale_down_delay_seconds
+        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS);
+    let at = d.after_seconds(d.now, delay);
+    d.scale_with_deadline(&stable, r, Some(at));
+    d.status.stable_revision = Some(current.to_string());
+    d.status.promote_full = false;
+    d.event("Promoted", format!("activeService {} switched to revision {current}", bg.active_service));
+}

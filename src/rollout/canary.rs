@@ -1,0 +1,192 @@
+//! The canary step machine. Called by [`super::plan`]; pure.
+//!
+//! Without a traffic router the canary's weight is its share of the available pods, so every
+//! step is a pair of ReplicaSet sizes, reached within `maxSurge` / `maxUnavailable`.
+
+use crate::api::{CanaryStep, CanaryStrategy, PauseReason};
+
+use super::plan::{
+    DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft, scaled_value,
+};
+
+pub(crate) fn plan(d: &mut Draft, current: &str) {
+    let canary = d.spec.strategy.canary.clone().unwrap_or_default();
+    let n = canary.steps.len() as i32;
+    let stable = d.status.stable_revision.clone().unwrap_or_else(|| current.to_string());
+    let r = d.replicas;
+
+    if current == stable {
+        // Nothing in flight: the stable revision at full size, both Services on it.
+        d.status.current_step_index = Some(n);
+        d.status.canary_weight = Some(100);
+        d.scale(&stable, r);
+        d.pin(canary.stable_service.as_ref(), &stable);
+        d.pin(canary.canary_service.as_ref(), &stable);
+        return;
+    }
+
+    d.pin(canary.stable_service.as_ref(), &stable);
+    if d.status.abort {
+        // All traffic back on stable first: without a router the canary's pods carry traffic,
+        // so they go now; the stable revision comes back to full size at once.
+        d.scale(&stable, r);
+        d.scale(current, 0);
+        d.status.canary_weight = Some(0);
+        return;
+    }
+    d.pin(canary.canary_service.as_ref(), current);
+
+    let mut i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
+    loop {
+        if d.user_paused() {
+            break;
+        }
+        if d.status.promote_full || i >= n {
+            d.status.current_step_index = Some(n);
+            promote(d, &canary, current, &stable);
+            return;
+        }
+        let step = &canary.steps[i as usize];
+        if step.set_weight.is_some() {
+            let (c, s) = targets(&canary, i, r);
+            if !(d.settled(current, c) && d.settled(&stable, s)) {
+                break;
+            }
+        } else if let Some(pause) = &step.pause {
+            let start = d.pause(PauseReason::CanaryPauseStep);
+            let Some(duration) = pause.duration.as_deref() else {
+                break; // until promoted
+            };
+            // validate() parsed every duration already.
+            let seconds = crate::api::duration::parse(duration).map_or(0, |d| d.as_secs());
+            let end = d.after_seconds(start, i32::try_from(seconds).unwrap_or(i32::MAX));
+            if d.now < end {
+                d.requeue_at(end);
+                break;
+            }
+            d.unpause(PauseReason::CanaryPauseStep);
+        }
+        d.event("StepCompleted", format!("step {i} ({}) completed", describe(step)));
+        i += 1;
+    }
+    d.status.current_step_index = Some(i);
+
+    let (c, s) = targets(&canary, i, r);
+    let surge = scaled_value(canary.max_surge.as_ref(), r, true).unwrap_or(1);
+    let unavailable = scaled_value(canary.max_unavailable.as_ref(), r, false).unwrap_or(0);
+    let observed = |hash: &str| d.replica_set(hash).map_or((0, 0), |rs| (rs.replicas, rs.available));
+    let (c_next, s_next) = next_sizes(
+        Bounds { replicas: r, surge, unavailable },
+        observed(current),
+        observed(&stable),
+        (c, s),
+    );
+    d.scale(current, c_next);
+    d.scale(&stable, s_next);
+    d.status.canary_weight = Some(share(d.available(current), d.available(&stable)));
+}
+
+/// After the last step (or a full promotion): the canary goes to full size, then takes over the
+/// stable Service. The old stable keeps its pods until `scaleDownDelaySeconds` has passed, so no
+/// Service is ever left without ready pods.
+fn promote(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
+    let r = d.replicas;
+    d.scale(current, r);
+    if !d.settled(current, r) {
+        d.status.canary_weight = Some(share(d.available(current), d.available(stable)));
+        return;
+    }
+    let delay = canary
+        .scale_down_delay_seconds
+        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS);
+    let old_size = d.replica_set(stable).map_or(0, |rs| rs.replicas);
+    if old_size > 0 {
+        let at = d.after_seconds(d.now, delay);
+        d.scale_with_deadline(stable, old_size, Some(at));
+    }
+    d.pin(canary.stable_service.as_ref(), current);
+    d.status.stable_revision = Some(current.to_string());
+    d.status.promote_full = false;
+    d.status.canary_weight = Some(100);
+    d.unpause(PauseReason::CanaryPauseStep);
+    d.event("Promoted", format!("revision {current} promoted to stable"));
+}
+
+/// (canary, stable) pod counts the steps up to `i` ask for, without a traffic router.
+pub(crate) fn targets(canary: &CanaryStrategy, i: i32, replicas: i32) -> (i32, i32) {
+    let done = &canary.steps[..(i.max(0) as usize + 1).min(canary.steps.len())];
+    let weight = done.iter().rev().find_map(|s| s.set_weight).unwrap_or(0);
+    let by_weight = |w: i32| (replicas * w + 99) / 100;
+    let scale = done.iter().rev().find_map(|s| s.set_canary_scale.as_ref());
+    let canary_pods = match scale {
+        Some(sc) if sc.match_traffic_weight != Some(true) => sc
+            .replicas
+            .map(|n| n.min(replicas))
+            .or(sc.weight.map(by_weight))
+            .unwrap_or(by_weight(weight)),
+        _ => by_weight(weight),
+    };
+    (canary_pods, replicas - by_weight(weight))
+}
+
+/// The surge and availability limits of an update.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    pub replicas: i32,
+    pub surge: i32,
+    pub unavailable: i32,
+}
+
+/// One move towards (canary, stable) `target` sizes from the observed (size, available) of each.
+/// Scaling up stays within `replicas + surge` pods; scaling the stable down keeps at least
+/// `replicas - unavailable` pods available. Shrinking the canary or growing the stable is always
+/// safe and happens at once.
+pub(crate) fn next_sizes(
+    b: Bounds,
+    canary: (i32, i32),
+    stable: (i32, i32),
+    target: (i32, i32),
+) -> (i32, i32) {
+    // Both limits at 0 would forbid every move; Deployments reject that, we allow one surge pod.
+    let surge = if b.surge == 0 && b.unavailable == 0 { 1 } else { b.surge };
+    let (mut c, c_avail) = canary;
+    let (mut s, s_avail) = stable;
+    let (c_target, s_target) = target;
+    if c > c_target {
+        c = c_target;
+    }
+    if s < s_target {
+        s = s_target;
+    }
+    if c < c_target {
+        let room = (b.replicas + surge - (c + s)).max(0);
+        c = c_target.min(c + room);
+    }
+    if s > s_target {
+        let min_available = b.replicas - b.unavailable;
+        let removable = (c_avail.min(c) + s_avail - min_available).max(0);
+        s = s_target.max(s - removable);
+    }
+    (c, s)
+}
+
+/// The canary's share of available pods, in percent.
+fn share(canary: i32, stable: i32) -> i32 {
+    if canary + stable == 0 {
+        return 0;
+    }
+    (f64::from(canary) * 100.0 / f64::from(canary + stable)).round() as i32
+}
+
+fn describe(step: &CanaryStep) -> String {
+    if let Some(w) = step.set_weight {
+        format!("setWeight {w}")
+    } else if let Some(p) = &step.pause {
+        match &p.duration {
+            Some(d) => format!("pause {d}"),
+            None => "pause".into(),
+        }
+    } else {
+        "setCanaryScale".into()
+    }
+}

@@ -1,0 +1,282 @@
+//! The Rollout controller: watch events -> observe -> plan (pure) -> act -> status.
+
+pub mod act;
+pub(crate) mod bluegreen;
+pub(crate) mod canary;
+pub mod hash;
+pub mod observe;
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{info, instrument, warn};
+
+use crate::api::{INSTANCE_ID_LABEL, Phase, ROLLOUT_LABEL, Rollout};
+use crate::telemetry::{Health, Metrics};
+use observe::Caches;
+
+/// Errors of one reconcile. Each is retried with backoff; none is fatal to the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing {0} {1:?}: {2}")]
+    Write(&'static str, String, #[source] kube::Error),
+    #[error("no pod template for {0}")]
+    MissingTemplate(String),
+    #[error("serializing: {0}")]
+    Serialize(#[source] serde_json::Error),
+}
+
+impl Error {
+    /// A short label for the errors metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Write(_, _, kube::Error::Api(s)) if s.code == 409 || s.code == 422 => "conflict",
+            Error::Write(..) => "write",
+            Error::MissingTemplate(_) => "template",
+            Error::Serialize(_) => "serialize",
+        }
+    }
+}
+
+/// Which Rollouts this controller handles.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// Only this namespace; all when None.
+    pub namespace: Option<String>,
+    /// Only Rollouts labelled `fledge.dev/instance-id=<id>`; without an id, only Rollouts that
+    /// have no such label, so two installations never fight over one Rollout.
+    pub instance_id: Option<String>,
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    pub client: Client,
+    pub caches: Caches,
+    pub rollouts: Store<Rollout>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+}
+
+fn api<K>(client: &Client, scope: &Scope) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match &scope.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Cached objects keep only what fledge reads: managedFields and the last-applied annotation are
+/// often the biggest part of an object and are never used.
+fn slim<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+    if let Some(a) = obj.meta_mut().annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    scope: Scope,
+    concurrency: u16,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let rollout_selector = match &scope.instance_id {
+        Some(id) => format!("{INSTANCE_ID_LABEL}={id}"),
+        None => format!("!{INSTANCE_ID_LABEL}"),
+    };
+    let rollouts_wc = watcher::Config::default().labels(&rollout_selector);
+
+    let (rs_store, rs_writer) = reflector::store();
+    let rs_stream = watcher(api::<ReplicaSet>(&client, &scope), watcher::Config::default().labels(ROLLOUT_LABEL))
+        .default_backoff()
+        .modify(slim)
+        .reflect(rs_writer)
+        .touched_objects();
+    let (svc_store, svc_writer) = reflector::store();
+    let svc_stream = watcher(api::<Service>(&client, &scope), watcher::Config::default())
+        .default_backoff()
+        .modify(slim)
+        .reflect(svc_writer)
+        .touched_objects();
+    let (deploy_store, deploy_writer) = reflector::store();
+    let deploy_stream = watcher(api::<Deployment>(&client, &scope), watcher::Config::default())
+        .default_backoff()
+        .modify(slim)
+        .reflect(deploy_writer)
+        .touched_objects();
+
+    let controller = Controller::new(api::<Rollout>(&client, &scope), rollouts_wc)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    let rollouts = controller.store();
+    let reporter = Reporter {
+        controller: "fledge".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        caches: Caches {
+            replica_sets: rs_store.clone(),
+            services: svc_store.clone(),
+            deployments: deploy_store.clone(),
+        },
+        rollouts: rollouts.clone(),
+        metrics: metrics.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+    });
+
+    // Ready once every cache has its first full list; until then a plan could mistake
+    // "not cached yet" for "does not exist".
+    {
+        let (rollouts, rs, svc, deploy) = (rollouts.clone(), rs_store, svc_store, deploy_store);
+        tokio::spawn(async move {
+            let synced = futures::future::join4(
+                rollouts.wait_until_ready(),
+                rs.wait_until_ready(),
+                svc.wait_until_ready(),
+                deploy.wait_until_ready(),
+            )
+            .await;
+            if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
+                info!("caches synced");
+                health.set_ready(true);
+            }
+        });
+    }
+
+    {
+        let (rollouts, metrics) = (rollouts.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                update_phase_gauge(&rollouts, &metrics);
+            }
+        });
+    }
+
+    let by_service = rollouts.clone();
+    let by_deployment = rollouts.clone();
+    controller
+        .owns_stream(rs_stream)
+        .watches_stream(svc_stream, move |svc: Service| {
+            referencing(&by_service, &svc, |r| {
+                observe::referenced_services(r)
+                    .into_iter()
+                    .any(|(_, name)| name == svc.name_any())
+            })
+        })
+        .watches_stream(deploy_stream, move |d: Deployment| {
+            referencing(&by_deployment, &d, |r| {
+                r.spec.workload_ref.as_ref().is_some_and(|w| w.name == d.name_any())
+            })
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+/// Rollouts in `obj`'s namespace for which `refers` holds.
+fn referencing<K: Resource>(
+    rollouts: &Store<Rollout>,
+    obj: &K,
+    refers: impl Fn(&Rollout) -> bool,
+) -> Vec<ObjectRef<Rollout>> {
+    let ns = obj.meta().namespace.clone();
+    rollouts
+        .state()
+        .iter()
+        .filter(|r| r.metadata.namespace == ns && refers(r))
+        .map(|r| ObjectRef::from(r.as_ref()))
+        .collect()
+}
+
+#[instrument(skip_all, fields(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default()))]
+async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let _timer = ctx.metrics.reconcile_timer();
+    if rollout.meta().deletion_timestamp.is_some() {
+        return Ok(Requeue::await_change());
+    }
+    let observed = observe::observe(&rollout, &ctx.caches);
+    let plan = plan::plan(&rollout, &observed, Timestamp::now());
+    if !plan.actions.is_empty() {
+        info!(actions = ?plan.actions, "acting");
+    }
+    act::apply(
+        &ctx.client,
+        &rollout,
+        observed.template.as_ref().ok(),
+        &ctx.caches.replica_sets,
+        &plan,
+    )
+    .await?;
+    publish_events(&ctx, &rollout, &plan.events).await;
+    Ok(match plan.requeue_after {
+        Some(after) => Requeue::requeue(after),
+        None => Requeue::await_change(),
+    })
+}
+
+async fn publish_events(ctx: &Context, rollout: &Rollout, events: &[plan::PlanEvent]) {
+    let reference = rollout.object_ref(&());
+    for e in events {
+        let event = Event {
+            type_: if e.warning { EventType::Warning } else { EventType::Normal },
+            reason: e.reason.into(),
+            note: Some(e.message.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        // An Event is a courtesy; failing to record one must not fail the reconcile.
+        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+            warn!(%err, reason = e.reason, "could not record event");
+        }
+    }
+}
+
+/// Counts Rollouts by phase for the `fledge_rollouts` gauge. Runs on a timer, not per reconcile,
+/// because it walks every cached Rollout.
+fn update_phase_gauge(rollouts: &Store<Rollout>, metrics: &Metrics) {
+    let mut counts = [
+        (Phase::Progressing, 0),
+        (Phase::Paused, 0),
+        (Phase::Healthy, 0),
+        (Phase::Degraded, 0),
+    ];
+    for r in rollouts.state() {
+        if let Some(p) = r.status.as_ref().and_then(|s| s.phase) {
+            if let Some(c) = counts.iter_mut().find(|(q, _)| *q == p) {
+                c.1 += 1;
+            }
+        }
+    }
+    let counts: Vec<(String, i64)> = counts.iter().map(|(p, n)| (p.as_str().to_string(), *n)).collect();
+    metrics.set_rollouts_by_phase(&counts);
+}
+
+fn error_policy(rollout: Arc<Rollout>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.metrics.reconcile_error(error.metric_label());
+    if error.metric_label() == "conflict" {
+        // Someone (usually a client filing a request) changed the Rollout meanwhile; the watch
+        // brings the new version at once.
+        return Requeue::requeue(Duration::from_millis(200));
+    }
+    warn!(rollout = %rollout.name_any(), %error, "reconcile failed");
+    Requeue::requeue(Duration::from_secs(5))
+}

@@ -1,0 +1,145 @@
+//! Gather the world for one Rollout from the controller's caches: its ReplicaSets, the Services
+//! it names and the Deployment it references. The result is plain data for the pure planner.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::{HASH_LABEL, Rollout, SCALE_DOWN_AT_ANNOTATION};
+
+/// Everything the planner needs to know beyond the Rollout itself.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// The pod template to run: the Rollout's own, or its `workloadRef` Deployment's. An error
+    /// is a message for the `InvalidSpec` condition.
+    pub template: Result<PodTemplateSpec, String>,
+    /// The ReplicaSets this Rollout owns.
+    pub replica_sets: Vec<ObservedReplicaSet>,
+    /// Each Service the strategy names that exists, with the revision hash its selector pins
+    /// (if any). A name missing from the map is a Service that does not exist.
+    pub services: BTreeMap<String, Option<String>>,
+    /// `spec.replicas` of the `workloadRef` Deployment, when there is one.
+    pub workload_replicas: Option<i32>,
+}
+
+/// What the planner needs of one owned ReplicaSet.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObservedReplicaSet {
+    pub name: String,
+    pub hash: String,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `status.replicas`: pods that exist.
+    pub current: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// When this old ReplicaSet may be scaled to 0.
+    pub scale_down_at: Option<Timestamp>,
+    pub created: Option<Timestamp>,
+}
+
+impl ObservedReplicaSet {
+    pub fn from_replica_set(rs: &ReplicaSet) -> Option<Self> {
+        let hash = rs.labels().get(HASH_LABEL)?.clone();
+        let status = rs.status.as_ref();
+        Some(ObservedReplicaSet {
+            name: rs.name_any(),
+            hash,
+            replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            current: status.map(|s| s.replicas).unwrap_or(0),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            scale_down_at: rs
+                .annotations()
+                .get(SCALE_DOWN_AT_ANNOTATION)
+                .and_then(|t| t.parse().ok()),
+            created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        })
+    }
+}
+
+/// The Services a Rollout's strategy names, with the field that names them (for messages).
+pub fn referenced_services(rollout: &Rollout) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(c) = &rollout.spec.strategy.canary {
+        out.extend(c.stable_service.clone().map(|s| ("strategy.canary.stableService", s)));
+        out.extend(c.canary_service.clone().map(|s| ("strategy.canary.canaryService", s)));
+    }
+    if let Some(b) = &rollout.spec.strategy.blue_green {
+        out.push(("strategy.blueGreen.activeService", b.active_service.clone()));
+        out.extend(b.preview_service.clone().map(|s| ("strategy.blueGreen.previewService", s)));
+    }
+    out
+}
+
+/// The caches observe reads from.
+pub struct Caches {
+    pub replica_sets: Store<ReplicaSet>,
+    pub services: Store<Service>,
+    pub deployments: Store<Deployment>,
+}
+
+/// Reads the world of `rollout` from the caches. Never touches the network.
+pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
+    let ns = rollout.namespace().unwrap_or_default();
+    let uid = rollout.uid();
+
+    let replica_sets = caches
+        .replica_sets
+        .state()
+        .iter()
+        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
+        })
+        .filter_map(|rs| ObservedReplicaSet::from_replica_set(rs))
+        .collect();
+
+    let services = referenced_services(rollout)
+        .into_iter()
+        .filter_map(|(_, name)| {
+            let svc = caches.services.get(&ObjectRef::new(&name).within(&ns))?;
+            let hash = svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .and_then(|s| s.get(HASH_LABEL).cloned());
+            Some((name, hash))
+        })
+        .collect();
+
+    let (template, workload_replicas) = match (&rollout.spec.template, &rollout.spec.workload_ref) {
+        (Some(t), _) => (Ok(t.clone()), None),
+        (None, Some(w)) => match caches.deployments.get(&ObjectRef::new(&w.name).within(&ns)) {
+            Some(d) => {
+                let spec = d.spec.as_ref();
+                (
+                    spec.map(|s| s.template.clone())
+                        .ok_or_else(|| format!("workloadRef: Deployment {:?} has no spec", w.name)),
+                    spec.and_then(|s| s.replicas).or(Some(1)),
+                )
+            }
+            None => (
+                Err(format!(
+                    "workloadRef: Deployment {:?} not found in namespace {ns:?}",
+                    w.name
+                )),
+                None,
+            ),
+        },
+        (None, None) => (Err("spec: set one of template or workloadRef".into()), None),
+    };
+
+    Observed {
+        template,
+        replica_sets,
+        services,
+        workload_replicas,
+    }
+}

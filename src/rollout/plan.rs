@@ -1,0 +1,622 @@
+//! PURE: (rollout, observed world, now) -> Plan { actions, new status, requeue }.
+//!
+//! Every decision the controller makes lives here or in the strategy machines it calls
+//! ([`super::canary`], [`super::bluegreen`]). Nothing here touches the network, so each transition
+//! is a plain unit test.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::Timestamp;
+
+use super::hash::template_hash;
+use super::observe::{Observed, ObservedReplicaSet, referenced_services};
+use crate::api::conditions::{self as cond};
+use crate::api::{PauseReason, Phase, RequestAction, Rollout, RolloutSpec, RolloutStatus};
+
+/// What the controller should do for one Rollout, in order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// The status to write; unchanged means no write.
+    pub status: RolloutStatus,
+    /// When time alone will change the plan (a pause ends, an old ReplicaSet may go).
+    pub requeue_after: Option<Duration>,
+    /// Kubernetes Events to record.
+    pub events: Vec<PlanEvent>,
+}
+
+/// One write. The act layer applies them in order; each is idempotent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Create, or scale, the ReplicaSet of revision `hash`. `scale_down_at` annotates an old
+    /// revision with the time it may go to 0.
+    ApplyReplicaSet {
+        hash: String,
+        replicas: i32,
+        scale_down_at: Option<Timestamp>,
+    },
+    /// Delete an old ReplicaSet beyond `revisionHistoryLimit`.
+    DeleteReplicaSet { name: String },
+    /// Pin Service `name`'s selector to revision `hash`.
+    PinService { name: String, hash: String },
+    /// Scale the `workloadRef` Deployment to 0 (`scaleDown: onsuccess`).
+    ScaleDownWorkload { name: String },
+}
+
+/// A Kubernetes Event the controller records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanEvent {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Defaults, as documented on the API fields.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
+pub const DEFAULT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
+pub const DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
+
+/// The plan under construction, shared by the strategy machines.
+pub(crate) struct Draft<'a> {
+    pub spec: &'a RolloutSpec,
+    pub observed: &'a Observed,
+    pub now: Timestamp,
+    /// Desired pods.
+    pub replicas: i32,
+    pub status: RolloutStatus,
+    pub actions: Vec<Action>,
+    pub events: Vec<PlanEvent>,
+    pub requeue_at: Option<Timestamp>,
+}
+
+impl Draft<'_> {
+    pub fn replica_set(&self, hash: &str) -> Option<&ObservedReplicaSet> {
+        self.observed.replica_sets.iter().find(|rs| rs.hash == hash)
+    }
+
+    /// Pods of revision `hash` that are available.
+    pub fn available(&self, hash: &str) -> i32 {
+        self.replica_set(hash).map_or(0, |rs| rs.available)
+    }
+
+    /// True when revision `hash` has exactly `replicas` pods asked for and all are available.
+    pub fn settled(&self, hash: &str, replicas: i32) -> bool {
+        match self.replica_set(hash) {
+            Some(rs) => rs.replicas == replicas && rs.available >= replicas,
+            None => replicas == 0,
+        }
+    }
+
+    /// Scales revision `hash` to `replicas` (creating its ReplicaSet when needed); no action when
+    /// it is already there.
+    pub fn scale(&mut self, hash: &str, replicas: i32) {
+        self.scale_with_deadline(hash, replicas, None);
+    }
+
+    /// Like [`Self::scale`], with the time an old revision may go to 0. A later call for the same
+    /// revision replaces an earlier one.
+    pub fn scale_with_deadline(&mut self, hash: &str, replicas: i32, at: Option<Timestamp>) {
+        self.actions
+            .retain(|a| !matches!(a, Action::ApplyReplicaSet { hash: h, .. } if h == hash));
+        let unchanged = match self.replica_set(hash) {
+            Some(rs) => rs.replicas == replicas && rs.scale_down_at == at,
+            None => replicas == 0,
+        };
+        if !unchanged {
+            self.actions.push(Action::ApplyReplicaSet {
+                hash: hash.to_string(),
+                replicas,
+                scale_down_at: at,
+            });
+        }
+    }
+
+    /// Points Service `name` at revision `hash`, unless it already is.
+    pub fn pin(&mut self, name: Option<&String>, hash: &str) {
+        let Some(name) = name else { return };
+        self.actions
+            .retain(|a| !matches!(a, Action::PinService { name: n, .. } if n == name));
+        if self.observed.services.get(name) != Some(&Some(hash.to_string())) {
+            self.actions.push(Action::PinService {
+                name: name.clone(),
+                hash: hash.to_string(),
+            });
+        }
+    }
+
+    pub fn requeue_at(&mut self, at: Timestamp) {
+        self.requeue_at = Some(self.requeue_at.map_or(at, |t| t.min(at)));
+    }
+
+    pub fn event(&mut self, reason: &'static str, message: impl Into<String>) {
+        self.events.push(PlanEvent {
+            warning: false,
+            reason,
+            message: message.into(),
+        });
+    }
+
+    pub fn warning(&mut self, reason: &'static str, message: impl Into<String>) {
+        self.events.push(PlanEvent {
+            warning: true,
+            reason,
+            message: message.into(),
+        });
+    }
+
+    pub fn has_pause(&self, reason: PauseReason) -> bool {
+        self.status.pause_conditions.iter().any(|p| p.reason == reason)
+    }
+
+    /// Adds a pause condition (once) and returns when it started.
+    pub fn pause(&mut self, reason: PauseReason) -> Timestamp {
+        if let Some(p) = self.status.pause_conditions.iter().find(|p| p.reason == reason) {
+            return p.start_time.0;
+        }
+        self.status.pause_conditions.push(crate::api::PauseCondition {
+            reason,
+            start_time: Time(self.now),
+        });
+        self.now
+    }
+
+    pub fn unpause(&mut self, reason: PauseReason) {
+        self.status.pause_conditions.retain(|p| p.reason != reason);
+    }
+
+    /// Paused by a person: a `pause` request or `spec.paused`.
+    pub fn user_paused(&self) -> bool {
+        self.spec.paused == Some(true) || self.has_pause(PauseReason::UserPaused)
+    }
+
+    pub fn after_seconds(&self, from: Timestamp, seconds: i32) -> Timestamp {
+        from.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(i64::from(seconds.max(0))))
+            .unwrap_or(Timestamp::MAX)
+    }
+}
+
+/// Decides everything for one Rollout.
+pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
+    let old = rollout.status.clone().unwrap_or_default();
+    let generation = rollout.metadata.generation;
+    let mut draft = Draft {
+        spec: &rollout.spec,
+        observed,
+        now,
+        replicas: rollout.spec.replicas.unwrap_or(1).max(0),
+        status: old.clone(),
+        actions: Vec::new(),
+        events: Vec::new(),
+        requeue_at: None,
+    };
+    draft.status.selector = selector_string(&rollout.spec);
+
+    let template = match validate(rollout, observed) {
+        Ok(template) => template,
+        Err(message) => return invalid(draft, &old, generation, &message),
+    };
+    cond::remove(&mut draft.status.conditions, cond::INVALID_SPEC);
+    let hash = template_hash(template);
+
+    track_revision(&mut draft, &hash);
+    consume_request(&mut draft);
+    let deadline_exceeded = check_progress_deadline(&mut draft, &old);
+
+    if rollout.spec.strategy.blue_green.is_some() {
+        super::bluegreen::plan(&mut draft, &hash);
+    } else {
+        super::canary::plan(&mut draft, &hash);
+    }
+
+    retire_old_revisions(&mut draft);
+    scale_down_workload(&mut draft);
+    count_replicas(&mut draft, &hash);
+    finish(draft, &old, generation, deadline_exceeded)
+}
+
+/// Checks what admission could not: the template source and the Services exist. Returns the
+/// template to run.
+fn validate<'a>(
+    rollout: &Rollout,
+    observed: &'a Observed,
+) -> Result<&'a k8s_openapi::api::core::v1::PodTemplateSpec, String> {
+    let template = observed.template.as_ref().map_err(Clone::clone)?;
+    let ns = rollout.metadata.namespace.as_deref().unwrap_or_default();
+    for (field, name) in referenced_services(rollout) {
+        if !observed.services.contains_key(&name) {
+            return Err(format!("{field}: Service {name:?} not found in namespace {ns:?}"));
+        }
+    }
+    if let Some(c) = &rollout.spec.strategy.canary {
+        for (i, step) in c.steps.iter().enumerate() {
+            if let Some(d) = step.pause.as_ref().and_then(|p| p.duration.as_deref()) {
+                crate::api::duration::parse(d)
+                    .map_err(|e| format!("strategy.canary.steps[{i}].pause.duration: {e}"))?;
+            }
+        }
+        let replicas = rollout.spec.replicas.unwrap_or(1);
+        scaled_value(c.max_surge.as_ref(), replicas, true)
+            .map_err(|e| format!("strategy.canary.maxSurge: {e}"))?;
+        scaled_value(c.max_unavailable.as_ref(), replicas, false)
+            .map_err(|e| format!("strategy.canary.maxUnavailable: {e}"))?;
+    }
+    Ok(template)
+}
+
+/// An invalid spec changes nothing in the cluster: what runs keeps running. The status says
+/// why, and the controller waits for a change of the Rollout or the objects it names.
+fn invalid(mut draft: Draft, old: &RolloutStatus, generation: Option<i64>, message: &str) -> Plan {
+    let now = draft.now;
+    let c = &mut draft.status.conditions;
+    cond::set(c, cond::INVALID_SPEC, true, cond::REASON_INVALID, message, generation, now);
+    cond::set(c, cond::READY, false, cond::REASON_INVALID, message, generation, now);
+    cond::set(c, cond::STALLED, true, cond::REASON_INVALID, message, generation, now);
+    cond::set(c, cond::RECONCILING, false, cond::REASON_INVALID, message, generation, now);
+    draft.status.phase = Some(Phase::Degraded);
+    draft.status.message = Some(format!("InvalidSpec: {message}"));
+    draft.status.observed_generation = generation;
+    if old.message != draft.status.message {
+        draft.warning(cond::REASON_INVALID, message);
+    }
+    Plan {
+        actions: Vec::new(),
+        status: draft.status,
+        requeue_after: None,
+        events: draft.events,
+    }
+}
+
+/// Notices a new revision in the spec: a fresh start of the steps, a revert to stable that needs
+/// no steps, or the very first deployment, which goes straight to stable.
+fn track_revision(draft: &mut Draft, hash: &str) {
+    let s = &mut draft.status;
+    if s.stable_revision.is_none() {
+        s.stable_revision = Some(hash.to_string());
+    }
+    if s.current_revision.as_deref() == Some(hash) {
+        return;
+    }
+    let first = s.current_revision.is_none();
+    s.current_revision = Some(hash.to_string());
+    s.current_step_index = Some(0);
+    s.abort = false;
+    s.aborted_at = None;
+    s.promote_full = false;
+    s.last_progress_at = Some(Time(draft.now));
+    s.pause_conditions.retain(|p| p.reason == PauseReason::UserPaused);
+    let to_stable = s.stable_revision.as_deref() == Some(hash);
+    if to_stable {
+        let steps = draft.spec.strategy.canary.as_ref().map_or(0, |c| c.steps.len());
+        draft.status.current_step_index = Some(steps as i32);
+    }
+    if first {
+        draft.event("Deploying", format!("first revision {hash}: deploying at full scale"));
+    } else if to_stable {
+        draft.event("RolledBack", format!("back to stable revision {hash}: skipping all steps"));
+    } else {
+        draft.event("NewRevision", format!("new revision {hash}: starting the steps"));
+    }
+}
+
+/// Acts on a client's runtime request and clears it, in the same status write.
+fn consume_request(draft: &mut Draft) {
+    let Some(request) = draft.status.request.take() else {
+        return;
+    };
+    let who = request
+        .requested_by
+        .map(|b| format!(" by {b}"))
+        .unwrap_or_default();
+    let in_progress = draft.status.current_revision != draft.status.stable_revision;
+    let steps = draft.spec.strategy.canary.as_ref().map(|c| c.steps.len() as i32);
+    let s = &mut draft.status;
+    let (reason, message) = match request.action {
+        RequestAction::Abort if in_progress && !s.abort => {
+            s.abort = true;
+            s.aborted_at = Some(Time(draft.now));
+            ("AbortRequested", format!("abort requested{who}: all traffic back to stable"))
+        }
+        RequestAction::Retry if s.abort => {
+            s.abort = false;
+            s.aborted_at = None;
+            s.current_step_index = Some(0);
+            s.last_progress_at = Some(Time(draft.now));
+            s.pause_conditions.retain(|p| p.reason == PauseReason::UserPaused);
+            ("RetryRequested", format!("retry requested{who}: starting the steps again"))
+        }
+        RequestAction::Promote if in_progress && !s.abort => {
+            let paused_step = s
+                .pause_conditions
+                .iter()
+                .any(|p| matches!(p.reason, PauseReason::CanaryPauseStep | PauseReason::BlueGreenPause));
+            s.pause_conditions
+                .retain(|p| !matches!(p.reason, PauseReason::CanaryPauseStep | PauseReason::BlueGreenPause));
+            match steps {
+                Some(n) => {
+                    let i = s.current_step_index.unwrap_or(0);
+                    s.current_step_index = Some((i + 1).min(n));
+                    let what = if paused_step { "pause ended" } else { "step skipped" };
+                    ("PromoteRequested", format!("promote requested{who}: step {i} {what}"))
+                }
+                None => {
+                    s.promote_full = true;
+                    ("PromoteRequested", format!("promote requested{who}: switching to the new revision"))
+                }
+            }
+        }
+        RequestAction::PromoteFull if in_progress && !s.abort => {
+            s.promote_full = true;
+            s.pause_conditions.retain(|p| p.reason == PauseReason::UserPaused);
+            ("PromoteFullRequested", format!("full promotion requested{who}: skipping the remaining steps"))
+        }
+        RequestAction::Pause => {
+            if !s.pause_conditions.iter().any(|p| p.reason == PauseReason::UserPaused) {
+                s.pause_conditions.push(crate::api::PauseCondition {
+                    reason: PauseReason::UserPaused,
+                    start_time: Time(draft.now),
+                });
+            }
+            ("PauseRequested", format!("pause requested{who}"))
+        }
+        RequestAction::Resume => {
+            s.pause_conditions.retain(|p| p.reason != PauseReason::UserPaused);
+            s.last_progress_at = Some(Time(draft.now));
+            ("ResumeRequested", format!("resume requested{who}"))
+        }
+        action => {
+            let why = if s.abort { "the rollout is aborted" } else { "no rollout is in progress" };
+            let message = format!("{} requested{who}: nothing to do, {why}", action.as_str());
+            draft.warning("RequestIgnored", message);
+            return;
+        }
+    };
+    draft.event(reason, message);
+}
+
+/// Reports, and with `progressDeadlineAbort` acts on, a rollout that made no progress for
+/// `progressDeadlineSeconds`. Paused or finished rollouts have no deadline.
+fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
+    let s = &draft.status;
+    let in_progress = s.current_revision != s.stable_revision;
+    let waiting = !s.pause_conditions.is_empty() || draft.spec.paused == Some(true);
+    if !in_progress || waiting || s.abort {
+        return false;
+    }
+    let seconds = draft
+        .spec
+        .progress_deadline_seconds
+        .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS);
+    let since = s.last_progress_at.as_ref().map_or(draft.now, |t| t.0);
+    let deadline = draft.after_seconds(since, seconds);
+    if draft.now < deadline {
+        draft.requeue_at(deadline);
+        return false;
+    }
+    let was_exceeded = cond::find(&old.conditions, cond::PROGRESSING)
+        .is_some_and(|c| c.reason == cond::REASON_DEADLINE);
+    if draft.spec.progress_deadline_abort == Some(true) {
+        draft.status.abort = true;
+        draft.status.aborted_at = Some(Time(draft.now));
+        draft.warning(
+            cond::REASON_DEADLINE,
+            format!("no progress for {seconds}s: aborting (progressDeadlineAbort)"),
+        );
+    } else if !was_exceeded {
+        draft.warning(cond::REASON_DEADLINE, format!("no progress for {seconds}s"));
+    }
+    true
+}
+
+/// Old revisions (neither stable nor current): scaled to 0 once their delay is over, and deleted
+/// beyond `revisionHistoryLimit`.
+fn retire_old_revisions(draft: &mut Draft) {
+    let keep = [draft.status.stable_revision.clone(), draft.status.current_revision.clone()];
+    let old: Vec<ObservedReplicaSet> = draft
+        .observed
+        .replica_sets
+        .iter()
+        .filter(|rs| !keep.contains(&Some(rs.hash.clone())))
+        .cloned()
+        .collect();
+    let mut scaled_to_zero = Vec::new();
+    for rs in old {
+        // A revision just replaced by this plan carries its deadline in an action already.
+        let planned = draft.actions.iter().find_map(|a| match a {
+            Action::ApplyReplicaSet {
+                hash,
+                scale_down_at,
+                ..
+            } if *hash == rs.hash => Some(*scale_down_at),
+            _ => None,
+        });
+        let at = planned.unwrap_or(rs.scale_down_at);
+        match at {
+            _ if rs.replicas == 0 && planned.is_none() => scaled_to_zero.push(rs),
+            Some(at) if at > draft.now => draft.requeue_at(at),
+            _ => draft.scale_with_deadline(&rs.hash, 0, None),
+        }
+    }
+    let limit = draft
+        .spec
+        .revision_history_limit
+        .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+        .max(0) as usize;
+    // Newest first; names break ties so the order is total.
+    scaled_to_zero.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
+    for rs in scaled_to_zero.into_iter().skip(limit) {
+        draft.actions.push(Action::DeleteReplicaSet { name: rs.name });
+    }
+}
+
+/// `workloadRef.scaleDown: onsuccess`: the Deployment's own pods go once the Rollout is serving.
+fn scale_down_workload(draft: &mut Draft) {
+    let Some(w) = &draft.spec.workload_ref else {
+        return;
+    };
+    let healthy = draft.status.current_revision == draft.status.stable_revision
+        && draft
+            .status
+            .stable_revision
+            .as_deref()
+            .is_some_and(|h| draft.settled(h, draft.replicas));
+    if w.scale_down == Some(crate::api::ScaleDown::Onsuccess)
+        && healthy
+        && draft.observed.workload_replicas.unwrap_or(0) > 0
+    {
+        draft.actions.push(Action::ScaleDownWorkload { name: w.name.clone() });
+    }
+}
+
+fn count_replicas(draft: &mut Draft, hash: &str) {
+    let sets = &draft.observed.replica_sets;
+    let s = &mut draft.status;
+    s.replicas = Some(sets.iter().map(|r| r.current).sum());
+    s.ready_replicas = Some(sets.iter().map(|r| r.ready).sum());
+    s.available_replicas = Some(sets.iter().map(|r| r.available).sum());
+    s.updated_replicas = Some(sets.iter().filter(|r| r.hash == hash).map(|r| r.current).sum());
+}
+
+/// Phase, message and conditions from the decided state; stamps progress.
+fn finish(
+    mut draft: Draft,
+    old: &RolloutStatus,
+    generation: Option<i64>,
+    deadline_exceeded: bool,
+) -> Plan {
+    let now = draft.now;
+    let s = &draft.status;
+    let stable = s.stable_revision.clone().unwrap_or_default();
+    let complete = s.current_revision.as_deref() == Some(stable.as_str());
+    let paused = !s.pause_conditions.is_empty() || draft.spec.paused == Some(true);
+    let healthy = complete && draft.settled(&stable, draft.replicas);
+    let max_unavailable = draft
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| scaled_value(c.max_unavailable.as_ref(), draft.replicas, false).ok())
+        .unwrap_or(0);
+    let available = s.available_replicas.unwrap_or(0) >= draft.replicas - max_unavailable;
+
+    let (phase, reason, message) = if s.abort {
+        (Phase::Degraded, cond::REASON_ABORTED, "rollout aborted: the stable revision has all traffic".to_string())
+    } else if deadline_exceeded {
+        (Phase::Degraded, cond::REASON_DEADLINE, "rollout made no progress within progressDeadlineSeconds".to_string())
+    } else if paused && !complete {
+        (Phase::Paused, cond::REASON_PAUSED, pause_message(&draft))
+    } else if healthy {
+        (Phase::Healthy, cond::REASON_HEALTHY, format!("revision {stable} is stable and available"))
+    } else if complete && paused {
+        (Phase::Paused, cond::REASON_PAUSED, pause_message(&draft))
+    } else {
+        (Phase::Progressing, cond::REASON_PROGRESSING, progress_message(&draft))
+    };
+
+    // Progress: a step done, a revision change, pods created or becoming available, or a
+    // pause or abort just ended. Only a change stamps the time, so an idle rollout writes nothing.
+    let progressed = s.current_step_index != old.current_step_index
+        || s.current_revision != old.current_revision
+        || s.stable_revision != old.stable_revision
+        || s.updated_replicas != old.updated_replicas
+        || s.available_replicas != old.available_replicas
+        || old.phase != Some(Phase::Progressing);
+    if progressed && phase == Phase::Progressing {
+        draft.status.last_progress_at = Some(Time(now));
+    }
+
+    let g = generation;
+    let c = &mut draft.status.conditions;
+    cond::set(c, cond::READY, phase == Phase::Healthy, reason, &message, g, now);
+    cond::set(c, cond::STALLED, phase == Phase::Degraded, reason, &message, g, now);
+    cond::set(c, cond::RECONCILING, matches!(phase, Phase::Progressing | Phase::Paused), reason, &message, g, now);
+    let progressing = !matches!(reason, cond::REASON_ABORTED | cond::REASON_DEADLINE);
+    cond::set(c, cond::PROGRESSING, progressing, reason, &message, g, now);
+    cond::set(c, cond::PAUSED, phase == Phase::Paused, reason, &message, g, now);
+    let (avail_reason, avail_message) = if available {
+        (cond::REASON_AVAILABLE, "the stable revision has its desired available pods".to_string())
+    } else {
+        (cond::REASON_UNAVAILABLE, format!("fewer than {} pods of the stable revision are available", draft.replicas))
+    };
+    cond::set(c, cond::AVAILABLE, available, avail_reason, &avail_message, g, now);
+
+    draft.status.phase = Some(phase);
+    draft.status.message = Some(message);
+    draft.status.observed_generation = generation;
+
+    let requeue_after = draft.requeue_at.map(|at| {
+        let d = at.duration_since(now);
+        // Round up to whole milliseconds so a requeue never fires just before its deadline.
+        Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(0) + 1)
+    });
+    Plan {
+        actions: draft.actions,
+        status: draft.status,
+        requeue_after,
+        events: draft.events,
+    }
+}
+
+fn pause_message(draft: &Draft) -> String {
+    if draft.spec.paused == Some(true) {
+        return "paused by spec.paused".into();
+    }
+    match draft.status.pause_conditions.first().map(|p| p.reason) {
+        Some(PauseReason::UserPaused) => "paused by a pause request; resume to continue".into(),
+        Some(PauseReason::BlueGreenPause) => "new revision ready; waiting for promotion".into(),
+        _ => format!(
+            "paused at step {}; waiting for the pause to end or a promote",
+            draft.status.current_step_index.unwrap_or(0)
+        ),
+    }
+}
+
+fn progress_message(draft: &Draft) -> String {
+    let current = draft.status.current_revision.clone().unwrap_or_default();
+    match draft.status.current_step_index {
+        Some(i) if draft.spec.strategy.canary.is_some() => format!(
+            "revision {current}: step {i}, canary weight {}%",
+            draft.status.canary_weight.unwrap_or(0)
+        ),
+        _ => format!("revision {current}: waiting for {} available pods", draft.replicas),
+    }
+}
+
+/// The pods' label selector as a string, for the `/scale` subresource.
+fn selector_string(spec: &RolloutSpec) -> Option<String> {
+    let labels = spec.selector.match_labels.as_ref()?;
+    Some(
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// Resolves `maxSurge` / `maxUnavailable` against `total`: a number, or a percentage rounded up
+/// (surge) or down (unavailable), as Deployments do.
+pub fn scaled_value(value: Option<&IntOrString>, total: i32, round_up: bool) -> Result<i32, String> {
+    let n = match value {
+        None => return Ok(if round_up { (total * 25 + 99) / 100 } else { 0 }),
+        Some(IntOrString::Int(n)) => *n,
+        Some(IntOrString::String(s)) => {
+            let pct: i32 = s
+                .strip_suffix('%')
+                .and_then(|p| p.parse().ok())
+                .filter(|p| (0..=100).contains(p))
+                .ok_or_else(|| format!("{s:?} is neither a number nor a percentage like 25%"))?;
+            if round_up {
+                (total * pct + 99) / 100
+            } else {
+                total * pct / 100
+            }
+        }
+    };
+    if n < 0 {
+        return Err(format!("{n} is negative"));
+    }
+    Ok(n)
+}
