@@ -128,6 +128,9 @@ mod tests {
         }
         // Ten more at 10/s take about a second of (virtual) time.
         let waited = Instant::now() - start;
-        assert!(waited >= Duration::from_millis(950) && waited <= Duration::from_millis(1100), "{waited:?}");
+        assert!(
+            waited >= Duration::from_millis(950) && waited <= Duration::from_millis(1100),
+            "{waited:?}"
+        );
     }
 }

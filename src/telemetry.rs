@@ -52,7 +52,12 @@ pub fn init_tracing(format: LogFormat, level: &str) -> Result<()> {
         _ => EnvFilter::try_new(level)
             .map_err(|e| Error::Telemetry(format!("invalid log level {level:?}: {e}")))?,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only on a terminal: logs captured to files stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Json => builder
             .json()
@@ -258,7 +263,8 @@ pub async fn serve(addr: SocketAddr, router: Router) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Telemetry(format!("binding {addr}: {e}")))?;
-    tracing::info!(%addr, "serving metrics and health probes");
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, "serving HTTP");
     axum::serve(listener, router)
         .await
         .map_err(|e| Error::Telemetry(format!("serving on {addr}: {e}")))

@@ -7,7 +7,9 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(s|m|h))+$";
 
 /// Parses a duration like `30s`, `5m`, `1h` or `1h30m`. The message names the accepted forms.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?}: use a number and a unit s, m or h, like 30s, 5m, 1h30m");
+    let bad = || {
+        format!("invalid duration {text:?}: use a number and a unit s, m or h, like 30s, 5m, 1h30m")
+    };
     if text.is_empty() {
         return Err(bad());
     }
@@ -51,7 +53,16 @@ mod tests {
 
     #[test]
     fn rejects_other_forms_with_a_readable_message() {
-        for bad in ["", "30", "s", "1d", "1.5h", "-1s", "1m30", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "30",
+            "s",
+            "1d",
+            "1.5h",
+            "-1s",
+            "1m30",
+            "99999999999999999999h",
+        ] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains("like 30s, 5m"), "{bad}: {err}");
         }

@@ -13,8 +13,6 @@ pub const ROLLOUT_LABEL: &str = "fledge.dev/rollout";
 pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
 /// Label selecting which controller instance handles a Rollout (`--instance-id`).
 pub const INSTANCE_ID_LABEL: &str = "fledge.dev/instance-id";
-/// Annotation on an old ReplicaSet: when it may be scaled to 0 (RFC 3339).
-pub const SCALE_DOWN_AT_ANNOTATION: &str = "fledge.dev/scale-down-at";
 /// Field manager for every server-side apply fledge does.
 pub const FIELD_MANAGER: &str = "fledge";
 
@@ -28,4 +26,17 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
         out.push_str(&serde_yaml::to_string(&crd)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crds_dir_is_up_to_date() {
+        let generated = super::crds_yaml().expect("CRDs serialize");
+        let committed = include_str!("../../crds/fledge.yaml");
+        assert!(
+            generated == committed,
+            "crds/fledge.yaml is stale: run `make crds` (fledge crds > crds/fledge.yaml)"
+        );
+    }
 }

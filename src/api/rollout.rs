@@ -43,10 +43,12 @@ pub struct RolloutSpec {
     pub replicas: Option<i32>,
 
     /// Label selector for the pods. It must match the labels of the pod template.
+    #[schemars(schema_with = "bounded_selector")]
     pub selector: LabelSelector,
 
     /// The pod template of the application. Exactly one of `template` and `workloadRef` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bounded_template")]
     pub template: Option<PodTemplateSpec>,
 
     /// An existing Deployment whose pod template this Rollout runs, for migrating a Deployment
@@ -82,6 +84,31 @@ pub struct RolloutSpec {
     pub strategy: Strategy,
 }
 
+/// Kubernetes bounds label maps by their total size, which CEL's cost estimate cannot see; without
+/// explicit bounds the API server refuses the selector-matches-template rule as too expensive.
+/// 64 labels of at most 63 characters are far beyond what selectors use.
+fn bound_labels(schema: &mut schemars::Schema, pointer: &str) {
+    if let Some(labels) = schema.pointer_mut(pointer).and_then(|v| v.as_object_mut()) {
+        labels.insert("maxProperties".into(), 64.into());
+        labels.insert(
+            "additionalProperties".into(),
+            serde_json::json!({"type": "string", "maxLength": 63}),
+        );
+    }
+}
+
+fn bounded_selector(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<LabelSelector>();
+    bound_labels(&mut schema, "/properties/matchLabels");
+    schema
+}
+
+fn bounded_template(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<PodTemplateSpec>();
+    bound_labels(&mut schema, "/properties/metadata/properties/labels");
+    schema
+}
+
 /// A reference to the Deployment whose pod template a Rollout runs.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -101,7 +128,9 @@ pub struct WorkloadRef {
 }
 
 /// When to scale down a referenced Deployment.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ScaleDown {
     /// Leave the Deployment as it is.
@@ -287,6 +316,10 @@ pub struct RolloutStatus {
     /// When the rollout was aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted_at: Option<Time>,
+    /// Old revisions keep their pods until this time (`scaleDownDelaySeconds` after the last
+    /// promotion), so clients still routed to them drain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_at: Option<Time>,
     /// A full promotion was requested: the remaining steps are skipped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub promote_full: bool,

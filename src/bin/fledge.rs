@@ -9,7 +9,11 @@ use fledge::telemetry::{self, Health, LogFormat, Metrics};
 use tracing::{error, info};
 
 #[derive(Parser)]
-#[command(name = "fledge", version, about = "Progressive delivery for Kubernetes")]
+#[command(
+    name = "fledge",
+    version,
+    about = "Progressive delivery for Kubernetes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -103,8 +107,14 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
 
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
-    tokio::spawn(telemetry::serve(args.metrics_addr, telemetry::metrics_router(metrics.clone())));
-    tokio::spawn(telemetry::serve(args.health_addr, telemetry::health_router(health.clone())));
+    tokio::spawn(telemetry::serve(
+        args.metrics_addr,
+        telemetry::metrics_router(metrics.clone()),
+    ));
+    tokio::spawn(telemetry::serve(
+        args.health_addr,
+        telemetry::health_router(health.clone()),
+    ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

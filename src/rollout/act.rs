@@ -13,9 +13,9 @@ use kube::{Client, Resource, ResourceExt};
 
 use serde_json::json;
 
-use super::plan::{Action, Plan};
 use super::Error;
-use crate::api::{FIELD_MANAGER, HASH_LABEL, ROLLOUT_LABEL, Rollout, SCALE_DOWN_AT_ANNOTATION};
+use super::plan::{Action, Plan};
+use crate::api::{FIELD_MANAGER, HASH_LABEL, ROLLOUT_LABEL, Rollout};
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -31,11 +31,7 @@ pub async fn apply(
     let ssa = PatchParams::apply(FIELD_MANAGER).force();
     for action in &plan.actions {
         match action {
-            Action::ApplyReplicaSet {
-                hash,
-                replicas,
-                scale_down_at,
-            } => {
+            Action::ApplyReplicaSet { hash, replicas } => {
                 let name = replica_set_name(rollout, hash);
                 // A revision that is no longer in the spec keeps the template it was created with.
                 let cached = replica_sets.get(&ObjectRef::new(&name).within(&ns));
@@ -44,7 +40,7 @@ pub async fn apply(
                     None => template.cloned(),
                 }
                 .ok_or_else(|| Error::MissingTemplate(name.clone()))?;
-                let rs = replica_set(rollout, hash, *replicas, *scale_down_at, template)?;
+                let rs = replica_set(rollout, hash, *replicas, template)?;
                 Api::<ReplicaSet>::namespaced(client.clone(), &ns)
                     .patch(&name, &ssa, &Patch::Apply(&rs))
                     .await
@@ -122,7 +118,6 @@ fn replica_set(
     rollout: &Rollout,
     hash: &str,
     replicas: i32,
-    scale_down_at: Option<k8s_openapi::jiff::Timestamp>,
     mut template: PodTemplateSpec,
 ) -> Result<ReplicaSet> {
     let owner = rollout
@@ -139,15 +134,12 @@ fn replica_set(
 
     let mut rs_labels = BTreeMap::from([(ROLLOUT_LABEL.to_string(), rollout.name_any())]);
     rs_labels.extend(pod_labels);
-    let annotations = scale_down_at
-        .map(|t| BTreeMap::from([(SCALE_DOWN_AT_ANNOTATION.to_string(), t.to_string())]));
 
     Ok(ReplicaSet {
         metadata: ObjectMeta {
             name: Some(replica_set_name(rollout, hash)),
             namespace: rollout.namespace(),
             labels: Some(rs_labels),
-            annotations,
             owner_references: Some(vec![owner]),
             ..Default::default()
         },

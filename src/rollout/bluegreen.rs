@@ -9,7 +9,11 @@ use super::plan::{DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft};
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
     let bg = d.spec.strategy.blue_green.clone().unwrap_or_default();
-    let stable = d.status.stable_revision.clone().unwrap_or_else(|| current.to_string());
+    let stable = d
+        .status
+        .stable_revision
+        .clone()
+        .unwrap_or_else(|| current.to_string());
     let r = d.replicas;
     d.status.current_step_index = None;
     d.status.canary_weight = None;
@@ -74,9 +78,14 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     let delay = bg
         .scale_down_delay_seconds
         .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS);
-    let at = d.after_seconds(d.now, delay);
-    d.scale_with_deadline(&stable, r, Some(at));
+    d.delay_scale_down(delay);
     d.status.stable_revision = Some(current.to_string());
     d.status.promote_full = false;
-    d.event("Promoted", format!("activeService {} switched to revision {current}", bg.active_service));
+    d.event(
+        "Promoted",
+        format!(
+            "activeService {} switched to revision {current}",
+            bg.active_service
+        ),
+    );
 }

@@ -5,14 +5,16 @@
 
 use crate::api::{CanaryStep, CanaryStrategy, PauseReason};
 
-use super::plan::{
-    DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft, scaled_value,
-};
+use super::plan::{DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft, scaled_value};
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
     let canary = d.spec.strategy.canary.clone().unwrap_or_default();
     let n = canary.steps.len() as i32;
-    let stable = d.status.stable_revision.clone().unwrap_or_else(|| current.to_string());
+    let stable = d
+        .status
+        .stable_revision
+        .clone()
+        .unwrap_or_else(|| current.to_string());
     let r = d.replicas;
 
     if current == stable {
@@ -66,7 +68,10 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
             }
             d.unpause(PauseReason::CanaryPauseStep);
         }
-        d.event("StepCompleted", format!("step {i} ({}) completed", describe(step)));
+        d.event(
+            "StepCompleted",
+            format!("step {i} ({}) completed", describe(step)),
+        );
         i += 1;
     }
     d.status.current_step_index = Some(i);
@@ -74,9 +79,22 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     let (c, s) = targets(&canary, i, r);
     let surge = scaled_value(canary.max_surge.as_ref(), r, true).unwrap_or(1);
     let unavailable = scaled_value(canary.max_unavailable.as_ref(), r, false).unwrap_or(0);
-    let observed = |hash: &str| d.replica_set(hash).map_or((0, 0), |rs| (rs.replicas, rs.available));
+    // Available pods that stay once each ReplicaSet is down to its size: pods it still has to
+    // remove may be available ones.
+    let observed = |hash: &str| {
+        d.replica_set(hash).map_or((0, 0), |rs| {
+            (
+                rs.replicas,
+                rs.available - (rs.current - rs.replicas).max(0),
+            )
+        })
+    };
     let (c_next, s_next) = next_sizes(
-        Bounds { replicas: r, surge, unavailable },
+        Bounds {
+            replicas: r,
+            surge,
+            unavailable,
+        },
         observed(current),
         observed(&stable),
         (c, s),
@@ -99,10 +117,8 @@ fn promote(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) 
     let delay = canary
         .scale_down_delay_seconds
         .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS);
-    let old_size = d.replica_set(stable).map_or(0, |rs| rs.replicas);
-    if old_size > 0 {
-        let at = d.after_seconds(d.now, delay);
-        d.scale_with_deadline(stable, old_size, Some(at));
+    if d.replica_set(stable).is_some_and(|rs| rs.replicas > 0) {
+        d.delay_scale_down(delay);
     }
     d.pin(canary.stable_service.as_ref(), current);
     d.status.stable_revision = Some(current.to_string());
@@ -112,7 +128,9 @@ fn promote(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) 
     d.event("Promoted", format!("revision {current} promoted to stable"));
 }
 
-/// (canary, stable) pod counts the steps up to `i` ask for, without a traffic router.
+/// (canary, stable) pod counts the steps up to `i` ask for, without a traffic router. The stable
+/// keeps the pods the traffic weight leaves it; an explicit canary scale smaller than the weight
+/// leaves the stable the rest, so the rollout never runs fewer than `replicas` pods.
 pub(crate) fn targets(canary: &CanaryStrategy, i: i32, replicas: i32) -> (i32, i32) {
     let done = &canary.steps[..(i.max(0) as usize + 1).min(canary.steps.len())];
     let weight = done.iter().rev().find_map(|s| s.set_weight).unwrap_or(0);
@@ -121,12 +139,12 @@ pub(crate) fn targets(canary: &CanaryStrategy, i: i32, replicas: i32) -> (i32, i
     let canary_pods = match scale {
         Some(sc) if sc.match_traffic_weight != Some(true) => sc
             .replicas
-            .map(|n| n.min(replicas))
+            .map(|n| n.clamp(0, replicas))
             .or(sc.weight.map(by_weight))
             .unwrap_or(by_weight(weight)),
         _ => by_weight(weight),
     };
-    (canary_pods, replicas - by_weight(weight))
+    (canary_pods, replicas - by_weight(weight).min(canary_pods))
 }
 
 /// The surge and availability limits of an update.
@@ -138,9 +156,11 @@ pub(crate) struct Bounds {
 }
 
 /// One move towards (canary, stable) `target` sizes from the observed (size, available) of each.
-/// Scaling up stays within `replicas + surge` pods; scaling the stable down keeps at least
-/// `replicas - unavailable` pods available. Shrinking the canary or growing the stable is always
-/// safe and happens at once.
+/// Scaling the stable down keeps at least `replicas - unavailable` pods available; then scaling
+/// the canary up stays within `replicas + surge` pods, or the target's total when an explicit
+/// `setCanaryScale` asks for more (else the target could never be reached). Shrinking the canary
+/// or growing the stable is always safe and happens at once. The stable shrinks first so that
+/// the next plan, made once these sizes are applied, finds nothing more to do.
 pub(crate) fn next_sizes(
     b: Bounds,
     canary: (i32, i32),
@@ -148,7 +168,11 @@ pub(crate) fn next_sizes(
     target: (i32, i32),
 ) -> (i32, i32) {
     // Both limits at 0 would forbid every move; Deployments reject that, we allow one surge pod.
-    let surge = if b.surge == 0 && b.unavailable == 0 { 1 } else { b.surge };
+    let surge = if b.surge == 0 && b.unavailable == 0 {
+        1
+    } else {
+        b.surge
+    };
     let (mut c, c_avail) = canary;
     let (mut s, s_avail) = stable;
     let (c_target, s_target) = target;
@@ -158,14 +182,15 @@ pub(crate) fn next_sizes(
     if s < s_target {
         s = s_target;
     }
-    if c < c_target {
-        let room = (b.replicas + surge - (c + s)).max(0);
-        c = c_target.min(c + room);
-    }
     if s > s_target {
         let min_available = b.replicas - b.unavailable;
-        let removable = (c_avail.min(c) + s_avail - min_available).max(0);
+        let removable = (c_avail.min(c) + s_avail.min(s) - min_available).max(0);
         s = s_target.max(s - removable);
+    }
+    if c < c_target {
+        let cap = (b.replicas + surge).max(c_target + s_target);
+        let room = (cap - (c + s)).max(0);
+        c = c_target.min(c + room);
     }
     (c, s)
 }

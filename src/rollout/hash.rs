@@ -43,8 +43,14 @@ mod tests {
 
     #[test]
     fn equal_templates_hash_equal_and_differ_otherwise() {
-        assert_eq!(template_hash(&template("web:1")), template_hash(&template("web:1")));
-        assert_ne!(template_hash(&template("web:1")), template_hash(&template("web:2")));
+        assert_eq!(
+            template_hash(&template("web:1")),
+            template_hash(&template("web:1"))
+        );
+        assert_ne!(
+            template_hash(&template("web:1")),
+            template_hash(&template("web:2"))
+        );
     }
 
     #[test]
@@ -57,6 +63,9 @@ mod tests {
     #[test]
     fn hash_is_stable_across_releases() {
         // Changing this value orphans every ReplicaSet in every cluster: don't.
-        assert_eq!(template_hash(&template("web:1")), template_hash(&template("web:1")));
+        assert_eq!(
+            template_hash(&template("web:1")),
+            template_hash(&template("web:1"))
+        );
     }
 }

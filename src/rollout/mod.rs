@@ -3,9 +3,13 @@
 pub mod act;
 pub(crate) mod bluegreen;
 pub(crate) mod canary;
+#[cfg(test)]
+mod fixtures;
 pub mod hash;
 pub mod observe;
 pub mod plan;
+#[cfg(test)]
+mod plan_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +39,8 @@ pub enum Error {
     MissingTemplate(String),
     #[error("serializing: {0}")]
     Serialize(#[source] serde_json::Error),
+    #[error("a cache stopped before it was filled")]
+    CacheStopped(#[from] kube::runtime::reflector::store::WriterDropped),
 }
 
 impl Error {
@@ -45,6 +51,7 @@ impl Error {
             Error::Write(..) => "write",
             Error::MissingTemplate(_) => "template",
             Error::Serialize(_) => "serialize",
+            Error::CacheStopped(_) => "cache",
         }
     }
 }
@@ -103,11 +110,14 @@ pub async fn run(
     let rollouts_wc = watcher::Config::default().labels(&rollout_selector);
 
     let (rs_store, rs_writer) = reflector::store();
-    let rs_stream = watcher(api::<ReplicaSet>(&client, &scope), watcher::Config::default().labels(ROLLOUT_LABEL))
-        .default_backoff()
-        .modify(slim)
-        .reflect(rs_writer)
-        .touched_objects();
+    let rs_stream = watcher(
+        api::<ReplicaSet>(&client, &scope),
+        watcher::Config::default().labels(ROLLOUT_LABEL),
+    )
+    .default_backoff()
+    .modify(slim)
+    .reflect(rs_writer)
+    .touched_objects();
     let (svc_store, svc_writer) = reflector::store();
     let svc_stream = watcher(api::<Service>(&client, &scope), watcher::Config::default())
         .default_backoff()
@@ -115,11 +125,14 @@ pub async fn run(
         .reflect(svc_writer)
         .touched_objects();
     let (deploy_store, deploy_writer) = reflector::store();
-    let deploy_stream = watcher(api::<Deployment>(&client, &scope), watcher::Config::default())
-        .default_backoff()
-        .modify(slim)
-        .reflect(deploy_writer)
-        .touched_objects();
+    let deploy_stream = watcher(
+        api::<Deployment>(&client, &scope),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(slim)
+    .reflect(deploy_writer)
+    .touched_objects();
 
     let controller = Controller::new(api::<Rollout>(&client, &scope), rollouts_wc)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
@@ -183,7 +196,10 @@ pub async fn run(
         })
         .watches_stream(deploy_stream, move |d: Deployment| {
             referencing(&by_deployment, &d, |r| {
-                r.spec.workload_ref.as_ref().is_some_and(|w| w.name == d.name_any())
+                r.spec
+                    .workload_ref
+                    .as_ref()
+                    .is_some_and(|w| w.name == d.name_any())
             })
         })
         .graceful_shutdown_on(shutdown)
@@ -213,6 +229,9 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     if rollout.meta().deletion_timestamp.is_some() {
         return Ok(Requeue::await_change());
     }
+    // Until every cache has its first full list, "not in the cache" does not mean "does not
+    // exist": a plan made now could report a present Service as missing.
+    ctx.caches.wait_until_ready().await?;
     let observed = observe::observe(&rollout, &ctx.caches);
     let plan = plan::plan(&rollout, &observed, Timestamp::now());
     if !plan.actions.is_empty() {
@@ -237,7 +256,11 @@ async fn publish_events(ctx: &Context, rollout: &Rollout, events: &[plan::PlanEv
     let reference = rollout.object_ref(&());
     for e in events {
         let event = Event {
-            type_: if e.warning { EventType::Warning } else { EventType::Normal },
+            type_: if e.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: e.reason.into(),
             note: Some(e.message.clone()),
             action: "Reconcile".into(),
@@ -266,7 +289,10 @@ fn update_phase_gauge(rollouts: &Store<Rollout>, metrics: &Metrics) {
             }
         }
     }
-    let counts: Vec<(String, i64)> = counts.iter().map(|(p, n)| (p.as_str().to_string(), *n)).collect();
+    let counts: Vec<(String, i64)> = counts
+        .iter()
+        .map(|(p, n)| (p.as_str().to_string(), *n))
+        .collect();
     metrics.set_rollouts_by_phase(&counts);
 }
 

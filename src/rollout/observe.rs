@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::api::{HASH_LABEL, Rollout, SCALE_DOWN_AT_ANNOTATION};
+use crate::api::{HASH_LABEL, Rollout};
 
 /// Everything the planner needs to know beyond the Rollout itself.
 #[derive(Clone, Debug)]
@@ -37,8 +37,6 @@ pub struct ObservedReplicaSet {
     pub current: i32,
     pub ready: i32,
     pub available: i32,
-    /// When this old ReplicaSet may be scaled to 0.
-    pub scale_down_at: Option<Timestamp>,
     pub created: Option<Timestamp>,
 }
 
@@ -53,10 +51,6 @@ impl ObservedReplicaSet {
             current: status.map(|s| s.replicas).unwrap_or(0),
             ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
             available: status.and_then(|s| s.available_replicas).unwrap_or(0),
-            scale_down_at: rs
-                .annotations()
-                .get(SCALE_DOWN_AT_ANNOTATION)
-                .and_then(|t| t.parse().ok()),
             created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
         })
     }
@@ -66,12 +60,24 @@ impl ObservedReplicaSet {
 pub fn referenced_services(rollout: &Rollout) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if let Some(c) = &rollout.spec.strategy.canary {
-        out.extend(c.stable_service.clone().map(|s| ("strategy.canary.stableService", s)));
-        out.extend(c.canary_service.clone().map(|s| ("strategy.canary.canaryService", s)));
+        out.extend(
+            c.stable_service
+                .clone()
+                .map(|s| ("strategy.canary.stableService", s)),
+        );
+        out.extend(
+            c.canary_service
+                .clone()
+                .map(|s| ("strategy.canary.canaryService", s)),
+        );
     }
     if let Some(b) = &rollout.spec.strategy.blue_green {
         out.push(("strategy.blueGreen.activeService", b.active_service.clone()));
-        out.extend(b.preview_service.clone().map(|s| ("strategy.blueGreen.previewService", s)));
+        out.extend(
+            b.preview_service
+                .clone()
+                .map(|s| ("strategy.blueGreen.previewService", s)),
+        );
     }
     out
 }
@@ -81,6 +87,18 @@ pub struct Caches {
     pub replica_sets: Store<ReplicaSet>,
     pub services: Store<Service>,
     pub deployments: Store<Deployment>,
+}
+
+impl Caches {
+    /// Waits until each cache has received its first full list; the controller polls the watches
+    /// meanwhile, so this resolves within one list round-trip.
+    pub async fn wait_until_ready(
+        &self,
+    ) -> Result<(), kube::runtime::reflector::store::WriterDropped> {
+        self.replica_sets.wait_until_ready().await?;
+        self.services.wait_until_ready().await?;
+        self.deployments.wait_until_ready().await
+    }
 }
 
 /// Reads the world of `rollout` from the caches. Never touches the network.

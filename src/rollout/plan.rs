@@ -30,13 +30,8 @@ pub struct Plan {
 /// One write. The act layer applies them in order; each is idempotent.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Create, or scale, the ReplicaSet of revision `hash`. `scale_down_at` annotates an old
-    /// revision with the time it may go to 0.
-    ApplyReplicaSet {
-        hash: String,
-        replicas: i32,
-        scale_down_at: Option<Timestamp>,
-    },
+    /// Create, or scale, the ReplicaSet of revision `hash`.
+    ApplyReplicaSet { hash: String, replicas: i32 },
     /// Delete an old ReplicaSet beyond `revisionHistoryLimit`.
     DeleteReplicaSet { name: String },
     /// Pin Service `name`'s selector to revision `hash`.
@@ -82,36 +77,39 @@ impl Draft<'_> {
         self.replica_set(hash).map_or(0, |rs| rs.available)
     }
 
-    /// True when revision `hash` has exactly `replicas` pods asked for and all are available.
+    /// True when revision `hash` has exactly `replicas` pods asked for, exactly that many exist
+    /// and all are available. A scale-down is done only once its pods are gone: until then the
+    /// old pods still take their share of the traffic.
     pub fn settled(&self, hash: &str, replicas: i32) -> bool {
         match self.replica_set(hash) {
-            Some(rs) => rs.replicas == replicas && rs.available >= replicas,
+            Some(rs) => {
+                rs.replicas == replicas && rs.current == replicas && rs.available >= replicas
+            }
             None => replicas == 0,
         }
     }
 
     /// Scales revision `hash` to `replicas` (creating its ReplicaSet when needed); no action when
-    /// it is already there.
+    /// it is already there. A later call for the same revision replaces an earlier one.
     pub fn scale(&mut self, hash: &str, replicas: i32) {
-        self.scale_with_deadline(hash, replicas, None);
-    }
-
-    /// Like [`Self::scale`], with the time an old revision may go to 0. A later call for the same
-    /// revision replaces an earlier one.
-    pub fn scale_with_deadline(&mut self, hash: &str, replicas: i32, at: Option<Timestamp>) {
         self.actions
             .retain(|a| !matches!(a, Action::ApplyReplicaSet { hash: h, .. } if h == hash));
         let unchanged = match self.replica_set(hash) {
-            Some(rs) => rs.replicas == replicas && rs.scale_down_at == at,
+            Some(rs) => rs.replicas == replicas,
             None => replicas == 0,
         };
         if !unchanged {
             self.actions.push(Action::ApplyReplicaSet {
                 hash: hash.to_string(),
                 replicas,
-                scale_down_at: at,
             });
         }
+    }
+
+    /// Old revisions keep their pods until `seconds` from now.
+    pub fn delay_scale_down(&mut self, seconds: i32) {
+        let at = self.after_seconds(self.now, seconds);
+        self.status.scale_down_at = Some(Time(at));
     }
 
     /// Points Service `name` at revision `hash`, unless it already is.
@@ -148,18 +146,28 @@ impl Draft<'_> {
     }
 
     pub fn has_pause(&self, reason: PauseReason) -> bool {
-        self.status.pause_conditions.iter().any(|p| p.reason == reason)
+        self.status
+            .pause_conditions
+            .iter()
+            .any(|p| p.reason == reason)
     }
 
     /// Adds a pause condition (once) and returns when it started.
     pub fn pause(&mut self, reason: PauseReason) -> Timestamp {
-        if let Some(p) = self.status.pause_conditions.iter().find(|p| p.reason == reason) {
+        if let Some(p) = self
+            .status
+            .pause_conditions
+            .iter()
+            .find(|p| p.reason == reason)
+        {
             return p.start_time.0;
         }
-        self.status.pause_conditions.push(crate::api::PauseCondition {
-            reason,
-            start_time: Time(self.now),
-        });
+        self.status
+            .pause_conditions
+            .push(crate::api::PauseCondition {
+                reason,
+                start_time: Time(self.now),
+            });
         self.now
     }
 
@@ -173,8 +181,10 @@ impl Draft<'_> {
     }
 
     pub fn after_seconds(&self, from: Timestamp, seconds: i32) -> Timestamp {
-        from.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(i64::from(seconds.max(0))))
-            .unwrap_or(Timestamp::MAX)
+        from.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(i64::from(
+            seconds.max(0),
+        )))
+        .unwrap_or(Timestamp::MAX)
     }
 }
 
@@ -203,6 +213,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
 
     track_revision(&mut draft, &hash);
     consume_request(&mut draft);
+    count_replicas(&mut draft, &hash);
     let deadline_exceeded = check_progress_deadline(&mut draft, &old);
 
     if rollout.spec.strategy.blue_green.is_some() {
@@ -213,7 +224,6 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
 
     retire_old_revisions(&mut draft);
     scale_down_workload(&mut draft);
-    count_replicas(&mut draft, &hash);
     finish(draft, &old, generation, deadline_exceeded)
 }
 
@@ -227,7 +237,9 @@ fn validate<'a>(
     let ns = rollout.metadata.namespace.as_deref().unwrap_or_default();
     for (field, name) in referenced_services(rollout) {
         if !observed.services.contains_key(&name) {
-            return Err(format!("{field}: Service {name:?} not found in namespace {ns:?}"));
+            return Err(format!(
+                "{field}: Service {name:?} not found in namespace {ns:?}"
+            ));
         }
     }
     if let Some(c) = &rollout.spec.strategy.canary {
@@ -251,10 +263,42 @@ fn validate<'a>(
 fn invalid(mut draft: Draft, old: &RolloutStatus, generation: Option<i64>, message: &str) -> Plan {
     let now = draft.now;
     let c = &mut draft.status.conditions;
-    cond::set(c, cond::INVALID_SPEC, true, cond::REASON_INVALID, message, generation, now);
-    cond::set(c, cond::READY, false, cond::REASON_INVALID, message, generation, now);
-    cond::set(c, cond::STALLED, true, cond::REASON_INVALID, message, generation, now);
-    cond::set(c, cond::RECONCILING, false, cond::REASON_INVALID, message, generation, now);
+    cond::set(
+        c,
+        cond::INVALID_SPEC,
+        true,
+        cond::REASON_INVALID,
+        message,
+        generation,
+        now,
+    );
+    cond::set(
+        c,
+        cond::READY,
+        false,
+        cond::REASON_INVALID,
+        message,
+        generation,
+        now,
+    );
+    cond::set(
+        c,
+        cond::STALLED,
+        true,
+        cond::REASON_INVALID,
+        message,
+        generation,
+        now,
+    );
+    cond::set(
+        c,
+        cond::RECONCILING,
+        false,
+        cond::REASON_INVALID,
+        message,
+        generation,
+        now,
+    );
     draft.status.phase = Some(Phase::Degraded);
     draft.status.message = Some(format!("InvalidSpec: {message}"));
     draft.status.observed_generation = generation;
@@ -280,24 +324,46 @@ fn track_revision(draft: &mut Draft, hash: &str) {
         return;
     }
     let first = s.current_revision.is_none();
-    s.current_revision = Some(hash.to_string());
+    let abandoned = s
+        .current_revision
+        .replace(hash.to_string())
+        .filter(|prev| Some(prev) != s.stable_revision.as_ref());
     s.current_step_index = Some(0);
     s.abort = false;
     s.aborted_at = None;
     s.promote_full = false;
     s.last_progress_at = Some(Time(draft.now));
-    s.pause_conditions.retain(|p| p.reason == PauseReason::UserPaused);
+    s.pause_conditions
+        .retain(|p| p.reason == PauseReason::UserPaused);
     let to_stable = s.stable_revision.as_deref() == Some(hash);
+    // A canary replaced before promotion never served as stable: its pods go at once.
+    if let Some(prev) = abandoned {
+        draft.scale(&prev, 0);
+    }
     if to_stable {
-        let steps = draft.spec.strategy.canary.as_ref().map_or(0, |c| c.steps.len());
+        let steps = draft
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .map_or(0, |c| c.steps.len());
         draft.status.current_step_index = Some(steps as i32);
     }
     if first {
-        draft.event("Deploying", format!("first revision {hash}: deploying at full scale"));
+        draft.event(
+            "Deploying",
+            format!("first revision {hash}: deploying at full scale"),
+        );
     } else if to_stable {
-        draft.event("RolledBack", format!("back to stable revision {hash}: skipping all steps"));
+        draft.event(
+            "RolledBack",
+            format!("back to stable revision {hash}: skipping all steps"),
+        );
     } else {
-        draft.event("NewRevision", format!("new revision {hash}: starting the steps"));
+        draft.event(
+            "NewRevision",
+            format!("new revision {hash}: starting the steps"),
+        );
     }
 }
 
@@ -311,49 +377,88 @@ fn consume_request(draft: &mut Draft) {
         .map(|b| format!(" by {b}"))
         .unwrap_or_default();
     let in_progress = draft.status.current_revision != draft.status.stable_revision;
-    let steps = draft.spec.strategy.canary.as_ref().map(|c| c.steps.len() as i32);
+    let steps = draft
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .map(|c| c.steps.len() as i32);
     let s = &mut draft.status;
     let (reason, message) = match request.action {
         RequestAction::Abort if in_progress && !s.abort => {
             s.abort = true;
             s.aborted_at = Some(Time(draft.now));
-            ("AbortRequested", format!("abort requested{who}: all traffic back to stable"))
+            (
+                "AbortRequested",
+                format!("abort requested{who}: all traffic back to stable"),
+            )
         }
         RequestAction::Retry if s.abort => {
             s.abort = false;
             s.aborted_at = None;
+            s.promote_full = false;
             s.current_step_index = Some(0);
             s.last_progress_at = Some(Time(draft.now));
-            s.pause_conditions.retain(|p| p.reason == PauseReason::UserPaused);
-            ("RetryRequested", format!("retry requested{who}: starting the steps again"))
+            s.pause_conditions
+                .retain(|p| p.reason == PauseReason::UserPaused);
+            (
+                "RetryRequested",
+                format!("retry requested{who}: starting the steps again"),
+            )
         }
         RequestAction::Promote if in_progress && !s.abort => {
-            let paused_step = s
-                .pause_conditions
-                .iter()
-                .any(|p| matches!(p.reason, PauseReason::CanaryPauseStep | PauseReason::BlueGreenPause));
-            s.pause_conditions
-                .retain(|p| !matches!(p.reason, PauseReason::CanaryPauseStep | PauseReason::BlueGreenPause));
+            let paused_step = s.pause_conditions.iter().any(|p| {
+                matches!(
+                    p.reason,
+                    PauseReason::CanaryPauseStep | PauseReason::BlueGreenPause
+                )
+            });
+            s.pause_conditions.retain(|p| {
+                !matches!(
+                    p.reason,
+                    PauseReason::CanaryPauseStep | PauseReason::BlueGreenPause
+                )
+            });
+            s.last_progress_at = Some(Time(draft.now));
             match steps {
                 Some(n) => {
                     let i = s.current_step_index.unwrap_or(0);
                     s.current_step_index = Some((i + 1).min(n));
-                    let what = if paused_step { "pause ended" } else { "step skipped" };
-                    ("PromoteRequested", format!("promote requested{who}: step {i} {what}"))
+                    let what = if paused_step {
+                        "pause ended"
+                    } else {
+                        "step skipped"
+                    };
+                    (
+                        "PromoteRequested",
+                        format!("promote requested{who}: step {i} {what}"),
+                    )
                 }
                 None => {
                     s.promote_full = true;
-                    ("PromoteRequested", format!("promote requested{who}: switching to the new revision"))
+                    (
+                        "PromoteRequested",
+                        format!("promote requested{who}: switching to the new revision"),
+                    )
                 }
             }
         }
         RequestAction::PromoteFull if in_progress && !s.abort => {
             s.promote_full = true;
-            s.pause_conditions.retain(|p| p.reason == PauseReason::UserPaused);
-            ("PromoteFullRequested", format!("full promotion requested{who}: skipping the remaining steps"))
+            s.pause_conditions
+                .retain(|p| p.reason == PauseReason::UserPaused);
+            s.last_progress_at = Some(Time(draft.now));
+            (
+                "PromoteFullRequested",
+                format!("full promotion requested{who}: skipping the remaining steps"),
+            )
         }
         RequestAction::Pause => {
-            if !s.pause_conditions.iter().any(|p| p.reason == PauseReason::UserPaused) {
+            if !s
+                .pause_conditions
+                .iter()
+                .any(|p| p.reason == PauseReason::UserPaused)
+            {
                 s.pause_conditions.push(crate::api::PauseCondition {
                     reason: PauseReason::UserPaused,
                     start_time: Time(draft.now),
@@ -361,13 +466,23 @@ fn consume_request(draft: &mut Draft) {
             }
             ("PauseRequested", format!("pause requested{who}"))
         }
-        RequestAction::Resume => {
-            s.pause_conditions.retain(|p| p.reason != PauseReason::UserPaused);
+        RequestAction::Resume
+            if s.pause_conditions
+                .iter()
+                .any(|p| p.reason == PauseReason::UserPaused) =>
+        {
+            s.pause_conditions
+                .retain(|p| p.reason != PauseReason::UserPaused);
             s.last_progress_at = Some(Time(draft.now));
             ("ResumeRequested", format!("resume requested{who}"))
         }
         action => {
-            let why = if s.abort { "the rollout is aborted" } else { "no rollout is in progress" };
+            let why = match action {
+                RequestAction::Retry => "the rollout is not aborted",
+                RequestAction::Resume => "the rollout is not paused by a pause request",
+                _ if s.abort => "the rollout is aborted",
+                _ => "no rollout is in progress",
+            };
             let message = format!("{} requested{who}: nothing to do, {why}", action.as_str());
             draft.warning("RequestIgnored", message);
             return;
@@ -377,7 +492,8 @@ fn consume_request(draft: &mut Draft) {
 }
 
 /// Reports, and with `progressDeadlineAbort` acts on, a rollout that made no progress for
-/// `progressDeadlineSeconds`. Paused or finished rollouts have no deadline.
+/// `progressDeadlineSeconds`. Paused or finished rollouts have no deadline. The requeue at the
+/// deadline is set by [`finish`], once this plan's progress is known.
 fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
     let s = &draft.status;
     let in_progress = s.current_revision != s.stable_revision;
@@ -385,14 +501,15 @@ fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
     if !in_progress || waiting || s.abort {
         return false;
     }
-    let seconds = draft
-        .spec
-        .progress_deadline_seconds
-        .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS);
+    // Pods moving is progress; and neither a pause nor time spent with an invalid spec counts
+    // against the deadline, so the clock starts again when one ends.
+    let restarted = s.available_replicas != old.available_replicas
+        || s.updated_replicas != old.updated_replicas
+        || old.phase == Some(Phase::Paused)
+        || cond::is_true(&old.conditions, cond::INVALID_SPEC);
+    let seconds = progress_deadline_seconds(draft.spec);
     let since = s.last_progress_at.as_ref().map_or(draft.now, |t| t.0);
-    let deadline = draft.after_seconds(since, seconds);
-    if draft.now < deadline {
-        draft.requeue_at(deadline);
+    if restarted || draft.now < draft.after_seconds(since, seconds) {
         return false;
     }
     let was_exceeded = cond::find(&old.conditions, cond::PROGRESSING)
@@ -410,10 +527,18 @@ fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
     true
 }
 
+fn progress_deadline_seconds(spec: &RolloutSpec) -> i32 {
+    spec.progress_deadline_seconds
+        .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
+}
+
 /// Old revisions (neither stable nor current): scaled to 0 once their delay is over, and deleted
 /// beyond `revisionHistoryLimit`.
 fn retire_old_revisions(draft: &mut Draft) {
-    let keep = [draft.status.stable_revision.clone(), draft.status.current_revision.clone()];
+    let keep = [
+        draft.status.stable_revision.clone(),
+        draft.status.current_revision.clone(),
+    ];
     let old: Vec<ObservedReplicaSet> = draft
         .observed
         .replica_sets
@@ -421,23 +546,30 @@ fn retire_old_revisions(draft: &mut Draft) {
         .filter(|rs| !keep.contains(&Some(rs.hash.clone())))
         .cloned()
         .collect();
+    let delay_until = draft.status.scale_down_at.as_ref().map(|t| t.0);
     let mut scaled_to_zero = Vec::new();
+    let mut waiting = false;
     for rs in old {
-        // A revision just replaced by this plan carries its deadline in an action already.
-        let planned = draft.actions.iter().find_map(|a| match a {
-            Action::ApplyReplicaSet {
-                hash,
-                scale_down_at,
-                ..
-            } if *hash == rs.hash => Some(*scale_down_at),
-            _ => None,
-        });
-        let at = planned.unwrap_or(rs.scale_down_at);
-        match at {
-            _ if rs.replicas == 0 && planned.is_none() => scaled_to_zero.push(rs),
-            Some(at) if at > draft.now => draft.requeue_at(at),
-            _ => draft.scale_with_deadline(&rs.hash, 0, None),
+        // A revision this plan already sized (an abandoned canary going to 0) is settled.
+        let planned = draft
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::ApplyReplicaSet { hash, .. } if *hash == rs.hash));
+        match delay_until {
+            _ if planned || rs.replicas == 0 => scaled_to_zero.push(rs),
+            Some(at) if at > draft.now => {
+                draft.requeue_at(at);
+                waiting = true;
+            }
+            _ => {
+                // Counts for the history now, or the next plan would find one more to delete.
+                draft.scale(&rs.hash, 0);
+                scaled_to_zero.push(rs);
+            }
         }
+    }
+    if !waiting {
+        draft.status.scale_down_at = None;
     }
     let limit = draft
         .spec
@@ -446,8 +578,19 @@ fn retire_old_revisions(draft: &mut Draft) {
         .max(0) as usize;
     // Newest first; names break ties so the order is total.
     scaled_to_zero.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
-    for rs in scaled_to_zero.into_iter().skip(limit) {
-        draft.actions.push(Action::DeleteReplicaSet { name: rs.name });
+    // As Deployments do, a ReplicaSet goes only once its pods are gone: its status still counts
+    // them until then.
+    for rs in scaled_to_zero
+        .into_iter()
+        .skip(limit)
+        .filter(|rs| rs.current == 0)
+    {
+        draft
+            .actions
+            .retain(|a| !matches!(a, Action::ApplyReplicaSet { hash, .. } if *hash == rs.hash));
+        draft
+            .actions
+            .push(Action::DeleteReplicaSet { name: rs.name });
     }
 }
 
@@ -466,7 +609,9 @@ fn scale_down_workload(draft: &mut Draft) {
         && healthy
         && draft.observed.workload_replicas.unwrap_or(0) > 0
     {
-        draft.actions.push(Action::ScaleDownWorkload { name: w.name.clone() });
+        draft.actions.push(Action::ScaleDownWorkload {
+            name: w.name.clone(),
+        });
     }
 }
 
@@ -476,7 +621,12 @@ fn count_replicas(draft: &mut Draft, hash: &str) {
     s.replicas = Some(sets.iter().map(|r| r.current).sum());
     s.ready_replicas = Some(sets.iter().map(|r| r.ready).sum());
     s.available_replicas = Some(sets.iter().map(|r| r.available).sum());
-    s.updated_replicas = Some(sets.iter().filter(|r| r.hash == hash).map(|r| r.current).sum());
+    s.updated_replicas = Some(
+        sets.iter()
+            .filter(|r| r.hash == hash)
+            .map(|r| r.current)
+            .sum(),
+    );
 }
 
 /// Phase, message and conditions from the decided state; stamps progress.
@@ -502,17 +652,33 @@ fn finish(
     let available = s.available_replicas.unwrap_or(0) >= draft.replicas - max_unavailable;
 
     let (phase, reason, message) = if s.abort {
-        (Phase::Degraded, cond::REASON_ABORTED, "rollout aborted: the stable revision has all traffic".to_string())
+        (
+            Phase::Degraded,
+            cond::REASON_ABORTED,
+            "rollout aborted: the stable revision has all traffic".to_string(),
+        )
     } else if deadline_exceeded {
-        (Phase::Degraded, cond::REASON_DEADLINE, "rollout made no progress within progressDeadlineSeconds".to_string())
+        (
+            Phase::Degraded,
+            cond::REASON_DEADLINE,
+            "rollout made no progress within progressDeadlineSeconds".to_string(),
+        )
     } else if paused && !complete {
         (Phase::Paused, cond::REASON_PAUSED, pause_message(&draft))
     } else if healthy {
-        (Phase::Healthy, cond::REASON_HEALTHY, format!("revision {stable} is stable and available"))
+        (
+            Phase::Healthy,
+            cond::REASON_HEALTHY,
+            format!("revision {stable} is stable and available"),
+        )
     } else if complete && paused {
         (Phase::Paused, cond::REASON_PAUSED, pause_message(&draft))
     } else {
-        (Phase::Progressing, cond::REASON_PROGRESSING, progress_message(&draft))
+        (
+            Phase::Progressing,
+            cond::REASON_PROGRESSING,
+            progress_message(&draft),
+        )
     };
 
     // Progress: a step done, a revision change, pods created or becoming available, or a
@@ -526,30 +692,87 @@ fn finish(
     if progressed && phase == Phase::Progressing {
         draft.status.last_progress_at = Some(Time(now));
     }
+    // Only a progressing rollout runs against its deadline; wake up when it passes.
+    let in_progress = draft.status.current_revision != draft.status.stable_revision;
+    if in_progress && phase == Phase::Progressing {
+        let since = draft.status.last_progress_at.as_ref().map_or(now, |t| t.0);
+        let deadline = draft.after_seconds(since, progress_deadline_seconds(draft.spec));
+        draft.requeue_at(deadline);
+    }
 
     let g = generation;
     let c = &mut draft.status.conditions;
-    cond::set(c, cond::READY, phase == Phase::Healthy, reason, &message, g, now);
-    cond::set(c, cond::STALLED, phase == Phase::Degraded, reason, &message, g, now);
-    cond::set(c, cond::RECONCILING, matches!(phase, Phase::Progressing | Phase::Paused), reason, &message, g, now);
+    cond::set(
+        c,
+        cond::READY,
+        phase == Phase::Healthy,
+        reason,
+        &message,
+        g,
+        now,
+    );
+    cond::set(
+        c,
+        cond::STALLED,
+        phase == Phase::Degraded,
+        reason,
+        &message,
+        g,
+        now,
+    );
+    cond::set(
+        c,
+        cond::RECONCILING,
+        matches!(phase, Phase::Progressing | Phase::Paused),
+        reason,
+        &message,
+        g,
+        now,
+    );
     let progressing = !matches!(reason, cond::REASON_ABORTED | cond::REASON_DEADLINE);
     cond::set(c, cond::PROGRESSING, progressing, reason, &message, g, now);
-    cond::set(c, cond::PAUSED, phase == Phase::Paused, reason, &message, g, now);
+    cond::set(
+        c,
+        cond::PAUSED,
+        phase == Phase::Paused,
+        reason,
+        &message,
+        g,
+        now,
+    );
     let (avail_reason, avail_message) = if available {
-        (cond::REASON_AVAILABLE, "the stable revision has its desired available pods".to_string())
+        (
+            cond::REASON_AVAILABLE,
+            "the stable revision has its desired available pods".to_string(),
+        )
     } else {
-        (cond::REASON_UNAVAILABLE, format!("fewer than {} pods of the stable revision are available", draft.replicas))
+        (
+            cond::REASON_UNAVAILABLE,
+            format!(
+                "fewer than {} pods of the stable revision are available",
+                draft.replicas
+            ),
+        )
     };
-    cond::set(c, cond::AVAILABLE, available, avail_reason, &avail_message, g, now);
+    cond::set(
+        c,
+        cond::AVAILABLE,
+        available,
+        avail_reason,
+        &avail_message,
+        g,
+        now,
+    );
 
     draft.status.phase = Some(phase);
     draft.status.message = Some(message);
     draft.status.observed_generation = generation;
 
     let requeue_after = draft.requeue_at.map(|at| {
-        let d = at.duration_since(now);
+        let d = Duration::try_from(at.duration_since(now)).unwrap_or_default();
         // Round up to whole milliseconds so a requeue never fires just before its deadline.
-        Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(0) + 1)
+        let millis = d.as_nanos().div_ceil(1_000_000);
+        Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
     });
     Plan {
         actions: draft.actions,
@@ -580,7 +803,10 @@ fn progress_message(draft: &Draft) -> String {
             "revision {current}: step {i}, canary weight {}%",
             draft.status.canary_weight.unwrap_or(0)
         ),
-        _ => format!("revision {current}: waiting for {} available pods", draft.replicas),
+        _ => format!(
+            "revision {current}: waiting for {} available pods",
+            draft.replicas
+        ),
     }
 }
 
@@ -598,7 +824,11 @@ fn selector_string(spec: &RolloutSpec) -> Option<String> {
 
 /// Resolves `maxSurge` / `maxUnavailable` against `total`: a number, or a percentage rounded up
 /// (surge) or down (unavailable), as Deployments do.
-pub fn scaled_value(value: Option<&IntOrString>, total: i32, round_up: bool) -> Result<i32, String> {
+pub fn scaled_value(
+    value: Option<&IntOrString>,
+    total: i32,
+    round_up: bool,
+) -> Result<i32, String> {
     let n = match value {
         None => return Ok(if round_up { (total * 25 + 99) / 100 } else { 0 }),
         Some(IntOrString::Int(n)) => *n,

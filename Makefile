@@ -1,0 +1,42 @@
+# The two commands that matter: `make demo` and `make test`. Both install or build what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help demo demo-down test lint unit e2e crds cluster-up cluster-down tools
+
+help:
+	@echo "make demo       local control plane + operator, a canary promoted, then one aborted"
+	@echo "make demo-down  stop everything the demo started"
+	@echo "make test       everything CI runs: fmt, clippy, unit tests, e2e on a fresh local cluster"
+	@echo "make crds       regenerate crds/ from src/api"
+
+demo:
+	bash hack/demo.sh up
+
+demo-down:
+	bash hack/demo.sh down
+
+test:
+	bash hack/test.sh
+
+lint: tools
+	cargo fmt --all --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+unit: tools
+	cargo test --locked --lib --bins
+
+e2e: tools
+	bash hack/test.sh e2e
+
+crds:
+	cargo run --quiet --locked --bin fledge -- crds > crds/fledge.yaml
+
+cluster-up:
+	bash hack/cluster.sh up
+
+cluster-down:
+	bash hack/cluster.sh down
+
+tools:
+	bash hack/tools.sh

@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# A real, throwaway Kubernetes control plane as plain processes on 127.0.0.1: etcd, kube-apiserver
+# (RBAC on), kube-controller-manager (all default controllers), kube-scheduler, KWOK (3 fake nodes
+# whose pods go Running/Ready without containers) and Prometheus. No Docker, no images.
+#
+#   hack/cluster.sh up       start (or reuse a healthy cluster); installs Gateway API + ./crds CRDs
+#   hack/cluster.sh env      print `export` lines:  eval "$(hack/cluster.sh env)"
+#   hack/cluster.sh status   show processes and /readyz; exit 1 if the cluster is not up
+#   hack/cluster.sh down     stop what `up` started and delete the state dir (safe to repeat)
+#
+# Everything lives in the state dir FLEDGE_CLUSTER_DIR (default /tmp/fledge-cluster-$USER), nothing
+# in the repo. Ports are picked free at `up`, so clusters with different dirs run side by side.
+# Exported by `env`: KUBECONFIG (admin, system:masters, inline certs), FLEDGE_CLUSTER_DIR,
+# FLEDGE_PROMETHEUS_URL, FLEDGE_PROMETHEUS_TARGETS_DIR, and PATH with the built kubectl first.
+#
+# Tests add a Prometheus scrape target (Prometheus 2.42 has no scrape_config_files, so file_sd) by
+# writing $FLEDGE_PROMETHEUS_TARGETS_DIR/<name>.json (write <name>.json.tmp, then rename):
+#   [{"targets": ["127.0.0.1:8080"], "labels": {"job": "my-test", "__metrics_path__": "/metrics"}}]
+# Prometheus scrapes it every 1s from within ~1s; delete the file to stop. Without a "job" label
+# the job is "fledge-tests". The lifecycle and admin APIs are on (/-/reload, delete_series).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+source "$here/versions.sh"
+
+dir=${FLEDGE_CLUSTER_DIR:-/tmp/fledge-cluster-${USER:-$(id -un)}}
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
+dir=${dir%/}
+crds_dir=${FLEDGE_CRDS_DIR-$repo/crds}     # CRDs applied at `up`; set FLEDGE_CRDS_DIR= to skip them
+timeout=${FLEDGE_CLUSTER_TIMEOUT:-120}   # seconds for each wait; generous for a busy 2-core box
+# Fallback only: built from the Go module proxy when Debian's package cannot be installed.
+PROMETHEUS_GO_VERSION=v0.53.3            # = Prometheus 2.53.3
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok prometheus)
+export PATH="$K8S_BIN:$KWOK_BIN:$PATH"
+
+log() { echo "cluster: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# True if $1 is alive and was started for THIS dir (every component has "$dir/" in its arguments),
+# so a recycled pid or another cluster's process is never touched. Zombies have no cmdline.
+ours() { [ -n "$1" ] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$dir/"; }
+pid_of() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
+
+# TERM, wait up to 5s, then KILL. etcd goes last: an apiserver that loses etcd first hangs in shutdown.
+stop_all() {
+  stop kube-apiserver kube-controller-manager kube-scheduler kwok prometheus
+  stop etcd
+}
+stop() {
+  local name pid alive=() still i
+  for name in "$@"; do pid=$(pid_of "$name"); if ours "$pid"; then alive+=("$pid"); fi; done
+  [ ${#alive[@]} -eq 0 ] && return 0
+  kill -TERM "${alive[@]}" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    still=(); for pid in "${alive[@]}"; do if ours "$pid"; then still+=("$pid"); fi; done
+    [ ${#still[@]} -eq 0 ] && return 0
+    sleep 0.1
+  done
+  kill -KILL "${still[@]}" 2>/dev/null || true
+}
+
+cmd_down() {
+  [ -e "$dir" ] || return 0
+  # Refuse to rm -rf a directory this script did not create (e.g. FLEDGE_CLUSTER_DIR=$HOME).
+  [ -e "$dir/.fledge-cluster" ] || [ -z "$(ls -A "$dir")" ] || die "$dir is not a fledge cluster dir; not deleting it"
+  stop_all
+  rm -rf "$dir"
+}
+
+load_env() { [ -f "$dir/cluster.env" ] && source "$dir/cluster.env"; }
+
+readyz() { curl -fsS --max-time 2 --cacert "$dir/pki/ca.crt" "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1; }
+
+cmd_status() {
+  load_env || { log "no cluster at $dir"; return 1; }
+  local ok=0 name pid
+  for name in "${components[@]}"; do
+    pid=$(pid_of "$name")
+    if ours "$pid"; then echo "$name: running (pid $pid)"; else echo "$name: NOT running"; ok=1; fi
+  done
+  if readyz; then echo "apiserver /readyz: ok (https://127.0.0.1:$APISERVER_PORT)"; else echo "apiserver /readyz: FAILED"; ok=1; fi
+  if curl -fsS --max-time 2 "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1; then
+    echo "prometheus /-/ready: ok (http://127.0.0.1:$PROMETHEUS_PORT)"
+  else echo "prometheus /-/ready: FAILED"; ok=1; fi
+  return $ok
+}
+
+cmd_env() {
+  load_env || die "no cluster at $dir (run: hack/cluster.sh up)"
+  printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
+  printf 'export FLEDGE_CLUSTER_DIR=%q\n' "$dir"
+  printf 'export FLEDGE_PROMETHEUS_URL=%q\n' "http://127.0.0.1:$PROMETHEUS_PORT"
+  printf 'export FLEDGE_PROMETHEUS_TARGETS_DIR=%q\n' "$dir/prometheus/targets"
+  printf 'export PATH=%q:"$PATH"\n' "$K8S_BIN:$KWOK_BIN"
+}
+
+# Poll "$@" until it succeeds; fail early if component $1's process died, showing its log.
+wait_for() {
+  local what=$1 comp=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if [ -n "$comp" ] && ! ours "$(pid_of "$comp")"; then
+      tail -n 30 "$dir/logs/$comp.log" >&2; die "$comp exited while waiting for $what"
+    fi
+    if ((SECONDS >= deadline)); then
+      [ -n "$comp" ] && tail -n 30 "$dir/logs/$comp.log" >&2
+      die "timed out after ${timeout}s waiting for $what"
+    fi
+    sleep 0.2
+  done
+}
+
+# Start a daemon in its own session (so it outlives this script and the caller's process group),
+# logging to logs/<name>.log. The pid is written from inside, after setsid, so it is the daemon's.
+start() {
+  local name=$1; shift
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/pids/$name.pid" "$@" \
+    >"$dir/logs/$name.log" 2>&1 </dev/null 9>&- &
+  local i; for ((i = 0; i < 50; i++)); do [ -s "$dir/pids/$name.pid" ] && return 0; sleep 0.05; done
+  die "could not start $name"
+}
+
+free_ports() {   # bind them all at once so the N ports are distinct
+  python3 -c 'import socket,sys
+ss=[socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+
+# --- certificates -----------------------------------------------------------------------------
+# TLS keys: ECDSA P-256 in PKCS#8 (instant to generate; read by kubectl and kube-rs with rustls or
+# openssl). The service-account signing key stays RSA, the most widely accepted token algorithm.
+newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+
+# issue <name> <subject> <extendedKeyUsage> [subjectAltName]  -> pki/<name>.{key,crt}, signed by the CA
+issue() {
+  local p=$dir/pki ext
+  ext="basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=$3"
+  [ -n "${4:-}" ] && ext+=$'\n'"subjectAltName=$4"
+  newkey "$p/$1.key"
+  openssl req -new -key "$p/$1.key" -subj "$2" |
+    openssl x509 -req -CA "$p/ca.crt" -CAkey "$p/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+      -days 3650 -extfile <(echo "$ext") -out "$p/$1.crt" 2>/dev/null
+}
+
+make_pki() {
+  local p=$dir/pki
+  newkey "$p/ca.key"
+  openssl req -x509 -new -key "$p/ca.key" -subj "/CN=fledge-local-ca" -days 3650 -config /dev/null \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -addext "subjectKeyIdentifier=hash" -out "$p/ca.crt"
+  issue apiserver "/CN=kube-apiserver" serverAuth \
+    "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  issue admin "/O=system:masters/CN=fledge-admin" clientAuth
+  issue controller-manager "/CN=system:kube-controller-manager" clientAuth
+  issue scheduler "/CN=system:kube-scheduler" clientAuth
+  issue front-proxy-client "/CN=front-proxy-client" clientAuth   # aggregation layer
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$p/sa.key" 2>/dev/null
+  openssl pkey -in "$p/sa.key" -pubout -out "$p/sa.pub"
+}
+
+# kubeconfig <file> <client cert name>; data inline so the file is self-contained (kube-rs, kubectl).
+kubeconfig() {
+  local b="base64 -w0"
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: fledge
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $($b "$dir/pki/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $($b "$dir/pki/$2.crt")
+    client-key-data: $($b "$dir/pki/$2.key")
+contexts:
+- name: fledge
+  context: {cluster: fledge, user: $2}
+current-context: fledge
+EOF
+}
+
+# --- Prometheus --------------------------------------------------------------------------------
+prometheus_bin() {
+  local cached=$FLEDGE_CACHE/prometheus-$PROMETHEUS_GO_VERSION/bin/prometheus
+  if [ -x /usr/bin/prometheus ]; then echo /usr/bin/prometheus; return; fi
+  if [ -x "$cached" ]; then echo "$cached"; return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's prometheus package ..."
+    if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >&2; then
+      # The package enables a system instance on :9090; we run our own, so keep that one off.
+      [ -d /run/systemd/system ] && systemctl disable --now prometheus >&2 2>/dev/null || true
+      echo /usr/bin/prometheus; return
+    fi
+  fi
+  # Fallback: build from the module proxy. Its go.mod has replace/exclude directives, so `go
+  # install pkg@version` refuses it; build inside the downloaded module instead.
+  log "building prometheus $PROMETHEUS_GO_VERSION from source (slow, once) ..."
+  local src
+  src=$(cd / && go mod download -json "github.com/prometheus/prometheus@$PROMETHEUS_GO_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  mkdir -p "$(dirname "$cached")"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$cached.tmp" ./cmd/prometheus) >&2
+  mv "$cached.tmp" "$cached"; echo "$cached"
+}
+
+write_prometheus_config() {
+  local p=$dir/prometheus
+  mkdir -p "$p/targets" "$p/data"
+  cat >"$p/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+- job_name: prometheus
+  static_configs: [{targets: ["127.0.0.1:$PROMETHEUS_PORT"]}]
+- job_name: fledge-tests   # tests drop target files here; see the top of hack/cluster.sh
+  file_sd_configs:
+  - files: ["$p/targets/*.json", "$p/targets/*.yml", "$p/targets/*.yaml"]
+    refresh_interval: 1s
+EOF
+}
+
+# --- cluster contents --------------------------------------------------------------------------
+create_nodes() {
+  local i
+  for i in 0 1 2; do cat <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  labels: {type: kwok, kubernetes.io/hostname: kwok-node-$i, kubernetes.io/os: linux, kubernetes.io/arch: amd64}
+spec:
+  podCIDR: 10.244.$i.0/24
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  addresses: [{type: InternalIP, address: 10.1.0.$((i + 1))}, {type: Hostname, address: kwok-node-$i}]
+---
+EOF
+  done | kubectl apply -f - >/dev/null
+}
+
+# Gateway API (standard channel, from the Go module so no network beyond the module proxy), then
+# the repo's own CRDs; both server-side, as a large CRD exceeds the client-side annotation limit.
+apply_crds() {
+  local gw f args=()
+  gw=$(cd / && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  kubectl apply --server-side --force-conflicts -f "$gw/config/crd/standard/" >/dev/null
+  if [ -n "$crds_dir" ] && [ -d "$crds_dir" ]; then
+    shopt -s nullglob; for f in "$crds_dir"/*.yaml "$crds_dir"/*.yml; do args+=(-f "$f"); done; shopt -u nullglob
+  fi
+  if [ ${#args[@]} -gt 0 ]; then
+    log "applying $crds_dir"
+    kubectl apply --server-side --force-conflicts "${args[@]}" >/dev/null
+  fi
+  kubectl wait --for=condition=Established crd --all --timeout="${timeout}s" >/dev/null
+}
+
+cmd_up() {
+  mkdir -p "$(dirname "$dir")"
+  exec 9>"$dir.lock"; flock 9   # two concurrent `up`s on one dir would fight; serialize them
+  if load_env 2>/dev/null && cmd_status >/dev/null 2>&1; then
+    log "already up at $dir; re-applying CRDs"
+    export KUBECONFIG=$dir/kubeconfig
+    apply_crds; summary; return
+  fi
+  cmd_down   # stale or crashed cluster: clear it
+  # Serialize builds: two first-time `up`s (different dirs) must not build the same binaries at once.
+  mkdir -p "$FLEDGE_CACHE"; flock "$FLEDGE_CACHE/.build.lock" bash "$here/build-k8s.sh"
+  local prom; prom=$(prometheus_bin)
+  local start_time=$SECONDS
+  mkdir -p "$dir"/{pki,pids,logs}; touch "$dir/.fledge-cluster"
+  # On any failure: stop what we started but keep the dir (logs) for a look; the next up clears it.
+  trap 'rc=$?; if [ $rc -ne 0 ]; then stop_all; log "up failed; logs in $dir/logs"; fi' EXIT
+
+  read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT <<<"$(free_ports 7)"
+  declare -p ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT |
+    sed 's/^declare -- //' >"$dir/cluster.env"
+  make_pki
+  kubeconfig "$dir/kubeconfig" admin
+  export KUBECONFIG=$dir/kubeconfig   # for the kubectl calls below
+  kubeconfig "$dir/controller-manager.kubeconfig" controller-manager
+  kubeconfig "$dir/scheduler.kubeconfig" scheduler
+  write_prometheus_config
+
+  start etcd "$K8S_BIN/etcd" --name=fledge --data-dir="$dir/etcd" --unsafe-no-fsync \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="fledge=http://127.0.0.1:$ETCD_PEER_PORT"
+  start prometheus "$prom" --config.file="$dir/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$dir/prometheus/data" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+    --web.enable-lifecycle --web.enable-admin-api
+  start kube-apiserver "$K8S_BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+    --cert-dir="$dir/apiserver" --tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key" \
+    --client-ca-file="$dir/pki/ca.crt" --authorization-mode=Node,RBAC --allow-privileged=true \
+    --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --requestheader-client-ca-file="$dir/pki/ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$dir/pki/front-proxy-client.crt" --proxy-client-key-file="$dir/pki/front-proxy-client.key" \
+    --endpoint-reconciler-type=none   # Endpoints may not hold 127.0.0.1; no in-cluster client needs them
+  wait_for "kube-apiserver /readyz" kube-apiserver readyz
+
+  local common=(--bind-address=127.0.0.1 --leader-elect=false)
+  start kube-controller-manager "$K8S_BIN/kube-controller-manager" "${common[@]}" --secure-port="$CM_PORT" \
+    --kubeconfig="$dir/controller-manager.kubeconfig" --cert-dir="$dir/controller-manager" \
+    --authentication-kubeconfig="$dir/controller-manager.kubeconfig" --authorization-kubeconfig="$dir/controller-manager.kubeconfig" \
+    --controllers='*' --use-service-account-credentials --root-ca-file="$dir/pki/ca.crt" \
+    --service-account-private-key-file="$dir/pki/sa.key" --service-cluster-ip-range=10.0.0.0/24 \
+    --cluster-signing-cert-file="$dir/pki/ca.crt" --cluster-signing-key-file="$dir/pki/ca.key"
+  start kube-scheduler "$K8S_BIN/kube-scheduler" "${common[@]}" --secure-port="$SCHED_PORT" \
+    --kubeconfig="$dir/scheduler.kubeconfig" --cert-dir="$dir/scheduler" \
+    --authentication-kubeconfig="$dir/scheduler.kubeconfig" --authorization-kubeconfig="$dir/scheduler.kubeconfig"
+  # HOME=$dir: kwok always loads ~/.kwok/kwok.yaml if present; keep a user's file out of it.
+  # No --config: kwok then uses its default node (heartbeat with lease) and pod (ready) stages.
+  start kwok env HOME="$dir" "$KWOK_BIN/kwok" --kubeconfig="$dir/kubeconfig" \
+    --server-address="127.0.0.1:$KWOK_PORT" --manage-all-nodes=false \
+    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --cidr=10.244.0.1/16 --node-lease-duration-seconds=40
+
+  create_nodes
+  apply_crds   # needs only the apiserver; overlaps the controller-manager's start-up
+  wait_for "3 Ready fake nodes" kwok kubectl wait --for=condition=Ready node -l type=kwok --timeout=5s
+  wait_for "default ServiceAccount" kube-controller-manager kubectl get serviceaccount default -n default
+  wait_for "prometheus /-/ready" prometheus curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+  trap - EXIT
+  log "up in $((SECONDS - start_time))s at $dir"
+  summary
+}
+
+summary() {
+  echo "export KUBECONFIG=$dir/kubeconfig" >&2
+  echo "prometheus: http://127.0.0.1:$PROMETHEUS_PORT" >&2
+  echo "everything: eval \"\$($0 env)\"" >&2
+}
+
+case ${1:-} in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *) echo "usage: $0 up|down|status|env   (state dir: \$FLEDGE_CLUSTER_DIR, now $dir)" >&2; exit 2 ;;
+esac

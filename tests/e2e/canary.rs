@@ -1,0 +1,189 @@
+//! Canary rollouts without a traffic router: weights are replica shares.
+
+use fledge::api::{Phase, RequestAction, Rollout};
+use serde_json::json;
+
+use crate::harness::{MINUTE, TestEnv, canary_rollout};
+
+fn phase(r: &Rollout) -> Option<Phase> {
+    r.status.as_ref().and_then(|s| s.phase)
+}
+
+fn step(r: &Rollout) -> Option<i32> {
+    r.status.as_ref().and_then(|s| s.current_step_index)
+}
+
+fn healthy_at(r: &Rollout, hash: Option<&str>) -> bool {
+    let s = r.status.clone().unwrap_or_default();
+    phase(r) == Some(Phase::Healthy) && (hash.is_none() || s.stable_revision.as_deref() == hash)
+}
+
+/// Deploys v1 and waits until it is Healthy; returns its revision hash.
+pub async fn deploy_v1(env: &TestEnv, rollout: serde_json::Value) -> String {
+    let name = rollout["metadata"]["name"].as_str().unwrap().to_string();
+    env.apply::<Rollout>(rollout).await;
+    let r = env
+        .wait_rollout(&name, "v1 Healthy", MINUTE, |r| healthy_at(r, None))
+        .await;
+    r.status.unwrap().stable_revision.unwrap()
+}
+
+#[tokio::test]
+async fn three_step_canary_with_timed_pauses_reaches_healthy() {
+    let mut env = TestEnv::new("canary-steps").await;
+    env.service("web-stable", "web").await;
+    env.service("web-canary", "web").await;
+    env.start_operator();
+    let steps = json!([
+        {"setWeight": 25}, {"pause": {"duration": "4s"}},
+        {"setWeight": 50}, {"pause": {"duration": "4s"}},
+        {"setWeight": 75}, {"pause": {"duration": "4s"}},
+    ]);
+    let v1 = deploy_v1(&env, canary_rollout("web", 4, "1", steps.clone())).await;
+    assert_eq!(env.replica_sets().await, vec![(v1.clone(), 4, 4)]);
+    assert_eq!(
+        env.service_hash("web-stable").await.as_deref(),
+        Some(v1.as_str())
+    );
+
+    env.apply::<Rollout>(canary_rollout("web", 4, "2", steps))
+        .await;
+    // At each timed pause the ReplicaSets hold the step's sizes: 1/3, 2/2, 3/1 of 4.
+    for (pause_index, canary, stable) in [(1, 1, 3), (3, 2, 2), (5, 3, 1)] {
+        let r = env
+            .wait_rollout("web", &format!("pause step {pause_index}"), MINUTE, |r| {
+                step(r) == Some(pause_index) && phase(r) == Some(Phase::Paused)
+            })
+            .await;
+        let v2 = r.status.as_ref().unwrap().current_revision.clone().unwrap();
+        let sets = env.replica_sets().await;
+        let size = |h: &str| sets.iter().find(|s| s.0 == h).map(|s| s.1);
+        assert_eq!(
+            size(&v2),
+            Some(canary),
+            "canary at step {pause_index}: {sets:?}"
+        );
+        assert_eq!(
+            size(&v1),
+            Some(stable),
+            "stable at step {pause_index}: {sets:?}"
+        );
+        assert_eq!(env.service_hash("web-canary").await, Some(v2.clone()));
+        assert_eq!(env.service_hash("web-stable").await, Some(v1.clone()));
+        let weight = r.status.as_ref().unwrap().canary_weight;
+        assert_eq!(
+            weight,
+            Some(canary * 100 / 4),
+            "weight at step {pause_index}"
+        );
+    }
+
+    let r = env
+        .wait_rollout("web", "v2 Healthy", MINUTE, |r| {
+            let s = r.status.clone().unwrap_or_default();
+            healthy_at(r, s.current_revision.as_deref())
+                && s.stable_revision.as_deref() != Some(v1.as_str())
+        })
+        .await;
+    let v2 = r.status.unwrap().stable_revision.unwrap();
+    assert_eq!(env.service_hash("web-stable").await, Some(v2.clone()));
+    // The old revision goes to 0 after scaleDownDelaySeconds (2s).
+    env.wait_for("old ReplicaSet scaled to 0", MINUTE, || async {
+        let sets = env.replica_sets().await;
+        let want = vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)];
+        let mut want = want;
+        want.sort();
+        if sets == want {
+            Ok(())
+        } else {
+            Err(format!("{sets:?}"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn indefinite_pause_waits_for_promote() {
+    let mut env = TestEnv::new("canary-promote").await;
+    env.service("web-stable", "web").await;
+    env.service("web-canary", "web").await;
+    env.start_operator();
+    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
+    let v1 = deploy_v1(&env, canary_rollout("web", 4, "1", steps.clone())).await;
+    env.apply::<Rollout>(canary_rollout("web", 4, "2", steps))
+        .await;
+    env.wait_rollout("web", "paused at step 1", MINUTE, |r| {
+        step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+    })
+    .await;
+    // An indefinite pause stays put.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let r = env.rollout("web").await;
+    assert_eq!((step(&r), phase(&r)), (Some(1), Some(Phase::Paused)));
+
+    env.request("web", RequestAction::Promote).await;
+    let r = env
+        .wait_rollout("web", "Healthy after promote", MINUTE, |r| {
+            healthy_at(r, None)
+                && r.status.as_ref().unwrap().stable_revision.as_deref() != Some(v1.as_str())
+        })
+        .await;
+    assert!(
+        r.status.unwrap().request.is_none(),
+        "the request is consumed"
+    );
+}
+
+#[tokio::test]
+async fn abort_then_retry() {
+    let mut env = TestEnv::new("canary-abort").await;
+    env.service("web-stable", "web").await;
+    env.service("web-canary", "web").await;
+    env.start_operator();
+    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
+    let v1 = deploy_v1(&env, canary_rollout("web", 4, "1", steps.clone())).await;
+    env.apply::<Rollout>(canary_rollout("web", 4, "2", steps))
+        .await;
+    let r = env
+        .wait_rollout("web", "paused at step 1", MINUTE, |r| {
+            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+        })
+        .await;
+    let v2 = r.status.unwrap().current_revision.unwrap();
+
+    env.request("web", RequestAction::Abort).await;
+    let r = env
+        .wait_rollout("web", "Degraded after abort", MINUTE, |r| {
+            phase(r) == Some(Phase::Degraded)
+        })
+        .await;
+    let s = r.status.unwrap();
+    assert!(s.abort);
+    assert_eq!(s.canary_weight, Some(0));
+    let stalled = s.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "RolloutAborted")
+    );
+    env.wait_for("canary scaled to 0, stable at 4", MINUTE, || async {
+        let sets = env.replica_sets().await;
+        let mut want = vec![(v1.clone(), 4, 4), (v2.clone(), 0, 0)];
+        want.sort();
+        if sets == want {
+            Ok(())
+        } else {
+            Err(format!("{sets:?}"))
+        }
+    })
+    .await;
+    assert_eq!(env.service_hash("web-stable").await, Some(v1.clone()));
+
+    env.request("web", RequestAction::Retry).await;
+    env.wait_rollout("web", "paused at step 1 again after retry", MINUTE, |r| {
+        step(r) == Some(1) && phase(r) == Some(Phase::Paused) && !r.status.as_ref().unwrap().abort
+    })
+    .await;
+    env.request("web", RequestAction::Promote).await;
+    env.wait_rollout("web", "Healthy on v2", MINUTE, |r| healthy_at(r, Some(&v2)))
+        .await;
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests against a real Kubernetes API server (see harness.rs for which one).
+//! Run them with `make test`, or `hack/cluster.sh up` then `cargo test --test e2e`.
+
+mod harness;
+
+mod bluegreen;
+mod canary;
+mod resilience;
+mod smoke;
