@@ -14,6 +14,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::Error;
+use super::hash::template_hash;
 use super::plan::{Action, Plan};
 use crate::api::{FIELD_MANAGER, HASH_LABEL, ROLLOUT_LABEL, Rollout};
 
@@ -34,10 +35,13 @@ pub async fn apply(
             Action::ApplyReplicaSet { hash, replicas } => {
                 let name = replica_set_name(rollout, hash);
                 // A revision that is no longer in the spec keeps the template it was created with.
+                // The spec's template is used only for its own revision: were an old revision's
+                // ReplicaSet gone from the cache meanwhile, it must not come back running the new
+                // template under the old revision's name and hash label.
                 let cached = replica_sets.get(&ObjectRef::new(&name).within(&ns));
                 let template = match cached.as_ref().and_then(|rs| rs.spec.as_ref()) {
                     Some(spec) => spec.template.clone(),
-                    None => template.cloned(),
+                    None => template.filter(|t| template_hash(t) == *hash).cloned(),
                 }
                 .ok_or_else(|| Error::MissingTemplate(name.clone()))?;
                 let rs = replica_set(rollout, hash, *replicas, template)?;

@@ -1,6 +1,8 @@
 //! The Rollout controller: watch events -> observe -> plan (pure) -> act -> status.
 
 pub mod act;
+#[cfg(test)]
+mod act_tests;
 pub(crate) mod bluegreen;
 pub(crate) mod canary;
 #[cfg(test)]
@@ -39,8 +41,6 @@ pub enum Error {
     MissingTemplate(String),
     #[error("serializing: {0}")]
     Serialize(#[source] serde_json::Error),
-    #[error("a cache stopped before it was filled")]
-    CacheStopped(#[from] kube::runtime::reflector::store::WriterDropped),
 }
 
 impl Error {
@@ -51,7 +51,6 @@ impl Error {
             Error::Write(..) => "write",
             Error::MissingTemplate(_) => "template",
             Error::Serialize(_) => "serialize",
-            Error::CacheStopped(_) => "cache",
         }
     }
 }
@@ -109,30 +108,34 @@ pub async fn run(
     };
     let rollouts_wc = watcher::Config::default().labels(&rollout_selector);
 
-    let (rs_store, rs_writer) = reflector::store();
-    let rs_stream = watcher(
+    // The caches of related objects are filled by tasks of their own, and the controller starts
+    // only once each holds its first full list: a plan made against a half-filled cache could
+    // take "not cached yet" for "does not exist" (a Service missing, a ReplicaSet to create).
+    // Each task forwards what changed to the controller, which maps it to Rollouts.
+    let (rs_store, rs_changes) = cache(watcher(
         api::<ReplicaSet>(&client, &scope),
         watcher::Config::default().labels(ROLLOUT_LABEL),
-    )
-    .default_backoff()
-    .modify(slim)
-    .reflect(rs_writer)
-    .touched_objects();
-    let (svc_store, svc_writer) = reflector::store();
-    let svc_stream = watcher(api::<Service>(&client, &scope), watcher::Config::default())
-        .default_backoff()
-        .modify(slim)
-        .reflect(svc_writer)
-        .touched_objects();
-    let (deploy_store, deploy_writer) = reflector::store();
-    let deploy_stream = watcher(
+    ));
+    let (svc_store, svc_changes) = cache(watcher(
+        api::<Service>(&client, &scope),
+        watcher::Config::default(),
+    ));
+    let (deploy_store, deploy_changes) = cache(watcher(
         api::<Deployment>(&client, &scope),
         watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(slim)
-    .reflect(deploy_writer)
-    .touched_objects();
+    ));
+    // One waiter per store: kube's `Store::wait_until_ready` keeps a single waker.
+    let synced = async {
+        rs_store.wait_until_ready().await?;
+        svc_store.wait_until_ready().await?;
+        deploy_store.wait_until_ready().await
+    };
+    if let Err(error) = synced.await {
+        warn!(%error, "a cache stopped before it was filled");
+        return;
+    }
+    info!("caches synced");
+    health.set_ready(true);
 
     let controller = Controller::new(api::<Rollout>(&client, &scope), rollouts_wc)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
@@ -144,33 +147,14 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         caches: Caches {
-            replica_sets: rs_store.clone(),
-            services: svc_store.clone(),
-            deployments: deploy_store.clone(),
+            replica_sets: rs_store,
+            services: svc_store,
+            deployments: deploy_store,
         },
         rollouts: rollouts.clone(),
         metrics: metrics.clone(),
         recorder: Recorder::new(client.clone(), reporter),
     });
-
-    // Ready once every cache has its first full list; until then a plan could mistake
-    // "not cached yet" for "does not exist".
-    {
-        let (rollouts, rs, svc, deploy) = (rollouts.clone(), rs_store, svc_store, deploy_store);
-        tokio::spawn(async move {
-            let synced = futures::future::join4(
-                rollouts.wait_until_ready(),
-                rs.wait_until_ready(),
-                svc.wait_until_ready(),
-                deploy.wait_until_ready(),
-            )
-            .await;
-            if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
-                info!("caches synced");
-                health.set_ready(true);
-            }
-        });
-    }
 
     {
         let (rollouts, metrics) = (rollouts.clone(), metrics.clone());
@@ -186,15 +170,15 @@ pub async fn run(
     let by_service = rollouts.clone();
     let by_deployment = rollouts.clone();
     controller
-        .owns_stream(rs_stream)
-        .watches_stream(svc_stream, move |svc: Service| {
+        .owns_stream(rs_changes)
+        .watches_stream(svc_changes, move |svc: Service| {
             referencing(&by_service, &svc, |r| {
                 observe::referenced_services(r)
                     .into_iter()
                     .any(|(_, name)| name == svc.name_any())
             })
         })
-        .watches_stream(deploy_stream, move |d: Deployment| {
+        .watches_stream(deploy_changes, move |d: Deployment| {
             referencing(&by_deployment, &d, |r| {
                 r.spec
                     .workload_ref
@@ -204,8 +188,50 @@ pub async fn run(
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
+        .for_each(|result| {
+            // Reconcile errors were logged by error_policy; what is left are the controller's own
+            // (a watch that failed, an object gone before its turn).
+            if let Err(error) = result {
+                match error {
+                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                    other => warn!(error = %other, "controller"),
+                }
+            }
+            futures::future::ready(())
+        })
         .await;
+}
+
+/// Fills a cache from `events` on a task of its own; returns the store and a stream of the
+/// objects that changed, for the controller's triggers.
+fn cache<K>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + std::fmt::Debug + 'static,
+{
+    let (store, writer) = reflector::store();
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let changes = events
+        .default_backoff()
+        .modify(slim)
+        .reflect(writer)
+        .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(changes);
+        while let Some(change) = changes.next().await {
+            // Watch errors are retried by the backoff; the controller only needs the objects.
+            if let Ok(obj) = change {
+                if tx.unbounded_send(Ok(obj)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (store, rx)
 }
 
 /// Rollouts in `obj`'s namespace for which `refers` holds.
@@ -229,9 +255,8 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     if rollout.meta().deletion_timestamp.is_some() {
         return Ok(Requeue::await_change());
     }
-    // Until every cache has its first full list, "not in the cache" does not mean "does not
-    // exist": a plan made now could report a present Service as missing.
-    ctx.caches.wait_until_ready().await?;
+
+    tracing::debug!("reconciling");
     let observed = observe::observe(&rollout, &ctx.caches);
     let plan = plan::plan(&rollout, &observed, Timestamp::now());
     if !plan.actions.is_empty() {
@@ -301,6 +326,7 @@ fn error_policy(rollout: Arc<Rollout>, error: &Error, ctx: Arc<Context>) -> Requ
     if error.metric_label() == "conflict" {
         // Someone (usually a client filing a request) changed the Rollout meanwhile; the watch
         // brings the new version at once.
+        tracing::debug!(rollout = %rollout.name_any(), %error, "conflict, retrying");
         return Requeue::requeue(Duration::from_millis(200));
     }
     warn!(rollout = %rollout.name_any(), %error, "reconcile failed");

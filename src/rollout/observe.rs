@@ -89,18 +89,6 @@ pub struct Caches {
     pub deployments: Store<Deployment>,
 }
 
-impl Caches {
-    /// Waits until each cache has received its first full list; the controller polls the watches
-    /// meanwhile, so this resolves within one list round-trip.
-    pub async fn wait_until_ready(
-        &self,
-    ) -> Result<(), kube::runtime::reflector::store::WriterDropped> {
-        self.replica_sets.wait_until_ready().await?;
-        self.services.wait_until_ready().await?;
-        self.deployments.wait_until_ready().await
-    }
-}
-
 /// Reads the world of `rollout` from the caches. Never touches the network.
 pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
     let ns = rollout.namespace().unwrap_or_default();
