@@ -20,12 +20,9 @@ pub const FIELD_MANAGER: &str = "fledge";
 /// what `crds/` holds.
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
-    let mut out = String::new();
-    for crd in [Rollout::crd()] {
-        out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&crd)?);
-    }
-    Ok(out)
+    let crds = [Rollout::crd()];
+    let docs: Result<Vec<String>, _> = crds.iter().map(serde_yaml::to_string).collect();
+    Ok(docs?.iter().map(|d| format!("---\n{d}")).collect())
 }
 
 #[cfg(test)]

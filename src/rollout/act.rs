@@ -48,7 +48,7 @@ pub async fn apply(
                 Api::<ReplicaSet>::namespaced(client.clone(), &ns)
                     .patch(&name, &ssa, &Patch::Apply(&rs))
                     .await
-                    .map_err(|e| Error::Write("ReplicaSet", name, e))?;
+                    .map_err(|e| Error::Write("ReplicaSet", name, Box::new(e)))?;
             }
             Action::DeleteReplicaSet { name } => {
                 match Api::<ReplicaSet>::namespaced(client.clone(), &ns)
@@ -57,7 +57,7 @@ pub async fn apply(
                 {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(Error::Write("ReplicaSet", name.clone(), e)),
+                    Err(e) => return Err(Error::Write("ReplicaSet", name.clone(), Box::new(e))),
                 }
             }
             Action::PinService { name, hash } => {
@@ -70,7 +70,7 @@ pub async fn apply(
                 Api::<Service>::namespaced(client.clone(), &ns)
                     .patch(name, &ssa, &Patch::Apply(&patch))
                     .await
-                    .map_err(|e| Error::Write("Service", name.clone(), e))?;
+                    .map_err(|e| Error::Write("Service", name.clone(), Box::new(e)))?;
             }
             Action::ScaleDownWorkload { name } => {
                 let patch = json!({
@@ -82,7 +82,7 @@ pub async fn apply(
                 Api::<Deployment>::namespaced(client.clone(), &ns)
                     .patch(name, &ssa, &Patch::Apply(&patch))
                     .await
-                    .map_err(|e| Error::Write("Deployment", name.clone(), e))?;
+                    .map_err(|e| Error::Write("Deployment", name.clone(), Box::new(e)))?;
             }
         }
     }
@@ -107,7 +107,7 @@ async fn write_status(client: &Client, rollout: &Rollout, plan: &Plan) -> Result
     Api::<Rollout>::namespaced(client.clone(), &ns)
         .patch_status(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
         .await
-        .map_err(|e| Error::Write("Rollout status", name, e))?;
+        .map_err(|e| Error::Write("Rollout status", name, Box::new(e)))?;
     Ok(())
 }
 

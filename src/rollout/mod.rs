@@ -36,7 +36,7 @@ use observe::Caches;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("writing {0} {1:?}: {2}")]
-    Write(&'static str, String, #[source] kube::Error),
+    Write(&'static str, String, #[source] Box<kube::Error>),
     #[error("no pod template for {0}")]
     MissingTemplate(String),
     #[error("serializing: {0}")]
@@ -47,11 +47,23 @@ impl Error {
     /// A short label for the errors metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::Write(_, _, kube::Error::Api(s)) if s.code == 409 || s.code == 422 => "conflict",
+            Error::Write(_, _, e) if is_conflict(e) => "conflict",
             Error::Write(..) => "write",
             Error::MissingTemplate(_) => "template",
             Error::Serialize(_) => "serialize",
         }
+    }
+}
+
+/// A write lost a race: 409, or the 422 the API server answers when the status patch's
+/// resourceVersion test fails (no field causes, unlike a validation error).
+fn is_conflict(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(s) if s.code == 409 => true,
+        kube::Error::Api(s) if s.code == 422 => {
+            s.details.as_ref().is_none_or(|d| d.causes.is_empty())
+        }
+        _ => false,
     }
 }
 
@@ -224,10 +236,10 @@ where
         futures::pin_mut!(changes);
         while let Some(change) = changes.next().await {
             // Watch errors are retried by the backoff; the controller only needs the objects.
-            if let Ok(obj) = change {
-                if tx.unbounded_send(Ok(obj)).is_err() {
-                    break;
-                }
+            if let Ok(obj) = change
+                && tx.unbounded_send(Ok(obj)).is_err()
+            {
+                break;
             }
         }
     });
@@ -308,10 +320,10 @@ fn update_phase_gauge(rollouts: &Store<Rollout>, metrics: &Metrics) {
         (Phase::Degraded, 0),
     ];
     for r in rollouts.state() {
-        if let Some(p) = r.status.as_ref().and_then(|s| s.phase) {
-            if let Some(c) = counts.iter_mut().find(|(q, _)| *q == p) {
-                c.1 += 1;
-            }
+        if let Some(p) = r.status.as_ref().and_then(|s| s.phase)
+            && let Some(c) = counts.iter_mut().find(|(q, _)| *q == p)
+        {
+            c.1 += 1;
         }
     }
     let counts: Vec<(String, i64)> = counts

@@ -187,3 +187,41 @@ async fn abort_then_retry() {
     env.wait_rollout("web", "Healthy on v2", MINUTE, |r| healthy_at(r, Some(&v2)))
         .await;
 }
+
+#[tokio::test]
+async fn scale_subresource_drives_replicas_like_an_hpa() {
+    let mut env = TestEnv::new("scale").await;
+    env.service("web-stable", "web").await;
+    env.service("web-canary", "web").await;
+    env.start_operator();
+    let v1 = deploy_v1(&env, canary_rollout("web", 2, "1", json!([]))).await;
+
+    // What an HPA does: read and write /scale, which selects the pods by status.selector.
+    let scale = env
+        .rollouts()
+        .get_scale("web")
+        .await
+        .expect("/scale is served");
+    assert_eq!(scale.spec.and_then(|s| s.replicas), Some(2));
+    assert_eq!(
+        scale.status.and_then(|s| s.selector).as_deref(),
+        Some("app=web")
+    );
+    env.rollouts()
+        .patch_scale(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .expect("scaling through /scale");
+    env.wait_for("5 pods of the stable revision", MINUTE, || async {
+        let sets = env.replica_sets().await;
+        if sets == vec![(v1.clone(), 5, 5)] {
+            Ok(())
+        } else {
+            Err(format!("{sets:?}"))
+        }
+    })
+    .await;
+}
