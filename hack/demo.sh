@@ -18,16 +18,21 @@ down() {
   bash hack/cluster.sh down
 }
 
-# Prints a line each time the Rollout or its ReplicaSets change, until `$1` (a jsonpath
-# condition evaluated by `done_when`) holds or $2 seconds pass.
+# Prints a line each time the Rollout or its ReplicaSets change, until the shell condition $1
+# holds or $2 seconds pass.
+last=""
+show() {
+  local line sets
+  line=$(kubectl get rollout web -o jsonpath='phase={.status.phase} step={.status.currentStepIndex} weight={.status.canaryWeight}% stable={.status.stableRevision} current={.status.currentRevision}' 2>/dev/null || true)
+  sets=$(kubectl get rs -l fledge.dev/rollout=web -o jsonpath='{range .items[*]}{.metadata.labels.rollouts-pod-template-hash}={.status.availableReplicas}/{.spec.replicas} {end}' 2>/dev/null || true)
+  line="$line | replicasets(available/desired): ${sets:-none}"
+  if [ "$line" != "$last" ]; then printf '  %s  %s\n' "$(date +%T)" "$line"; last=$line; fi
+}
 watch_until() {
-  local want=$1 timeout=$2 last="" line start=$SECONDS
+  local want=$1 timeout=$2 start=$SECONDS
   while (( SECONDS - start < timeout )); do
-    line=$(kubectl get rollout web -o jsonpath='phase={.status.phase} step={.status.currentStepIndex} weight={.status.canaryWeight}% stable={.status.stableRevision} current={.status.currentRevision}' 2>/dev/null || true)
-    sets=$(kubectl get rs -l fledge.dev/rollout=web -o jsonpath='{range .items[*]}{.metadata.labels.rollouts-pod-template-hash}={.status.availableReplicas}/{.spec.replicas} {end}' 2>/dev/null || true)
-    line="$line | replicasets(available/desired): ${sets:-none}"
-    if [ "$line" != "$last" ]; then printf '  %s  %s\n' "$(date +%T)" "$line"; last=$line; fi
-    if eval "$want"; then return 0; fi
+    show
+    if eval "$want"; then show; return 0; fi
     sleep 1
   done
   echo "demo: timed out after ${timeout}s; operator log: $FLEDGE_CLUSTER_DIR/logs/fledge-operator.log" >&2
@@ -63,7 +68,7 @@ up() {
   echo "  operator pid $(cat "$operator_pid"), log $FLEDGE_CLUSTER_DIR/logs/fledge-operator.log"
 
   say "Applying examples/canary-basic.yaml (first revision: straight to stable)"
-  kubectl delete rollout web --ignore-not-found --wait=true >/dev/null
+  kubectl delete -f examples/canary-basic.yaml --ignore-not-found --wait=true >/dev/null
   kubectl apply --server-side -f examples/canary-basic.yaml
   watch_until '[ "$(phase)" = Healthy ]' 120
 

@@ -26,6 +26,7 @@ pub async fn apply(
     rollout: &Rollout,
     template: Option<&PodTemplateSpec>,
     replica_sets: &Store<ReplicaSet>,
+    services: &Store<Service>,
     plan: &Plan,
 ) -> Result<()> {
     let ns = rollout.namespace().unwrap_or_default();
@@ -61,11 +62,19 @@ pub async fn apply(
                 }
             }
             Action::PinService { name, hash } => {
+                // A Service's selector is an atomic map under server-side apply: applying only
+                // the hash key would replace the user's keys. So the whole selector is applied,
+                // as cached, with the hash added.
+                let mut selector = services
+                    .get(&ObjectRef::new(name).within(&ns))
+                    .and_then(|svc| svc.spec.as_ref()?.selector.clone())
+                    .unwrap_or_default();
+                selector.insert(HASH_LABEL.to_string(), hash.clone());
                 let patch = json!({
                     "apiVersion": "v1",
                     "kind": "Service",
                     "metadata": {"name": name, "namespace": ns},
-                    "spec": {"selector": {HASH_LABEL: hash}},
+                    "spec": {"selector": selector},
                 });
                 Api::<Service>::namespaced(client.clone(), &ns)
                     .patch(name, &ssa, &Patch::Apply(&patch))

@@ -117,10 +117,29 @@ fn start(
     replica_sets: Store<ReplicaSet>,
     plan: Plan,
 ) -> (tokio::task::JoinHandle<Result<(), Error>>, ApiHandle) {
+    start_with_services(rollout, template, replica_sets, reflector::store().0, plan)
+}
+
+/// Like [`start`], with a Service cache.
+fn start_with_services(
+    rollout: Rollout,
+    template: Option<PodTemplateSpec>,
+    replica_sets: Store<ReplicaSet>,
+    services: Store<k8s_openapi::api::core::v1::Service>,
+    plan: Plan,
+) -> (tokio::task::JoinHandle<Result<(), Error>>, ApiHandle) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let task = tokio::spawn(async move {
-        let result = act::apply(&client, &rollout, template.as_ref(), &replica_sets, &plan).await;
+        let result = act::apply(
+            &client,
+            &rollout,
+            template.as_ref(),
+            &replica_sets,
+            &services,
+            &plan,
+        )
+        .await;
         drop(client);
         result
     });
@@ -337,7 +356,7 @@ async fn old_revision_missing_from_the_cache_is_not_rebuilt_from_the_spec_templa
 }
 
 #[tokio::test]
-async fn pin_service_applies_only_the_selector_hash() {
+async fn pin_service_applies_the_users_selector_with_the_hash_added() {
     let hash = hash_of("web:1");
     let plan = plan(
         vec![Action::PinService {
@@ -346,7 +365,14 @@ async fn pin_service_applies_only_the_selector_hash() {
         }],
         old_status(),
     );
-    let (task, mut handle) = start(rollout(), None, store(vec![]), plan);
+    let (services, mut writer) = reflector::store();
+    let cached: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+        "metadata": {"name": STABLE_SVC, "namespace": NAMESPACE},
+        "spec": {"selector": {"app": "web", HASH_LABEL: "old"}, "ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    writer.apply_watcher_event(&watcher::Event::Apply(cached));
+    let (task, mut handle) = start_with_services(rollout(), None, store(vec![]), services, plan);
 
     let body = expect_apply(
         next(&mut handle).await,
@@ -358,7 +384,7 @@ async fn pin_service_applies_only_the_selector_hash() {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": "web-stable", "namespace": "shop"},
-            "spec": {"selector": {HASH_LABEL: hash}},
+            "spec": {"selector": {"app": "web", HASH_LABEL: hash}},
         })
     );
     assert_no_more(&mut handle).await;

@@ -279,6 +279,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
         &rollout,
         observed.template.as_ref().ok(),
         &ctx.caches.replica_sets,
+        &ctx.caches.services,
         &plan,
     )
     .await?;

@@ -1602,3 +1602,57 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn workload_ref_scale_down_onsuccess_scales_the_deployment_once_healthy() {
+    let mut rollout = RolloutBuilder::canary()
+        .replicas(2)
+        .workload_ref("web-deploy")
+        .build();
+    rollout.spec.workload_ref.as_mut().unwrap().scale_down = Some(crate::api::ScaleDown::Onsuccess);
+    let world = ObservedBuilder::for_rollout(&rollout)
+        .workload("web:1", 2)
+        .build();
+    let mut sim = Sim::new(rollout);
+    sim.world = world;
+    // While the Rollout's own pods are not yet available, the Deployment keeps its pods.
+    let first = sim.reconcile();
+    assert!(
+        !first
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::ScaleDownWorkload { .. })),
+        "{first:#?}"
+    );
+    let plans = sim.settle();
+    let scaled: Vec<_> = plans
+        .iter()
+        .filter(|p| {
+            p.actions.contains(&Action::ScaleDownWorkload {
+                name: "web-deploy".into(),
+            })
+        })
+        .collect();
+    assert_eq!(scaled.len(), 1, "scaled down once: {plans:#?}");
+    assert_eq!(scaled[0].status.phase, Some(Phase::Healthy));
+}
+
+#[test]
+fn workload_ref_scale_down_never_leaves_the_deployment() {
+    let rollout = RolloutBuilder::canary()
+        .replicas(2)
+        .workload_ref("web-deploy")
+        .build();
+    let world = ObservedBuilder::for_rollout(&rollout)
+        .workload("web:1", 2)
+        .build();
+    let mut sim = Sim::new(rollout);
+    sim.world = world;
+    let plans = sim.settle();
+    assert!(!plans.iter().any(|p| {
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::ScaleDownWorkload { .. }))
+    }));
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+}

@@ -45,6 +45,18 @@ async fn three_step_canary_with_timed_pauses_reaches_healthy() {
         env.service_hash("web-stable").await.as_deref(),
         Some(v1.as_str())
     );
+    // Pinning adds the hash to the user's selector; it does not replace it.
+    let svc = env
+        .api::<k8s_openapi::api::core::v1::Service>()
+        .get("web-stable")
+        .await
+        .unwrap();
+    let selector = svc.spec.unwrap().selector.unwrap();
+    assert_eq!(
+        selector.get("app").map(String::as_str),
+        Some("web"),
+        "{selector:?}"
+    );
 
     env.apply::<Rollout>(canary_rollout("web", 4, "2", steps))
         .await;
