@@ -24,7 +24,14 @@ cargo test --locked --test e2e --no-run
 
 # A cluster of our own, in its own dir, so a developer's running cluster is left alone.
 export FLEDGE_CLUSTER_DIR=${FLEDGE_TEST_CLUSTER_DIR:-/tmp/fledge-test-cluster-$$}
-trap 'step "tearing down the test cluster"; bash hack/cluster.sh down || true' EXIT
+# Operators the e2e tests started are their children and die with them; a test binary that was
+# itself killed would leave them behind, so they go too (only ours: they run from this tree).
+cleanup() {
+  step "tearing down the test cluster"
+  pkill -f "^$PWD/target/debug/fledge controller --namespace e2e-" || true
+  bash hack/cluster.sh down || true
+}
+trap cleanup EXIT
 step "e2e: starting the local control plane"
 bash hack/cluster.sh up
 eval "$(bash hack/cluster.sh env)"
