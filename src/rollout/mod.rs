@@ -8,6 +8,7 @@ pub(crate) mod canary;
 #[cfg(test)]
 mod fixtures;
 pub mod hash;
+pub mod index;
 pub mod observe;
 pub mod plan;
 #[cfg(test)]
@@ -16,7 +17,7 @@ mod plan_tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
@@ -124,10 +125,19 @@ pub async fn run(
     // only once each holds its first full list: a plan made against a half-filled cache could
     // take "not cached yet" for "does not exist" (a Service missing, a ReplicaSet to create).
     // Each task forwards what changed to the controller, which maps it to Rollouts.
-    let (rs_store, rs_changes) = cache(watcher(
-        api::<ReplicaSet>(&client, &scope),
-        watcher::Config::default().labels(ROLLOUT_LABEL),
-    ));
+    let rs_owners = index::OwnerIndex::default();
+    let rs_events = {
+        let rs_owners = rs_owners.clone();
+        watcher(
+            api::<ReplicaSet>(&client, &scope),
+            watcher::Config::default().labels(ROLLOUT_LABEL),
+        )
+        .map_ok(move |event| {
+            rs_owners.apply(&event);
+            event
+        })
+    };
+    let (rs_store, rs_changes) = cache(rs_events);
     let (svc_store, svc_changes) = cache(watcher(
         api::<Service>(&client, &scope),
         watcher::Config::default(),
@@ -160,6 +170,7 @@ pub async fn run(
         client: client.clone(),
         caches: Caches {
             replica_sets: rs_store,
+            replica_set_owners: rs_owners,
             services: svc_store,
             deployments: deploy_store,
         },

@@ -85,6 +85,8 @@ pub fn referenced_services(rollout: &Rollout) -> Vec<(&'static str, String)> {
 /// The caches observe reads from.
 pub struct Caches {
     pub replica_sets: Store<ReplicaSet>,
+    /// The ReplicaSet cache's names by owning Rollout.
+    pub replica_set_owners: super::index::OwnerIndex,
     pub services: Store<Service>,
     pub deployments: Store<Deployment>,
 }
@@ -94,17 +96,18 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
     let ns = rollout.namespace().unwrap_or_default();
     let uid = rollout.uid();
 
+    let name = rollout.name_any();
     let replica_sets = caches
-        .replica_sets
-        .state()
-        .iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
+        .replica_set_owners
+        .names(&ns, &name)
+        .into_iter()
+        .filter_map(|rs| caches.replica_sets.get(&ObjectRef::new(&rs).within(&ns)))
         .filter(|rs| {
             rs.owner_references()
                 .iter()
                 .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
         })
-        .filter_map(|rs| ObservedReplicaSet::from_replica_set(rs))
+        .filter_map(|rs| ObservedReplicaSet::from_replica_set(&rs))
         .collect();
 
     let services = referenced_services(rollout)

@@ -1321,6 +1321,7 @@ fn a_missing_workload_ref_deployment_is_an_invalid_spec_until_it_appears() {
         .build();
     let caches = super::observe::Caches {
         replica_sets: kube::runtime::reflector::store().0,
+        replica_set_owners: Default::default(),
         services: kube::runtime::reflector::store().0,
         deployments: kube::runtime::reflector::store().0,
     };
