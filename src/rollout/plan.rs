@@ -263,42 +263,22 @@ fn validate<'a>(
 fn invalid(mut draft: Draft, old: &RolloutStatus, generation: Option<i64>, message: &str) -> Plan {
     let now = draft.now;
     let c = &mut draft.status.conditions;
-    cond::set(
-        c,
-        cond::INVALID_SPEC,
-        true,
-        cond::REASON_INVALID,
-        message,
-        generation,
-        now,
-    );
-    cond::set(
-        c,
-        cond::READY,
-        false,
-        cond::REASON_INVALID,
-        message,
-        generation,
-        now,
-    );
-    cond::set(
-        c,
-        cond::STALLED,
-        true,
-        cond::REASON_INVALID,
-        message,
-        generation,
-        now,
-    );
-    cond::set(
-        c,
-        cond::RECONCILING,
-        false,
-        cond::REASON_INVALID,
-        message,
-        generation,
-        now,
-    );
+    for (type_, status) in [
+        (cond::INVALID_SPEC, true),
+        (cond::READY, false),
+        (cond::STALLED, true),
+        (cond::RECONCILING, false),
+    ] {
+        cond::set(
+            c,
+            type_,
+            status,
+            cond::REASON_INVALID,
+            message,
+            generation,
+            now,
+        );
+    }
     draft.status.phase = Some(Phase::Degraded);
     draft.status.message = Some(format!("InvalidSpec: {message}"));
     draft.status.observed_generation = generation;
@@ -702,44 +682,19 @@ fn finish(
 
     let g = generation;
     let c = &mut draft.status.conditions;
-    cond::set(
-        c,
-        cond::READY,
-        phase == Phase::Healthy,
-        reason,
-        &message,
-        g,
-        now,
-    );
-    cond::set(
-        c,
-        cond::STALLED,
-        phase == Phase::Degraded,
-        reason,
-        &message,
-        g,
-        now,
-    );
-    cond::set(
-        c,
-        cond::RECONCILING,
-        matches!(phase, Phase::Progressing | Phase::Paused),
-        reason,
-        &message,
-        g,
-        now,
-    );
     let progressing = !matches!(reason, cond::REASON_ABORTED | cond::REASON_DEADLINE);
-    cond::set(c, cond::PROGRESSING, progressing, reason, &message, g, now);
-    cond::set(
-        c,
-        cond::PAUSED,
-        phase == Phase::Paused,
-        reason,
-        &message,
-        g,
-        now,
-    );
+    for (type_, status) in [
+        (cond::READY, phase == Phase::Healthy),
+        (cond::STALLED, phase == Phase::Degraded),
+        (
+            cond::RECONCILING,
+            matches!(phase, Phase::Progressing | Phase::Paused),
+        ),
+        (cond::PROGRESSING, progressing),
+        (cond::PAUSED, phase == Phase::Paused),
+    ] {
+        cond::set(c, type_, status, reason, &message, g, now);
+    }
     let (avail_reason, avail_message) = if available {
         (
             cond::REASON_AVAILABLE,

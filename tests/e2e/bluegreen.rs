@@ -74,21 +74,9 @@ async fn auto_promotion_switches_after_the_delay() {
     })
     .await;
     assert_eq!(env.service_hash("web-active").await, Some(v2.clone()));
-    env.wait_for(
-        "v1 scaled to 0 after the delay, v2 at full size",
-        MINUTE,
-        || async {
-            let sets = env.replica_sets().await;
-            let mut want = vec![(v1.clone(), 0, 0), (v2.clone(), 3, 3)];
-            want.sort();
-            if sets == want {
-                Ok(())
-            } else {
-                Err(format!("{sets:?}"))
-            }
-        },
-    )
-    .await;
+    let want = vec![(v1, 0, 0), (v2, 3, 3)];
+    env.wait_replica_sets("v1 scaled to 0 after the delay, v2 at full size", want)
+        .await;
 }
 
 #[tokio::test]

@@ -30,10 +30,7 @@ pub async fn deploy_v1(env: &TestEnv, rollout: serde_json::Value) -> String {
 
 #[tokio::test]
 async fn three_step_canary_with_timed_pauses_reaches_healthy() {
-    let mut env = TestEnv::new("canary-steps").await;
-    env.service("web-stable", "web").await;
-    env.service("web-canary", "web").await;
-    env.start_operator();
+    let env = TestEnv::canary("canary-steps").await;
     let steps = json!([
         {"setWeight": 25}, {"pause": {"duration": "4s"}},
         {"setWeight": 50}, {"pause": {"duration": "4s"}},
@@ -100,26 +97,13 @@ async fn three_step_canary_with_timed_pauses_reaches_healthy() {
     let v2 = r.status.unwrap().stable_revision.unwrap();
     assert_eq!(env.service_hash("web-stable").await, Some(v2.clone()));
     // The old revision goes to 0 after scaleDownDelaySeconds (2s).
-    env.wait_for("old ReplicaSet scaled to 0", MINUTE, || async {
-        let sets = env.replica_sets().await;
-        let want = vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)];
-        let mut want = want;
-        want.sort();
-        if sets == want {
-            Ok(())
-        } else {
-            Err(format!("{sets:?}"))
-        }
-    })
-    .await;
+    env.wait_replica_sets("old ReplicaSet scaled to 0", vec![(v1, 0, 0), (v2, 4, 4)])
+        .await;
 }
 
 #[tokio::test]
 async fn indefinite_pause_waits_for_promote() {
-    let mut env = TestEnv::new("canary-promote").await;
-    env.service("web-stable", "web").await;
-    env.service("web-canary", "web").await;
-    env.start_operator();
+    let env = TestEnv::canary("canary-promote").await;
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
     let v1 = deploy_v1(&env, canary_rollout("web", 4, "1", steps.clone())).await;
     env.apply::<Rollout>(canary_rollout("web", 4, "2", steps))
@@ -148,10 +132,7 @@ async fn indefinite_pause_waits_for_promote() {
 
 #[tokio::test]
 async fn abort_then_retry() {
-    let mut env = TestEnv::new("canary-abort").await;
-    env.service("web-stable", "web").await;
-    env.service("web-canary", "web").await;
-    env.start_operator();
+    let env = TestEnv::canary("canary-abort").await;
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
     let v1 = deploy_v1(&env, canary_rollout("web", 4, "1", steps.clone())).await;
     env.apply::<Rollout>(canary_rollout("web", 4, "2", steps))
@@ -177,17 +158,9 @@ async fn abort_then_retry() {
         (stalled.status.as_str(), stalled.reason.as_str()),
         ("True", "RolloutAborted")
     );
-    env.wait_for("canary scaled to 0, stable at 4", MINUTE, || async {
-        let sets = env.replica_sets().await;
-        let mut want = vec![(v1.clone(), 4, 4), (v2.clone(), 0, 0)];
-        want.sort();
-        if sets == want {
-            Ok(())
-        } else {
-            Err(format!("{sets:?}"))
-        }
-    })
-    .await;
+    let want = vec![(v1.clone(), 4, 4), (v2.clone(), 0, 0)];
+    env.wait_replica_sets("canary scaled to 0, stable at 4", want)
+        .await;
     assert_eq!(env.service_hash("web-stable").await, Some(v1.clone()));
 
     env.request("web", RequestAction::Retry).await;
@@ -202,10 +175,7 @@ async fn abort_then_retry() {
 
 #[tokio::test]
 async fn scale_subresource_drives_replicas_like_an_hpa() {
-    let mut env = TestEnv::new("scale").await;
-    env.service("web-stable", "web").await;
-    env.service("web-canary", "web").await;
-    env.start_operator();
+    let env = TestEnv::canary("scale").await;
     let v1 = deploy_v1(&env, canary_rollout("web", 2, "1", json!([]))).await;
 
     // What an HPA does: read and write /scale, which selects the pods by status.selector.
@@ -227,13 +197,6 @@ async fn scale_subresource_drives_replicas_like_an_hpa() {
         )
         .await
         .expect("scaling through /scale");
-    env.wait_for("5 pods of the stable revision", MINUTE, || async {
-        let sets = env.replica_sets().await;
-        if sets == vec![(v1.clone(), 5, 5)] {
-            Ok(())
-        } else {
-            Err(format!("{sets:?}"))
-        }
-    })
-    .await;
+    env.wait_replica_sets("5 pods of the stable revision", vec![(v1, 5, 5)])
+        .await;
 }

@@ -101,6 +101,15 @@ impl TestEnv {
         }
     }
 
+    /// A namespace with Services `web-stable` and `web-canary` and an operator watching it.
+    pub async fn canary(name: &str) -> TestEnv {
+        let mut env = TestEnv::new(name).await;
+        env.service("web-stable", "web").await;
+        env.service("web-canary", "web").await;
+        env.start_operator();
+        env
+    }
+
     /// Starts the operator watching this namespace, without leader election.
     pub fn start_operator(&mut self) -> usize {
         self.start_operator_with(&["--leader-elect=false"])
@@ -222,6 +231,20 @@ impl TestEnv {
             .collect();
         out.sort();
         out
+    }
+
+    /// Waits until the ReplicaSets are exactly `want`: (revision hash, desired, available).
+    pub async fn wait_replica_sets(&self, what: &str, mut want: Vec<(String, i32, i32)>) {
+        want.sort();
+        self.wait_for(what, MINUTE, || async {
+            let sets = self.replica_sets().await;
+            if sets == want {
+                Ok(())
+            } else {
+                Err(format!("{sets:?}"))
+            }
+        })
+        .await
     }
 
     /// The revision hash Service `name`'s selector is pinned to.
