@@ -42,9 +42,8 @@ scaled_up_sets() { kubectl get rs -l fledge.dev/rollout=web -o jsonpath='{range 
 phase() { kubectl get rollout web -o jsonpath='{.status.phase}'; }
 step_index() { kubectl get rollout web -o jsonpath='{.status.currentStepIndex}'; }
 request() {
-  kubectl patch rollout web --subresource=status --type=merge \
-    -p "{\"status\":{\"request\":{\"action\":\"$1\",\"requestedBy\":\"demo\"}}}" >/dev/null
-  echo "  requested: $1 (written to the status subresource, never to spec)"
+  echo "  \$ kubectl fledge $1 web      (a request in the status subresource, never the spec)"
+  kubectl fledge "$1" web | sed 's/^/    /'
 }
 set_image() {
   kubectl patch rollout web --type=json \
@@ -58,7 +57,8 @@ up() {
   eval "$(bash hack/cluster.sh env)"
 
   say "Building and starting the fledge operator"
-  cargo build --quiet --bin fledge
+  cargo build --quiet --bin fledge --bin kubectl-fledge
+  export PATH="$repo/target/debug:$PATH"   # so `kubectl fledge` finds the plugin
   mkdir -p "$FLEDGE_CLUSTER_DIR/logs" "$FLEDGE_CLUSTER_DIR/pids"
   if [ -f "$operator_pid" ] && kill -0 "$(cat "$operator_pid")" 2>/dev/null; then kill "$(cat "$operator_pid")"; sleep 1; fi
   "$repo/target/debug/fledge" controller --leader-elect=false \
@@ -92,8 +92,8 @@ up() {
   Explore:   eval "\$(FLEDGE_CLUSTER_DIR=$FLEDGE_CLUSTER_DIR hack/cluster.sh env)"
              kubectl get rollout web -w          # or: kubectl describe rollout web
              kubectl get events --sort-by=.lastTimestamp
-  Retry the aborted revision:
-             kubectl patch rollout web --subresource=status --type=merge -p '{"status":{"request":{"action":"retry"}}}'
+  Retry the aborted revision (the plugin is target/debug/kubectl-fledge):
+             PATH=$repo/target/debug:\$PATH kubectl fledge retry web
   Tear down: make demo-down
 MSG
 }

@@ -5,6 +5,7 @@
 //! [`rollout::act`] -> status. See DESIGN.md for the map.
 
 pub mod api;
+pub mod cli;
 pub mod client;
 pub mod leader;
 pub mod rollout;

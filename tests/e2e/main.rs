@@ -5,5 +5,6 @@ mod harness;
 
 mod bluegreen;
 mod canary;
+mod plugin;
 mod resilience;
 mod smoke;

@@ -1,0 +1,307 @@
+//! `kubectl fledge`: the kubectl plugin. Put it on PATH and run `kubectl fledge --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fledge::api::{RequestAction, Rollout};
+use fledge::cli::status::{self, Outcome};
+use fledge::cli::{exit, request};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+#[derive(Parser)]
+#[command(name = "kubectl fledge", version, about = "Drive fledge Rollouts")]
+struct Cli {
+    /// Path to the kubeconfig file; default $KUBECONFIG or ~/.kube/config.
+    #[arg(long, global = true, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// Namespace; default the context's.
+    #[arg(short, long, global = true)]
+    namespace: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// End the current pause or skip the current step; --full skips all remaining steps.
+    Promote {
+        name: String,
+        #[arg(long)]
+        full: bool,
+    },
+    /// Put all traffic back on the stable revision and stop.
+    Abort { name: String },
+    /// Start the steps of an aborted rollout again.
+    Retry { name: String },
+    /// Stop the rollout where it is.
+    Pause { name: String },
+    /// Continue after a pause.
+    Resume { name: String },
+    /// One line of state; --watch waits until Healthy (exit 0), Degraded (exit 1) or the
+    /// timeout (exit 2).
+    Status {
+        name: String,
+        #[arg(short, long)]
+        watch: bool,
+        /// How long --watch waits, like 30s, 10m, 1h.
+        #[arg(long, default_value = "10m")]
+        timeout: String,
+    },
+    /// List Rollouts, like `kubectl get`.
+    List {
+        /// What to list: rollouts.
+        #[arg(value_parser = ["rollouts", "rollout", "ro"])]
+        kind: String,
+        /// All namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Output format.
+        #[arg(short, long)]
+        output: Option<Output>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Json,
+    Yaml,
+    Wide,
+}
+
+/// An error with the message a person can act on.
+struct Failure(String);
+
+impl From<kube::Error> for Failure {
+    fn from(e: kube::Error) -> Self {
+        Failure(match e {
+            kube::Error::Api(s) if s.code == 403 => format!(
+                "not allowed: {} (runtime requests need `patch` on rollouts/status; \
+                 ask for the fledge rollout-manager role)",
+                s.message
+            ),
+            other => other.to_string(),
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8, Failure> {
+    let options = KubeConfigOptions {
+        context: cli.context.clone(),
+        ..Default::default()
+    };
+    let config = match &cli.kubeconfig {
+        Some(path) => {
+            // $KUBECONFIG may list several files; like kubectl, merge them.
+            let mut merged: Option<Kubeconfig> = None;
+            for p in std::env::split_paths(path) {
+                let k = Kubeconfig::read_from(&p)
+                    .map_err(|e| Failure(format!("reading kubeconfig {}: {e}", p.display())))?;
+                merged = Some(match merged {
+                    Some(m) => m.merge(k).map_err(|e| Failure(e.to_string()))?,
+                    None => k,
+                });
+            }
+            let kubeconfig = merged.ok_or_else(|| Failure("empty --kubeconfig".into()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &options).await
+        }
+        None => Config::from_kubeconfig(&options).await,
+    }
+    .map_err(|e| Failure(format!("no usable kubeconfig: {e}")))?;
+    let namespace = cli
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = Client::try_from(config).map_err(|e| Failure(e.to_string()))?;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
+
+    match cli.command {
+        Command::Promote { name, full } => {
+            let action = if full {
+                RequestAction::PromoteFull
+            } else {
+                RequestAction::Promote
+            };
+            file_request(&rollouts, &namespace, &name, action).await
+        }
+        Command::Abort { name } => {
+            file_request(&rollouts, &namespace, &name, RequestAction::Abort).await
+        }
+        Command::Retry { name } => {
+            file_request(&rollouts, &namespace, &name, RequestAction::Retry).await
+        }
+        Command::Pause { name } => {
+            file_request(&rollouts, &namespace, &name, RequestAction::Pause).await
+        }
+        Command::Resume { name } => {
+            file_request(&rollouts, &namespace, &name, RequestAction::Resume).await
+        }
+        Command::Status {
+            name,
+            watch,
+            timeout,
+        } => {
+            let timeout = fledge::api::duration::parse(&timeout)
+                .map_err(|e| Failure(format!("--timeout: {e}")))?;
+            status_of(&rollouts, &namespace, &name, watch, timeout).await
+        }
+        Command::List {
+            all_namespaces,
+            output,
+            ..
+        } => {
+            let api: Api<Rollout> = if all_namespaces {
+                Api::all(client)
+            } else {
+                rollouts
+            };
+            let list = api.list(&ListParams::default()).await?;
+            match output {
+                Some(Output::Json) => println!("{}", to_json(&list.items)?),
+                Some(Output::Yaml) => print!("{}", to_yaml(&list.items)?),
+                wide => {
+                    let wide = matches!(wide, Some(Output::Wide));
+                    let now = Timestamp::now();
+                    let mut rows = vec![
+                        status::header(all_namespaces, wide)
+                            .into_iter()
+                            .map(String::from)
+                            .collect(),
+                    ];
+                    rows.extend(
+                        list.items
+                            .iter()
+                            .map(|r| status::row(r, all_namespaces, wide, now)),
+                    );
+                    if list.items.is_empty() {
+                        eprintln!(
+                            "No rollouts found in {}.",
+                            if all_namespaces {
+                                "any namespace".into()
+                            } else {
+                                format!("namespace {namespace:?}")
+                            }
+                        );
+                    } else {
+                        print!("{}", status::table(&rows));
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+async fn get(rollouts: &Api<Rollout>, namespace: &str, name: &str) -> Result<Rollout, Failure> {
+    match rollouts.get(name).await {
+        Ok(r) => Ok(r),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(Failure(format!(
+            "rollout {name:?} not found in namespace {namespace:?} (use -n to pick another)"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Files `action` and waits until the controller has consumed it, then prints what it did.
+async fn file_request(
+    rollouts: &Api<Rollout>,
+    namespace: &str,
+    name: &str,
+    action: RequestAction,
+) -> Result<u8, Failure> {
+    get(rollouts, namespace, name).await?;
+    let who = std::env::var("USER").unwrap_or_else(|_| "kubectl-fledge".into());
+    rollouts
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(request::patch(action, &who)),
+        )
+        .await?;
+    println!("{} requested on rollout {name:?}", action.as_str());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let r = get(rollouts, namespace, name).await?;
+        if request::consumed(&r) {
+            println!("{}", status::line(&r));
+            return Ok(exit::OK);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(Failure(
+        "the request is filed but no controller acted on it within 15s: is fledge running, and \
+         does it handle this Rollout (--namespace / --instance-id)?"
+            .into(),
+    ))
+}
+
+async fn status_of(
+    rollouts: &Api<Rollout>,
+    namespace: &str,
+    name: &str,
+    watch: bool,
+    timeout: Duration,
+) -> Result<u8, Failure> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let r = get(rollouts, namespace, name).await?;
+        let line = status::line(&r);
+        if line != last {
+            println!("{line}");
+            last = line;
+        }
+        match status::outcome(&r) {
+            Some(Outcome::Healthy) => return Ok(exit::OK),
+            Some(Outcome::Failed) => return Ok(exit::FAILED),
+            None if !watch => return Ok(exit::OK),
+            None if Instant::now() >= deadline => {
+                eprintln!("timed out after {timeout:?}");
+                return Ok(exit::TIMEOUT);
+            }
+            None => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+fn to_json(items: &[Rollout]) -> Result<String, Failure> {
+    serde_json::to_string_pretty(&list_object(items)).map_err(|e| Failure(e.to_string()))
+}
+
+fn to_yaml(items: &[Rollout]) -> Result<String, Failure> {
+    serde_yaml::to_string(&list_object(items)).map_err(|e| Failure(e.to_string()))
+}
+
+/// Output shaped like `kubectl get -o json`: a v1 List.
+fn list_object(items: &[Rollout]) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+}
