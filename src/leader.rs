@@ -321,8 +321,21 @@ fn claim(mut lease: Lease, identity: &str, now: Timestamp, duration_seconds: i32
     spec.holder_identity = Some(identity.to_owned());
     spec.renew_time = Some(MicroTime(now));
     spec.lease_duration_seconds = Some(duration_seconds);
+    // The leader's version, for `kubectl fledge version`: the Lease is the one object every
+    // running installation has.
+    lease
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            VERSION_ANNOTATION.to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        );
     lease
 }
+
+/// Annotation on the leader Lease: the version of the controller holding it.
+pub const VERSION_ANNOTATION: &str = "fledge.dev/controller-version";
 
 #[cfg(test)]
 mod tests {
@@ -401,6 +414,11 @@ mod tests {
         assert_eq!(spec.acquire_time, Some(MicroTime(ts(1_000))));
         assert_eq!(spec.renew_time, Some(MicroTime(ts(1_000))));
         assert_eq!(claimed.metadata.resource_version.as_deref(), Some("42"));
+        let annotations = claimed.metadata.annotations.expect("annotations");
+        assert_eq!(
+            annotations.get(VERSION_ANNOTATION).map(String::as_str),
+            Some(env!("CARGO_PKG_VERSION"))
+        );
     }
 
     #[test]

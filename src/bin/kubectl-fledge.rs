@@ -55,6 +55,10 @@ enum Command {
         #[arg(long, default_value = "10m")]
         timeout: String,
     },
+    /// Print the plugin's version and, when reachable, the running controller's.
+    Version,
+    /// Print a shell completion script: `source <(kubectl fledge completion bash)`.
+    Completion { shell: clap_complete::Shell },
     /// List Rollouts, like `kubectl get`.
     List {
         /// What to list: rollouts.
@@ -94,6 +98,17 @@ impl From<kube::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Completion needs no cluster.
+    if let Command::Completion { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(
+            shell,
+            &mut command,
+            "kubectl-fledge",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::from(exit::OK);
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -145,6 +160,18 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
 
     match cli.command {
+        Command::Completion { .. } => Ok(exit::OK),
+        Command::Version => {
+            println!("client: kubectl-fledge {}", env!("CARGO_PKG_VERSION"));
+            match controller_versions(&client).await {
+                Ok(found) if found.is_empty() => {
+                    println!("controller: none found (no fledge-controller Lease)")
+                }
+                Ok(found) => found.iter().for_each(|v| println!("controller: {v}")),
+                Err(e) => println!("controller: unknown ({e})"),
+            }
+            Ok(exit::OK)
+        }
         Command::Promote { name, full } => {
             let action = if full {
                 RequestAction::PromoteFull
@@ -291,6 +318,26 @@ async fn status_of(
             None => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     }
+}
+
+/// Versions of the running controllers, from the annotation their leader puts on its Lease.
+async fn controller_versions(client: &Client) -> Result<Vec<String>, kube::Error> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::all(client.clone());
+    let list = leases.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|l| {
+            let version = l
+                .metadata
+                .annotations
+                .as_ref()?
+                .get(fledge::leader::VERSION_ANNOTATION)?;
+            let ns = l.metadata.namespace.as_deref().unwrap_or_default();
+            let name = l.metadata.name.as_deref().unwrap_or_default();
+            Some(format!("fledge {version} (Lease {ns}/{name})"))
+        })
+        .collect())
 }
 
 fn to_json(items: &[Rollout]) -> Result<String, Failure> {

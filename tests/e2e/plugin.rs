@@ -9,7 +9,7 @@ use crate::canary::deploy_v1;
 use crate::harness::{MINUTE, TestEnv, canary_rollout, kubeconfig_path};
 
 /// Runs the plugin in the test's namespace: (exit code, stdout, stderr).
-fn plugin(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+pub fn plugin(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kubectl-fledge"))
         .arg("--kubeconfig")
         .arg(kubeconfig_path())
@@ -98,6 +98,13 @@ async fn requests_move_a_rollout_and_status_exit_codes_tell_the_outcome() {
     assert_eq!(code, 0);
     let list: serde_json::Value = serde_json::from_str(&out).expect("-o json is JSON");
     assert_eq!(list["items"][0]["metadata"]["name"], "web");
+
+    let (code, out, _) = plugin(&env, &["completion", "bash"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("kubectl-fledge") && out.contains("promote"),
+        "a bash completion script"
+    );
 
     let (code, _, err) = plugin(&env, &["promote", "nope"]);
     assert_eq!(code, 1);

@@ -191,6 +191,14 @@ async fn leader_election_fails_over() {
         }
     };
     let first = env.wait_for("a leader", MINUTE, || holder(&env)).await;
+    // The leader's version is what `kubectl fledge version` reports.
+    let (code, out, _) = crate::plugin::plugin(&env, &["version"]);
+    assert_eq!(code, 0);
+    let lease = format!("(Lease {}/fledge-controller)", env.ns);
+    assert!(
+        out.contains("client: kubectl-fledge") && out.contains(&lease),
+        "{out}"
+    );
     let (leader, standby) = if first.starts_with("op0-") {
         (a, b)
     } else {
