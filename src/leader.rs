@@ -495,16 +495,7 @@ mod api_tests {
         let (request, send) = handle.next_request().await.expect("a request");
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let bytes = request
-            .into_body()
-            .collect_bytes()
-            .await
-            .expect("request body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("JSON body")
-        };
+        let body = crate::test_support::json_body(request.into_body()).await;
         (method, path, body, send)
     }
 

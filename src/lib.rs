@@ -10,6 +10,8 @@ pub mod client;
 pub mod leader;
 pub mod rollout;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 
 /// Errors at the crate boundary.
 #[derive(Debug, thiserror::Error)]

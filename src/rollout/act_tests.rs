@@ -163,16 +163,7 @@ async fn next(handle: &mut ApiHandle) -> Seen {
         .headers()
         .get(http::header::CONTENT_TYPE)
         .map(|v| v.to_str().expect("ascii content-type").to_owned());
-    let bytes = request
-        .into_body()
-        .collect_bytes()
-        .await
-        .expect("request body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).expect("JSON body")
-    };
+    let body = crate::test_support::json_body(request.into_body()).await;
     Seen {
         method,
         path,

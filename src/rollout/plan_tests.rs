@@ -1482,6 +1482,40 @@ mod properties {
         }
     }
 
+    /// Reconciles `sim` until it finishes (at most `limit` times), filing each request at its
+    /// reconcile and checking `invariant` on (world before, plan, reconcile number) each time;
+    /// pods become available one at a time when `slow`.
+    fn drive(
+        sim: &mut Sim,
+        limit: usize,
+        requests: &[(usize, RequestAction)],
+        slow: bool,
+        mut invariant: impl FnMut(&Sim, &Observed, &Plan, usize) -> Result<(), TestCaseError>,
+    ) -> Result<(), TestCaseError> {
+        for i in 0..limit {
+            for (_, action) in requests.iter().filter(|(at, _)| *at == i) {
+                sim.request(*action);
+            }
+            let before = sim.world.clone();
+            let p = sim.reconcile();
+            invariant(sim, &before, &p, i)?;
+            if finished(sim) {
+                return Ok(());
+            }
+            unblock(sim, &p);
+            sim.sync_pods();
+            if slow {
+                ready_one(sim)
+            } else {
+                sim.pods_ready()
+            }
+        }
+        Err(TestCaseError::fail(format!(
+            "did not finish: {:#?}",
+            sim.status()
+        )))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -1506,13 +1540,7 @@ mod properties {
             let (h1, h2) = (hash_of("web:1"), hash_of("web:2"));
 
             let mut sim = updating(rollout);
-            let mut done = false;
-            for i in 0..400 {
-                for (_, action) in requests.iter().filter(|(at, _)| *at == i) {
-                    sim.request(*action);
-                }
-                let before = sim.world.clone();
-                let p = sim.reconcile();
+            drive(&mut sim, 400, &requests, slow_pods, |sim, before, p, i| {
                 let s = &p.status;
                 let label = format!("reconcile {i}: {p:#?}");
 
@@ -1547,15 +1575,8 @@ mod properties {
                     prop_assert_eq!(sim.size(&h1), replicas, "{}", label);
                     prop_assert_eq!(sim.service(STABLE_SVC), Some(h1.clone()));
                 }
-                if finished(&sim) {
-                    done = true;
-                    break;
-                }
-                unblock(&mut sim, &p);
-                sim.sync_pods();
-                if slow_pods { ready_one(&mut sim) } else { sim.pods_ready() }
-            }
-            prop_assert!(done, "did not finish: {:#?}", sim.status());
+                Ok(())
+            })?;
         }
 
         #[test]
@@ -1572,12 +1593,7 @@ mod properties {
             if let Some(a) = auto { b = b.auto_promotion(a); }
             let (h1, h2) = (hash_of("web:1"), hash_of("web:2"));
             let mut sim = updating(b.build());
-            let mut done = false;
-            for i in 0..300 {
-                for (_, action) in requests.iter().filter(|(at, _)| *at == i) {
-                    sim.request(*action);
-                }
-                let p = sim.reconcile();
+            drive(&mut sim, 300, &requests, slow_pods, |sim, _, p, _| {
                 let s = &p.status;
                 // The active Service moves only to a fully available revision.
                 let active = sim.service(ACTIVE_SVC).unwrap();
@@ -1591,15 +1607,8 @@ mod properties {
                     prop_assert_eq!(sim.size(&h2), 0);
                     prop_assert_eq!(sim.size(&h1), replicas);
                 }
-                if finished(&sim) {
-                    done = true;
-                    break;
-                }
-                unblock(&mut sim, &p);
-                sim.sync_pods();
-                if slow_pods { ready_one(&mut sim) } else { sim.pods_ready() }
-            }
-            prop_assert!(done, "did not finish: {:#?}", sim.status());
+                Ok(())
+            })?;
         }
     }
 }
