@@ -55,6 +55,11 @@ enum Command {
         #[arg(long, default_value = "10m")]
         timeout: String,
     },
+    /// Set a container's image: a spec change, so a new revision (warns when Git manages it).
+    Set {
+        #[command(subcommand)]
+        what: SetCommand,
+    },
     /// Print the plugin's version and, when reachable, the running controller's.
     Version,
     /// Print a shell completion script: `source <(kubectl fledge completion bash)`.
@@ -70,6 +75,16 @@ enum Command {
         /// Output format.
         #[arg(short, long)]
         output: Option<Output>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SetCommand {
+    /// `set image NAME CONTAINER=IMAGE`.
+    Image {
+        name: String,
+        /// CONTAINER=IMAGE.
+        image: String,
     },
 }
 
@@ -161,6 +176,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
 
     match cli.command {
         Command::Completion { .. } => Ok(exit::OK),
+        Command::Set {
+            what: SetCommand::Image { name, image },
+        } => set_image(&rollouts, &namespace, &name, &image).await,
         Command::Version => {
             println!("client: kubectl-fledge {}", env!("CARGO_PKG_VERSION"));
             match controller_versions(&client).await {
@@ -318,6 +336,57 @@ async fn status_of(
             None => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     }
+}
+
+/// Sets one container's image in the Rollout's own template. A spec change by nature: warn when
+/// a Git sync agent manages the Rollout, because its next sync will undo it.
+async fn set_image(
+    rollouts: &Api<Rollout>,
+    namespace: &str,
+    name: &str,
+    assignment: &str,
+) -> Result<u8, Failure> {
+    let (container, image) = assignment
+        .split_once('=')
+        .filter(|(c, i)| !c.is_empty() && !i.is_empty())
+        .ok_or_else(|| Failure(format!("{assignment:?}: expected CONTAINER=IMAGE")))?;
+    let rollout = get(rollouts, namespace, name).await?;
+    let Some(template) = rollout.spec.template.as_ref() else {
+        return Err(Failure(format!(
+            "rollout {name:?} runs a workloadRef Deployment's template: set the image there"
+        )));
+    };
+    let containers = template
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let Some(index) = containers.iter().position(|c| c.name == container) else {
+        let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+        return Err(Failure(format!(
+            "rollout {name:?} has no container {container:?} (it has {names:?})"
+        )));
+    };
+    let meta = &rollout.metadata;
+    if let Some(agent) = fledge::cli::gitops::managed_by(
+        meta.labels.as_ref().unwrap_or(&Default::default()),
+        meta.annotations.as_ref().unwrap_or(&Default::default()),
+    ) {
+        eprintln!("{}", fledge::cli::gitops::warning(agent, "rollout", name));
+    }
+    // A JSON patch that tests the container's name first, so a template changed meanwhile is
+    // never patched at the wrong index.
+    let path = format!("/spec/template/spec/containers/{index}");
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": format!("{path}/name"), "value": container},
+        {"op": "replace", "path": format!("{path}/image"), "value": image},
+    ]))
+    .map_err(|e| Failure(e.to_string()))?;
+    rollouts
+        .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await?;
+    println!("rollout {name:?}: container {container:?} image set to {image:?}");
+    Ok(exit::OK)
 }
 
 /// Versions of the running controllers, from the annotation their leader puts on its Lease.

@@ -1,6 +1,7 @@
 //! `kubectl fledge`: the commands people use on a running Rollout. Pure formatting and
 //! decisions live here; the binary (src/bin/kubectl-fledge.rs) does the I/O.
 
+pub mod gitops;
 pub mod request;
 pub mod status;
 

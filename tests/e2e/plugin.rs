@@ -110,3 +110,29 @@ async fn requests_move_a_rollout_and_status_exit_codes_tell_the_outcome() {
     assert_eq!(code, 1);
     assert!(err.contains("not found") && err.contains(&env.ns), "{err}");
 }
+
+#[tokio::test]
+async fn set_image_starts_a_new_revision_and_warns_when_git_manages_the_rollout() {
+    let env = TestEnv::canary("plugin-set").await;
+    let mut manifest = canary_rollout("web", 2, "1", json!([{"setWeight": 50}, {"pause": {}}]));
+    manifest["metadata"]["annotations"] =
+        json!({"argocd.argoproj.io/tracking-id": "shop:fledge.dev/Rollout:shop/web"});
+    let v1 = deploy_v1(&env, manifest).await;
+
+    let (code, out, err) = plugin(&env, &["set", "image", "web", "app=registry.example/web:2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("managed by Argo CD") && err.contains("Git"),
+        "{err}"
+    );
+    let r = env
+        .wait_rollout("web", "the new revision paused at step 1", MINUTE, |r| {
+            state(r) == (Some(1), Some(Phase::Paused))
+        })
+        .await;
+    assert_ne!(r.status.unwrap().current_revision, Some(v1));
+
+    let (code, _, err) = plugin(&env, &["set", "image", "web", "nope=x:1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no container \"nope\""), "{err}");
+}
