@@ -499,14 +499,7 @@ mod api_tests {
         (method, path, body, send)
     }
 
-    fn reply(send: SendResponse<Response<Body>>, code: u16, body: &Value) {
-        let response = Response::builder()
-            .status(code)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(body).expect("serialize")))
-            .expect("response");
-        send.send_response(response);
-    }
+    use crate::test_support::reply;
 
     #[tokio::test]
     async fn acquire_creates_a_missing_lease() {

@@ -181,14 +181,7 @@ async fn assert_no_more(handle: &mut ApiHandle) {
     }
 }
 
-fn reply(send: SendResponse<Response<Body>>, code: u16, body: &Value) {
-    let response = Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(body).expect("serialize")))
-        .expect("response");
-    send.send_response(response);
-}
+use crate::test_support::reply;
 
 fn failure(code: u16, reason: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",

@@ -16,6 +16,14 @@ fn reasons(plan: &Plan) -> Vec<&'static str> {
     plan.events.iter().map(|e| e.reason).collect()
 }
 
+/// The plan of a settled run that promoted the new revision.
+fn promotion(plans: &[Plan]) -> &Plan {
+    plans
+        .iter()
+        .find(|p| reasons(p).contains(&"Promoted"))
+        .expect("a plan promoted the new revision")
+}
+
 fn condition<'a>(status: &'a RolloutStatus, type_: &str) -> (&'a str, &'a str) {
     let c = cond::find(&status.conditions, type_).unwrap_or_else(|| panic!("no {type_} condition"));
     (c.status.as_str(), c.reason.as_str())
@@ -476,10 +484,7 @@ fn after_the_last_step_the_canary_becomes_stable_and_the_old_stable_goes_after_t
         .unwrap();
     assert_eq!(plans[full].status.stable_revision, Some(h1.clone()));
     assert!(!plans[full].actions.contains(&pin(STABLE_SVC, &h2)));
-    let promoted = plans
-        .iter()
-        .find(|p| reasons(p).contains(&"Promoted"))
-        .unwrap();
+    let promoted = promotion(&plans);
     let at = sim.now + secs(30);
     assert!(promoted.actions.contains(&pin(STABLE_SVC, &h2)));
     assert!(
@@ -517,10 +522,7 @@ fn scale_down_delay_zero_scales_the_old_stable_down_at_promotion() {
         .build();
     let mut sim = updating(rollout);
     let plans = sim.settle();
-    let promoted = plans
-        .iter()
-        .find(|p| reasons(p).contains(&"Promoted"))
-        .unwrap();
+    let promoted = promotion(&plans);
     assert!(promoted.actions.contains(&apply_rs(&hash_of("web:1"), 0)));
     assert_eq!(promoted.requeue_after, None);
 }
@@ -612,7 +614,7 @@ fn with_no_history_the_old_stable_is_deleted_once_its_pods_are_gone() {
     let plans = sim.settle();
     let promoted = plans
         .iter()
-        .position(|p| reasons(p).contains(&"Promoted"))
+        .position(|p| std::ptr::eq(p, promotion(&plans)))
         .unwrap();
     let h1 = hash_of("web:1");
     assert!(plans[promoted].actions.contains(&apply_rs(&h1, 0)));
@@ -725,10 +727,7 @@ fn blue_green_previews_then_promotes_after_auto_promotion_seconds() {
     assert_eq!(sim.service(ACTIVE_SVC), Some(h1.clone()));
 
     let plans = sim.settle();
-    let switched = plans
-        .iter()
-        .find(|p| reasons(p).contains(&"Promoted"))
-        .unwrap();
+    let switched = promotion(&plans);
     let at = sim.now + secs(30);
     assert_eq!(switched.actions, vec![pin(ACTIVE_SVC, &h2)]);
     assert_eq!(switched.status.scale_down_at, Some(Time(at)));
