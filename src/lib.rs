@@ -12,6 +12,7 @@ pub mod rollout;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;
+pub mod traffic;
 
 /// Errors at the crate boundary.
 #[derive(Debug, thiserror::Error)]

@@ -156,6 +156,9 @@ pub struct Strategy {
 /// Canary: the new revision gets a growing share of traffic, step by step.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService))").message("strategy.canary.trafficRouting needs both stableService and canaryService"))]
+#[x_kube(validation = Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute) || has(s.setMirrorRoute))").message("setHeaderRoute and setMirrorRoute steps need strategy.canary.trafficRouting"))]
+#[x_kube(validation = Rule::new("!has(self.stableService) || !has(self.canaryService) || self.stableService != self.canaryService").message("strategy.canary: stableService and canaryService must differ"))]
 pub struct CanaryStrategy {
     /// Service whose selector fledge pins to the stable revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,12 +193,129 @@ pub struct CanaryStrategy {
     /// instead of keeping it at full size until promotion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic_stable_scale: Option<bool>,
+    /// Shift traffic by editing the routing objects a gateway or mesh reads. Without it the
+    /// canary's weight is its share of the pods behind the Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
+}
+
+/// The routing objects fledge edits to move traffic. Several routers may be given; each gets the
+/// same weights. Requires `stableService` and `canaryService`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.gatewayAPI) || has(self.istio) || has(self.smi) || has(self.nginx)").message("trafficRouting: set at least one of gatewayAPI, istio, smi, nginx"))]
+pub struct TrafficRouting {
+    /// Gateway API routes (`gateway.networking.k8s.io/v1`): fledge sets the weights of the
+    /// backendRefs that point at `stableService` and `canaryService`, and nothing else.
+    #[serde(
+        default,
+        rename = "gatewayAPI",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_api: Option<GatewayApiRouting>,
+    /// Istio VirtualService (and optionally DestinationRule subsets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istio: Option<IstioRouting>,
+    /// An SMI TrafficSplit that fledge creates and owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smi: Option<SmiRouting>,
+    /// ingress-nginx: a canary Ingress cloned from `stableIngress`, owned by fledge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx: Option<NginxRouting>,
+}
+
+/// Gateway API routes whose stable/canary backendRefs fledge weighs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("size(self.httpRoutes) + size(self.grpcRoutes) > 0").message("gatewayAPI: name at least one of httpRoutes or grpcRoutes"))]
+pub struct GatewayApiRouting {
+    /// HTTPRoutes in the Rollout's namespace.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub http_routes: Vec<RouteRef>,
+    /// GRPCRoutes in the Rollout's namespace.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub grpc_routes: Vec<RouteRef>,
+}
+
+/// A route in the Rollout's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRef {
+    /// The route's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Istio routing.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioRouting {
+    /// The VirtualService whose HTTP routes carry the weights.
+    pub virtual_service: IstioVirtualService,
+    /// With a DestinationRule, the VirtualService routes to subsets of one host and fledge pins
+    /// each subset to its revision; without one, to the stable and canary Services as hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_rule: Option<IstioDestinationRule>,
+}
+
+/// A VirtualService and the names of its HTTP routes that fledge weighs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioVirtualService {
+    /// The VirtualService's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Names of the HTTP routes to weigh. Empty: the VirtualService must have exactly one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+}
+
+/// A DestinationRule with a stable and a canary subset.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioDestinationRule {
+    /// The DestinationRule's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The subset fledge pins to the canary revision.
+    #[schemars(length(min = 1))]
+    pub canary_subset_name: String,
+    /// The subset fledge pins to the stable revision.
+    #[schemars(length(min = 1))]
+    pub stable_subset_name: String,
+}
+
+/// SMI TrafficSplit (`split.smi-spec.io/v1alpha2`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SmiRouting {
+    /// Name of the TrafficSplit fledge creates. Defaults to the Rollout's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_split_name: Option<String>,
+    /// The Service clients address (the TrafficSplit's root). Defaults to `stableService`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_service: Option<String>,
+}
+
+/// ingress-nginx canary routing.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NginxRouting {
+    /// The Ingress that routes to `stableService`; fledge clones it into
+    /// `<rollout>-<stableIngress>-canary` pointing at `canaryService`.
+    #[schemars(length(min = 1, max = 253))]
+    pub stable_ingress: String,
+    /// Annotation prefix of the ingress controller. Defaults to `nginx.ingress.kubernetes.io`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation_prefix: Option<String>,
 }
 
 /// One canary step: exactly one action.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.setCanaryScale)].filter(x, x).size() == 1").message("each step must set exactly one of setWeight, pause, setCanaryScale"))]
+#[x_kube(validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.setCanaryScale), has(self.setHeaderRoute), has(self.setMirrorRoute)].filter(x, x).size() == 1").message("each step must set exactly one of setWeight, pause, setCanaryScale, setHeaderRoute, setMirrorRoute"))]
 pub struct CanaryStep {
     /// Percentage of traffic for the canary, 0 to 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,6 +327,81 @@ pub struct CanaryStep {
     /// Size the canary independently of its traffic weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_canary_scale: Option<SetCanaryScale>,
+    /// Send requests whose headers match to the canary only (needs `trafficRouting`). With no
+    /// `match`, removes the header route of that name. Removed when the rollout ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_header_route: Option<SetHeaderRoute>,
+    /// Copy a share of the matching requests to the canary; responses are discarded (needs
+    /// `trafficRouting`). With neither `match` nor `percentage`, removes the mirror route of that
+    /// name. Removed when the rollout ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_mirror_route: Option<SetMirrorRoute>,
+}
+
+/// A header-based route to the canary.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SetHeaderRoute {
+    /// Name of the route, unique among the header and mirror routes of the Rollout.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// All of these must match (AND). Empty: remove the route.
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub matches: Vec<HeaderRouteMatch>,
+}
+
+/// A mirror route to the canary.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SetMirrorRoute {
+    /// Name of the route, unique among the header and mirror routes of the Rollout.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Percentage of the matching requests to mirror. Defaults to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub percentage: Option<i32>,
+    /// Mirror only requests whose headers all match; empty: all requests of the routes.
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub matches: Vec<HeaderRouteMatch>,
+}
+
+/// One header condition.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderRouteMatch {
+    /// The header's name, like `x-canary`.
+    #[schemars(length(min = 1, max = 256))]
+    pub header_name: String,
+    /// How its value must match.
+    pub header_value: HeaderValueMatch,
+}
+
+/// Exactly one of `exact`, `prefix`, `regex`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.exact), has(self.prefix), has(self.regex)].filter(x, x).size() == 1").message("headerValue: set exactly one of exact, prefix, regex"))]
+pub struct HeaderValueMatch {
+    /// The value, exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub exact: Option<String>,
+    /// A prefix of the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub prefix: Option<String>,
+    /// A regular expression the value matches (the router's dialect: RE2 for Envoy-based ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub regex: Option<String>,
 }
 
 /// A pause step.
@@ -378,6 +573,9 @@ pub enum PauseReason {
     CanaryPauseStep,
     /// Blue-green waiting for promotion.
     BlueGreenPause,
+    /// A gateway did not accept a route fledge edits (or could not resolve its backends): no
+    /// more traffic is shifted until it does.
+    TrafficRouteNotAccepted,
     /// Paused by `kubectl fledge pause` or `spec.paused`.
     UserPaused,
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 
@@ -15,8 +15,9 @@ use serde_json::json;
 
 use super::Error;
 use super::hash::template_hash;
-use super::plan::{Action, Plan};
+use super::plan::{Action, FINALIZER, Plan};
 use crate::api::{FIELD_MANAGER, HASH_LABEL, ROLLOUT_LABEL, Rollout};
+use crate::traffic::ObjectKey;
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -31,6 +32,8 @@ pub async fn apply(
 ) -> Result<()> {
     let ns = rollout.namespace().unwrap_or_default();
     let ssa = PatchParams::apply(FIELD_MANAGER).force();
+    // The finalizer patch moves the resourceVersion the status write is guarded by.
+    let mut resource_version = rollout.resource_version();
     for action in &plan.actions {
         match action {
             Action::ApplyReplicaSet { hash, replicas } => {
@@ -93,23 +96,93 @@ pub async fn apply(
                     .await
                     .map_err(|e| Error::Write("Deployment", name.clone(), Box::new(e)))?;
             }
+            Action::ApplyRoute { key, body } => {
+                routes_api(client, &ns, key)
+                    .patch(&key.name, &ssa, &Patch::Apply(body))
+                    .await
+                    .map_err(|e| Error::Write(key.kind.name(), key.name.clone(), Box::new(e)))?;
+            }
+            Action::DeleteRoute { key } => {
+                match routes_api(client, &ns, key)
+                    .delete(&key.name, &DeleteParams::background())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => {
+                        return Err(Error::Write(key.kind.name(), key.name.clone(), Box::new(e)));
+                    }
+                }
+            }
+            Action::UnpinService { name } => {
+                let Some(mut selector) = services
+                    .get(&ObjectRef::new(name).within(&ns))
+                    .and_then(|svc| svc.spec.as_ref()?.selector.clone())
+                else {
+                    continue;
+                };
+                selector.remove(HASH_LABEL);
+                let patch = json!({
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"selector": selector},
+                });
+                Api::<Service>::namespaced(client.clone(), &ns)
+                    .patch(name, &ssa, &Patch::Apply(&patch))
+                    .await
+                    .map_err(|e| Error::Write("Service", name.clone(), Box::new(e)))?;
+            }
+            Action::AddFinalizer | Action::RemoveFinalizer => {
+                let mut finalizers = rollout.finalizers().to_vec();
+                finalizers.retain(|f| f != FINALIZER);
+                if matches!(action, Action::AddFinalizer) {
+                    finalizers.push(FINALIZER.to_string());
+                }
+                let patch: json_patch::Patch = serde_json::from_value(json!([
+                    {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+                    {"op": "add", "path": "/metadata/finalizers", "value": finalizers},
+                ]))
+                .map_err(Error::Serialize)?;
+                let updated = Api::<Rollout>::namespaced(client.clone(), &ns)
+                    .patch(
+                        &rollout.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Json::<()>(patch),
+                    )
+                    .await
+                    .map_err(|e| {
+                        Error::Write("Rollout finalizers", rollout.name_any(), Box::new(e))
+                    })?;
+                resource_version = updated.resource_version();
+            }
         }
     }
-    write_status(client, rollout, plan).await
+    write_status(client, rollout, resource_version, plan).await
+}
+
+fn routes_api(client: &Client, ns: &str, key: &ObjectKey) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &key.kind.api_resource())
 }
 
 /// Writes the status when it changed. The patch first tests the resourceVersion the plan was
 /// made from, so a request a client filed meanwhile is never lost: the write fails, the watch
 /// delivers the new object, and the next reconcile consumes the request.
-async fn write_status(client: &Client, rollout: &Rollout, plan: &Plan) -> Result<()> {
-    if rollout.status.as_ref() == Some(&plan.status) {
+async fn write_status(
+    client: &Client,
+    rollout: &Rollout,
+    resource_version: Option<String>,
+    plan: &Plan,
+) -> Result<()> {
+    if rollout.status.as_ref() == Some(&plan.status) || rollout.meta().deletion_timestamp.is_some()
+    {
         return Ok(());
     }
     let name = rollout.name_any();
     let ns = rollout.namespace().unwrap_or_default();
     let status = serde_json::to_value(&plan.status).map_err(Error::Serialize)?;
     let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "test", "path": "/metadata/resourceVersion", "value": rollout.resource_version()},
+        {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
         {"op": "add", "path": "/status", "value": status},
     ]))
     .map_err(Error::Serialize)?;

@@ -4,8 +4,11 @@
 //! step is a pair of ReplicaSet sizes, reached within `maxSurge` / `maxUnavailable`.
 
 use crate::api::{CanaryStep, CanaryStrategy, PauseReason};
+use crate::traffic::{TrafficState, routes_after};
 
-use super::plan::{DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft, scaled_value};
+use super::plan::{
+    DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft, scaled_value,
+};
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
     let canary = d.spec.strategy.canary.clone().unwrap_or_default();
@@ -18,7 +21,9 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     let r = d.replicas;
 
     if current == stable {
-        // Nothing in flight: the stable revision at full size, both Services on it.
+        // Nothing in flight: the stable revision at full size, both Services on it, and the
+        // routes back to the stable Service alone.
+        d.route(&TrafficState::default());
         d.status.current_step_index = Some(n);
         d.status.canary_weight = Some(100);
         d.scale(&stable, r);
@@ -28,6 +33,10 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     }
 
     d.pin(canary.stable_service.as_ref(), &stable);
+    if d.routing.is_some() {
+        routed(d, &canary, current, &stable);
+        return;
+    }
     if d.status.abort {
         // All traffic back on stable first: without a router the canary's pods carry traffic,
         // so they go now; the stable revision comes back to full size at once.
@@ -211,7 +220,172 @@ fn describe(step: &CanaryStep) -> String {
             Some(d) => format!("pause {d}"),
             None => "pause".into(),
         }
+    } else if let Some(h) = &step.set_header_route {
+        format!("setHeaderRoute {}", h.name)
+    } else if let Some(m) = &step.set_mirror_route {
+        format!("setMirrorRoute {}", m.name)
     } else {
         "setCanaryScale".into()
     }
+}
+
+/// The canary machine with a traffic router: pods and traffic are separate. The canary gets the
+/// pods its weight (or `setCanaryScale`) asks for while the stable keeps its own, and the routers
+/// give the canary no more traffic than its available pods carry.
+fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
+    let r = d.replicas;
+    let n = canary.steps.len() as i32;
+    if d.status.abort {
+        // Traffic first, in this very reconcile; the canary's pods stay a while for debugging.
+        d.route(&TrafficState::default());
+        d.status.canary_weight = Some(0);
+        d.scale(stable, r);
+        let delay = canary
+            .abort_scale_down_delay_seconds
+            .unwrap_or(DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS);
+        let since = d.status.aborted_at.as_ref().map_or(d.now, |t| t.0);
+        let until = d.after_seconds(since, delay);
+        if d.now >= until {
+            d.scale(current, 0);
+        } else {
+            d.requeue_at(until);
+        }
+        return;
+    }
+    d.pin(canary.canary_service.as_ref(), current);
+
+    if d.routing.as_ref().is_some_and(|t| t.rejected.is_some()) {
+        // A gateway refuses a route: shifting more traffic could not be verified. Hold here.
+        d.pause(PauseReason::TrafficRouteNotAccepted);
+        d.status.canary_weight = d.routed_weight();
+        return;
+    }
+    d.unpause(PauseReason::TrafficRouteNotAccepted);
+
+    let mut i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
+    loop {
+        if d.user_paused() {
+            break;
+        }
+        if d.status.promote_full || i >= n {
+            d.status.current_step_index = Some(n);
+            promote_routed(d, canary, current, stable, n);
+            return;
+        }
+        let step = &canary.steps[i as usize];
+        if let Some(pause) = &step.pause {
+            let start = d.pause(PauseReason::CanaryPauseStep);
+            let Some(duration) = pause.duration.as_deref() else {
+                break;
+            };
+            let seconds = crate::api::duration::parse(duration).map_or(0, |d| d.as_secs());
+            let end = d.after_seconds(start, i32::try_from(seconds).unwrap_or(i32::MAX));
+            if d.now < end {
+                d.requeue_at(end);
+                break;
+            }
+            d.unpause(PauseReason::CanaryPauseStep);
+        } else {
+            // setWeight, setCanaryScale, setHeaderRoute, setMirrorRoute: done once the pods are
+            // there and the routing objects hold the step's traffic.
+            let (c, s) = routed_targets(d, canary, i);
+            let full = traffic_after(canary, i, c, r);
+            if !(d.settled(current, c) && d.settled(stable, s) && holds(d, &full)) {
+                break;
+            }
+        }
+        d.event(
+            "StepCompleted",
+            format!("step {i} ({}) completed", describe(step)),
+        );
+        i += 1;
+    }
+    d.status.current_step_index = Some(i);
+
+    let (c, s) = routed_targets(d, canary, i);
+    d.scale(current, c);
+    d.scale(stable, s);
+    let mut state = traffic_after(canary, i, c, r);
+    // Never more traffic than the available canary pods carry.
+    state.weight = state.weight.min(capacity(d.available(current), r));
+    d.route(&state);
+    d.status.canary_weight = Some(d.routed_weight().unwrap_or(state.weight));
+}
+
+/// True when the routing objects hold `state` now (no write is needed for it).
+fn holds(d: &mut Draft, state: &TrafficState) -> bool {
+    let before = d.actions.clone();
+    let held = d.route(state);
+    d.actions = before;
+    held
+}
+
+/// (canary, stable) pods for the steps up to `i` with a router: the canary's from its weight or
+/// `setCanaryScale`; the stable's at full size, or, with `dynamicStableScale`, what the traffic
+/// the routes still send it needs.
+fn routed_targets(d: &Draft, canary: &CanaryStrategy, i: i32) -> (i32, i32) {
+    let r = d.replicas;
+    let (c, _) = targets(canary, i, r);
+    if canary.dynamic_stable_scale != Some(true) {
+        return (c, r);
+    }
+    let wanted = traffic_after(canary, i, c, r).weight;
+    // The stable shrinks only for traffic that has really moved.
+    let moved = d.routed_weight().unwrap_or(0).min(wanted);
+    (c, (r * (100 - moved) + 99) / 100)
+}
+
+/// The traffic the steps up to and including `i` ask for, the weight capped by what `pods`
+/// canary pods provision.
+fn traffic_after(canary: &CanaryStrategy, i: i32, pods: i32, replicas: i32) -> TrafficState {
+    let done = (i.max(0) as usize + 1).min(canary.steps.len());
+    let weight = canary.steps[..done]
+        .iter()
+        .rev()
+        .find_map(|s| s.set_weight)
+        .unwrap_or(0);
+    let (header_routes, mirror_routes) = routes_after(&canary.steps, done);
+    TrafficState {
+        weight: weight.min(capacity(pods, replicas)),
+        header_routes,
+        mirror_routes,
+    }
+}
+
+/// The share of traffic, in percent, that `pods` of `replicas` can carry.
+fn capacity(pods: i32, replicas: i32) -> i32 {
+    if replicas <= 0 {
+        return 100;
+    }
+    (pods.max(0) * 100 / replicas).min(100)
+}
+
+/// After the last step: the canary at full size, then, in one plan, the routes back to the stable
+/// Service alone (header and mirror routes out) and the stable Service switched to the new pods.
+fn promote_routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str, n: i32) {
+    let r = d.replicas;
+    d.scale(current, r);
+    if !d.settled(current, r) {
+        let (c, _) = targets(canary, n - 1, r);
+        let mut state = traffic_after(canary, n - 1, c.max(d.available(current)), r);
+        state.weight = state.weight.min(capacity(d.available(current), r));
+        d.route(&state);
+        d.status.canary_weight = Some(d.routed_weight().unwrap_or(state.weight));
+        return;
+    }
+    let delay = canary
+        .scale_down_delay_seconds
+        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS);
+    if d.replica_set(stable).is_some_and(|rs| rs.replicas > 0) {
+        d.delay_scale_down(delay);
+    }
+    // The routes go back to the stable Service alone (the old pods, still up for the scale-down
+    // delay) and then that Service moves to the new pods: traffic never meets a missing backend.
+    d.route(&TrafficState::default());
+    d.pin(canary.stable_service.as_ref(), current);
+    d.status.stable_revision = Some(current.to_string());
+    d.status.promote_full = false;
+    d.status.canary_weight = Some(100);
+    d.unpause(PauseReason::CanaryPauseStep);
+    d.event("Promoted", format!("revision {current} promoted to stable"));
 }

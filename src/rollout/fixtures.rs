@@ -210,6 +210,18 @@ impl RolloutBuilder {
         self
     }
 
+    /// Traffic through HTTPRoute `route` (see [`http_route`]).
+    pub fn gateway(mut self, route: &str) -> Self {
+        self.canary_mut().traffic_routing = Some(crate::api::TrafficRouting {
+            gateway_api: Some(crate::api::GatewayApiRouting {
+                http_routes: vec![crate::api::RouteRef { name: route.into() }],
+                grpc_routes: vec![],
+            }),
+            ..Default::default()
+        });
+        self
+    }
+
     pub fn canary_service(mut self, name: Option<&str>) -> Self {
         self.canary_mut().canary_service = name.map(Into::into);
         self
@@ -299,6 +311,7 @@ impl ObservedBuilder {
                     .map(|(_, name)| (name, None))
                     .collect(),
                 workload_replicas: None,
+                traffic: Default::default(),
             },
         }
     }
@@ -386,6 +399,36 @@ pub fn apply_writes(world: &mut Observed, actions: &[Action], now: Timestamp) {
                 world.services.insert(name.clone(), Some(hash.clone()));
             }
             Action::ScaleDownWorkload { .. } => world.workload_replicas = Some(0),
+            Action::ApplyRoute { key, body } => {
+                let doc = match world.traffic.get(key) {
+                    Some(crate::traffic::Found::Object(doc)) => server_side_apply(doc, body),
+                    _ => body.clone(),
+                };
+                world
+                    .traffic
+                    .insert(key.clone(), crate::traffic::Found::Object(doc));
+            }
+            Action::DeleteRoute { key } => {
+                world
+                    .traffic
+                    .insert(key.clone(), crate::traffic::Found::Missing);
+            }
+            Action::UnpinService { name } => {
+                world.services.insert(name.clone(), None);
+            }
+            Action::AddFinalizer | Action::RemoveFinalizer => {}
+        }
+    }
+}
+
+/// The writes of a plan to the Rollout's own metadata: its finalizer.
+pub fn apply_rollout_writes(rollout: &mut Rollout, actions: &[Action]) {
+    for action in actions {
+        let finalizers = rollout.metadata.finalizers.get_or_insert_with(Vec::new);
+        match action {
+            Action::AddFinalizer => finalizers.push(super::plan::FINALIZER.to_string()),
+            Action::RemoveFinalizer => finalizers.retain(|f| f != super::plan::FINALIZER),
+            _ => {}
         }
     }
 }
@@ -401,9 +444,24 @@ pub fn assert_fixpoint(rollout: &Rollout, world: &Observed, now: Timestamp, firs
     );
     let mut next = rollout.clone();
     next.status = Some(first.status.clone());
+    apply_rollout_writes(&mut next, &first.actions);
     let mut applied = world.clone();
     apply_writes(&mut applied, &first.actions, now);
     let again = plan(&next, &applied, now);
+    // A routing write is seen by the very next plan (no other controller has to act), which may
+    // then complete a step: that plan must itself be a fixpoint.
+    if first.actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::ApplyRoute { .. } | Action::DeleteRoute { .. } | Action::AddFinalizer
+        )
+    }) {
+        assert!(
+            !again.actions.iter().any(|a| first.actions.contains(a)),
+            "a routing write repeats: {again:#?}"
+        );
+        return assert_fixpoint(&next, &applied, now, &again);
+    }
     assert_eq!(
         again.actions,
         vec![],
@@ -511,6 +569,7 @@ impl Sim {
             "a request was left in the status"
         );
         apply_writes(&mut self.world, &plan.actions, self.now);
+        apply_rollout_writes(&mut self.rollout, &plan.actions);
         self.rollout.status = Some(plan.status.clone());
         self.plans.push(plan.clone());
         plan
@@ -600,4 +659,54 @@ impl Sim {
 /// `requeue_after` of `seconds`.
 pub fn after(seconds: u64) -> Option<Duration> {
     Some(Duration::from_secs(seconds))
+}
+
+/// Roughly what the API server makes of fledge's server-side apply: objects merge field by field,
+/// lists and values are replaced, and fledge's own annotations that the body leaves out go.
+pub fn server_side_apply(
+    current: &serde_json::Value,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    use serde_json::Value;
+    fn merge(into: &mut Value, from: &Value) {
+        match (into, from) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    match a.get_mut(k) {
+                        Some(slot) => merge(slot, v),
+                        None => {
+                            a.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (slot, v) => *slot = v.clone(),
+        }
+    }
+    let mut out = current.clone();
+    if let Some(a) = out
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        let keep = body.pointer("/metadata/annotations");
+        a.retain(|k, _| !k.starts_with("fledge.dev/") || keep.and_then(|b| b.get(k)).is_some());
+    }
+    merge(&mut out, body);
+    out
+}
+
+/// HTTPRoute `name` as a user writes it: one rule to the stable Service.
+pub fn http_route(name: &str) -> (crate::traffic::ObjectKey, serde_json::Value) {
+    (
+        crate::traffic::ObjectKey {
+            kind: crate::traffic::Kind::HttpRoute,
+            name: name.into(),
+        },
+        serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": NAMESPACE, "resourceVersion": "1", "annotations": {}},
+            "spec": {"parentRefs": [{"name": "eg"}],
+                     "rules": [{"backendRefs": [{"name": STABLE_SVC, "port": 80}]}]},
+        }),
+    )
 }

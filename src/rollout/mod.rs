@@ -13,6 +13,8 @@ pub mod observe;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
+#[cfg(test)]
+mod plan_traffic_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +33,7 @@ use tracing::{info, instrument, warn};
 
 use crate::api::{INSTANCE_ID_LABEL, Phase, ROLLOUT_LABEL, Rollout};
 use crate::telemetry::{Health, Metrics};
+use crate::traffic::cache::RouteCaches;
 use observe::Caches;
 
 /// Errors of one reconcile. Each is retried with backoff; none is fatal to the controller.
@@ -85,6 +88,8 @@ pub struct Context {
     pub rollouts: Store<Rollout>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Caches of the routing objects (HTTPRoutes, VirtualServices, ...), started on first use.
+    pub routes: RouteCaches,
 }
 
 fn api<K>(client: &Client, scope: &Scope) -> Api<K>
@@ -162,6 +167,8 @@ pub async fn run(
     let controller = Controller::new(api::<Rollout>(&client, &scope), rollouts_wc)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let rollouts = controller.store();
+    let (routes, route_changes) =
+        RouteCaches::new(client.clone(), scope.namespace.clone(), rollouts.clone());
     let reporter = Reporter {
         controller: "fledge".into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -177,6 +184,7 @@ pub async fn run(
         rollouts: rollouts.clone(),
         metrics: metrics.clone(),
         recorder: Recorder::new(client.clone(), reporter),
+        routes,
     });
 
     {
@@ -194,6 +202,7 @@ pub async fn run(
     let by_deployment = rollouts.clone();
     controller
         .owns_stream(rs_changes)
+        .reconcile_on(route_changes)
         .watches_stream(svc_changes, move |svc: Service| {
             referencing(&by_service, &svc, |r| {
                 observe::referenced_services(r)
@@ -275,12 +284,40 @@ fn referencing<K: Resource>(
 #[instrument(skip_all, fields(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default()))]
 async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let _timer = ctx.metrics.reconcile_timer();
-    if rollout.meta().deletion_timestamp.is_some() {
-        return Ok(Requeue::await_change());
-    }
+    let kinds = rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+        .map(|r| crate::traffic::kinds(r, &rollout.name_any()))
+        .unwrap_or_default();
+    ctx.routes.ensure(&kinds).await;
 
     tracing::debug!("reconciling");
-    let observed = observe::observe(&rollout, &ctx.caches);
+    let mut observed = observe::observe(&rollout, &ctx.caches);
+    observed.traffic = observe::observe_traffic(&rollout, &ctx.routes);
+    if rollout.meta().deletion_timestamp.is_some() {
+        let actions = plan::cleanup(&rollout, &observed);
+        if !actions.is_empty() {
+            info!(?actions, "cleaning up before deletion");
+            let cleanup = plan::Plan {
+                actions,
+                status: rollout.status.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            act::apply(
+                &ctx.client,
+                &rollout,
+                None,
+                &ctx.caches.replica_sets,
+                &ctx.caches.services,
+                &cleanup,
+            )
+            .await?;
+        }
+        return Ok(Requeue::await_change());
+    }
     let plan = plan::plan(&rollout, &observed, Timestamp::now());
     if !plan.actions.is_empty() {
         info!(actions = ?plan.actions, "acting");
@@ -295,7 +332,13 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     )
     .await?;
     publish_events(&ctx, &rollout, &plan.events).await;
-    Ok(match plan.requeue_after {
+    // A routing API that is not served is looked for again, so that installing its CRD is enough.
+    let mut requeue = plan.requeue_after;
+    if kinds.iter().any(|k| ctx.routes.unavailable(*k)) {
+        let again = Duration::from_secs(30);
+        requeue = Some(requeue.map_or(again, |r| r.min(again)));
+    }
+    Ok(match requeue {
         Some(after) => Requeue::requeue(after),
         None => Requeue::await_change(),
     })

@@ -24,6 +24,8 @@ pub struct Observed {
     pub services: BTreeMap<String, Option<String>>,
     /// `spec.replicas` of the `workloadRef` Deployment, when there is one.
     pub workload_replicas: Option<i32>,
+    /// The routing objects the canary's traffic routers read.
+    pub traffic: crate::traffic::Objects,
 }
 
 /// What the planner needs of one owned ReplicaSet.
@@ -150,5 +152,32 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
         replica_sets,
         services,
         workload_replicas,
+        traffic: Default::default(),
     }
+}
+
+/// Reads the routing objects of `rollout`'s traffic routers from their caches (which
+/// [`crate::traffic::cache::RouteCaches::ensure`] started).
+pub fn observe_traffic(
+    rollout: &Rollout,
+    routes: &crate::traffic::cache::RouteCaches,
+) -> crate::traffic::Objects {
+    let ns = rollout.namespace().unwrap_or_default();
+    let Some(routing) = rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+    else {
+        return Default::default();
+    };
+    crate::traffic::routers(routing, &rollout.name_any())
+        .iter()
+        .flat_map(|r| r.reads())
+        .map(|key| {
+            let found = routes.get(&ns, &key);
+            (key, found)
+        })
+        .collect()
 }

@@ -10,10 +10,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
+use kube::{Resource, ResourceExt};
+
 use super::hash::template_hash;
 use super::observe::{Observed, ObservedReplicaSet, referenced_services};
 use crate::api::conditions::{self as cond};
 use crate::api::{PauseReason, Phase, RequestAction, Rollout, RolloutSpec, RolloutStatus};
+use crate::traffic::{self, Found, ObjectKey, Target, TrafficRouter, TrafficState, Write};
 
 /// What the controller should do for one Rollout, in order.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -38,7 +41,24 @@ pub enum Action {
     PinService { name: String, hash: String },
     /// Scale the `workloadRef` Deployment to 0 (`scaleDown: onsuccess`).
     ScaleDownWorkload { name: String },
+    /// Server-side apply a routing object (only the fields fledge manages).
+    ApplyRoute {
+        key: ObjectKey,
+        body: serde_json::Value,
+    },
+    /// Delete a routing object fledge created.
+    DeleteRoute { key: ObjectKey },
+    /// Take the revision hash out of Service `name`'s selector (the Rollout is being deleted).
+    UnpinService { name: String },
+    /// Add [`FINALIZER`], so that deleting the Rollout gives the stable all traffic first.
+    AddFinalizer,
+    /// Remove [`FINALIZER`]: the cleanup is done.
+    RemoveFinalizer,
 }
+
+/// Finalizer on Rollouts with a traffic router: their routing objects are put back before the
+/// Rollout goes.
+pub const FINALIZER: &str = "fledge.dev/traffic-cleanup";
 
 /// A Kubernetes Event the controller records.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +85,16 @@ pub(crate) struct Draft<'a> {
     pub actions: Vec<Action>,
     pub events: Vec<PlanEvent>,
     pub requeue_at: Option<Timestamp>,
+    /// The traffic routers, when the canary has `trafficRouting`.
+    pub routing: Option<Routing>,
+}
+
+/// The routers of a Rollout and what they need to render.
+pub(crate) struct Routing {
+    pub routers: Vec<Box<dyn TrafficRouter>>,
+    pub target: Target,
+    /// Why traffic may not move now (a gateway rejected a route), quoted in the status.
+    pub rejected: Option<String>,
 }
 
 impl Draft<'_> {
@@ -180,6 +210,53 @@ impl Draft<'_> {
         self.spec.paused == Some(true) || self.has_pause(PauseReason::UserPaused)
     }
 
+    /// Makes the routing objects hold `state`: writes where they do not yet, ahead of every other
+    /// action (an abort's weight 0 goes out before any scaling). Returns true when they hold it
+    /// already, which is when a step that set it is done.
+    pub fn route(&mut self, state: &TrafficState) -> bool {
+        let Some(routing) = &self.routing else {
+            return true;
+        };
+        let objects = &self.observed.traffic;
+        let mut writes = Vec::new();
+        for router in &routing.routers {
+            // check() passed in validate(), so a render error here is a state the objects
+            // cannot take (e.g. too many header conditions); it leaves them as they are.
+            if let Ok(w) = router.render(objects, &routing.target, state) {
+                writes.extend(w);
+            }
+        }
+        let actions = pending_writes(objects, writes);
+        let held = actions.is_empty();
+        if !held && let Some(r) = routing.routers.iter().find(|r| r.unreported(objects)) {
+            let what = r
+                .reads()
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            self.warning(
+                "RouteNotReported",
+                format!("{what} has no status from any gateway: fledge cannot tell whether traffic follows its weights"),
+            );
+        }
+        self.actions
+            .retain(|a| !matches!(a, Action::ApplyRoute { .. } | Action::DeleteRoute { .. }));
+        self.actions.splice(0..0, actions);
+        held
+    }
+
+    /// The canary weight the routing objects carry now, as read back from them.
+    pub fn routed_weight(&self) -> Option<i32> {
+        let routing = self.routing.as_ref()?;
+        routing
+            .routers
+            .iter()
+            .filter(|r| r.carries_weight())
+            .map(|r| r.verify(&self.observed.traffic, &routing.target).weight)
+            .next()
+            .flatten()
+    }
+
     pub fn after_seconds(&self, from: Timestamp, seconds: i32) -> Timestamp {
         from.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(i64::from(
             seconds.max(0),
@@ -201,6 +278,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         actions: Vec::new(),
         events: Vec::new(),
         requeue_at: None,
+        routing: None,
     };
     draft.status.selector = selector_string(&rollout.spec);
 
@@ -208,8 +286,15 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         Ok(template) => template,
         Err(message) => return invalid(draft, &old, generation, &message),
     };
-    cond::remove(&mut draft.status.conditions, cond::INVALID_SPEC);
     let hash = template_hash(template);
+    match routing(rollout, observed, &old, &hash) {
+        Ok(r) => draft.routing = r,
+        Err(message) => return invalid(draft, &old, generation, &message),
+    }
+    cond::remove(&mut draft.status.conditions, cond::INVALID_SPEC);
+    if draft.routing.is_some() && !rollout.finalizers().iter().any(|f| f == FINALIZER) {
+        draft.actions.push(Action::AddFinalizer);
+    }
 
     track_revision(&mut draft, &hash);
     consume_request(&mut draft);
@@ -256,6 +341,126 @@ fn validate<'a>(
             .map_err(|e| format!("strategy.canary.maxUnavailable: {e}"))?;
     }
     Ok(template)
+}
+
+/// The routers of a canary with `trafficRouting`, checked against the objects they edit.
+fn routing(
+    rollout: &Rollout,
+    observed: &Observed,
+    old: &RolloutStatus,
+    hash: &str,
+) -> Result<Option<Routing>, String> {
+    let Some(canary) = &rollout.spec.strategy.canary else {
+        return Ok(None);
+    };
+    let Some(spec) = &canary.traffic_routing else {
+        return Ok(None);
+    };
+    let routers = traffic::routers(spec, &rollout.name_any());
+    let target = target(
+        rollout,
+        old.stable_revision.as_deref().unwrap_or(hash),
+        hash,
+    );
+    for router in &routers {
+        router.check(&observed.traffic, &target)?;
+    }
+    for (i, step) in canary.steps.iter().enumerate() {
+        let routes = [
+            (
+                false,
+                "setHeaderRoute",
+                step.set_header_route.as_ref().map(|h| h.matches.len()),
+            ),
+            (
+                true,
+                "setMirrorRoute",
+                step.set_mirror_route.as_ref().map(|m| m.matches.len()),
+            ),
+        ];
+        for (mirror, field, count) in routes {
+            let Some(count) = count else { continue };
+            if let Some(why) = routers.iter().find_map(|r| r.unsupported(mirror, count)) {
+                return Err(format!("strategy.canary.steps[{i}].{field}: {why}"));
+            }
+        }
+    }
+    let rejected = routers.iter().find_map(|r| r.rejected(&observed.traffic));
+    Ok(Some(Routing {
+        routers,
+        target,
+        rejected,
+    }))
+}
+
+/// What the routers need to know of `rollout`, with the revisions it moves between.
+pub fn target(rollout: &Rollout, stable_hash: &str, canary_hash: &str) -> Target {
+    let canary = rollout.spec.strategy.canary.as_ref();
+    Target {
+        rollout: rollout.name_any(),
+        namespace: rollout.namespace().unwrap_or_default(),
+        stable_service: canary
+            .and_then(|c| c.stable_service.clone())
+            .unwrap_or_default(),
+        canary_service: canary
+            .and_then(|c| c.canary_service.clone())
+            .unwrap_or_default(),
+        stable_hash: stable_hash.to_string(),
+        canary_hash: canary_hash.to_string(),
+        owner: rollout.controller_owner_ref(&()),
+    }
+}
+
+/// The actions for router writes that would change something.
+fn pending_writes(objects: &traffic::Objects, writes: Vec<Write>) -> Vec<Action> {
+    writes
+        .into_iter()
+        .filter_map(|w| match w {
+            Write::Apply { key, body } => {
+                let current = match objects.get(&key) {
+                    Some(Found::Object(v)) => Some(v),
+                    _ => None,
+                };
+                traffic::changes(&body, current).then_some(Action::ApplyRoute { key, body })
+            }
+            Write::Delete { key } => matches!(objects.get(&key), Some(Found::Object(_)))
+                .then_some(Action::DeleteRoute { key }),
+        })
+        .collect()
+}
+
+/// PURE: what deleting a Rollout with [`FINALIZER`] needs: its routing objects give the stable all
+/// traffic again and lose what fledge added, its Services lose the revision pin, and then the
+/// finalizer goes. Routing objects that cannot be read (their API is gone) are left.
+pub fn cleanup(rollout: &Rollout, observed: &Observed) -> Vec<Action> {
+    if !rollout.finalizers().iter().any(|f| f == FINALIZER) {
+        return Vec::new();
+    }
+    let mut actions = Vec::new();
+    let routing = rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref());
+    if let Some(spec) = routing {
+        let status = rollout.status.clone().unwrap_or_default();
+        let stable = status.stable_revision.unwrap_or_default();
+        let current = status.current_revision.unwrap_or_else(|| stable.clone());
+        let target = target(rollout, &stable, &current);
+        for router in traffic::routers(spec, &rollout.name_any()) {
+            if let Ok(writes) = router.remove_all(&observed.traffic, &target) {
+                actions.extend(pending_writes(&observed.traffic, writes));
+            }
+        }
+    }
+    for (_, name) in referenced_services(rollout) {
+        if matches!(observed.services.get(&name), Some(Some(_))) {
+            actions.push(Action::UnpinService { name });
+        }
+    }
+    actions.push(Action::RemoveFinalizer);
+    actions
 }
 
 /// An invalid spec changes nothing in the cluster: what runs keeps running. The status says
@@ -743,6 +948,14 @@ fn pause_message(draft: &Draft) -> String {
     }
     match draft.status.pause_conditions.first().map(|p| p.reason) {
         Some(PauseReason::UserPaused) => "paused by a pause request; resume to continue".into(),
+        Some(PauseReason::TrafficRouteNotAccepted) => format!(
+            "traffic held: {}",
+            draft
+                .routing
+                .as_ref()
+                .and_then(|r| r.rejected.clone())
+                .unwrap_or_else(|| "a route is not accepted".into())
+        ),
         Some(PauseReason::BlueGreenPause) => "new revision ready; waiting for promotion".into(),
         _ => format!(
             "paused at step {}; waiting for the pause to end or a promote",

@@ -8,3 +8,4 @@ mod canary;
 mod plugin;
 mod resilience;
 mod smoke;
+mod traffic;

@@ -1,0 +1,655 @@
+//! Traffic routers on the local control plane: Gateway API routes (the CRDs `hack/cluster.sh`
+//! installs), and Istio, SMI and NGINX objects (minimal CRDs installed here: the operator only
+//! needs their API, no mesh or ingress controller runs).
+
+use fledge::api::{Phase, RequestAction, Rollout};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::ApiResource;
+use serde_json::{Value, json};
+
+use crate::canary::deploy_v1;
+use crate::harness::{MINUTE, TestEnv, canary_rollout};
+
+fn ar(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn http_route() -> ApiResource {
+    ar("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+}
+
+fn grpc_route() -> ApiResource {
+    ar("gateway.networking.k8s.io/v1", "GRPCRoute", "grpcroutes")
+}
+
+fn dynamic(env: &TestEnv, r: &ApiResource) -> Api<DynamicObject> {
+    Api::namespaced_with(env.client.clone(), &env.ns, r)
+}
+
+async fn apply_dynamic(env: &TestEnv, r: &ApiResource, doc: Value) {
+    let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+    let obj: DynamicObject = serde_json::from_value(doc).unwrap();
+    dynamic(env, r)
+        .patch(
+            &name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {} {name}: {e}", r.kind));
+}
+
+async fn get_doc(env: &TestEnv, r: &ApiResource, name: &str) -> Option<Value> {
+    let obj = dynamic(env, r).get_opt(name).await.expect("reading")?;
+    Some(serde_json::to_value(obj).unwrap())
+}
+
+/// Waits until object `name` satisfies `check`; the failure shows the object.
+async fn wait_doc(
+    env: &TestEnv,
+    r: &ApiResource,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    env.wait_for(what, MINUTE, || async {
+        match get_doc(env, r, name).await {
+            Some(doc) if check(&doc) => Ok(doc),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+/// (stable, canary) weights of rule `i`'s backendRefs to the two Services.
+fn weights(route: &Value, i: usize) -> (Option<i64>, Option<i64>) {
+    let refs = route["spec"]["rules"][i]["backendRefs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let w = |name: &str| {
+        refs.iter()
+            .find(|b| b["name"] == name)
+            .map(|b| b["weight"].as_i64().unwrap_or(1))
+    };
+    (w("web-stable"), w("web-canary"))
+}
+
+fn phase(r: &Rollout) -> Option<Phase> {
+    r.status.as_ref().and_then(|s| s.phase)
+}
+
+fn step(r: &Rollout) -> Option<i32> {
+    r.status.as_ref().and_then(|s| s.current_step_index)
+}
+
+fn with_routing(mut rollout: Value, routing: Value) -> Value {
+    rollout["spec"]["strategy"]["canary"]["trafficRouting"] = routing;
+    rollout
+}
+
+/// The user's route: a foreign rule, a weighed rule with a filter and a foreign backend.
+fn user_http_route() -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "web"},
+        "spec": {
+            "parentRefs": [{"name": "eg"}],
+            "hostnames": ["shop.example.com"],
+            "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/static"}}],
+                 "backendRefs": [{"name": "cdn", "port": 80}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                 "filters": [{"type": "RequestHeaderModifier",
+                              "requestHeaderModifier": {"add": [{"name": "x-team", "value": "shop"}]}}],
+                 "backendRefs": [{"name": "web-stable", "port": 80, "weight": 90},
+                                 {"name": "legacy", "port": 80, "weight": 10}]}
+            ]
+        }
+    })
+}
+
+fn gateway_routing() -> Value {
+    json!({"gatewayAPI": {"httpRoutes": [{"name": "web"}], "grpcRoutes": [{"name": "api"}]}})
+}
+
+async fn gateway_env(name: &str) -> TestEnv {
+    let env = TestEnv::canary(name).await;
+    apply_dynamic(&env, &http_route(), user_http_route()).await;
+    apply_dynamic(
+        &env,
+        &grpc_route(),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+               "metadata": {"name": "api"},
+               "spec": {"parentRefs": [{"name": "eg"}],
+                        "rules": [{"backendRefs": [{"name": "web-stable", "port": 80}]}]}}),
+    )
+    .await;
+    env
+}
+
+#[tokio::test]
+async fn gateway_routes_follow_every_step_and_keep_what_the_user_wrote() {
+    let env = gateway_env("gw-steps").await;
+    let steps = json!([
+        {"setWeight": 25}, {"pause": {}},
+        {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
+        {"setMirrorRoute": {"name": "shadow", "percentage": 50}},
+        {"pause": {}},
+        {"setWeight": 50}, {"pause": {"duration": "2s"}},
+    ]);
+    let rollout = |v: &str| {
+        with_routing(
+            canary_rollout("web", 4, v, steps.clone()),
+            gateway_routing(),
+        )
+    };
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    let route = wait_doc(&env, &http_route(), "web", "v1: stable 100", |r| {
+        weights(r, 1) == (Some(100), Some(0))
+    })
+    .await;
+    let user = user_http_route();
+    assert_eq!(route["spec"]["rules"][0], user["spec"]["rules"][0]);
+    assert_eq!(route["spec"]["hostnames"], user["spec"]["hostnames"]);
+    assert_eq!(
+        route["spec"]["parentRefs"],
+        json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "eg"}])
+    );
+
+    env.apply::<Rollout>(rollout("2")).await;
+    env.wait_rollout("web", "paused at step 1", MINUTE, |r| {
+        step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+    })
+    .await;
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    assert_eq!(weights(&route, 1), (Some(75), Some(25)), "{route}");
+    assert_eq!(
+        route["spec"]["rules"][1]["backendRefs"][1],
+        json!({"group": "", "kind": "Service", "name": "legacy", "port": 80, "weight": 10})
+    );
+    assert_eq!(
+        route["spec"]["rules"][1]["filters"],
+        user["spec"]["rules"][1]["filters"]
+    );
+    let grpc = get_doc(&env, &grpc_route(), "api").await.unwrap();
+    assert_eq!(weights(&grpc, 0), (Some(75), Some(25)), "{grpc}");
+    let r = env.rollout("web").await;
+    assert_eq!(r.status.unwrap().canary_weight, Some(25));
+
+    // The header and mirror routes appear ahead of the weighed rule.
+    env.request("web", RequestAction::Promote).await;
+    env.wait_rollout("web", "paused at step 4", MINUTE, |r| step(r) == Some(4))
+        .await;
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    let rules = route["spec"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 4, "{route}");
+    assert_eq!(rules[0], user["spec"]["rules"][0]);
+    assert_eq!(
+        rules[1]["matches"][0]["headers"],
+        json!([{"type": "Exact", "name": "x-beta", "value": "1"}])
+    );
+    assert_eq!(rules[1]["backendRefs"].as_array().unwrap().len(), 1);
+    assert_eq!(rules[1]["backendRefs"][0]["name"], "web-canary");
+    assert_eq!(rules[2]["filters"][1]["type"], "RequestMirror");
+    assert_eq!(rules[2]["filters"][1]["requestMirror"]["percent"], 50);
+    assert_eq!(
+        rules[2]["filters"][1]["requestMirror"]["backendRef"]["name"],
+        "web-canary"
+    );
+
+    // On to the end: promoted, then the routes go back to the stable alone.
+    env.request("web", RequestAction::Promote).await;
+    let r = env
+        .wait_rollout("web", "v2 Healthy", MINUTE, |r| {
+            phase(r) == Some(Phase::Healthy)
+                && r.status.as_ref().unwrap().stable_revision.as_deref() != Some(v1.as_str())
+        })
+        .await;
+    let v2 = r.status.unwrap().stable_revision.unwrap();
+    let route = wait_doc(&env, &http_route(), "web", "routes back to stable", |r| {
+        r["spec"]["rules"].as_array().unwrap().len() == 2 && weights(r, 1) == (Some(100), Some(0))
+    })
+    .await;
+    assert_eq!(route["spec"]["rules"][0], user["spec"]["rules"][0]);
+    assert_eq!(env.service_hash("web-stable").await, Some(v2));
+}
+
+#[tokio::test]
+async fn abort_zeroes_the_weight_and_removes_header_routes_at_once() {
+    let env = gateway_env("gw-abort").await;
+    let steps = json!([
+        {"setWeight": 40},
+        {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"prefix": "yes"}}]}},
+        {"pause": {}},
+    ]);
+    let rollout = |v: &str| {
+        let mut r = with_routing(
+            canary_rollout("web", 2, v, steps.clone()),
+            gateway_routing(),
+        );
+        r["spec"]["strategy"]["canary"]["abortScaleDownDelaySeconds"] = json!(3);
+        r
+    };
+    deploy_v1(&env, rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    env.wait_rollout("web", "paused at step 2", MINUTE, |r| step(r) == Some(2))
+        .await;
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    assert_eq!(
+        route["spec"]["rules"].as_array().unwrap().len(),
+        3,
+        "{route}"
+    );
+    assert_eq!(
+        route["spec"]["rules"][1]["matches"][0]["headers"][0],
+        json!({"type": "RegularExpression", "name": "x-beta", "value": "^yes.*"})
+    );
+
+    env.request("web", RequestAction::Abort).await;
+    let route = wait_doc(&env, &http_route(), "web", "weight 0 after abort", |r| {
+        weights(r, 1) == (Some(100), Some(0))
+    })
+    .await;
+    assert_eq!(
+        route["spec"]["rules"].as_array().unwrap().len(),
+        2,
+        "{route}"
+    );
+    let r = env
+        .wait_rollout("web", "Degraded", MINUTE, |r| {
+            phase(r) == Some(Phase::Degraded)
+        })
+        .await;
+    let status = r.status.unwrap();
+    assert_eq!(status.canary_weight, Some(0));
+    // The canary's pods stay for abortScaleDownDelaySeconds, then go.
+    let canary = status.current_revision.unwrap();
+    let stable = status.stable_revision.unwrap();
+    env.wait_replica_sets(
+        "canary scaled down after the delay",
+        vec![(stable, 2, 2), (canary, 0, 0)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_rejected_route_holds_the_rollout_with_the_gateway_message() {
+    let env = gateway_env("gw-rejected").await;
+    let steps =
+        json!([{"setWeight": 20}, {"pause": {"duration": "1s"}}, {"setWeight": 60}, {"pause": {}}]);
+    let rollout = |v: &str| {
+        with_routing(
+            canary_rollout("web", 2, v, steps.clone()),
+            gateway_routing(),
+        )
+    };
+    deploy_v1(&env, rollout("1")).await;
+
+    // A gateway controller reports that it cannot resolve a backend.
+    let generation =
+        get_doc(&env, &http_route(), "web").await.unwrap()["metadata"]["generation"].clone();
+    let status = json!({"status": {"parents": [{
+        "parentRef": {"name": "eg"}, "controllerName": "example.com/gateway",
+        "conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok",
+             "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound",
+             "message": "service legacy not found", "observedGeneration": generation,
+             "lastTransitionTime": "2026-01-01T00:00:00Z"}]}]}});
+    dynamic(&env, &http_route())
+        .patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("route status");
+
+    env.apply::<Rollout>(rollout("2")).await;
+    let r = env
+        .wait_rollout("web", "paused on the rejected route", MINUTE, |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.message.as_deref())
+                .is_some_and(|m| m.contains("service legacy not found"))
+        })
+        .await;
+    assert_eq!(phase(&r), Some(Phase::Paused));
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    assert_eq!(
+        weights(&route, 1),
+        (Some(100), Some(0)),
+        "no traffic moved: {route}"
+    );
+
+    // Once the gateway accepts the route again, the steps go on.
+    dynamic(&env, &http_route())
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"parents": []}})),
+        )
+        .await
+        .expect("route status");
+    env.wait_rollout("web", "paused at step 3", MINUTE, |r| step(r) == Some(3))
+        .await;
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    assert_eq!(weights(&route, 1), (Some(40), Some(60)), "{route}");
+}
+
+#[tokio::test]
+async fn deleting_the_rollout_gives_the_stable_all_traffic() {
+    let env = gateway_env("gw-delete").await;
+    let steps = json!([{"setWeight": 30}, {"pause": {}}]);
+    let rollout = |v: &str| {
+        with_routing(
+            canary_rollout("web", 2, v, steps.clone()),
+            gateway_routing(),
+        )
+    };
+    deploy_v1(&env, rollout("1")).await;
+    let r = env.rollout("web").await;
+    assert!(
+        r.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"fledge.dev/traffic-cleanup".to_string())
+    );
+    env.apply::<Rollout>(rollout("2")).await;
+    env.wait_rollout("web", "paused at step 1", MINUTE, |r| step(r) == Some(1))
+        .await;
+    wait_doc(&env, &http_route(), "web", "30% canary", |r| {
+        weights(r, 1) == (Some(70), Some(30))
+    })
+    .await;
+
+    env.rollouts()
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_for("rollout gone", MINUTE, || async {
+        match env.rollouts().get_opt("web").await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    // Back to what the user wrote, the stable at full weight, fledge's canary ref and record gone.
+    let mut want = user_http_route()["spec"]["rules"].clone();
+    want[1]["backendRefs"][0]["weight"] = json!(100);
+    let rules: Vec<Value> = route["spec"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(strip_defaults)
+        .collect();
+    assert_eq!(Value::Array(rules), want, "{route}");
+    assert!(
+        route["metadata"]["annotations"]
+            .get("fledge.dev/routes.web")
+            .is_none(),
+        "{route}"
+    );
+    assert_eq!(env.service_hash("web-stable").await, None);
+    assert_eq!(env.service_hash("web-canary").await, None);
+}
+
+/// A rule without the defaults the API server fills in (group, kind), to compare with input.
+fn strip_defaults(rule: &Value) -> Value {
+    let mut rule = rule.clone();
+    if let Some(refs) = rule["backendRefs"].as_array_mut() {
+        for b in refs {
+            let o = b.as_object_mut().unwrap();
+            o.remove("group");
+            o.remove("kind");
+        }
+    }
+    rule
+}
+
+#[tokio::test]
+async fn a_missing_route_is_an_invalid_spec_not_a_crash() {
+    let env = TestEnv::canary("gw-missing").await;
+    let rollout = with_routing(
+        canary_rollout("web", 1, "1", json!([{"setWeight": 50}])),
+        json!({"gatewayAPI": {"httpRoutes": [{"name": "nope"}]}}),
+    );
+    env.apply::<Rollout>(rollout).await;
+    let r = env
+        .wait_rollout("web", "InvalidSpec", MINUTE, |r| {
+            phase(r) == Some(Phase::Degraded)
+        })
+        .await;
+    assert_eq!(
+        r.status.unwrap().message.as_deref(),
+        Some(format!("InvalidSpec: strategy.canary.trafficRouting.gatewayAPI.httpRoutes[0]: HTTPRoute \"nope\" not found in namespace {:?}", env.ns).as_str())
+    );
+    // Creating the route is enough: the route's watch wakes the Rollout.
+    let mut route = user_http_route();
+    route["metadata"]["name"] = json!("nope");
+    apply_dynamic(&env, &http_route(), route).await;
+    env.wait_rollout("web", "Healthy once the route exists", MINUTE, |r| {
+        phase(r) == Some(Phase::Healthy)
+    })
+    .await;
+}
+
+/// Installs a minimal CRD (any fields kept) for a kind the operator only needs the API of.
+async fn install_crd(env: &TestEnv, group: &str, version: &str, kind: &str, plural: &str) {
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(env.client.clone());
+    let name = format!("{plural}.{group}");
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
+                 "versions": [{"name": version, "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    });
+    crds.patch(
+        &name,
+        &PatchParams::apply("e2e").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("installing CRD");
+    let r = ar(&format!("{group}/{version}"), kind, plural);
+    env.wait_for(&format!("{kind} API served"), MINUTE, || async {
+        dynamic(env, &r)
+            .list(&Default::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn istio_virtual_service_and_destination_rule_follow_the_steps() {
+    let env = TestEnv::canary("istio").await;
+    install_crd(
+        &env,
+        "networking.istio.io",
+        "v1beta1",
+        "VirtualService",
+        "virtualservices",
+    )
+    .await;
+    install_crd(
+        &env,
+        "networking.istio.io",
+        "v1beta1",
+        "DestinationRule",
+        "destinationrules",
+    )
+    .await;
+    let vs = ar(
+        "networking.istio.io/v1beta1",
+        "VirtualService",
+        "virtualservices",
+    );
+    let dr = ar(
+        "networking.istio.io/v1beta1",
+        "DestinationRule",
+        "destinationrules",
+    );
+    apply_dynamic(&env, &vs, json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+        "metadata": {"name": "web"},
+        "spec": {"hosts": ["web"], "http": [{"name": "primary", "route": [{"destination": {"host": "web", "subset": "stable"}}]}]}})).await;
+    apply_dynamic(&env, &dr, json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
+        "metadata": {"name": "web"},
+        "spec": {"host": "web", "subsets": [{"name": "stable", "labels": {"app": "web"}}, {"name": "canary", "labels": {"app": "web"}}]}})).await;
+    let routing = json!({"istio": {"virtualService": {"name": "web", "routes": ["primary"]},
+                                   "destinationRule": {"name": "web", "stableSubsetName": "stable", "canarySubsetName": "canary"}}});
+    let steps = json!([{"setWeight": 20},
+                       {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
+                       {"pause": {}}]);
+    let rollout =
+        |v: &str| with_routing(canary_rollout("web", 2, v, steps.clone()), routing.clone());
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    let r = env
+        .wait_rollout("web", "paused at step 2", MINUTE, |r| step(r) == Some(2))
+        .await;
+    let v2 = r.status.unwrap().current_revision.unwrap();
+    let doc = get_doc(&env, &vs, "web").await.unwrap();
+    let http = doc["spec"]["http"].as_array().unwrap();
+    assert_eq!(http[0]["name"], "beta", "{doc}");
+    assert_eq!(
+        http[0]["route"],
+        json!([{"destination": {"host": "web", "subset": "canary"}}])
+    );
+    assert_eq!(
+        http[1]["route"],
+        json!([{"destination": {"host": "web", "subset": "stable"}, "weight": 80},
+                                       {"destination": {"host": "web", "subset": "canary"}, "weight": 20}])
+    );
+    let doc = get_doc(&env, &dr, "web").await.unwrap();
+    assert_eq!(
+        doc["spec"]["subsets"][0]["labels"]["rollouts-pod-template-hash"],
+        json!(v1)
+    );
+    assert_eq!(
+        doc["spec"]["subsets"][1]["labels"]["rollouts-pod-template-hash"],
+        json!(v2)
+    );
+
+    env.request("web", RequestAction::Abort).await;
+    let doc = wait_doc(
+        &env,
+        &vs,
+        "web",
+        "abort: stable 100, header route gone",
+        |d| {
+            d["spec"]["http"].as_array().unwrap().len() == 1
+                && d["spec"]["http"][0]["route"][0]["weight"] == 100
+        },
+    )
+    .await;
+    assert_eq!(doc["spec"]["http"][0]["route"][1]["weight"], 0);
+}
+
+#[tokio::test]
+async fn smi_traffic_split_is_created_weighed_and_deleted_with_the_rollout() {
+    let env = TestEnv::canary("smi").await;
+    install_crd(
+        &env,
+        "split.smi-spec.io",
+        "v1alpha2",
+        "TrafficSplit",
+        "trafficsplits",
+    )
+    .await;
+    let ts = ar(
+        "split.smi-spec.io/v1alpha2",
+        "TrafficSplit",
+        "trafficsplits",
+    );
+    let routing = json!({"smi": {"rootService": "web"}});
+    let steps = json!([{"setWeight": 30}, {"pause": {}}]);
+    let rollout =
+        |v: &str| with_routing(canary_rollout("web", 2, v, steps.clone()), routing.clone());
+    deploy_v1(&env, rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    env.wait_rollout("web", "paused at step 1", MINUTE, |r| step(r) == Some(1))
+        .await;
+    let split = wait_doc(&env, &ts, "web", "30% on the canary", |d| {
+        d["spec"]["backends"][1]["weight"] == 30
+    })
+    .await;
+    assert_eq!(split["spec"]["service"], "web");
+    assert_eq!(
+        split["spec"]["backends"],
+        json!([{"service": "web-stable", "weight": 70}, {"service": "web-canary", "weight": 30}])
+    );
+    env.rollouts()
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_for("split deleted", MINUTE, || async {
+        match get_doc(&env, &ts, "web").await {
+            None => Ok(()),
+            Some(d) => Err(d.to_string()),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nginx_canary_ingress_carries_weight_and_header() {
+    let env = TestEnv::canary("nginx").await;
+    let ing = ar("networking.k8s.io/v1", "Ingress", "ingresses");
+    apply_dynamic(&env, &ing, json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web"},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web-stable", "port": {"number": 80}}}}]}}]}})).await;
+    let routing = json!({"nginx": {"stableIngress": "web"}});
+    let steps = json!([{"setWeight": 50},
+                       {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "on"}}]}},
+                       {"pause": {}}]);
+    let rollout =
+        |v: &str| with_routing(canary_rollout("web", 2, v, steps.clone()), routing.clone());
+    deploy_v1(&env, rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    env.wait_rollout("web", "paused at step 2", MINUTE, |r| step(r) == Some(2))
+        .await;
+    let canary = get_doc(&env, &ing, "web-web-canary")
+        .await
+        .expect("canary ingress");
+    let a = &canary["metadata"]["annotations"];
+    assert_eq!(a["nginx.ingress.kubernetes.io/canary"], "true", "{canary}");
+    assert_eq!(a["nginx.ingress.kubernetes.io/canary-weight"], "50");
+    assert_eq!(a["nginx.ingress.kubernetes.io/canary-by-header"], "x-beta");
+    assert_eq!(
+        a["nginx.ingress.kubernetes.io/canary-by-header-value"],
+        "on"
+    );
+    assert_eq!(
+        canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "web-canary"
+    );
+    env.request("web", RequestAction::PromoteFull).await;
+    env.wait_rollout("web", "Healthy", MINUTE, |r| {
+        phase(r) == Some(Phase::Healthy)
+    })
+    .await;
+    let canary = wait_doc(
+        &env,
+        &ing,
+        "web-web-canary",
+        "weight 0 after promotion",
+        |d| d["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] == "0",
+    )
+    .await;
+    assert!(
+        canary["metadata"]["annotations"]
+            .get("nginx.ingress.kubernetes.io/canary-by-header")
+            .is_none()
+    );
+}
