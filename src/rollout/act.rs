@@ -144,17 +144,26 @@ pub async fn apply(
                     {"op": "add", "path": "/metadata/finalizers", "value": finalizers},
                 ]))
                 .map_err(Error::Serialize)?;
-                let updated = Api::<Rollout>::namespaced(client.clone(), &ns)
+                let result = Api::<Rollout>::namespaced(client.clone(), &ns)
                     .patch(
                         &rollout.name_any(),
                         &PatchParams::default(),
                         &Patch::Json::<()>(patch),
                     )
-                    .await
-                    .map_err(|e| {
-                        Error::Write("Rollout finalizers", rollout.name_any(), Box::new(e))
-                    })?;
-                resource_version = updated.resource_version();
+                    .await;
+                match result {
+                    Ok(updated) => resource_version = updated.resource_version(),
+                    // Already gone: a cleanup made from a cache that had not seen it yet.
+                    Err(kube::Error::Api(s))
+                        if s.code == 404 && matches!(action, Action::RemoveFinalizer) =>
+                    {
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        let name = rollout.name_any();
+                        return Err(Error::Write("Rollout finalizers", name, Box::new(e)));
+                    }
+                }
             }
         }
     }

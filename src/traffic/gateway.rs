@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write,
+    Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write, covers,
     header_regex, managed_annotation, require, skeleton,
 };
 use crate::api::{HeaderRouteMatch, SetHeaderRoute, SetMirrorRoute};
@@ -101,9 +101,9 @@ fn weight_of(backend: &Value) -> i64 {
     backend.get("weight").and_then(Value::as_i64).unwrap_or(1)
 }
 
-/// Sets the stable/canary weights of a weighed rule; returns true when the canary's backendRef
-/// had to be added.
-fn set_weights(rule: &mut Value, target: &Target, weight: i32) -> bool {
+/// Sets the stable/canary weights of a weighed rule, adding the canary's backendRef when
+/// `add_canary` and it is missing; returns true when it was added.
+fn set_weights(rule: &mut Value, target: &Target, weight: i32, add_canary: bool) -> bool {
     let Some(refs) = rule.get_mut("backendRefs").and_then(Value::as_array_mut) else {
         return false;
     };
@@ -115,7 +115,7 @@ fn set_weights(rule: &mut Value, target: &Target, weight: i32) -> bool {
         return false;
     };
     let mut added = false;
-    if !refs.iter().any(|b| refers_to(b, &target.canary_service)) {
+    if add_canary && !refs.iter().any(|b| refers_to(b, &target.canary_service)) {
         let mut canary = stable.clone();
         canary["name"] = target.canary_service.clone().into();
         refs.push(canary);
@@ -247,7 +247,7 @@ impl GatewayRoute {
             .map(|rules| {
                 rules
                     .iter()
-                    .filter(|r| !added.contains(r))
+                    .filter(|r| !added.iter().any(|a| covers(r, a)))
                     .cloned()
                     .collect()
             })
@@ -313,7 +313,7 @@ impl TrafficRouter for GatewayRoute {
             if !weighed(rule, target) {
                 continue;
             }
-            if set_weights(rule, target, state.weight) || old.canary_ref_added.contains(&i) {
+            if set_weights(rule, target, state.weight, true) || old.canary_ref_added.contains(&i) {
                 record.canary_ref_added.push(i);
             }
         }
@@ -361,7 +361,7 @@ impl TrafficRouter for GatewayRoute {
             if !weighed(rule, target) {
                 continue;
             }
-            set_weights(rule, target, 0);
+            set_weights(rule, target, 0, false);
             if record.canary_ref_added.contains(&i)
                 && let Some(refs) = rule.get_mut("backendRefs").and_then(Value::as_array_mut)
             {
@@ -384,7 +384,7 @@ impl TrafficRouter for GatewayRoute {
         let present = |added: &BTreeMap<String, Vec<Value>>| -> Vec<String> {
             added
                 .iter()
-                .filter(|(_, rules)| rules.iter().all(|r| all.contains(r)))
+                .filter(|(_, rules)| rules.iter().all(|r| all.iter().any(|l| covers(l, r))))
                 .map(|(name, _)| name.clone())
                 .collect()
         };

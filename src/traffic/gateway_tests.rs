@@ -403,3 +403,20 @@ fn grpc_routes_are_weighed_the_same_way() {
         "strategy.canary.trafficRouting.gatewayAPI.grpcRoutes[0]"
     );
 }
+
+#[test]
+fn remove_all_is_idempotent_and_never_adds_the_canary() {
+    let t = target();
+    let moved = apply(
+        &user_route(),
+        router()
+            .render(&objects(&user_route()), &t, &state(30))
+            .unwrap(),
+    );
+    let cleaned = apply(&moved, router().remove_all(&objects(&moved), &t).unwrap());
+    let again = apply(
+        &cleaned,
+        router().remove_all(&objects(&cleaned), &t).unwrap(),
+    );
+    assert_eq!(again, cleaned);
+}

@@ -113,12 +113,14 @@ impl VirtualService {
         }
     }
 
-    fn set_weights(&self, route: &mut Value, target: &Target, weight: i32) {
+    /// Weighs a route's stable and canary destinations, adding the canary's when `add_canary`.
+    fn set_weights(&self, route: &mut Value, target: &Target, weight: i32, add_canary: bool) {
         let canary = self.canary_destination(route, target);
         let Some(list) = route.get_mut("route").and_then(Value::as_array_mut) else {
             return;
         };
-        if !list.iter().any(|d| self.is(d, target, true))
+        if add_canary
+            && !list.iter().any(|d| self.is(d, target, true))
             && let Some(c) = canary
         {
             list.push(c);
@@ -256,7 +258,7 @@ impl TrafficRouter for VirtualService {
             .collect();
         for r in http.iter_mut() {
             if self.weighed(r, target, &[]) {
-                self.set_weights(r, target, state.weight);
+                self.set_weights(r, target, state.weight, true);
             }
         }
         let Some(first) = http.iter().position(|r| self.weighed(r, target, &[])) else {
@@ -309,7 +311,7 @@ impl TrafficRouter for VirtualService {
             .collect();
         for r in http.iter_mut() {
             if self.weighed(r, target, &[]) {
-                self.set_weights(r, target, 0);
+                self.set_weights(r, target, 0, false);
             }
         }
         Ok(vec![self.body(vs, target, http, &[])])

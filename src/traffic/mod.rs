@@ -348,11 +348,21 @@ fn metadata_changes(body: &Value, current: Option<&Value>) -> bool {
 }
 
 fn subset_differs(body: &Value, current: &Value) -> bool {
-    match (body, current) {
-        (Value::Object(b), Value::Object(c)) => b
+    !covers(current, body)
+}
+
+/// `live` holds everything `written` says: objects field by field (`live` may have more fields:
+/// the API server fills in defaults such as a backendRef's group and kind), lists element by
+/// element with the same length, values equal.
+pub fn covers(live: &Value, written: &Value) -> bool {
+    match (live, written) {
+        (Value::Object(l), Value::Object(w)) => w
             .iter()
-            .any(|(k, v)| c.get(k).is_none_or(|cv| subset_differs(v, cv))),
-        _ => body != current,
+            .all(|(k, v)| l.get(k).is_some_and(|lv| covers(lv, v))),
+        (Value::Array(l), Value::Array(w)) => {
+            l.len() == w.len() && l.iter().zip(w).all(|(a, b)| covers(a, b))
+        }
+        _ => live == written,
     }
 }
 
