@@ -122,4 +122,33 @@ fn main() {
     });
     let resync = (observe_cost + plan_cost) * n as u32;
     println!("a full resync of {n} Rollouts costs about {resync:.2?} of CPU in observe + plan");
+
+    // The same Rollout routed through an HTTPRoute: the routers render and compare the route in
+    // every plan.
+    let mut routed = target.clone();
+    routed.metadata.finalizers = Some(vec!["fledge.dev/traffic-cleanup".into()]);
+    routed.spec.strategy.canary.as_mut().unwrap().traffic_routing = Some(
+        serde_json::from_value(json!({"gatewayAPI": {"httpRoutes": [{"name": "web"}]}}))
+            .expect("routing JSON"),
+    );
+    let name = target.metadata.name.clone().unwrap();
+    let route = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "web", "namespace": target.metadata.namespace, "resourceVersion": "1"},
+        "spec": {"parentRefs": [{"name": "eg"}], "hostnames": ["shop.example.com"], "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/static"}}], "backendRefs": [{"name": "cdn", "port": 80}]},
+            {"backendRefs": [{"name": format!("{name}-stable"), "port": 80, "weight": 100},
+                             {"name": format!("{name}-canary"), "port": 80, "weight": 0}]}]},
+    });
+    let mut routed_world = observed.clone();
+    routed_world.traffic.insert(
+        fledge::traffic::ObjectKey {
+            kind: fledge::traffic::Kind::HttpRoute,
+            name: "web".into(),
+        },
+        fledge::traffic::Found::Object(route),
+    );
+    time("plan with an HTTPRoute (render + compare)", 20_000, || {
+        plan(&routed, &routed_world, now)
+    });
 }

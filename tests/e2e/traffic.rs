@@ -182,6 +182,19 @@ async fn gateway_routes_follow_every_step_and_keep_what_the_user_wrote() {
     let r = env.rollout("web").await;
     assert_eq!(r.status.unwrap().canary_weight, Some(25));
 
+    // No gateway controller reports on the route here: allowed, with a Warning event.
+    env.wait_for("a RouteNotReported event", MINUTE, || async {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(env.client.clone(), &env.ns);
+        let list = events.list(&Default::default()).await.map_err(|e| e.to_string())?;
+        list.items
+            .iter()
+            .find(|e| e.reason.as_deref() == Some("RouteNotReported") && e.type_.as_deref() == Some("Warning"))
+            .map(|_| ())
+            .ok_or_else(|| format!("{:?}", list.items.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()))
+    })
+    .await;
+
     // The header and mirror routes appear ahead of the weighed rule.
     env.request("web", RequestAction::Promote).await;
     env.wait_rollout("web", "paused at step 4", MINUTE, |r| step(r) == Some(4))
