@@ -11,6 +11,15 @@ if status == nil then
 end
 
 -- The same rules the controller applies to a request; one it would ignore is disabled here.
+-- While the spec is invalid the controller acts on nothing, requests included.
+if status.conditions ~= nil then
+  for _, c in ipairs(status.conditions) do
+    if c.type == "InvalidSpec" and c.status == "True" then
+      return actions
+    end
+  end
+end
+
 local user_paused = false
 if status.pauseConditions ~= nil then
   for _, p in ipairs(status.pauseConditions) do
