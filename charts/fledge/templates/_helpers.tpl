@@ -72,7 +72,7 @@ controller issues today (see docs/install.md for where each one comes from).
   verbs: [get, list, watch]
 - apiGroups: [fledge.dev]
   resources: [rollouts/status]
-  verbs: [get, update, patch]
+  verbs: [patch]
 # ReplicaSets and AnalysisRuns are owned by their Rollout with blockOwnerDeletion, which the
 # OwnerReferencesPermissionEnforcement admission plugin allows only with update on finalizers.
 - apiGroups: [fledge.dev]
