@@ -17,6 +17,9 @@ if [ "${1:-all}" = all ]; then
   cargo clippy --all-targets --locked -- -D warnings
   step "unit tests"
   cargo test --locked --lib --bins
+  step "generated docs and Argo CD snippet are up to date"
+  python3 hack/gen-api-docs.py --check
+  python3 hack/gen-argocd-cm.py --check
 fi
 
 step "e2e: building the tests and the operator"
@@ -35,6 +38,9 @@ trap cleanup EXIT
 step "e2e: starting the local control plane"
 bash hack/cluster.sh up
 eval "$(bash hack/cluster.sh env)"
+
+step "helm chart: lint, render, server-side dry-run apply"
+bash hack/helm-test.sh
 
 step "e2e: tests"
 # Each test runs its own operator in its own namespace; 3 at a time fits a 2-core machine.

@@ -12,9 +12,12 @@ command -v cargo >/dev/null || { echo "Rust is required: https://rustup.rs" >&2;
 command -v go >/dev/null || { echo "Go is required (it builds the local control plane): https://go.dev/dl" >&2; exit 1; }
 
 missing=()
-for tool in openssl:openssl curl:curl python3:python3 flock:util-linux; do
+# lua5.1 runs the Argo CD health checks and actions in integrations/argocd (Argo CD's Lua is 5.1).
+for tool in openssl:openssl curl:curl python3:python3 flock:util-linux lua5.1:lua5.1; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
+# PyYAML: hack/helm-test.sh inspects the rendered chart.
+python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..." >&2
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo

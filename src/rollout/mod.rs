@@ -8,6 +8,8 @@ pub(crate) mod canary;
 #[cfg(test)]
 mod fixtures;
 pub mod hash;
+#[cfg(test)]
+mod health_tests;
 pub mod index;
 pub mod observe;
 pub mod plan;

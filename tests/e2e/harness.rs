@@ -117,6 +117,11 @@ impl TestEnv {
 
     /// Starts the operator with extra arguments; returns its index for [`Self::operator`].
     pub fn start_operator_with(&mut self, extra: &[&str]) -> usize {
+        self.start_operator_as(&kubeconfig_path(), extra)
+    }
+
+    /// Starts the operator with the credentials of `kubeconfig` (a ServiceAccount's, say).
+    pub fn start_operator_as(&mut self, kubeconfig: &std::path::Path, extra: &[&str]) -> usize {
         let index = self.operators.len();
         let log = std::env::temp_dir().join(format!("{}-operator-{index}.log", self.ns));
         let file = std::fs::File::create(&log).expect("operator log file");
@@ -130,7 +135,7 @@ impl TestEnv {
             ])
             .args(["--log-level", "fledge=debug,info"])
             .args(extra)
-            .env("KUBECONFIG", kubeconfig_path())
+            .env("KUBECONFIG", kubeconfig)
             .env("HOSTNAME", format!("op{index}"))
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))

@@ -5,6 +5,8 @@ mod harness;
 
 mod bluegreen;
 mod canary;
+mod chart;
+mod examples;
 mod plugin;
 mod resilience;
 mod smoke;

@@ -1,0 +1,159 @@
+{{/* The chart name, shortened to fit a label value. */}}
+{{- define "fledge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name: the prefix of every object the chart creates. */}}
+{{- define "fledge.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "fledge.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "fledge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: fledge
+{{- end }}
+
+{{- define "fledge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "fledge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{- define "fledge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "fledge.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The namespace whose Rollouts the controller handles in namespaced mode. */}}
+{{- define "fledge.watchNamespace" -}}
+{{- default .Release.Namespace .Values.watchNamespace }}
+{{- end }}
+
+{{/* Name of the leader-election Lease, as the controller derives it from the instance id. */}}
+{{- define "fledge.leaseName" -}}
+{{- if .Values.instanceId }}
+{{- printf "fledge-controller-%s" .Values.instanceId }}
+{{- else }}
+{{- print "fledge-controller" }}
+{{- end }}
+{{- end }}
+
+{{- define "fledge.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The rules the controller needs on the Rollouts' namespace(s): every verb below is one the
+controller issues today (see docs/install.md for where each one comes from).
+*/}}
+{{- define "fledge.controllerRules" -}}
+# Rollouts: watched, never edited; the controller writes only their status.
+- apiGroups: [fledge.dev]
+  resources: [rollouts]
+  verbs: [get, list, watch]
+- apiGroups: [fledge.dev]
+  resources: [rollouts/status]
+  verbs: [patch]
+# ReplicaSets and AnalysisRuns are owned by their Rollout with blockOwnerDeletion, which the
+# OwnerReferencesPermissionEnforcement admission plugin allows only with update on finalizers.
+- apiGroups: [fledge.dev]
+  resources: [rollouts/finalizers]
+  verbs: [update]
+# Analysis: runs are created per analysis, their status kept up to date, old ones deleted.
+- apiGroups: [fledge.dev]
+  resources: [analysisruns]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [fledge.dev]
+  resources: [analysisruns/status]
+  verbs: [get, update, patch]
+- apiGroups: [fledge.dev]
+  resources: [analysisruns/finalizers]
+  verbs: [update]
+- apiGroups: [fledge.dev]
+  resources: [analysistemplates]
+  verbs: [get, list, watch]
+# One ReplicaSet per revision, written by server-side apply, deleted past revisionHistoryLimit.
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get, list, watch, create, patch, delete]
+# Selectors of the stable/canary/active/preview Services are pinned by server-side apply.
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, patch]
+# workloadRef: the referenced Deployment's template is read; it is scaled to 0 on success.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, patch]
+# Every decision is recorded as an Event (events.k8s.io/v1; a repeat patches the series).
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- if .Values.rbac.analysis.jobs }}
+# The `job` analysis provider runs a Job per measurement and deletes it when done.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
+{{- end }}
+{{- if .Values.rbac.analysis.secrets }}
+# Analysis args from valueFrom.secretKeyRef: single Secrets by name, never a list.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end }}
+{{- with .Values.rbac.trafficRouting }}
+{{- if .gatewayAPI }}
+# Gateway API: only the weights of the backendRefs fledge manages are patched.
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes, grpcroutes]
+  verbs: [get, list, watch, patch]
+{{- end }}
+{{- if .istio }}
+- apiGroups: [networking.istio.io]
+  resources: [virtualservices, destinationrules]
+  verbs: [get, list, watch, patch]
+{{- end }}
+{{- if .smi }}
+# SMI: fledge creates the TrafficSplit of a Rollout and sets its weights.
+- apiGroups: [split.smi-spec.io]
+  resources: [trafficsplits]
+  verbs: [get, list, watch, create, patch]
+{{- end }}
+{{- if .nginx }}
+# NGINX: a canary Ingress is created beside the stable one and removed after the rollout.
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, list, watch, create, patch, delete]
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Prefix of cluster-scoped objects. A namespaced installation adds its namespace, so that one
+installation per namespace never collides with another.
+*/}}
+{{- define "fledge.clusterPrefix" -}}
+{{- if eq .Values.scope "namespaced" }}
+{{- printf "%s-%s" (include "fledge.fullname" .) .Release.Namespace }}
+{{- else }}
+{{- include "fledge.fullname" . }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,298 @@
+//! The Helm chart's RBAC, for real: the chart is rendered in namespaced mode for the test's
+//! namespace, its ServiceAccount and roles are created, and the operator runs with that
+//! ServiceAccount's token through a whole canary (leader election, ReplicaSets, Service
+//! selectors, status, Events). A second ServiceAccount bound to the chart's rollout-manager
+//! role promotes the rollout and is refused a spec change.
+//!
+//! Needs helm: `$HELM`, or the binary hack/build-helm.sh builds and caches.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fledge::api::{Phase, Request, RequestAction, Rollout};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{Discovery, Scope};
+use kube::{Client, Config, ResourceExt};
+use serde_json::json;
+
+use crate::harness::{MINUTE, TestEnv, canary_rollout, kubeconfig_path};
+
+const RBAC_KINDS: [&str; 5] = [
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+];
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn helm() -> PathBuf {
+    if let Ok(path) = std::env::var("HELM") {
+        return PathBuf::from(path);
+    }
+    let out = Command::new("bash")
+        .arg(repo().join("hack/build-helm.sh"))
+        .output()
+        .expect("running hack/build-helm.sh");
+    assert!(
+        out.status.success(),
+        "hack/build-helm.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// `helm template` of charts/fledge into `env`'s namespace.
+async fn render(env: &TestEnv, values: &[&str]) -> Vec<DynamicObject> {
+    let version = env.client.apiserver_version().await.expect("/version");
+    let out = Command::new(helm())
+        .args(["template", "fledge"])
+        .arg(repo().join("charts/fledge"))
+        .args([
+            "--namespace",
+            &env.ns,
+            "--kube-version",
+            &version.git_version,
+        ])
+        .args(values)
+        .output()
+        .expect("running helm");
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| <serde_json::Value as serde::Deserialize>::deserialize(doc).expect("YAML"))
+        .filter(|v| !v.is_null())
+        .map(|v| serde_json::from_value(v).expect("a Kubernetes object"))
+        .collect()
+}
+
+/// Server-side applies `objects` for real.
+async fn apply_all(client: &Client, objects: &[DynamicObject]) {
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    for obj in objects {
+        let types = obj.types.clone().expect("apiVersion and kind");
+        let (group, version) = types
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", &types.api_version));
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, &types.kind);
+        let (resource, caps) = discovery.resolve_gvk(&gvk).expect("served");
+        let api: Api<DynamicObject> = match (&caps.scope, obj.namespace()) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), &ns, &resource),
+            _ => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(
+            &obj.name_any(),
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {} {}: {e}", types.kind, obj.name_any()));
+    }
+}
+
+/// A kubeconfig for the cluster with a fresh token of ServiceAccount `sa` and nothing else.
+async fn service_account_kubeconfig(env: &TestEnv, sa: &str) -> PathBuf {
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = env
+        .api::<ServiceAccount>()
+        .create_token_request(sa, &PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("token for {sa}: {e}"))
+        .status
+        .expect("a token")
+        .token;
+    let admin = Kubeconfig::read_from(kubeconfig_path()).expect("kubeconfig");
+    let cluster = admin.clusters[0].cluster.clone().expect("a cluster");
+    let kubeconfig = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {
+            "server": cluster.server,
+            "certificate-authority-data": cluster.certificate_authority_data,
+        }}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": sa}}],
+        "current-context": "c",
+    });
+    let path = std::env::temp_dir().join(format!("{}-{sa}.kubeconfig", env.ns));
+    std::fs::write(&path, serde_yaml::to_string(&kubeconfig).unwrap()).expect("writing");
+    path
+}
+
+async fn client_for(path: &Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("valid kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+fn phase(r: &Rollout) -> Option<Phase> {
+    r.status.as_ref().and_then(|s| s.phase)
+}
+
+#[tokio::test]
+async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_only_promote() {
+    let mut env = TestEnv::new("chart-rbac").await;
+    env.service("web-stable", "web").await;
+    env.service("web-canary", "web").await;
+
+    let rendered = render(&env, &["--set", "scope=namespaced"]).await;
+    let rbac: Vec<_> = rendered
+        .into_iter()
+        .filter(|o| {
+            o.types
+                .as_ref()
+                .is_some_and(|t| RBAC_KINDS.contains(&t.kind.as_str()))
+        })
+        .collect();
+    assert!(
+        rbac.iter()
+            .any(|o| o.types.as_ref().unwrap().kind == "Role"),
+        "namespaced mode renders a Role"
+    );
+    apply_all(&env.client, &rbac).await;
+    let cluster_scoped: Vec<_> = rbac
+        .iter()
+        .filter(|o| o.types.as_ref().unwrap().kind.starts_with("Cluster"))
+        .cloned()
+        .collect();
+
+    // The operator as the chart's ServiceAccount, with leader election as the chart runs it.
+    let kubeconfig = service_account_kubeconfig(&env, "fledge").await;
+    let ns = env.ns.clone();
+    env.start_operator_as(
+        &kubeconfig,
+        &["--leader-elect=true", "--leader-namespace", &ns],
+    );
+
+    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
+    env.apply::<Rollout>(canary_rollout("web", 2, "1", steps.clone()))
+        .await;
+    let v1 = env
+        .wait_rollout("web", "v1 Healthy", MINUTE, |r| {
+            phase(r) == Some(Phase::Healthy)
+        })
+        .await
+        .status
+        .and_then(|s| s.stable_revision)
+        .expect("a stable revision");
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps))
+        .await;
+    env.wait_rollout("web", "v2 paused at the pause step", MINUTE, |r| {
+        phase(r) == Some(Phase::Paused)
+    })
+    .await;
+
+    // A release manager: the rollout-manager role, bound in this namespace only.
+    env.apply::<ServiceAccount>(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "release-manager"},
+    }))
+    .await;
+    env.apply::<RoleBinding>(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "release-managers"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+            "name": format!("fledge-{}-rollout-manager", env.ns),
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "release-manager", "namespace": env.ns}],
+    }))
+    .await;
+    let manager = client_for(&service_account_kubeconfig(&env, "release-manager").await).await;
+    let rollouts: Api<Rollout> = Api::namespaced(manager, &env.ns);
+    let refused = rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 403),
+        "a rollout manager must not change the spec: {refused:?}"
+    );
+    let request = Request {
+        action: RequestAction::Promote,
+        requested_by: Some("release-manager".into()),
+    };
+    // RBAC is cached by the authorizer only briefly; retry until the new binding is seen.
+    env.wait_for("the rollout manager's promote", MINUTE, || async {
+        rollouts
+            .patch_status(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"request": request}})),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    env.wait_rollout("web", "v2 promoted and Healthy", MINUTE, |r| {
+        phase(r) == Some(Phase::Healthy)
+            && r.status.as_ref().and_then(|s| s.stable_revision.as_ref()) != Some(&v1)
+    })
+    .await;
+
+    // Events were recorded with the chart's rights.
+    let events = env
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("PromoteRequested")),
+        "no PromoteRequested event: {:?}",
+        events.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
+    );
+    let logs = env.operator(0).logs();
+    assert!(
+        !logs.to_ascii_lowercase().contains("forbidden"),
+        "the operator was refused something:\n{logs}"
+    );
+
+    // Cluster-scoped objects outlive the namespace.
+    for obj in &cluster_scoped {
+        let kind = &obj.types.as_ref().unwrap().kind;
+        let name = obj.name_any();
+        let deleted = match kind.as_str() {
+            "ClusterRole" => {
+                Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(env.client.clone())
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .map(|_| ())
+            }
+            _ => Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(env.client.clone())
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        };
+        deleted.unwrap_or_else(|e| panic!("deleting {kind} {name}: {e}"));
+    }
+}
