@@ -299,6 +299,7 @@ impl ObservedBuilder {
                     .map(|(_, name)| (name, None))
                     .collect(),
                 workload_replicas: None,
+                pods: Vec::new(),
             },
         }
     }
@@ -316,6 +317,7 @@ impl ObservedBuilder {
             ready: available,
             available,
             created: Some(created),
+            revision: None,
         });
         this
     }
@@ -386,6 +388,11 @@ pub fn apply_writes(world: &mut Observed, actions: &[Action], now: Timestamp) {
                 world.services.insert(name.clone(), Some(hash.clone()));
             }
             Action::ScaleDownWorkload { .. } => world.workload_replicas = Some(0),
+            Action::EvictPod { name } => {
+                if let Some(p) = world.pods.iter_mut().find(|p| p.name == *name) {
+                    p.terminating = true;
+                }
+            }
         }
     }
 }
