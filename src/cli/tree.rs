@@ -102,7 +102,7 @@ impl Paint {
             "Paused" | "Inconclusive" | "Pending" => "33",
             "Degraded" | "Failed" | "Error" | "False" => "31",
             "Progressing" | "Running" | "canary" => "34",
-            _ => "0",
+            _ => return state.to_string(),
         };
         self.paint(code, state)
     }
@@ -209,7 +209,11 @@ pub fn age(since: Option<Timestamp>, now: Timestamp) -> String {
 }
 
 /// Lays out `rows` under a tree: `├─ ` before each but the last, `└─ ` before the last.
-fn branches(out: &mut String, rows: &[Vec<String>], colour: impl Fn(usize, &str) -> String) {
+fn branches(
+    out: &mut String,
+    rows: &[Vec<String>],
+    colour: impl Fn(&[String], usize, &str) -> String,
+) {
     let widths: Vec<usize> = (0..rows.iter().map(Vec::len).max().unwrap_or(0))
         .map(|c| {
             rows.iter()
@@ -230,7 +234,7 @@ fn branches(out: &mut String, rows: &[Vec<String>], colour: impl Fn(usize, &str)
             .enumerate()
             .map(|(c, v)| {
                 let pad = widths[c].saturating_sub(v.chars().count());
-                let shown = colour(c, v);
+                let shown = colour(row, c, v);
                 if c + 1 == row.len() {
                     shown
                 } else {
@@ -336,7 +340,7 @@ pub fn render(s: &Snapshot, now: Timestamp, colour: bool) -> String {
         branches(
             &mut out,
             &revs,
-            |c, v| if c == 2 { p.state(v) } else { v.into() },
+            |_, c, v| if c == 2 { p.state(v) } else { v.into() },
         );
     }
 
@@ -396,7 +400,14 @@ pub fn render(s: &Snapshot, now: Timestamp, colour: bool) -> String {
         branches(
             &mut out,
             &rows,
-            |c, v| if c == 1 { p.state(v) } else { v.into() },
+            // Whether a condition is good news depends on its type.
+            |row, c, v| match (row[0].as_str(), v, c) {
+                ("Ready" | "Available", "True", 1) => p.paint("32", v),
+                ("Ready" | "Available", "False", 1) => p.paint("33", v),
+                ("Stalled" | "InvalidSpec", "True", 1) => p.paint("31", v),
+                ("Paused", "True", 1) => p.paint("33", v),
+                _ => v.into(),
+            },
         );
     }
     out
