@@ -125,3 +125,60 @@ fn plan_canary_and_blue_green() {
     let out = super::timeline::render(&docs).expect("plans");
     snapshot("plan-input.out", &out);
 }
+
+#[test]
+fn convert_flagger_blue_green() {
+    // Flagger's documented Kubernetes blue/green: iterations instead of weights.
+    let docs = parse(
+        r#"
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: test}
+spec:
+  provider: kubernetes
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  progressDeadlineSeconds: 60
+  service: {port: 9898, portDiscovery: true}
+  analysis:
+    interval: 30s
+    threshold: 2
+    iterations: 10
+    metrics:
+    - name: request-success-rate
+      thresholdRange: {min: 99}
+      interval: 1m
+    webhooks:
+    - name: load-test
+      url: http://flagger-loadtester.test/
+      timeout: 5s
+      metadata: {type: cmd, cmd: "hey -z 1m -q 10 -c 2 http://podinfo-canary.test:9898/"}
+"#,
+    )
+    .unwrap();
+    let out = super::convert::convert(&docs).unwrap();
+    let (lint, code) = lint_text("converted", &out);
+    assert_eq!(code, exit::OK, "{lint}\n{out}");
+    let converted = parse(&out).unwrap();
+    let rollout = &converted[0].value;
+    assert_eq!(
+        rollout["spec"]["strategy"]["blueGreen"],
+        serde_json::json!({"activeService": "podinfo-primary", "previewService": "podinfo-canary",
+                           "autoPromotionSeconds": 300}),
+        "10 iterations of 30s before the switch\n{out}"
+    );
+    assert_eq!(rollout["spec"]["workloadRef"]["name"], "podinfo");
+    for note in [
+        "spec.service.portDiscovery: no fledge equivalent",
+        "built-in metric \"request-success-rate\"",
+        "rollout webhook \"load-test\" has no fledge equivalent",
+        "Deployment \"podinfo\" is not in the input",
+    ] {
+        assert!(out.contains(note), "{note:?} in\n{out}");
+    }
+    let kinds: Vec<&str> = converted.iter().map(|d| d.kind()).collect();
+    assert_eq!(
+        kinds,
+        ["Rollout", "Service", "Service"],
+        "no template: no metric converted"
+    );
+}

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 use super::{Failure, get, warn_if_managed};
@@ -108,19 +108,22 @@ pub async fn get_rollout(
     }
 
     // Any change of the Rollout, its ReplicaSets or its AnalysisRuns redraws; on a terminal a
-    // tick also keeps the ages current.
+    // tick also keeps the ages current. A failing watch backs off rather than redrawing in a
+    // tight loop.
     let label = format!("{ROLLOUT_LABEL}={name}");
     let mut triggers = vec![
         watcher(
             rollouts.clone(),
             watcher::Config::default().fields(&format!("metadata.name={name}")),
         )
+        .default_backoff()
         .map(|_| ())
         .boxed(),
         watcher(
             replica_sets_api(client, namespace),
             watcher::Config::default().labels(&label),
         )
+        .default_backoff()
         .map(|_| ())
         .boxed(),
     ];
@@ -134,6 +137,7 @@ pub async fn get_rollout(
                 runs_api(client, namespace),
                 watcher::Config::default().labels(&label),
             )
+            .default_backoff()
             .map(|_| ())
             .boxed(),
         );

@@ -77,6 +77,9 @@ enum Command {
         /// Keep watching and redraw on every change.
         #[arg(short, long)]
         watch: bool,
+        /// Print the Rollout object instead of the tree.
+        #[arg(short, long, value_parser = ["json", "yaml"])]
+        output: Option<String>,
     },
     /// Check Rollout and AnalysisTemplate manifests offline, with the cluster's rules; exit 1 on
     /// any error. FILE `-` reads stdin.
@@ -234,6 +237,22 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         | Command::Lint { .. }
         | Command::Plan { .. }
         | Command::Convert { .. } => Ok(exit::OK),
+        Command::Get {
+            name,
+            output: Some(format),
+            ..
+        } => {
+            let r = get(&rollouts, &namespace, &name).await?;
+            let text = match format.as_str() {
+                "json" => serde_json::to_string_pretty(&r)
+                    .map(|t| t + "\n")
+                    .map_err(|e| e.to_string()),
+                _ => serde_yaml::to_string(&r).map_err(|e| e.to_string()),
+            }
+            .map_err(Failure)?;
+            print!("{text}");
+            Ok(exit::OK)
+        }
         Command::Get { name, watch, .. } => {
             live::get_rollout(&client, &rollouts, &namespace, &name, watch).await
         }

@@ -146,6 +146,13 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
         }
     };
     let svc = &src["service"];
+    note_unknown(
+        &mut c,
+        svc,
+        "spec.service",
+        &["name", "port", "targetPort"],
+        "no fledge equivalent: the Services below carry port and targetPort only",
+    );
     let svc_name = svc["name"].as_str().unwrap_or(&target_name).to_string();
     let stable_svc = format!("{svc_name}-primary");
     let canary_svc = format!("{svc_name}-canary");
@@ -463,8 +470,10 @@ fn webhooks(analysis: &Value, strategy: &mut Value, c: &mut Converted) {
     {
         let path = format!("spec.analysis.webhooks[{i}]");
         let kind = hook["type"].as_str().unwrap_or("rollout");
-        let steps = strategy["canary"]
-            .get_mut("steps")
+        // `get_mut`, not indexing: indexing a missing key would add it as null.
+        let steps = strategy
+            .get_mut("canary")
+            .and_then(|c| c.get_mut("steps"))
             .and_then(Value::as_array_mut);
         match (kind, steps) {
             ("confirm-rollout", Some(steps)) => {
