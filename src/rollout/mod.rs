@@ -151,10 +151,23 @@ pub async fn run(
     ));
     // Pods of fledge's ReplicaSets, for restarts. Their changes need no trigger: a pod going or
     // becoming ready changes its ReplicaSet's status, which does.
-    let (pod_store, pod_changes) = cache(watcher(
-        api::<Pod>(&client, &scope),
-        watcher::Config::default().labels(HASH_LABEL),
-    ));
+    // The restart reads only names, creation times, deletion and readiness: the rest of each pod
+    // is dropped before it is cached.
+    let (pod_store, pod_changes) = cache(
+        watcher(
+            api::<Pod>(&client, &scope),
+            watcher::Config::default().labels(HASH_LABEL),
+        )
+        .modify(|pod: &mut Pod| {
+            pod.spec = None;
+            if let Some(status) = pod.status.as_mut() {
+                *status = k8s_openapi::api::core::v1::PodStatus {
+                    conditions: status.conditions.take(),
+                    ..Default::default()
+                };
+            }
+        }),
+    );
     // The cache's task stops when nobody takes its changes, so they are taken and dropped.
     tokio::spawn(pod_changes.for_each(|_| futures::future::ready(())));
     // One waiter per store: kube's `Store::wait_until_ready` keeps a single waker.

@@ -371,3 +371,60 @@ async fn get_rollout_watch_redraws_as_the_rollout_moves() {
         "no colour when stdout is not a terminal"
     );
 }
+
+/// The offline commands need no cluster: files, stdin and exit codes through the real binary.
+#[test]
+fn offline_commands_read_files_and_stdin_and_exit_1_on_errors() {
+    use std::io::Write;
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-fledge"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running kubectl-fledge");
+        let mut input = child.stdin.take().unwrap();
+        input
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        (
+            out.status.code().unwrap_or(-1),
+            text(out.stdout),
+            text(out.stderr),
+        )
+    };
+    let testdata = concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli/testdata");
+
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/canary-basic.yaml");
+    let (code, out, err) = run(&["lint", example], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 object checked, 0 errors"), "{out}");
+
+    let broken = format!("{testdata}/lint-broken.yaml");
+    let (code, _, err) = run(&["lint", &broken], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("spec.replicas: must be at least 0, not -1"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["plan", &broken], None);
+    assert_eq!(code, 1, "plan refuses what lint rejects: {err}");
+
+    // convert | lint -: what convert prints passes lint.
+    let (code, converted, err) = run(&["convert", &format!("{testdata}/argo-canary.yaml")], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["lint", "-"], Some(&converted));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("<stdin>:"), "{out}");
+    let (code, out, err) = run(&["plan", "-"], Some(&converted));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("A person must:"), "{out}");
+
+    let (code, _, err) = run(&["lint", "/nonexistent.yaml"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("reading /nonexistent.yaml"), "{err}");
+}

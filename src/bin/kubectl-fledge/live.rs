@@ -187,16 +187,29 @@ pub async fn undo(
     let sets = replica_sets(client, namespace, &rollout).await?;
     let target = fledge::cli::undo::choose(&rollout, &sets, to_revision).map_err(Failure)?;
     warn_if_managed(&rollout);
-    // Replace the whole template (a merge would keep labels the old one lacks), and only the
-    // version this choice was made from.
+    // Replace the whole template (a merge would keep labels the old one lacks), and only in the
+    // spec this choice was made from: the generation moves with spec changes only, so the
+    // controller's status writes meanwhile do not matter.
     let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-        {"op": "test", "path": "/metadata/resourceVersion", "value": rollout.resource_version()},
+        {"op": "test", "path": "/metadata/generation", "value": rollout.metadata.generation},
         {"op": "replace", "path": "/spec/template", "value": target.template},
     ]))
     .map_err(|e| Failure(e.to_string()))?;
-    rollouts
+    match rollouts
         .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
-        .await?;
+        .await
+    {
+        Ok(_) => {}
+        // A failed test is a 422 without field causes (a validation error names its fields).
+        Err(kube::Error::Api(s))
+            if s.code == 422 && s.details.as_ref().is_none_or(|d| d.causes.is_empty()) =>
+        {
+            return Err(Failure(format!(
+                "rollout {name:?} changed while undo chose a revision: run it again"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
     let number = target
         .revision
         .map_or("an unnumbered revision".into(), |n| format!("revision {n}"));
