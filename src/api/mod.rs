@@ -11,6 +11,9 @@ pub const ROLLOUT_LABEL: &str = "fledge.dev/rollout";
 /// Label (the same key as Argo Rollouts) carrying a revision's pod-template hash, on ReplicaSets,
 /// their pods and in the selectors of the stable/canary/active/preview Services.
 pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
+/// Annotation on each ReplicaSet fledge creates: its revision number, one more than the highest
+/// before it, for `kubectl fledge undo --to-revision`.
+pub const REVISION_ANNOTATION: &str = "fledge.dev/revision";
 /// Label selecting which controller instance handles a Rollout (`--instance-id`).
 pub const INSTANCE_ID_LABEL: &str = "fledge.dev/instance-id";
 /// Field manager for every server-side apply fledge does.

@@ -82,6 +82,12 @@ pub struct RolloutSpec {
 
     /// How a new revision replaces the stable one.
     pub strategy: Strategy,
+
+    /// Restart: pods of the stable revision created before this time (RFC 3339) are replaced,
+    /// `maxUnavailable` (at least one) at a time, without a new revision. Set by
+    /// `kubectl fledge restart`; a time in the future schedules the restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_at: Option<Time>,
 }
 
 /// Kubernetes bounds label maps by their total size, which CEL's cost estimate cannot see; without
@@ -158,7 +164,6 @@ pub struct Strategy {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService))").message("strategy.canary.trafficRouting needs both stableService and canaryService"))]
 #[x_kube(validation = Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute) || has(s.setMirrorRoute))").message("setHeaderRoute and setMirrorRoute steps need strategy.canary.trafficRouting"))]
-#[x_kube(validation = Rule::new("!has(self.stableService) || !has(self.canaryService) || self.stableService != self.canaryService").message("strategy.canary: stableService and canaryService must differ"))]
 pub struct CanaryStrategy {
     /// Service whose selector fledge pins to the stable revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -526,6 +531,10 @@ pub struct RolloutStatus {
     /// `kubectl fledge promote|abort|retry|pause|resume` into the status subresource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Request>,
+    /// When the last restart (`spec.restartAt`) finished: every pod of the stable revision is
+    /// newer than `spec.restartAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<Time>,
     /// Conditions: `Ready`, `Reconciling`, `Stalled` (kstatus), `Progressing`, `Available`,
     /// `Paused`, `InvalidSpec`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

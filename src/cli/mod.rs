@@ -1,9 +1,18 @@
-//! `kubectl fledge`: the commands people use on a running Rollout. Pure formatting and
-//! decisions live here; the binary (src/bin/kubectl-fledge.rs) does the I/O.
+//! `kubectl fledge`: the commands people use on a running Rollout, and the offline ones for
+//! manifests. Pure formatting and decisions live here; the binary (src/bin/kubectl-fledge/)
+//! does the I/O.
 
+pub mod convert;
 pub mod gitops;
+pub mod lint;
+pub mod lint_analysis;
+pub mod manifest;
 pub mod request;
+pub mod schema_check;
 pub mod status;
+pub mod timeline;
+pub mod tree;
+pub mod undo;
 
 /// Exit codes scripts can rely on.
 pub mod exit {
@@ -14,3 +23,5 @@ pub mod exit {
     /// Gave up waiting.
     pub const TIMEOUT: u8 = 2;
 }
+#[cfg(test)]
+mod snapshots;

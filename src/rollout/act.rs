@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, EvictParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 
@@ -16,7 +16,7 @@ use serde_json::json;
 use super::Error;
 use super::hash::template_hash;
 use super::plan::{Action, FINALIZER, Plan};
-use crate::api::{FIELD_MANAGER, HASH_LABEL, ROLLOUT_LABEL, Rollout};
+use crate::api::{FIELD_MANAGER, HASH_LABEL, REVISION_ANNOTATION, ROLLOUT_LABEL, Rollout};
 use crate::traffic::ObjectKey;
 
 type Result<T, E = Error> = std::result::Result<T, E>;
@@ -48,7 +48,8 @@ pub async fn apply(
                     None => template.filter(|t| template_hash(t) == *hash).cloned(),
                 }
                 .ok_or_else(|| Error::MissingTemplate(name.clone()))?;
-                let rs = replica_set(rollout, hash, *replicas, template)?;
+                let revision = plan.revisions.get(hash).copied();
+                let rs = replica_set(rollout, hash, *replicas, template, revision)?;
                 Api::<ReplicaSet>::namespaced(client.clone(), &ns)
                     .patch(&name, &ssa, &Patch::Apply(&rs))
                     .await
@@ -83,6 +84,18 @@ pub async fn apply(
                     .patch(name, &ssa, &Patch::Apply(&patch))
                     .await
                     .map_err(|e| Error::Write("Service", name.clone(), Box::new(e)))?;
+            }
+            Action::EvictPod { name } => {
+                // Gone already, or a PodDisruptionBudget says not now (429): the restart looks
+                // again on its next plan.
+                match Api::<Pod>::namespaced(client.clone(), &ns)
+                    .evict(name, &EvictParams::default())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 429 => {}
+                    Err(e) => return Err(Error::Write("Pod eviction", name.clone(), Box::new(e))),
+                }
             }
             Action::ScaleDownWorkload { name } => {
                 let patch = json!({
@@ -208,12 +221,13 @@ pub fn replica_set_name(rollout: &Rollout, hash: &str) -> String {
 }
 
 /// The ReplicaSet of revision `hash`: the template with the hash label added to its labels and
-/// selector, owned by the Rollout so deleting the Rollout deletes it.
+/// selector, owned by the Rollout so deleting the Rollout deletes it, numbered `revision`.
 fn replica_set(
     rollout: &Rollout,
     hash: &str,
     replicas: i32,
     mut template: PodTemplateSpec,
+    revision: Option<i64>,
 ) -> Result<ReplicaSet> {
     let owner = rollout
         .controller_owner_ref(&())
@@ -235,6 +249,8 @@ fn replica_set(
             name: Some(replica_set_name(rollout, hash)),
             namespace: rollout.namespace(),
             labels: Some(rs_labels),
+            annotations: revision
+                .map(|n| BTreeMap::from([(REVISION_ANNOTATION.to_string(), n.to_string())])),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },

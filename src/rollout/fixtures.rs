@@ -312,6 +312,7 @@ impl ObservedBuilder {
                     .collect(),
                 workload_replicas: None,
                 traffic: Default::default(),
+                pods: Vec::new(),
             },
         }
     }
@@ -329,6 +330,7 @@ impl ObservedBuilder {
             ready: available,
             available,
             created: Some(created),
+            revision: None,
         });
         this
     }
@@ -417,6 +419,11 @@ pub fn apply_writes(world: &mut Observed, actions: &[Action], now: Timestamp) {
                 world.services.insert(name.clone(), None);
             }
             Action::AddFinalizer | Action::RemoveFinalizer => {}
+            Action::EvictPod { name } => {
+                if let Some(p) = world.pods.iter_mut().find(|p| p.name == *name) {
+                    p.terminating = true;
+                }
+            }
         }
     }
 }
@@ -424,10 +431,17 @@ pub fn apply_writes(world: &mut Observed, actions: &[Action], now: Timestamp) {
 /// The writes of a plan to the Rollout's own metadata: its finalizer.
 pub fn apply_rollout_writes(rollout: &mut Rollout, actions: &[Action]) {
     for action in actions {
-        let finalizers = rollout.metadata.finalizers.get_or_insert_with(Vec::new);
         match action {
-            Action::AddFinalizer => finalizers.push(super::plan::FINALIZER.to_string()),
-            Action::RemoveFinalizer => finalizers.retain(|f| f != super::plan::FINALIZER),
+            Action::AddFinalizer => rollout
+                .metadata
+                .finalizers
+                .get_or_insert_with(Vec::new)
+                .push(super::plan::FINALIZER.to_string()),
+            Action::RemoveFinalizer => {
+                if let Some(f) = rollout.metadata.finalizers.as_mut() {
+                    f.retain(|f| f != super::plan::FINALIZER);
+                }
+            }
             _ => {}
         }
     }

@@ -17,13 +17,16 @@ pub mod plan;
 mod plan_tests;
 #[cfg(test)]
 mod plan_traffic_tests;
+pub mod restart;
+pub mod revision;
+pub mod spec_checks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::{Action as Requeue, Controller};
@@ -33,7 +36,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
-use crate::api::{INSTANCE_ID_LABEL, Phase, ROLLOUT_LABEL, Rollout};
+use crate::api::{HASH_LABEL, INSTANCE_ID_LABEL, Phase, ROLLOUT_LABEL, Rollout};
 use crate::telemetry::{Health, Metrics};
 use crate::traffic::cache::RouteCaches;
 use observe::Caches;
@@ -153,10 +156,32 @@ pub async fn run(
         api::<Deployment>(&client, &scope),
         watcher::Config::default(),
     ));
+    // Pods of fledge's ReplicaSets, for restarts. Their changes need no trigger: a pod going or
+    // becoming ready changes its ReplicaSet's status, which does.
+    // The restart reads only names, creation times, deletion and readiness: the rest of each pod
+    // is dropped before it is cached.
+    let (pod_store, pod_changes) = cache(
+        watcher(
+            api::<Pod>(&client, &scope),
+            watcher::Config::default().labels(HASH_LABEL),
+        )
+        .modify(|pod: &mut Pod| {
+            pod.spec = None;
+            if let Some(status) = pod.status.as_mut() {
+                *status = k8s_openapi::api::core::v1::PodStatus {
+                    conditions: status.conditions.take(),
+                    ..Default::default()
+                };
+            }
+        }),
+    );
+    // The cache's task stops when nobody takes its changes, so they are taken and dropped.
+    tokio::spawn(pod_changes.for_each(|_| futures::future::ready(())));
     // One waiter per store: kube's `Store::wait_until_ready` keeps a single waker.
     let synced = async {
         rs_store.wait_until_ready().await?;
         svc_store.wait_until_ready().await?;
+        pod_store.wait_until_ready().await?;
         deploy_store.wait_until_ready().await
     };
     if let Err(error) = synced.await {
@@ -182,6 +207,7 @@ pub async fn run(
             replica_set_owners: rs_owners,
             services: svc_store,
             deployments: deploy_store,
+            pods: pod_store,
         },
         rollouts: rollouts.clone(),
         metrics: metrics.clone(),

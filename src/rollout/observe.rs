@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::api::{HASH_LABEL, Rollout};
+use crate::api::{HASH_LABEL, REVISION_ANNOTATION, Rollout};
 
 /// Everything the planner needs to know beyond the Rollout itself.
 #[derive(Clone, Debug)]
@@ -26,6 +26,38 @@ pub struct Observed {
     pub workload_replicas: Option<i32>,
     /// The routing objects the canary's traffic routers read.
     pub traffic: crate::traffic::Objects,
+    /// Pods of the stable revision, read only while a restart (`spec.restartAt`) is pending.
+    pub pods: Vec<ObservedPod>,
+}
+
+/// What the restart needs of one pod.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObservedPod {
+    pub name: String,
+    /// The revision (pod-template hash) it runs.
+    pub hash: String,
+    pub created: Option<Timestamp>,
+    /// Condition `Ready` is True.
+    pub ready: bool,
+    /// Being deleted.
+    pub terminating: bool,
+}
+
+impl ObservedPod {
+    pub fn from_pod(pod: &Pod) -> Option<Self> {
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        Some(ObservedPod {
+            name: pod.name_any(),
+            hash: pod.labels().get(HASH_LABEL)?.clone(),
+            created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            ready,
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+        })
+    }
 }
 
 /// What the planner needs of one owned ReplicaSet.
@@ -40,6 +72,8 @@ pub struct ObservedReplicaSet {
     pub ready: i32,
     pub available: i32,
     pub created: Option<Timestamp>,
+    /// The revision number fledge recorded on it (`fledge.dev/revision`), if any.
+    pub revision: Option<i64>,
 }
 
 impl ObservedReplicaSet {
@@ -54,6 +88,10 @@ impl ObservedReplicaSet {
             ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
             available: status.and_then(|s| s.available_replicas).unwrap_or(0),
             created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            revision: rs
+                .annotations()
+                .get(REVISION_ANNOTATION)
+                .and_then(|v| v.parse().ok()),
         })
     }
 }
@@ -91,6 +129,8 @@ pub struct Caches {
     pub replica_set_owners: super::index::OwnerIndex,
     pub services: Store<Service>,
     pub deployments: Store<Deployment>,
+    /// Pods of fledge's ReplicaSets (those with the pod-template-hash label).
+    pub pods: Store<Pod>,
 }
 
 /// Reads the world of `rollout` from the caches. Never touches the network.
@@ -147,12 +187,34 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
         (None, None) => (Err("spec: set one of template or workloadRef".into()), None),
     };
 
+    // Pods are read only while a restart is pending: walking the pod cache costs, and nothing
+    // else needs them.
+    let pods = match super::restart::pending_hash(rollout) {
+        Some(hash) => {
+            let owner = format!("{name}-{hash}");
+            caches
+                .pods
+                .state()
+                .iter()
+                .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+                .filter(|p| {
+                    p.owner_references()
+                        .iter()
+                        .any(|o| o.controller == Some(true) && o.name == owner)
+                })
+                .filter_map(|p| ObservedPod::from_pod(p))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+
     Observed {
         template,
         replica_sets,
         services,
         workload_replicas,
         traffic: Default::default(),
+        pods,
     }
 }
 

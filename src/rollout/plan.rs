@@ -28,6 +28,9 @@ pub struct Plan {
     pub requeue_after: Option<Duration>,
     /// Kubernetes Events to record.
     pub events: Vec<PlanEvent>,
+    /// Revision number of each ReplicaSet (by hash) an `ApplyReplicaSet` writes, recorded in its
+    /// `fledge.dev/revision` annotation.
+    pub revisions: std::collections::BTreeMap<String, i64>,
 }
 
 /// One write. The act layer applies them in order; each is idempotent.
@@ -54,6 +57,8 @@ pub enum Action {
     AddFinalizer,
     /// Remove [`FINALIZER`]: the cleanup is done.
     RemoveFinalizer,
+    /// Evict pod `name` so its ReplicaSet replaces it (restart).
+    EvictPod { name: String },
 }
 
 /// Finalizer on Rollouts with a traffic router: their routing objects are put back before the
@@ -306,10 +311,13 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     } else {
         super::canary::plan(&mut draft, &hash);
     }
+    super::restart::plan(&mut draft);
 
     retire_old_revisions(&mut draft);
     scale_down_workload(&mut draft);
-    finish(draft, &old, generation, deadline_exceeded)
+    let mut plan = finish(draft, &old, generation, deadline_exceeded);
+    plan.revisions = super::revision::assign(&observed.replica_sets, &plan.actions);
+    plan
 }
 
 /// Checks what admission could not: the template source and the Services exist. Returns the
@@ -327,18 +335,11 @@ fn validate<'a>(
             ));
         }
     }
-    if let Some(c) = &rollout.spec.strategy.canary {
-        for (i, step) in c.steps.iter().enumerate() {
-            if let Some(d) = step.pause.as_ref().and_then(|p| p.duration.as_deref()) {
-                crate::api::duration::parse(d)
-                    .map_err(|e| format!("strategy.canary.steps[{i}].pause.duration: {e}"))?;
-            }
-        }
-        let replicas = rollout.spec.replicas.unwrap_or(1);
-        scaled_value(c.max_surge.as_ref(), replicas, true)
-            .map_err(|e| format!("strategy.canary.maxSurge: {e}"))?;
-        scaled_value(c.max_unavailable.as_ref(), replicas, false)
-            .map_err(|e| format!("strategy.canary.maxUnavailable: {e}"))?;
+    if let Some(problem) = super::spec_checks::problems(&rollout.spec)
+        .into_iter()
+        .next()
+    {
+        return Err(problem.to_string());
     }
     Ok(template)
 }
@@ -495,6 +496,7 @@ fn invalid(mut draft: Draft, old: &RolloutStatus, generation: Option<i64>, messa
         status: draft.status,
         requeue_after: None,
         events: draft.events,
+        revisions: Default::default(),
     }
 }
 
@@ -939,6 +941,7 @@ fn finish(
         status: draft.status,
         requeue_after,
         events: draft.events,
+        revisions: Default::default(),
     }
 }
 

@@ -13,6 +13,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+mod live;
+mod offline;
+
 #[derive(Parser)]
 #[command(name = "kubectl fledge", version, about = "Drive fledge Rollouts")]
 struct Cli {
@@ -64,6 +67,45 @@ enum Command {
     Version,
     /// Print a shell completion script: `source <(kubectl fledge completion bash)`.
     Completion { shell: clap_complete::Shell },
+    /// Show a Rollout as a tree: revisions, step and weight, pauses, AnalysisRuns, conditions.
+    /// With -w, redraw as it changes.
+    Get {
+        /// What to show: rollout.
+        #[arg(value_parser = ["rollout", "rollouts", "ro"])]
+        kind: String,
+        name: String,
+        /// Keep watching and redraw on every change.
+        #[arg(short, long)]
+        watch: bool,
+        /// Print the Rollout object instead of the tree.
+        #[arg(short, long, value_parser = ["json", "yaml"])]
+        output: Option<String>,
+    },
+    /// Check Rollout and AnalysisTemplate manifests offline, with the cluster's rules; exit 1 on
+    /// any error. FILE `-` reads stdin.
+    Lint { file: String },
+    /// Print a Rollout manifest as a timeline: steps, traffic, pauses, analyses, time to full
+    /// promotion and what a person must do. Offline.
+    Plan { file: String },
+    /// Convert Argo Rollouts (Rollout, AnalysisTemplate, ClusterAnalysisTemplate) and Flagger
+    /// (Canary, MetricTemplate) manifests into fledge objects. Offline.
+    Convert { file: String },
+    /// Go back to the previous revision, or to --to-revision N: a spec change (warns when Git
+    /// manages the Rollout).
+    Undo {
+        name: String,
+        /// The revision number (`fledge.dev/revision` on its ReplicaSet) to go back to.
+        #[arg(long)]
+        to_revision: Option<i64>,
+    },
+    /// Replace the stable revision's pods, a few at a time, without a new revision: sets
+    /// spec.restartAt (warns when Git manages the Rollout).
+    Restart {
+        name: String,
+        /// Restart later, like 10m.
+        #[arg(long = "in")]
+        delay: Option<String>,
+    },
     /// List Rollouts, like `kubectl get`.
     List {
         /// What to list: rollouts.
@@ -124,6 +166,22 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(exit::OK);
     }
+    // The offline commands need no cluster either.
+    let offline = match &cli.command {
+        Command::Lint { file } => Some(offline::lint(file)),
+        Command::Plan { file } => Some(offline::plan(file)),
+        Command::Convert { file } => Some(offline::convert(file)),
+        _ => None,
+    };
+    if let Some(result) = offline {
+        return match result {
+            Ok(code) => ExitCode::from(code),
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(exit::FAILED)
+            }
+        };
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -175,7 +233,35 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
 
     match cli.command {
-        Command::Completion { .. } => Ok(exit::OK),
+        Command::Completion { .. }
+        | Command::Lint { .. }
+        | Command::Plan { .. }
+        | Command::Convert { .. } => Ok(exit::OK),
+        Command::Get {
+            name,
+            output: Some(format),
+            ..
+        } => {
+            let r = get(&rollouts, &namespace, &name).await?;
+            let text = match format.as_str() {
+                "json" => serde_json::to_string_pretty(&r)
+                    .map(|t| t + "\n")
+                    .map_err(|e| e.to_string()),
+                _ => serde_yaml::to_string(&r).map_err(|e| e.to_string()),
+            }
+            .map_err(Failure)?;
+            print!("{text}");
+            Ok(exit::OK)
+        }
+        Command::Get { name, watch, .. } => {
+            live::get_rollout(&client, &rollouts, &namespace, &name, watch).await
+        }
+        Command::Undo { name, to_revision } => {
+            live::undo(&client, &rollouts, &namespace, &name, to_revision).await
+        }
+        Command::Restart { name, delay } => {
+            live::restart(&rollouts, &namespace, &name, delay.as_deref()).await
+        }
         Command::Set {
             what: SetCommand::Image { name, image },
         } => set_image(&rollouts, &namespace, &name, &image).await,
@@ -367,13 +453,7 @@ async fn set_image(
             "rollout {name:?} has no container {container:?} (it has {names:?})"
         )));
     };
-    let meta = &rollout.metadata;
-    if let Some(agent) = fledge::cli::gitops::managed_by(
-        meta.labels.as_ref().unwrap_or(&Default::default()),
-        meta.annotations.as_ref().unwrap_or(&Default::default()),
-    ) {
-        eprintln!("{}", fledge::cli::gitops::warning(agent, "rollout", name));
-    }
+    warn_if_managed(&rollout);
     // A JSON patch that tests the container's name first, so a template changed meanwhile is
     // never patched at the wrong index.
     let path = format!("/spec/template/spec/containers/{index}");
@@ -387,6 +467,18 @@ async fn set_image(
         .await?;
     println!("rollout {name:?}: container {container:?} image set to {image:?}");
     Ok(exit::OK)
+}
+
+/// A spec change on an object a Git sync agent manages will be undone by its next sync: say so.
+fn warn_if_managed(rollout: &Rollout) {
+    let meta = &rollout.metadata;
+    if let Some(agent) = fledge::cli::gitops::managed_by(
+        meta.labels.as_ref().unwrap_or(&Default::default()),
+        meta.annotations.as_ref().unwrap_or(&Default::default()),
+    ) {
+        let name = meta.name.as_deref().unwrap_or_default();
+        eprintln!("{}", fledge::cli::gitops::warning(agent, "rollout", name));
+    }
 }
 
 /// Versions of the running controllers, from the annotation their leader puts on its Lease.

@@ -1,0 +1,297 @@
+//! `kubectl fledge lint FILE|-`: offline checks of fledge manifests with the rules the cluster
+//! applies: the CRD's schema and CEL rules (evaluated client-side by kube), then the controller's
+//! own spec checks ([`crate::rollout::spec_checks`]). Every problem names its field path.
+
+use std::fmt::Write;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use super::manifest::Document;
+use crate::api::Rollout;
+
+/// How bad a finding is: errors fail `lint` (exit 1), warnings do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem with a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    /// Field path from the object's root, like `spec.strategy.canary.steps[1].pause.duration`.
+    pub path: String,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn error(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding {
+            severity: Severity::Error,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding {
+            severity: Severity::Warning,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What lint found in one document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub title: String,
+    /// False for objects lint does not know (a Service, a Deployment): they are skipped.
+    pub checked: bool,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn errors(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count()
+    }
+}
+
+const FLEDGE: &str = "fledge.dev/v1alpha1";
+
+/// Lints every document of a stream.
+pub fn lint(documents: &[Document]) -> Vec<Report> {
+    documents.iter().map(lint_document).collect()
+}
+
+/// Lints one document, by its kind.
+pub fn lint_document(doc: &Document) -> Report {
+    let (api_version, kind) = (doc.api_version(), doc.kind());
+    let mut checked = true;
+    let findings = match (api_version, kind) {
+        (FLEDGE, "Rollout") => rollout(&doc.value),
+        (FLEDGE, "AnalysisTemplate" | "ClusterAnalysisTemplate") => {
+            super::lint_analysis::template(&doc.value)
+        }
+        (v, k)
+            if v.starts_with("fledge.dev/")
+                && matches!(
+                    k,
+                    "Rollout" | "AnalysisTemplate" | "ClusterAnalysisTemplate"
+                ) =>
+        {
+            vec![Finding::error(
+                "apiVersion",
+                format!("{v:?} is not served: use {FLEDGE}"),
+            )]
+        }
+        (v, _) if v.starts_with("argoproj.io/") || v.starts_with("flagger.app/") => {
+            vec![Finding::error(
+                "apiVersion",
+                format!(
+                    "{v} {kind} is not a fledge object: `kubectl fledge convert` turns it into one"
+                ),
+            )]
+        }
+        ("", _) | (_, "") => vec![Finding::error(
+            if api_version.is_empty() {
+                "apiVersion"
+            } else {
+                "kind"
+            },
+            "required field is missing",
+        )],
+        _ => {
+            checked = false;
+            Vec::new()
+        }
+    };
+    Report {
+        title: doc.title(),
+        checked,
+        findings,
+    }
+}
+
+/// A Rollout: metadata, the CRD's schema and CEL rules, then the controller's spec checks.
+fn rollout(value: &Value) -> Vec<Finding> {
+    let mut out = metadata(value);
+    let admission = crd_findings(&Rollout::crd(), value);
+    let admitted = admission.is_empty();
+    out.extend(admission);
+    // The controller's checks need the typed object; when admission already found type errors
+    // it may not deserialize, and those errors say what to fix first.
+    match serde_json::from_value::<Rollout>(value.clone()) {
+        Ok(r) => {
+            for p in crate::rollout::spec_checks::problems(&r.spec) {
+                let path = format!("spec.{}", p.path);
+                // The schema's pattern may have said it already.
+                if !out.iter().any(|f| f.path == path) {
+                    out.push(Finding::error(path, p.message));
+                }
+            }
+        }
+        Err(e) if admitted => out.push(Finding::error("spec", e.to_string())),
+        Err(_) => {}
+    }
+    out
+}
+
+/// `metadata.name` is what kubectl needs to apply an object.
+fn metadata(value: &Value) -> Vec<Finding> {
+    match value["metadata"]["name"].as_str() {
+        None => vec![Finding::error("metadata.name", "required field is missing")],
+        Some(name) if !is_dns_subdomain(name) => vec![Finding::error(
+            "metadata.name",
+            format!(
+                "{name:?} must be lower-case letters, digits, '-' and '.', at most 253 characters"
+            ),
+        )],
+        Some(_) => Vec::new(),
+    }
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// What admission would say about `value` given `crd`: the structural schema checks, then the
+/// CEL validation rules evaluated client-side by kube (the same rules the API server runs).
+pub fn crd_findings(crd: &CustomResourceDefinition, value: &Value) -> Vec<Finding> {
+    let Some(schema) = crd
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+    else {
+        return Vec::new();
+    };
+    // Every object has these, whether or not the CRD's schema spells them out.
+    let Some(schema) = with_object_meta(schema) else {
+        return Vec::new();
+    };
+    // The status is the controller's; a manifest's status is ignored on create.
+    let mut object = value.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    let mut found = Vec::new();
+    super::schema_check::check(&schema, &object, "", &mut found);
+    let mut out: Vec<Finding> = found
+        .into_iter()
+        .map(|(path, message)| Finding::error(path, message))
+        .collect();
+    let ill_typed = !out.is_empty();
+    if let Err(errors) = kube::core::cel::Validator::new().validate(&schema, &object, None) {
+        for e in errors.iter() {
+            // A rule that could not even run over an ill-typed field would only repeat the
+            // schema's complaint less clearly.
+            if ill_typed && e.kind != kube::core::cel::ErrorKind::ValidationFailure {
+                continue;
+            }
+            let path = e.field_path.trim_start_matches('.').to_string();
+            // Rule messages name their field themselves; say it once.
+            let message = e
+                .message
+                .strip_prefix(&format!("{path}: "))
+                .unwrap_or(&e.message)
+                .to_string();
+            out.push(Finding::error(path, message));
+        }
+    }
+    out
+}
+
+fn with_object_meta(mut schema: Value) -> Option<Value> {
+    let props = schema.get_mut("properties")?.as_object_mut()?;
+    for (key, s) in [
+        ("apiVersion", serde_json::json!({"type": "string"})),
+        ("kind", serde_json::json!({"type": "string"})),
+        (
+            "metadata",
+            serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        ),
+    ] {
+        props.entry(key).or_insert(s);
+    }
+    Some(schema)
+}
+
+/// The text `lint` prints for `reports` of `source`, and its exit code.
+pub fn render(source: &str, reports: &[Report]) -> (String, u8) {
+    let mut text = String::new();
+    let (mut errors, mut warnings) = (0, 0);
+    for r in reports {
+        for f in &r.findings {
+            let level = match f.severity {
+                Severity::Error => {
+                    errors += 1;
+                    "error"
+                }
+                Severity::Warning => {
+                    warnings += 1;
+                    "warning"
+                }
+            };
+            let _ = if f.path.is_empty() {
+                writeln!(text, "{source}: {}: {level}: {}", r.title, f.message)
+            } else {
+                writeln!(
+                    text,
+                    "{source}: {}: {level}: {}: {}",
+                    r.title, f.path, f.message
+                )
+            };
+        }
+    }
+    let checked = reports.iter().filter(|r| r.checked).count();
+    let skipped: Vec<&str> = reports
+        .iter()
+        .filter(|r| !r.checked)
+        .map(|r| r.title.as_str())
+        .collect();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let _ = write!(
+        text,
+        "{source}: {} checked, {}, {}",
+        plural(checked, "object"),
+        plural(errors, "error"),
+        plural(warnings, "warning"),
+    );
+    if !skipped.is_empty() {
+        let _ = write!(
+            text,
+            " (not fledge objects, skipped: {})",
+            skipped.join(", ")
+        );
+    }
+    text.push('\n');
+    let code = if errors > 0 || checked == 0 {
+        super::exit::FAILED
+    } else {
+        super::exit::OK
+    };
+    if checked == 0 && errors == 0 {
+        text.push_str(&format!(
+            "{source}: no Rollout, AnalysisTemplate or ClusterAnalysisTemplate found\n"
+        ));
+    }
+    (text, code)
+}

@@ -1,0 +1,289 @@
+//! Lint of `AnalysisTemplate` / `ClusterAnalysisTemplate`, read as plain JSON: required fields,
+//! one known provider per metric, durations, limits, argument references, and the CEL
+//! conditions through [`compile_condition`].
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::lint::Finding;
+
+/// Providers fledge measures with.
+pub const PROVIDERS: [&str; 3] = ["prometheus", "web", "job"];
+
+/// Compiles a `successCondition` / `failureCondition`; the error says why it does not compile.
+///
+/// This is the one place lint compiles CEL. It parses with the CEL implementation kube evaluates
+/// CRD rules with; the analysis controller's own compiler (which also knows the variables a
+/// condition may use) belongs here once it exists, so lint and controller agree exactly.
+pub fn compile_condition(expression: &str) -> Result<(), String> {
+    kube::core::cel::cel::Program::compile(expression)
+        .map(|_| ())
+        .map_err(|e| {
+            // The parser's message is "ERROR: <input>:1:14: <what> | <source> | <caret>": the
+            // position and what is wrong are the useful part here.
+            let text = e.to_string();
+            let first = text.split(" | ").next().unwrap_or_default();
+            let first = first.lines().next().unwrap_or_default();
+            first
+                .trim()
+                .trim_start_matches("ERROR: ")
+                .trim_start_matches("<input>:")
+                .to_string()
+        })
+}
+
+/// Every problem of one template.
+pub fn template(value: &Value) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if value["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+        out.push(Finding::error("metadata.name", "required field is missing"));
+    }
+    let spec = &value["spec"];
+    if !spec.is_object() {
+        out.push(Finding::error("spec", "required field is missing"));
+        return out;
+    }
+    let args = declared_args(spec, &mut out);
+    let metrics = match spec["metrics"].as_array() {
+        Some(m) if !m.is_empty() => m,
+        _ => {
+            out.push(Finding::error(
+                "spec.metrics",
+                "at least one metric is required",
+            ));
+            return out;
+        }
+    };
+    let mut names = BTreeSet::new();
+    for (i, metric) in metrics.iter().enumerate() {
+        let path = format!("spec.metrics[{i}]");
+        match metric["name"].as_str() {
+            Some(n) if !n.is_empty() => {
+                if !names.insert(n.to_string()) {
+                    out.push(Finding::error(
+                        format!("{path}.name"),
+                        format!("{n:?} is used by another metric"),
+                    ));
+                }
+            }
+            _ => out.push(Finding::error(
+                format!("{path}.name"),
+                "required field is missing",
+            )),
+        }
+        self::metric(metric, &path, &mut out);
+    }
+    for (path, arg) in arg_references(spec, "spec") {
+        if !args.contains(&arg) {
+            out.push(Finding::error(
+                path,
+                format!("uses {{{{args.{arg}}}}} but spec.args declares no {arg:?}"),
+            ));
+        }
+    }
+    out
+}
+
+/// The names in `spec.args`, checking each is named once.
+fn declared_args(spec: &Value, out: &mut Vec<Finding>) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (i, arg) in spec["args"].as_array().into_iter().flatten().enumerate() {
+        match arg["name"].as_str() {
+            Some(n) if !n.is_empty() => {
+                if !names.insert(n.to_string()) {
+                    out.push(Finding::error(
+                        format!("spec.args[{i}].name"),
+                        format!("{n:?} is declared twice"),
+                    ));
+                }
+            }
+            _ => out.push(Finding::error(
+                format!("spec.args[{i}].name"),
+                "required field is missing",
+            )),
+        }
+    }
+    names
+}
+
+const METRIC_FIELDS: [&str; 11] = [
+    "name",
+    "provider",
+    "interval",
+    "initialDelay",
+    "count",
+    "successCondition",
+    "failureCondition",
+    "failureLimit",
+    "inconclusiveLimit",
+    "consecutiveErrorLimit",
+    "consecutiveSuccessLimit",
+];
+
+fn metric(metric: &Value, path: &str, out: &mut Vec<Finding>) {
+    if let Some(map) = metric.as_object() {
+        for key in map.keys().filter(|k| !METRIC_FIELDS.contains(&k.as_str())) {
+            out.push(Finding::error(format!("{path}.{key}"), "unknown field"));
+        }
+    }
+    provider(&metric["provider"], &format!("{path}.provider"), out);
+    for field in ["interval", "initialDelay"] {
+        match &metric[field] {
+            Value::Null => {}
+            Value::String(s) if s.contains("{{") => {}
+            Value::String(s) => {
+                if let Err(e) = crate::api::duration::parse(s) {
+                    out.push(Finding::error(format!("{path}.{field}"), e));
+                }
+            }
+            other => out.push(Finding::error(
+                format!("{path}.{field}"),
+                format!("must be a duration like 30s or 5m, not {other}"),
+            )),
+        }
+    }
+    for field in [
+        "count",
+        "failureLimit",
+        "inconclusiveLimit",
+        "consecutiveErrorLimit",
+        "consecutiveSuccessLimit",
+    ] {
+        match &metric[field] {
+            Value::Null => {}
+            Value::Number(n) if n.as_u64().is_some() => {}
+            // An argument filled in when the run is created.
+            Value::String(s) if s.contains("{{args.") => {}
+            other => out.push(Finding::error(
+                format!("{path}.{field}"),
+                format!("must be a whole number of at least 0, not {other}"),
+            )),
+        }
+    }
+    let count = metric["count"].as_u64().unwrap_or(0);
+    if count > 1 && metric["interval"].is_null() {
+        out.push(Finding::error(
+            format!("{path}.interval"),
+            format!("required when count is more than 1 (count is {count})"),
+        ));
+    }
+    for field in ["successCondition", "failureCondition"] {
+        match &metric[field] {
+            Value::Null => {}
+            Value::String(expr) => {
+                if let Err(e) = compile_condition(expr) {
+                    out.push(Finding::error(
+                        format!("{path}.{field}"),
+                        format!("{expr:?} is not a valid CEL expression: {e}"),
+                    ));
+                }
+            }
+            other => out.push(Finding::error(
+                format!("{path}.{field}"),
+                format!("must be a CEL expression string, not {other}"),
+            )),
+        }
+    }
+}
+
+fn provider(provider: &Value, path: &str, out: &mut Vec<Finding>) {
+    let Some(map) = provider.as_object() else {
+        out.push(Finding::error(path, "required field is missing"));
+        return;
+    };
+    let keys: Vec<&String> = map.keys().collect();
+    if keys.len() != 1 {
+        out.push(Finding::error(
+            path,
+            format!("set exactly one provider of {}", PROVIDERS.join(", ")),
+        ));
+    }
+    for key in keys {
+        let p = &map[key];
+        let here = format!("{path}.{key}");
+        match key.as_str() {
+            "prometheus" => {
+                require_string(p, "query", &here, out);
+                if let Some(a) = p["address"].as_str()
+                    && !a.contains("{{")
+                    && !(a.starts_with("http://") || a.starts_with("https://"))
+                {
+                    out.push(Finding::error(
+                        format!("{here}.address"),
+                        format!("{a:?} must be an http:// or https:// URL"),
+                    ));
+                }
+            }
+            "web" => {
+                require_string(p, "url", &here, out);
+                if let Some(m) = p["method"].as_str()
+                    && !["GET", "POST", "PUT"].contains(&m)
+                {
+                    out.push(Finding::error(
+                        format!("{here}.method"),
+                        format!("{m:?} is not one of GET, POST, PUT"),
+                    ));
+                }
+            }
+            "job" => {
+                if !p["spec"].is_object() {
+                    out.push(Finding::error(
+                        format!("{here}.spec"),
+                        "required field is missing",
+                    ));
+                }
+            }
+            other => out.push(Finding::error(
+                here,
+                format!(
+                    "provider {other:?} is not supported (fledge measures with {})",
+                    PROVIDERS.join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+fn require_string(value: &Value, field: &str, path: &str, out: &mut Vec<Finding>) {
+    if value[field].as_str().is_none_or(|s| s.trim().is_empty()) {
+        out.push(Finding::error(
+            format!("{path}.{field}"),
+            "required field is missing",
+        ));
+    }
+}
+
+/// Every `{{args.NAME}}` in the strings under `value`, with the path of the string.
+fn arg_references(value: &Value, path: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    match value {
+        Value::String(s) => {
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("{{") {
+                let after = &rest[start + 2..];
+                let Some(end) = after.find("}}") else { break };
+                if let Some(name) = after[..end].trim().strip_prefix("args.") {
+                    out.push((path.to_string(), name.trim().to_string()));
+                }
+                rest = &after[end + 2..];
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                out.extend(arg_references(v, &format!("{path}[{i}]")));
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                // Arguments are declared, not used, in spec.args.
+                if path == "spec" && k == "args" {
+                    continue;
+                }
+                out.extend(arg_references(v, &format!("{path}.{k}")));
+            }
+        }
+        _ => {}
+    }
+    out
+}

@@ -1,0 +1,184 @@
+//! Snapshot tests of what the offline commands print, against files in `src/cli/testdata/`.
+//! `FLEDGE_UPDATE_SNAPSHOTS=1 cargo test --lib cli::` rewrites the expected files; review the
+//! diff before committing it.
+
+use super::exit;
+use super::manifest::parse;
+
+fn testdata(name: &str) -> String {
+    let path = format!("{}/src/cli/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn snapshot(name: &str, actual: &str) {
+    let path = format!("{}/src/cli/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("FLEDGE_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).expect("writing the snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (FLEDGE_UPDATE_SNAPSHOTS=1 writes it)"));
+    assert!(
+        expected == actual,
+        "{name} differs from the output:\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+}
+
+fn lint_text(name: &str, text: &str) -> (String, u8) {
+    let docs = parse(text).expect("fixture parses");
+    super::lint::render(name, &super::lint::lint(&docs))
+}
+
+/// Converts a fixture, checks the output passes lint, and compares it with its snapshot.
+fn convert(fixture: &str) -> String {
+    let docs = parse(&testdata(fixture)).expect("fixture parses");
+    let out = super::convert::convert(&docs).expect("converts");
+    let (lint, code) = lint_text("converted", &out);
+    assert_eq!(
+        code,
+        exit::OK,
+        "the output of convert must pass lint:\n{lint}\n{out}"
+    );
+    snapshot(&fixture.replace(".yaml", ".converted.yaml"), &out);
+    out
+}
+
+#[test]
+fn convert_argo_canary() {
+    let out = convert("argo-canary.yaml");
+    assert!(
+        out.contains("trafficRouting"),
+        "the unsupported router is named"
+    );
+    assert!(out.contains("experiment"), "the experiment step is named");
+}
+
+#[test]
+fn convert_argo_blue_green() {
+    let out = convert("argo-bluegreen.yaml");
+    assert!(out.contains("kind: Service"), "other objects pass through");
+}
+
+#[test]
+fn convert_argo_analysis() {
+    let out = convert("argo-analysis.yaml");
+    assert!(
+        out.contains("result[0] >= 0.95 && size(result) > 0"),
+        "expr-lang became CEL"
+    );
+    assert!(out.contains("datadog"), "the unsupported provider is named");
+}
+
+#[test]
+fn convert_flagger_canary() {
+    let out = convert("flagger-canary.yaml");
+    assert!(
+        out.contains("{{args.target}}"),
+        "Flagger query variables became arguments"
+    );
+    assert!(
+        out.contains("result[0] <= 5"),
+        "thresholdRange became a condition"
+    );
+}
+
+#[test]
+fn convert_refuses_input_with_nothing_to_convert() {
+    let docs = parse("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n").unwrap();
+    let err = super::convert::convert(&docs).unwrap_err();
+    assert!(err.contains("nothing to convert"), "{err}");
+}
+
+#[test]
+fn lint_reports_every_problem_with_its_path() {
+    let (out, code) = lint_text("broken.yaml", &testdata("lint-broken.yaml"));
+    assert_eq!(code, exit::FAILED);
+    snapshot("lint-broken.out", &out);
+}
+
+#[test]
+fn lint_passes_the_examples() {
+    for example in ["canary-basic.yaml", "blue-green.yaml", "workload-ref.yaml"] {
+        let path = format!("{}/examples/{example}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("example exists");
+        let (out, code) = lint_text(example, &text);
+        assert_eq!(code, exit::OK, "{out}");
+    }
+}
+
+#[test]
+fn lint_of_nothing_known_fails() {
+    let (out, code) = lint_text(
+        "svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
+    );
+    assert_eq!(code, exit::FAILED);
+    assert!(
+        out.contains("no Rollout, AnalysisTemplate or ClusterAnalysisTemplate found"),
+        "{out}"
+    );
+}
+
+#[test]
+fn plan_canary_and_blue_green() {
+    let docs = parse(&testdata("plan-input.yaml")).unwrap();
+    let out = super::timeline::render(&docs).expect("plans");
+    snapshot("plan-input.out", &out);
+}
+
+#[test]
+fn convert_flagger_blue_green() {
+    // Flagger's documented Kubernetes blue/green: iterations instead of weights.
+    let docs = parse(
+        r#"
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: test}
+spec:
+  provider: kubernetes
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  progressDeadlineSeconds: 60
+  service: {port: 9898, portDiscovery: true}
+  analysis:
+    interval: 30s
+    threshold: 2
+    iterations: 10
+    metrics:
+    - name: request-success-rate
+      thresholdRange: {min: 99}
+      interval: 1m
+    webhooks:
+    - name: load-test
+      url: http://flagger-loadtester.test/
+      timeout: 5s
+      metadata: {type: cmd, cmd: "hey -z 1m -q 10 -c 2 http://podinfo-canary.test:9898/"}
+"#,
+    )
+    .unwrap();
+    let out = super::convert::convert(&docs).unwrap();
+    let (lint, code) = lint_text("converted", &out);
+    assert_eq!(code, exit::OK, "{lint}\n{out}");
+    let converted = parse(&out).unwrap();
+    let rollout = &converted[0].value;
+    assert_eq!(
+        rollout["spec"]["strategy"]["blueGreen"],
+        serde_json::json!({"activeService": "podinfo-primary", "previewService": "podinfo-canary",
+                           "autoPromotionSeconds": 300}),
+        "10 iterations of 30s before the switch\n{out}"
+    );
+    assert_eq!(rollout["spec"]["workloadRef"]["name"], "podinfo");
+    for note in [
+        "spec.service.portDiscovery: no fledge equivalent",
+        "built-in metric \"request-success-rate\"",
+        "rollout webhook \"load-test\" has no fledge equivalent",
+        "Deployment \"podinfo\" is not in the input",
+    ] {
+        assert!(out.contains(note), "{note:?} in\n{out}");
+    }
+    let kinds: Vec<&str> = converted.iter().map(|d| d.kind()).collect();
+    assert_eq!(
+        kinds,
+        ["Rollout", "Service", "Service"],
+        "no template: no metric converted"
+    );
+}
