@@ -72,8 +72,9 @@ for path in sys.argv[1:]:
                 if "*" in rule.get("verbs", []) or "*" in rule.get("resources", []):
                     bad.append(f"{where}: wildcard rule {rule}")
                 if "fledge.dev" in rule.get("apiGroups", []) and "rollouts" in rule.get("resources", []):
-                    if set(rule["verbs"]) - {"get", "list", "watch"}:
-                        bad.append(f"{where}: may change Rollout specs: {rule}")
+                    # patch is for metadata.finalizers only; update, create and delete never.
+                    if set(rule["verbs"]) - {"get", "list", "watch", "patch"}:
+                        bad.append(f"{where}: may replace or delete Rollouts: {rule}")
                 if "secrets" in rule.get("resources", []) and set(rule["verbs"]) != {"get"}:
                     bad.append(f"{where}: more than get on Secrets: {rule}")
 for b in bad:

@@ -66,10 +66,13 @@ The rules the controller needs on the Rollouts' namespace(s): every verb below i
 controller issues today (see docs/install.md for where each one comes from).
 */}}
 {{- define "fledge.controllerRules" -}}
-# Rollouts: watched, never edited; the controller writes only their status.
+# Rollouts: watched; the controller writes their status, and patches only metadata.finalizers
+# (a Rollout with a traffic router gets `fledge.dev/traffic-cleanup`, so that deleting it puts
+# all traffic back on the stable first). RBAC cannot narrow patch to one field; the code never
+# writes a Rollout's spec.
 - apiGroups: [fledge.dev]
   resources: [rollouts]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [fledge.dev]
   resources: [rollouts/status]
   verbs: [patch]
@@ -99,6 +102,14 @@ controller issues today (see docs/install.md for where each one comes from).
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, patch]
+# `kubectl fledge restart` (spec.restartAt): the stable revision's pods are read and evicted
+# one at a time within maxUnavailable.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods/eviction]
+  verbs: [create]
 # workloadRef: the referenced Deployment's template is read; it is scaled to 0 on success.
 - apiGroups: [apps]
   resources: [deployments]
@@ -132,10 +143,10 @@ controller issues today (see docs/install.md for where each one comes from).
   verbs: [get, list, watch, patch]
 {{- end }}
 {{- if .smi }}
-# SMI: fledge creates the TrafficSplit of a Rollout and sets its weights.
+# SMI: fledge creates the TrafficSplit of a Rollout, sets its weights, deletes it on cleanup.
 - apiGroups: [split.smi-spec.io]
   resources: [trafficsplits]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 {{- end }}
 {{- if .nginx }}
 # NGINX: a canary Ingress is created beside the stable one and removed after the rollout.
