@@ -103,6 +103,7 @@ fn main() {
         replica_set_owners: rs_owners,
         services: svc_store,
         deployments: deploy_store,
+        analysis: Default::default(),
     };
     println!(
         "fleet: {n} Rollouts, {} ReplicaSets, {} Services in the caches",

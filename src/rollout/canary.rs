@@ -5,6 +5,8 @@
 
 use crate::api::{CanaryStep, CanaryStrategy, PauseReason};
 
+use super::analysis::{Gate, RunKind, gate, hold};
+
 use super::plan::{DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft, scaled_value};
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
@@ -39,8 +41,11 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     d.pin(canary.canary_service.as_ref(), current);
 
     let mut i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
+    if background(d, &canary, current, i) {
+        return plan(d, current);
+    }
     loop {
-        if d.user_paused() {
+        if d.user_paused() || d.has_pause(PauseReason::InconclusiveAnalysis) {
             break;
         }
         if d.status.promote_full || i >= n {
@@ -67,6 +72,16 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
                 break;
             }
             d.unpause(PauseReason::CanaryPauseStep);
+        } else if let Some(a) = &step.analysis {
+            let g = gate(d, current, RunKind::Step(i), &a.templates, &a.args);
+            if hold(d, g) {
+                if d.status.abort {
+                    // Failed: the abort path puts all traffic back on stable in this plan.
+                    d.status.current_step_index = Some(i);
+                    return plan(d, current);
+                }
+                break;
+            }
         }
         d.event(
             "StepCompleted",
@@ -74,7 +89,12 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         );
         i += 1;
     }
+    let started_at = d.status.current_step_index.unwrap_or(0);
     d.status.current_step_index = Some(i);
+    // Steps done in this plan may have reached `startingStep`.
+    if i != started_at && background(d, &canary, current, i) {
+        return plan(d, current);
+    }
 
     let (c, s) = targets(&canary, i, r);
     let surge = scaled_value(canary.max_surge.as_ref(), r, true).unwrap_or(1);
@@ -102,6 +122,22 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     d.scale(current, c_next);
     d.scale(&stable, s_next);
     d.status.canary_weight = Some(share(d.available(current), d.available(&stable)));
+}
+
+/// Background analysis runs beside the steps from `startingStep`; a full promotion skips it.
+/// Returns true when it failed and the rollout is to abort.
+fn background(d: &mut Draft, canary: &CanaryStrategy, current: &str, i: i32) -> bool {
+    let Some(a) = &canary.analysis else {
+        return false;
+    };
+    if d.status.promote_full || i < a.starting_step.unwrap_or(0) {
+        return false;
+    }
+    let g = gate(d, current, RunKind::Background, &a.templates, &a.args);
+    if g != Gate::Waiting {
+        hold(d, g);
+    }
+    d.status.abort
 }
 
 /// After the last step (or a full promotion): the canary goes to full size, then takes over the
@@ -211,6 +247,8 @@ fn describe(step: &CanaryStep) -> String {
             Some(d) => format!("pause {d}"),
             None => "pause".into(),
         }
+    } else if step.analysis.is_some() {
+        "analysis".into()
     } else {
         "setCanaryScale".into()
     }

@@ -3,6 +3,9 @@
 pub mod act;
 #[cfg(test)]
 mod act_tests;
+pub mod analysis;
+#[cfg(test)]
+mod analysis_tests;
 pub(crate) mod bluegreen;
 pub(crate) mod canary;
 #[cfg(test)]
@@ -29,7 +32,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
-use crate::api::{INSTANCE_ID_LABEL, Phase, ROLLOUT_LABEL, Rollout};
+use crate::api::{
+    AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, INSTANCE_ID_LABEL, Phase,
+    ROLLOUT_LABEL, Rollout,
+};
 use crate::telemetry::{Health, Metrics};
 use observe::Caches;
 
@@ -146,10 +152,25 @@ pub async fn run(
         api::<Deployment>(&client, &scope),
         watcher::Config::default(),
     ));
+    let (run_store, run_changes) = cache(watcher(
+        api::<AnalysisRun>(&client, &scope),
+        watcher::Config::default().labels(ROLLOUT_LABEL),
+    ));
+    let (template_store, template_changes) = cache(watcher(
+        api::<AnalysisTemplate>(&client, &scope),
+        watcher::Config::default(),
+    ));
+    let (cluster_template_store, cluster_template_changes) = cache(watcher(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        watcher::Config::default(),
+    ));
     // One waiter per store: kube's `Store::wait_until_ready` keeps a single waker.
     let synced = async {
         rs_store.wait_until_ready().await?;
         svc_store.wait_until_ready().await?;
+        run_store.wait_until_ready().await?;
+        template_store.wait_until_ready().await?;
+        cluster_template_store.wait_until_ready().await?;
         deploy_store.wait_until_ready().await
     };
     if let Err(error) = synced.await {
@@ -173,6 +194,11 @@ pub async fn run(
             replica_set_owners: rs_owners,
             services: svc_store,
             deployments: deploy_store,
+            analysis: observe::AnalysisCaches {
+                runs: run_store,
+                templates: template_store,
+                cluster_templates: cluster_template_store,
+            },
         },
         rollouts: rollouts.clone(),
         metrics: metrics.clone(),
@@ -192,8 +218,26 @@ pub async fn run(
 
     let by_service = rollouts.clone();
     let by_deployment = rollouts.clone();
+    let by_template = rollouts.clone();
+    let by_cluster_template = rollouts.clone();
     controller
         .owns_stream(rs_changes)
+        // A run's status change wakes its Rollout at once: no polling for analysis results.
+        .owns_stream(run_changes)
+        .watches_stream(template_changes, move |t: AnalysisTemplate| {
+            referencing(&by_template, &t, |r| uses_template(r, &t.name_any(), false))
+        })
+        .watches_stream(
+            cluster_template_changes,
+            move |t: ClusterAnalysisTemplate| {
+                by_cluster_template
+                    .state()
+                    .iter()
+                    .filter(|r| uses_template(r, &t.name_any(), true))
+                    .map(|r| ObjectRef::from(r.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .watches_stream(svc_changes, move |svc: Service| {
             referencing(&by_service, &svc, |r| {
                 observe::referenced_services(r)
@@ -255,6 +299,17 @@ where
         }
     });
     (store, rx)
+}
+
+/// True when the Rollout's analysis names template `name` (cluster-scoped or not).
+fn uses_template(rollout: &Rollout, name: &str, cluster: bool) -> bool {
+    analysis::references(rollout)
+        .iter()
+        .any(|(_, templates, _)| {
+            templates
+                .iter()
+                .any(|t| t.template_name == name && (t.cluster_scope == Some(true)) == cluster)
+        })
 }
 
 /// Rollouts in `obj`'s namespace for which `refers` holds.

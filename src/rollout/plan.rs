@@ -38,6 +38,16 @@ pub enum Action {
     PinService { name: String, hash: String },
     /// Scale the `workloadRef` Deployment to 0 (`scaleDown: onsuccess`).
     ScaleDownWorkload { name: String },
+    /// Create an AnalysisRun owned by the Rollout.
+    CreateAnalysisRun {
+        name: String,
+        labels: std::collections::BTreeMap<String, String>,
+        spec: Box<crate::api::analysis::AnalysisRunSpec>,
+    },
+    /// Stop an AnalysisRun that is no longer needed (`spec.terminate`).
+    TerminateAnalysisRun { name: String },
+    /// Delete a finished AnalysisRun beyond the run history limits.
+    DeleteAnalysisRun { name: String },
 }
 
 /// A Kubernetes Event the controller records.
@@ -57,6 +67,8 @@ pub const DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
 /// The plan under construction, shared by the strategy machines.
 pub(crate) struct Draft<'a> {
     pub spec: &'a RolloutSpec,
+    pub rollout_name: String,
+    pub namespace: String,
     pub observed: &'a Observed,
     pub now: Timestamp,
     /// Desired pods.
@@ -65,6 +77,8 @@ pub(crate) struct Draft<'a> {
     pub actions: Vec<Action>,
     pub events: Vec<PlanEvent>,
     pub requeue_at: Option<Timestamp>,
+    /// AnalysisRuns a gate asked for in this plan; others still running are terminated.
+    pub wanted_runs: Vec<String>,
 }
 
 impl Draft<'_> {
@@ -194,6 +208,8 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let generation = rollout.metadata.generation;
     let mut draft = Draft {
         spec: &rollout.spec,
+        rollout_name: rollout.metadata.name.clone().unwrap_or_default(),
+        namespace: rollout.metadata.namespace.clone().unwrap_or_default(),
         observed,
         now,
         replicas: rollout.spec.replicas.unwrap_or(1).max(0),
@@ -201,6 +217,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         actions: Vec::new(),
         events: Vec::new(),
         requeue_at: None,
+        wanted_runs: Vec::new(),
     };
     draft.status.selector = selector_string(&rollout.spec);
 
@@ -223,6 +240,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     }
 
     retire_old_revisions(&mut draft);
+    super::analysis::retire(&mut draft);
     scale_down_workload(&mut draft);
     finish(draft, &old, generation, deadline_exceeded)
 }
@@ -255,6 +273,7 @@ fn validate<'a>(
         scaled_value(c.max_unavailable.as_ref(), replicas, false)
             .map_err(|e| format!("strategy.canary.maxUnavailable: {e}"))?;
     }
+    super::analysis::validate(rollout, &observed.analysis)?;
     Ok(template)
 }
 
@@ -312,6 +331,7 @@ fn track_revision(draft: &mut Draft, hash: &str) {
     s.abort = false;
     s.aborted_at = None;
     s.promote_full = false;
+    s.accepted_analysis_runs.clear();
     s.last_progress_at = Some(Time(draft.now));
     s.pause_conditions
         .retain(|p| p.reason == PauseReason::UserPaused);
@@ -363,6 +383,7 @@ fn consume_request(draft: &mut Draft) {
         .canary
         .as_ref()
         .map(|c| c.steps.len() as i32);
+    let inconclusive = super::analysis::inconclusive_runs(draft);
     let s = &mut draft.status;
     let (reason, message) = match request.action {
         RequestAction::Abort if in_progress && !s.abort => {
@@ -374,6 +395,9 @@ fn consume_request(draft: &mut Draft) {
             )
         }
         RequestAction::Retry if s.abort => {
+            // The analysis starts over in new runs; the failed ones stay as history.
+            s.analysis_attempt = Some(s.analysis_attempt.unwrap_or(0) + 1);
+            s.accepted_analysis_runs.clear();
             s.abort = false;
             s.aborted_at = None;
             s.promote_full = false;
@@ -384,6 +408,25 @@ fn consume_request(draft: &mut Draft) {
             (
                 "RetryRequested",
                 format!("retry requested{who}: starting the steps again"),
+            )
+        }
+        RequestAction::Promote
+            if in_progress
+                && !s.abort
+                && s.pause_conditions
+                    .iter()
+                    .any(|p| p.reason == PauseReason::InconclusiveAnalysis) =>
+        {
+            s.pause_conditions
+                .retain(|p| p.reason != PauseReason::InconclusiveAnalysis);
+            s.last_progress_at = Some(Time(draft.now));
+            let names = inconclusive.join(", ");
+            s.accepted_analysis_runs.extend(inconclusive);
+            (
+                "PromoteRequested",
+                format!(
+                    "promote requested{who}: inconclusive analysis {names} accepted, continuing"
+                ),
             )
         }
         RequestAction::Promote if in_progress && !s.abort => {
@@ -744,6 +787,9 @@ fn pause_message(draft: &Draft) -> String {
     match draft.status.pause_conditions.first().map(|p| p.reason) {
         Some(PauseReason::UserPaused) => "paused by a pause request; resume to continue".into(),
         Some(PauseReason::BlueGreenPause) => "new revision ready; waiting for promotion".into(),
+        Some(PauseReason::InconclusiveAnalysis) => {
+            "analysis inconclusive; promote to continue or abort to stop".into()
+        }
         _ => format!(
             "paused at step {}; waiting for the pause to end or a promote",
             draft.status.current_step_index.unwrap_or(0)
@@ -753,6 +799,9 @@ fn pause_message(draft: &Draft) -> String {
 
 fn progress_message(draft: &Draft) -> String {
     let current = draft.status.current_revision.clone().unwrap_or_default();
+    if let Some(run) = super::analysis::waiting_on(draft) {
+        return format!("revision {current}: waiting for analysis run {run}");
+    }
     match draft.status.current_step_index {
         Some(i) if draft.spec.strategy.canary.is_some() => format!(
             "revision {current}: step {i}, canary weight {}%",
