@@ -62,6 +62,8 @@ pub struct ObservedRun {
     /// `spec.terminate` is already set.
     pub terminating: bool,
     pub created: Option<Timestamp>,
+    /// When it last changed: its newest measurement, else its creation.
+    pub updated: Option<Timestamp>,
 }
 
 impl ObservedRun {
@@ -87,6 +89,14 @@ impl ObservedRun {
             message: status.and_then(|s| s.message.clone()),
             terminating: run.spec.terminate,
             created: run.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            updated: status
+                .into_iter()
+                .flat_map(|s| &s.metric_results)
+                .flat_map(|r| &r.measurements)
+                .filter_map(|m| m.finished_at.as_ref().or(m.started_at.as_ref()))
+                .map(|t| t.0)
+                .max()
+                .or(run.metadata.creation_timestamp.as_ref().map(|t| t.0)),
         })
     }
 }
@@ -260,7 +270,7 @@ pub(crate) fn gate(
 ) -> Gate {
     let attempt = d.status.analysis_attempt.unwrap_or(0);
     let name = run_name(&d.rollout_name, hash, kind, attempt);
-    d.wanted_runs.push(name.clone());
+    d.wanted_runs.push((name.clone(), kind));
     let Some(run) = d.observed.analysis.runs.iter().find(|r| r.name == name) else {
         if d.actions
             .iter()
@@ -370,7 +380,7 @@ pub(crate) fn retire(d: &mut Draft) {
         .analysis
         .runs
         .iter()
-        .filter(|r| !d.wanted_runs.contains(&r.name))
+        .filter(|r| !d.wanted_runs.iter().any(|(n, _)| *n == r.name))
         .cloned()
         .collect();
     // The current revision's runs are not history yet; the limits apply to the others.
@@ -400,17 +410,46 @@ pub(crate) fn retire(d: &mut Draft) {
     }
 }
 
-/// The run a message about waiting names, if a gate is waiting on one.
+/// The first run a gate of this plan waits for, for the status message.
 pub(crate) fn waiting_on(d: &Draft) -> Option<String> {
-    d.wanted_runs
-        .iter()
-        .find(|name| {
-            d.observed
-                .analysis
-                .runs
-                .iter()
-                .find(|r| &&r.name == name)
-                .is_none_or(|r| !r.phase.is_some_and(AnalysisPhase::is_terminal))
-        })
-        .cloned()
+    waiting(d)
+        .find(|(_, kind)| *kind != RunKind::Background)
+        .map(|(name, _)| name.clone())
+}
+
+fn waiting<'a>(d: &'a Draft) -> impl Iterator<Item = &'a (String, RunKind)> {
+    d.wanted_runs.iter().filter(|(name, _)| {
+        d.observed
+            .analysis
+            .runs
+            .iter()
+            .find(|r| r.name == *name)
+            .is_none_or(|r| !r.phase.is_some_and(AnalysisPhase::is_terminal))
+    })
+}
+
+/// A gate of this plan (not the background analysis) waits for its run, whose status changes
+/// wake the Rollout: no progress-deadline requeue is needed meanwhile.
+pub(crate) fn gate_waiting(d: &Draft) -> bool {
+    waiting(d).any(|(_, kind)| *kind != RunKind::Background)
+}
+
+/// The current revision's runs that gate a step or a promotion (not the background one).
+fn gating_runs<'a>(d: &'a Draft) -> impl Iterator<Item = &'a ObservedRun> {
+    let attempt = d.status.analysis_attempt.unwrap_or(0);
+    let current = d.status.current_revision.clone();
+    d.observed.analysis.runs.iter().filter(move |r| {
+        Some(&r.hash) == current.as_ref() && r.attempt == attempt && r.kind != RunKind::Background
+    })
+}
+
+/// A gating analysis is measuring: waiting for it is not a lack of progress.
+pub(crate) fn measuring(d: &Draft) -> bool {
+    gating_runs(d).any(|r| !r.terminating && !r.phase.is_some_and(AnalysisPhase::is_terminal))
+}
+
+/// When a gating analysis last measured, so the progress deadline counts from there once it
+/// ends.
+pub(crate) fn last_activity(d: &Draft) -> Option<Timestamp> {
+    gating_runs(d).filter_map(|r| r.updated).max()
 }

@@ -472,3 +472,27 @@ fn history_keeps_the_newest_runs_within_the_limits() {
     // The current revision's run, and of the older ones the newest of each kind.
     assert_eq!(left, want);
 }
+
+#[test]
+fn a_long_analysis_is_not_a_missed_progress_deadline() {
+    let mut r = canary_rollout(vec![w(50), analysis_step(), w(100)]);
+    r.spec.progress_deadline_seconds = Some(60);
+    r.spec.progress_deadline_abort = Some(true);
+    let mut sim = sim(r);
+    sim.set_image("web:2");
+    let v2 = hash_of("web:2");
+    sim.settle();
+    let name = run_name(NAME, &v2, RunKind::Step(1), 0);
+    assert_eq!(sim.plans.last().unwrap().requeue_after, None);
+    // Ten minutes of measurements, then a pass.
+    sim.advance(600);
+    sim.world.analysis.runs[0].phase = Some(AnalysisPhase::Running);
+    sim.world.analysis.runs[0].updated = Some(sim.now);
+    sim.settle();
+    assert!(!sim.status().abort, "{:?}", sim.status().message);
+    sim.advance(5);
+    finish(&mut sim, &name, AnalysisPhase::Successful);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    assert!(!sim.status().abort);
+}

@@ -78,7 +78,7 @@ pub(crate) struct Draft<'a> {
     pub events: Vec<PlanEvent>,
     pub requeue_at: Option<Timestamp>,
     /// AnalysisRuns a gate asked for in this plan; others still running are terminated.
-    pub wanted_runs: Vec<String>,
+    pub wanted_runs: Vec<(String, super::analysis::RunKind)>,
 }
 
 impl Draft<'_> {
@@ -520,7 +520,9 @@ fn consume_request(draft: &mut Draft) {
 fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
     let s = &draft.status;
     let in_progress = s.current_revision != s.stable_revision;
-    let waiting = !s.pause_conditions.is_empty() || draft.spec.paused == Some(true);
+    let waiting = !s.pause_conditions.is_empty()
+        || draft.spec.paused == Some(true)
+        || super::analysis::measuring(draft);
     if !in_progress || waiting || s.abort {
         return false;
     }
@@ -532,6 +534,7 @@ fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
         || cond::is_true(&old.conditions, cond::INVALID_SPEC);
     let seconds = progress_deadline_seconds(draft.spec);
     let since = s.last_progress_at.as_ref().map_or(draft.now, |t| t.0);
+    let since = super::analysis::last_activity(draft).map_or(since, |t| t.max(since));
     if restarted || draft.now < draft.after_seconds(since, seconds) {
         return false;
     }
@@ -717,7 +720,8 @@ fn finish(
     }
     // Only a progressing rollout runs against its deadline; wake up when it passes.
     let in_progress = draft.status.current_revision != draft.status.stable_revision;
-    if in_progress && phase == Phase::Progressing {
+    // Waiting for an analysis is not a lack of progress; the run's status changes wake us.
+    if in_progress && phase == Phase::Progressing && !super::analysis::gate_waiting(&draft) {
         let since = draft.status.last_progress_at.as_ref().map_or(now, |t| t.0);
         let deadline = draft.after_seconds(since, progress_deadline_seconds(draft.spec));
         draft.requeue_at(deadline);
