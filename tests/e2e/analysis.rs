@@ -386,3 +386,208 @@ async fn blue_green_post_promotion_failure_switches_back() {
     env.wait_replica_sets("new revision gone", vec![(v1.clone(), 2, 2), (v2, 0, 0)])
         .await;
 }
+
+#[tokio::test]
+async fn web_provider_reads_json_with_a_header_from_a_secret() {
+    let env = TestEnv::canary("an-web").await;
+    let server = crate::exporter::JsonServer::start("s3cret").await;
+    server.set_body(json!({"data": {"errorRate": 0.01}}));
+    env.apply::<k8s_openapi::api::core::v1::Secret>(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "health-token"},
+        "stringData": {"token": "Bearer s3cret"},
+    }))
+    .await;
+    env.apply::<AnalysisTemplate>(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "error-rate"},
+        "spec": {
+            "args": [{"name": "url"}],
+            "metrics": [{
+                "name": "error-rate",
+                "interval": "1s",
+                "count": 2,
+                "successCondition": "result < 0.05",
+                "failureCondition": "result >= 0.05",
+                "provider": {"web": {
+                    "url": "{{args.url}}",
+                    "jsonPath": "{$.data.errorRate}",
+                    "headers": [{"key": "Authorization", "valueFrom": {"secretKeyRef": {"name": "health-token", "key": "token"}}}],
+                }},
+            }],
+        },
+    }))
+    .await;
+    let steps = json!([{"setWeight": 50}, {"analysis": {
+        "templates": [{"templateName": "error-rate"}],
+        "args": [{"name": "url", "value": server.url}],
+    }}]);
+    let v1 = crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps.clone())).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps.clone()))
+        .await;
+    env.wait_rollout("web", "v2 promoted", MINUTE, |r| {
+        status(r).phase == Some(Phase::Healthy)
+            && status(r).stable_revision.as_deref() != Some(v1.as_str())
+    })
+    .await;
+    let runs = runs(&env).await;
+    let s = runs[0].status.clone().unwrap();
+    assert_eq!(s.phase, Some(AnalysisPhase::Successful), "{s:?}");
+    assert_eq!(
+        s.metric_results[0].measurements[0].value.as_deref(),
+        Some("0.01")
+    );
+
+    // A failing answer fails the next revision's run.
+    server.set_body(json!({"data": {"errorRate": 0.5}}));
+    env.apply::<Rollout>(canary_rollout("web", 2, "3", steps))
+        .await;
+    let r = env
+        .wait_rollout("web", "v3 aborted", MINUTE, |r| status(r).abort)
+        .await;
+    assert_eq!(status(&r).canary_weight, Some(0));
+}
+
+/// A Job measurement: KWOK completes a Job's pods, so a schedulable Job succeeds; one whose pod
+/// can never be scheduled fails at its `activeDeadlineSeconds`.
+fn job_template(fail: bool) -> serde_json::Value {
+    let mut pod = json!({
+        "restartPolicy": "Never",
+        "containers": [{"name": "check", "image": "registry.example/smoke:1"}],
+    });
+    if fail {
+        pod["nodeSelector"] = json!({"no-such-node": "true"});
+    }
+    json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "smoke"},
+        "spec": {"metrics": [{
+            "name": "smoke",
+            "provider": {"job": {"spec": {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": 3,
+                "template": {"spec": pod},
+            }}},
+        }]},
+    })
+}
+
+async fn jobs(env: &TestEnv) -> usize {
+    env.api::<k8s_openapi::api::batch::v1::Job>()
+        .list(&ListParams::default().labels(fledge::api::analysis::ANALYSIS_RUN_LABEL))
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+#[tokio::test]
+async fn job_provider_succeeds_fails_and_cleans_up() {
+    let env = TestEnv::canary("an-job").await;
+    env.apply::<AnalysisTemplate>(job_template(false)).await;
+    let steps =
+        json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "smoke"}]}}]);
+    let v1 = crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps.clone())).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps.clone()))
+        .await;
+    env.wait_rollout("web", "v2 promoted", MINUTE, |r| {
+        status(r).phase == Some(Phase::Healthy)
+            && status(r).stable_revision.as_deref() != Some(v1.as_str())
+    })
+    .await;
+    env.wait_for("Jobs cleaned up", MINUTE, || async {
+        match jobs(&env).await {
+            0 => Ok(()),
+            n => Err(format!("{n} Jobs left")),
+        }
+    })
+    .await;
+
+    env.apply::<AnalysisTemplate>(job_template(true)).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "3", steps))
+        .await;
+    let r = env
+        .wait_rollout("web", "v3 aborted", MINUTE, |r| status(r).abort)
+        .await;
+    assert_eq!(status(&r).canary_weight, Some(0));
+    let failed: Vec<_> = runs(&env)
+        .await
+        .into_iter()
+        .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AnalysisPhase::Failed))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    let m = &failed[0].status.as_ref().unwrap().metric_results[0].measurements[0];
+    assert!(
+        m.message.as_deref().unwrap_or_default().contains("failed"),
+        "{m:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_condition_that_does_not_compile_is_an_invalid_spec_and_bad_steps_are_rejected() {
+    let env = TestEnv::canary("an-invalid").await;
+    env.apply::<AnalysisTemplate>(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "error-rate"},
+        "spec": {"metrics": [{
+            "name": "error-rate",
+            "successCondition": "result <",
+            "provider": {"prometheus": {"address": "http://127.0.0.1:1", "query": "up"}},
+        }]},
+    }))
+    .await;
+    env.apply::<Rollout>(canary_rollout("web", 1, "1", steps()))
+        .await;
+    let r = env
+        .wait_rollout("web", "InvalidSpec", MINUTE, |r| {
+            fledge::api::conditions::is_true(
+                &status(r).conditions,
+                fledge::api::conditions::INVALID_SPEC,
+            )
+        })
+        .await;
+    let message = status(&r).message.unwrap();
+    assert!(
+        message.contains("strategy.canary.steps[1].analysis")
+            && message.contains("successCondition"),
+        "{message}"
+    );
+
+    // Admission: a step with two actions, and a metric without a provider.
+    let mut two = canary_rollout(
+        "bad",
+        1,
+        "1",
+        json!([{"setWeight": 10, "analysis": {"templates": [{"templateName": "x"}]}}]),
+    );
+    two["metadata"]["name"] = json!("bad");
+    let err = env
+        .rollouts()
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(two).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("exactly one of setWeight, pause, setCanaryScale, analysis"),
+        "{err}"
+    );
+    let no_provider: AnalysisTemplate = serde_json::from_value(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "no-provider"},
+        "spec": {"metrics": [{"name": "m", "provider": {}}]},
+    }))
+    .unwrap();
+    let err = env
+        .api::<AnalysisTemplate>()
+        .create(&kube::api::PostParams::default(), &no_provider)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("exactly one of prometheus, web, job"),
+        "{err}"
+    );
+}

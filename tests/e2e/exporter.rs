@@ -247,3 +247,60 @@ fn prometheus_binary() -> PathBuf {
         .find(|p| p.exists())
         .unwrap_or_else(|| panic!("no prometheus binary: set FLEDGE_PROMETHEUS_BIN"))
 }
+
+/// An HTTP endpoint answering a JSON body the test sets, to requests carrying `Authorization:
+/// Bearer <token>`; others get 401.
+pub struct JsonServer {
+    pub url: String,
+    body: Arc<Mutex<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl JsonServer {
+    pub async fn start(token: &str) -> JsonServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/health", listener.local_addr().unwrap());
+        let body = Arc::new(Mutex::new("{}".to_string()));
+        let expected = format!("authorization: bearer {}", token.to_lowercase());
+        let task = {
+            let body = body.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut socket, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let body = body.clone();
+                    let expected = expected.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 8192];
+                        let n = socket.read(&mut buf).await.unwrap_or(0);
+                        let request = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+                        let (status, text) = if request.contains(&expected) {
+                            ("200 OK", body.lock().unwrap().clone())
+                        } else {
+                            ("401 Unauthorized", "{\"error\": \"no token\"}".to_string())
+                        };
+                        let response = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                            text.len()
+                        );
+                        let _ = socket.write_all(response.as_bytes()).await;
+                        let _ = socket.shutdown().await;
+                    });
+                }
+            })
+        };
+        JsonServer { url, body, task }
+    }
+
+    pub fn set_body(&self, json: serde_json::Value) {
+        *self.body.lock().unwrap() = json.to_string();
+    }
+}
+
+impl Drop for JsonServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
