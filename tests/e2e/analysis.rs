@@ -591,3 +591,28 @@ async fn a_condition_that_does_not_compile_is_an_invalid_spec_and_bad_steps_are_
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_ready_made_templates_pass_a_server_side_dry_run() {
+    let env = TestEnv::new("an-templates").await;
+    let api = kube::Api::<fledge::api::ClusterAnalysisTemplate>::all(env.client.clone());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("analysis-templates");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("analysis-templates/ exists") {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let t: fledge::api::ClusterAnalysisTemplate = serde::Deserialize::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let dry_run = kube::api::PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            api.create(&dry_run, &t)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked}");
+}
