@@ -77,9 +77,11 @@ fn retention(spec: &AnalysisRunSpec, name: &str) -> usize {
         .max(1) as usize
 }
 
-/// Measurements a metric asks for: `count`, else one without an interval, else no end.
+/// Measurements a metric asks for: `count` (0: no end), else one without an interval, else no
+/// end.
 fn wanted_count(m: &Metric) -> Option<i32> {
     match (m.count, &m.interval) {
+        (Some(0), _) => None,
         (Some(c), _) => Some(c),
         (None, None) => Some(1),
         (None, Some(_)) => None,
@@ -110,6 +112,11 @@ pub fn validate(metrics: &[Metric]) -> Result<(), String> {
         {
             duration::parse(t)
                 .map_err(|e| format!("metrics[{i}].provider.prometheus.timeout: {e}"))?;
+        }
+        if m.count == Some(0) && m.interval.is_none() {
+            return Err(format!(
+                "metrics[{i}].count: 0 measures until the run is terminated, which needs an interval"
+            ));
         }
         let providers = [
             m.provider.prometheus.is_some(),

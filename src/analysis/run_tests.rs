@@ -253,6 +253,18 @@ fn with_an_interval_and_no_count_it_runs_until_terminated() {
 }
 
 #[test]
+fn count_0_runs_until_terminated_and_needs_an_interval() {
+    let mut m = metric("errors");
+    m.count = Some(0);
+    let mut sim = Sim::new(spec(vec![m.clone()]));
+    for i in 0..5 {
+        assert_eq!(sim.value("errors", 0.0, at(i * 10)), Running);
+    }
+    m.interval = None;
+    assert!(validate(&[m]).unwrap_err().contains("needs an interval"));
+}
+
+#[test]
 fn termination_keeps_a_failure() {
     let mut m = metric("errors");
     m.count = None;

@@ -161,10 +161,11 @@ pub struct Metric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub initial_delay: Option<String>,
-    /// Number of measurements. Not set: once without an `interval`; with one, until the run is
-    /// terminated (a background analysis ends with its rollout).
+    /// Number of measurements that give a result (provider errors are retried and do not
+    /// count). `0`, or not set with an `interval`: until the run is terminated (a background
+    /// analysis ends with its rollout). Not set without an `interval`: once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 0))]
     pub count: Option<i32>,
     /// CEL expression over `result` that a successful measurement satisfies, like
     /// `result >= 0.99`. Functions `isNaN`, `isInf` and `default(x, y)` are available.
