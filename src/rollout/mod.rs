@@ -152,10 +152,19 @@ pub async fn run(
         api::<Deployment>(&client, &scope),
         watcher::Config::default(),
     ));
-    let (run_store, run_changes) = cache(watcher(
-        api::<AnalysisRun>(&client, &scope),
-        watcher::Config::default().labels(ROLLOUT_LABEL),
-    ));
+    let run_owners = index::OwnerIndex::default();
+    let run_events = {
+        let run_owners = run_owners.clone();
+        watcher(
+            api::<AnalysisRun>(&client, &scope),
+            watcher::Config::default().labels(ROLLOUT_LABEL),
+        )
+        .map_ok(move |event| {
+            run_owners.apply(&event);
+            event
+        })
+    };
+    let (run_store, run_changes) = cache(run_events);
     let (template_store, template_changes) = cache(watcher(
         api::<AnalysisTemplate>(&client, &scope),
         watcher::Config::default(),
@@ -196,6 +205,7 @@ pub async fn run(
             deployments: deploy_store,
             analysis: observe::AnalysisCaches {
                 runs: run_store,
+                run_owners,
                 templates: template_store,
                 cluster_templates: cluster_template_store,
             },

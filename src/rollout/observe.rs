@@ -9,9 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::api::{
-    AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, HASH_LABEL, ROLLOUT_LABEL, Rollout,
-};
+use crate::api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, HASH_LABEL, Rollout};
 
 /// Everything the planner needs to know beyond the Rollout itself.
 #[derive(Clone, Debug)]
@@ -100,6 +98,8 @@ pub struct Caches {
 pub struct AnalysisCaches {
     /// AnalysisRuns labelled with a Rollout's name.
     pub runs: Store<AnalysisRun>,
+    /// The run cache's names by owning Rollout.
+    pub run_owners: super::index::OwnerIndex,
     pub templates: Store<AnalysisTemplate>,
     pub cluster_templates: Store<ClusterAnalysisTemplate>,
 }
@@ -109,6 +109,7 @@ impl Default for AnalysisCaches {
     fn default() -> Self {
         AnalysisCaches {
             runs: kube::runtime::reflector::store().0,
+            run_owners: Default::default(),
             templates: kube::runtime::reflector::store().0,
             cluster_templates: kube::runtime::reflector::store().0,
         }
@@ -126,21 +127,19 @@ fn observe_analysis(
     let name = rollout.name_any();
     let uid = rollout.uid();
     let refs = references(rollout);
-    if refs.is_empty() && caches.runs.is_empty() {
+    let names = caches.run_owners.names(&ns, &name);
+    if refs.is_empty() && names.is_empty() {
         return AnalysisObserved::default();
     }
-    let runs = caches
-        .runs
-        .state()
-        .iter()
-        .filter(|r| r.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|r| r.labels().get(ROLLOUT_LABEL) == Some(&name))
+    let runs = names
+        .into_iter()
+        .filter_map(|run| caches.runs.get(&ObjectRef::new(&run).within(&ns)))
         .filter(|r| {
             r.owner_references()
                 .iter()
                 .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
         })
-        .filter_map(|r| ObservedRun::from_run(r))
+        .filter_map(|r| ObservedRun::from_run(&r))
         .collect();
     let mut templates = BTreeMap::new();
     for (_, refs, _) in &refs {
