@@ -496,3 +496,48 @@ fn a_long_analysis_is_not_a_missed_progress_deadline() {
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
     assert!(!sim.status().abort);
 }
+
+#[test]
+fn an_inconclusive_pre_promotion_analysis_pauses_and_promote_switches() {
+    let mut sim = sim(blue_green(true, false));
+    let v1 = hash_of("web:1");
+    sim.set_image("web:2");
+    let v2 = hash_of("web:2");
+    sim.settle();
+    let name = run_name(NAME, &v2, RunKind::PrePromotion, 0);
+    finish(&mut sim, &name, AnalysisPhase::Inconclusive);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Paused));
+    assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v1.as_str()));
+    sim.request(RequestAction::Promote);
+    sim.settle();
+    assert_eq!(sim.status().accepted_analysis_runs, vec![name]);
+    assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v2.as_str()));
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+}
+
+#[test]
+fn an_inconclusive_background_analysis_pauses_the_steps_until_promote() {
+    let mut sim = sim(with_background(vec![w(50), pause("1m"), w(100)], 0));
+    sim.set_image("web:2");
+    let v2 = hash_of("web:2");
+    sim.settle();
+    let step = sim.status().current_step_index;
+    finish(
+        &mut sim,
+        &run_name(NAME, &v2, RunKind::Background, 0),
+        AnalysisPhase::Inconclusive,
+    );
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Paused));
+    // The timed pause ends meanwhile; the steps still wait.
+    sim.advance(120);
+    sim.settle();
+    assert_eq!(sim.status().current_step_index, step);
+    sim.request(RequestAction::Promote);
+    sim.settle();
+    sim.advance(120);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    assert_eq!(sim.status().stable_revision.as_deref(), Some(v2.as_str()));
+}
