@@ -104,6 +104,7 @@ fn main() {
         services: svc_store,
         deployments: deploy_store,
         pods: kube::runtime::reflector::store().0,
+        analysis: Default::default(),
     };
     println!(
         "fleet: {n} Rollouts, {} ReplicaSets, {} Services in the caches",
@@ -128,7 +129,13 @@ fn main() {
     // every plan.
     let mut routed = target.clone();
     routed.metadata.finalizers = Some(vec!["fledge.dev/traffic-cleanup".into()]);
-    routed.spec.strategy.canary.as_mut().unwrap().traffic_routing = Some(
+    routed
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .unwrap()
+        .traffic_routing = Some(
         serde_json::from_value(json!({"gatewayAPI": {"httpRoutes": [{"name": "web"}]}}))
             .expect("routing JSON"),
     );

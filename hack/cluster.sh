@@ -261,6 +261,13 @@ apply_crds() {
     log "applying $crds_dir"
     kubectl apply --server-side --force-conflicts "${args[@]}" >/dev/null
   fi
+  # A CRD created a moment ago may have no conditions yet, which `kubectl wait` reports as an
+  # error rather than waiting; try again until they are there.
+  local i
+  for i in $(seq 1 20); do
+    kubectl wait --for=condition=Established crd --all --timeout="${timeout}s" >/dev/null 2>&1 && return
+    sleep 0.5
+  done
   kubectl wait --for=condition=Established crd --all --timeout="${timeout}s" >/dev/null
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: a local control plane, the operator, and the canary from examples/canary-basic.yaml
-# walked to promotion; then a second revision that is aborted. Prints what happens as it happens.
+# walked to promotion; then a bad revision that a failing metric analysis aborts on its own.
+# Prints what happens as it happens.
 #   hack/demo.sh up     run the demo (leaves everything running to explore)
 #   hack/demo.sh down   stop the operator and the control plane
 set -euo pipefail
@@ -8,13 +9,16 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 export FLEDGE_CLUSTER_DIR=${FLEDGE_CLUSTER_DIR:-/tmp/fledge-demo-${USER:-$(id -un)}}
 operator_pid=$FLEDGE_CLUSTER_DIR/pids/fledge-operator.pid
+app_pid=$FLEDGE_CLUSTER_DIR/pids/demo-app.pid
+error_share=$FLEDGE_CLUSTER_DIR/demo-app-error-share
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 down() {
-  if [ -f "$operator_pid" ] && kill -0 "$(cat "$operator_pid")" 2>/dev/null; then
-    kill "$(cat "$operator_pid")" || true
-  fi
+  local p
+  for p in "$operator_pid" "$app_pid"; do
+    if [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null; then kill "$(cat "$p")" || true; fi
+  done
   bash hack/cluster.sh down
 }
 
@@ -51,6 +55,29 @@ set_image() {
   echo "  spec.template image -> registry.example/web:$1 (in real life: a commit in Git)"
 }
 
+# The stand-in for the app's metrics, registered as a Prometheus scrape target (job demo-web).
+start_app() {
+  if [ -f "$app_pid" ] && kill -0 "$(cat "$app_pid")" 2>/dev/null; then kill "$(cat "$app_pid")"; fi
+  echo 0 >"$error_share"
+  rm -f "$FLEDGE_CLUSTER_DIR/demo-app.port"
+  python3 hack/demo-app.py "$FLEDGE_CLUSTER_DIR/demo-app.port" "$error_share" \
+    >"$FLEDGE_CLUSTER_DIR/logs/demo-app.log" 2>&1 &
+  echo $! >"$app_pid"
+  local i
+  for i in $(seq 1 50); do [ -s "$FLEDGE_CLUSTER_DIR/demo-app.port" ] && break; sleep 0.1; done
+  printf '[{"targets": ["127.0.0.1:%s"], "labels": {"job": "demo-web"}}]' "$(cat "$FLEDGE_CLUSTER_DIR/demo-app.port")" \
+    >"$FLEDGE_PROMETHEUS_TARGETS_DIR/demo-web.json.tmp"
+  mv "$FLEDGE_PROMETHEUS_TARGETS_DIR/demo-web.json.tmp" "$FLEDGE_PROMETHEUS_TARGETS_DIR/demo-web.json"
+  echo "  demo app metrics on 127.0.0.1:$(cat "$FLEDGE_CLUSTER_DIR/demo-app.port") (hack/demo-app.py), 0% errors"
+  # The analysis should start from data, not from its absence: wait for a first rate.
+  local q='sum(rate(demo_http_requests_total{job="demo-web"}[5s]))'
+  for i in $(seq 1 60); do
+    curl -fsS "$FLEDGE_PROMETHEUS_URL/api/v1/query" --data-urlencode "query=$q" | grep -q '"value"' && return
+    sleep 1
+  done
+  echo "demo: Prometheus has no data from the demo app" >&2; return 1
+}
+
 up() {
   say "Building the control plane (cached after the first run) and starting it"
   bash hack/cluster.sh up
@@ -79,12 +106,37 @@ up() {
   request promote
   watch_until '[ "$(phase)" = Healthy ] && [ "$(kubectl get rollout web -o jsonpath={.status.stableRevision})" = "$(kubectl get rollout web -o jsonpath={.status.currentRevision})" ]' 120
 
-  say "Revision 3: a bad release; abort it at 25%"
+  say "Metric analysis: the app's error rate, scraped by Prometheus every second"
+  start_app
+  kubectl apply --server-side -f - <<YAML
+apiVersion: fledge.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: error-rate}
+spec:
+  metrics:
+  - name: error-rate
+    interval: 2s                   # until the rollout ends: a background analysis
+    successCondition: "!isNaN(result) && result <= 0.05"
+    failureCondition: "!isNaN(result) && result > 0.05"
+    provider:
+      prometheus:
+        address: $FLEDGE_PROMETHEUS_URL
+        query: sum(rate(demo_http_requests_total{job="demo-web",code="500"}[5s])) / sum(rate(demo_http_requests_total{job="demo-web"}[5s]))
+YAML
+  kubectl patch rollout web --type=merge \
+    -p '{"spec":{"strategy":{"canary":{"analysis":{"templates":[{"templateName":"error-rate"}]}}}}}' >/dev/null
+  echo "  spec.strategy.canary.analysis -> background analysis with template error-rate (in real life: Git)"
+
+  say "Revision 3: a bad release; 30% of its requests fail, and the analysis aborts it"
   set_image 3.0.0-bad
-  watch_until '[ "$(phase)" = Paused ] && [ "$(step_index)" = 1 ]' 120
-  request abort
-  watch_until '[ "$(phase)" = Degraded ]' 60
+  watch_until '[ -n "$(kubectl get analysisruns -l fledge.dev/rollout=web -o name 2>/dev/null)" ]' 60
+  local breach=$SECONDS
+  echo 0.3 >"$error_share"
+  echo "  the app now answers 30% of requests with 500"
+  watch_until '[ "$(phase)" = Degraded ]' 120
+  echo "  aborted $((SECONDS - breach))s after the errors began (no person involved)"
   watch_until '[ "$(scaled_up_sets)" = 1 ]' 60
+  kubectl get analysisruns -l fledge.dev/rollout=web
   kubectl get rollout web -o jsonpath='{range .status.conditions[*]}  {.type}={.status} ({.reason}){"\n"}{end}'
 
   say "Done. The cluster and the operator are still running."

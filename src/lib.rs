@@ -4,6 +4,7 @@
 //! Data flows one way: watch events -> [`rollout::observe`] -> [`rollout::plan`] (pure) ->
 //! [`rollout::act`] -> status. See DESIGN.md for the map.
 
+pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod client;

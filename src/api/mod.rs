@@ -1,9 +1,11 @@
 //! Custom resource types. No I/O here: these are the shapes users write and the controller reports.
 
+pub mod analysis;
 pub mod conditions;
 pub mod duration;
 pub mod rollout;
 
+pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 pub use rollout::*;
 
 /// Label on every object fledge owns, naming the Rollout that owns it.
@@ -23,7 +25,12 @@ pub const FIELD_MANAGER: &str = "fledge";
 /// what `crds/` holds.
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
-    let crds = [Rollout::crd()];
+    let crds = [
+        Rollout::crd(),
+        AnalysisTemplate::crd(),
+        ClusterAnalysisTemplate::crd(),
+        AnalysisRun::crd(),
+    ];
     let docs: Result<Vec<String>, _> = crds.iter().map(serde_yaml::to_string).collect();
     Ok(docs?.iter().map(|d| format!("---\n{d}")).collect())
 }

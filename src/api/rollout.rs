@@ -88,6 +88,63 @@ pub struct RolloutSpec {
     /// `kubectl fledge restart`; a time in the future schedules the restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_at: Option<Time>,
+    /// How many finished AnalysisRuns to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisRunHistory>,
+}
+
+/// How many finished AnalysisRuns a Rollout keeps, beyond those of the revision in progress.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunHistory {
+    /// Successful runs to keep. Defaults to 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub successful_run_history_limit: Option<i32>,
+    /// Failed, Error and Inconclusive runs to keep. Defaults to 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub unsuccessful_run_history_limit: Option<i32>,
+}
+
+/// Analysis for a step or a blue-green promotion: one AnalysisRun made of these templates.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutAnalysis {
+    /// The templates whose metrics the run measures.
+    #[schemars(length(min = 1, max = 16))]
+    pub templates: Vec<AnalysisTemplateRef>,
+    /// Values for the templates' arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<super::analysis::Argument>,
+}
+
+/// Background analysis: runs beside the canary steps until the rollout ends.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackgroundAnalysis {
+    /// The templates whose metrics the run measures.
+    #[schemars(length(min = 1, max = 16))]
+    pub templates: Vec<AnalysisTemplateRef>,
+    /// Values for the templates' arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<super::analysis::Argument>,
+    /// Index of the step at which the analysis starts. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub starting_step: Option<i32>,
+}
+
+/// A reference to an AnalysisTemplate, or a ClusterAnalysisTemplate with `clusterScope`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisTemplateRef {
+    /// Name of the template.
+    #[schemars(length(min = 1))]
+    pub template_name: String,
+    /// The template is a ClusterAnalysisTemplate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_scope: Option<bool>,
 }
 
 /// Kubernetes bounds label maps by their total size, which CEL's cost estimate cannot see; without
@@ -202,6 +259,10 @@ pub struct CanaryStrategy {
     /// canary's weight is its share of the pods behind the Services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,
+    /// Background analysis, from `startingStep` until the rollout ends. Failed or Error aborts
+    /// the rollout; Inconclusive pauses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<BackgroundAnalysis>,
 }
 
 /// The routing objects fledge edits to move traffic. Several routers may be given; each gets the
@@ -320,7 +381,7 @@ pub struct NginxRouting {
 /// One canary step: exactly one action.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.setCanaryScale), has(self.setHeaderRoute), has(self.setMirrorRoute)].filter(x, x).size() == 1").message("each step must set exactly one of setWeight, pause, setCanaryScale, setHeaderRoute, setMirrorRoute"))]
+#[x_kube(validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.setCanaryScale), has(self.setHeaderRoute), has(self.setMirrorRoute), has(self.analysis)].filter(x, x).size() == 1").message("each step must set exactly one of setWeight, pause, setCanaryScale, setHeaderRoute, setMirrorRoute, analysis"))]
 pub struct CanaryStep {
     /// Percentage of traffic for the canary, 0 to 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,6 +402,10 @@ pub struct CanaryStep {
     /// name. Removed when the rollout ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_mirror_route: Option<SetMirrorRoute>,
+    /// Run an analysis; the step is done when it is Successful. Failed or Error aborts the
+    /// rollout; Inconclusive pauses it until a promote (continue) or an abort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<RolloutAnalysis>,
 }
 
 /// A header-based route to the canary.
@@ -464,6 +529,14 @@ pub struct BlueGreenStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_seconds: Option<i32>,
+    /// Analysis of the preview before the switch: `activeService` moves only once it is
+    /// Successful; Failed or Error aborts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<RolloutAnalysis>,
+    /// Analysis after the switch, while the old revision is still at full size: on failure
+    /// `activeService` switches back to it and the rollout aborts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<RolloutAnalysis>,
 }
 
 /// What the controller has observed and done. Also the place where clients (`kubectl fledge`)
@@ -527,6 +600,13 @@ pub struct RolloutStatus {
     /// `progressDeadlineSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_progress_at: Option<Time>,
+    /// Bumped by each retry of an aborted rollout, so its analysis starts over in new
+    /// AnalysisRuns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_attempt: Option<i32>,
+    /// AnalysisRuns whose Inconclusive result a promote accepted: they count as Successful.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_analysis_runs: Vec<String>,
     /// A runtime request from a client, consumed by the controller. Written by
     /// `kubectl fledge promote|abort|retry|pause|resume` into the status subresource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -569,7 +649,7 @@ impl Phase {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseCondition {
-    /// `CanaryPauseStep`, `BlueGreenPause` or `UserPaused`.
+    /// `CanaryPauseStep`, `BlueGreenPause`, `UserPaused` or `InconclusiveAnalysis`.
     pub reason: PauseReason,
     /// When the pause started.
     pub start_time: Time,
@@ -587,6 +667,8 @@ pub enum PauseReason {
     TrafficRouteNotAccepted,
     /// Paused by `kubectl fledge pause` or `spec.paused`.
     UserPaused,
+    /// An analysis was Inconclusive: promote continues, abort aborts.
+    InconclusiveAnalysis,
 }
 
 /// A runtime request filed by a client into the status subresource.

@@ -134,7 +134,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
     };
     if !args.leader_elect {
         info!("leader election off");
-        fledge::rollout::run(client, scope, args.concurrency, metrics, health, stopped).await;
+        run_controllers(client, scope, args.concurrency, metrics, health, stop_rx).await;
         return Ok(());
     }
 
@@ -166,22 +166,41 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
     }
     health.set_ready(false);
     info!(%identity, lease = %lease_name, "became leader");
-    let stopped = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
     let result = tokio::select! {
         // Losing the lease means another replica may be writing: stop at once, the pod restarts
         // as a standby.
         lost = elector.renew_until_lost() => Err(lost),
-        _ = fledge::rollout::run(client, scope, args.concurrency, metrics, health, stopped) => Ok(()),
+        _ = run_controllers(client, scope, args.concurrency, metrics, health, stop_rx.clone()) => Ok(()),
     };
     if result.is_ok() {
         elector.release().await;
     }
     result
+}
+
+/// The Rollout and AnalysisRun controllers, side by side, until a stop is signalled.
+async fn run_controllers(
+    client: kube::Client,
+    scope: fledge::rollout::Scope,
+    concurrency: u16,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::join!(
+        fledge::rollout::run(
+            client.clone(),
+            scope.clone(),
+            concurrency,
+            metrics,
+            health,
+            stopped(stop.clone()),
+        ),
+        fledge::analysis::controller::run(client, scope, concurrency, stopped(stop)),
+    );
 }
 
 async fn shutdown_signal() {

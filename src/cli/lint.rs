@@ -77,7 +77,19 @@ pub fn lint_document(doc: &Document) -> Report {
     let findings = match (api_version, kind) {
         (FLEDGE, "Rollout") => rollout(&doc.value),
         (FLEDGE, "AnalysisTemplate" | "ClusterAnalysisTemplate") => {
-            super::lint_analysis::template(&doc.value)
+            let crd = if kind == "AnalysisTemplate" {
+                crate::api::AnalysisTemplate::crd()
+            } else {
+                crate::api::ClusterAnalysisTemplate::crd()
+            };
+            let mut findings = crd_findings(&crd, &doc.value);
+            for f in super::lint_analysis::template(&doc.value) {
+                // The schema may have said it already.
+                if !findings.iter().any(|g| g.path == f.path) {
+                    findings.push(f);
+                }
+            }
+            findings
         }
         (v, k)
             if v.starts_with("fledge.dev/")

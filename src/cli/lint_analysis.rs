@@ -13,16 +13,15 @@ pub const PROVIDERS: [&str; 3] = ["prometheus", "web", "job"];
 
 /// Compiles a `successCondition` / `failureCondition`; the error says why it does not compile.
 ///
-/// This is the one place lint compiles CEL. It parses with the CEL implementation kube evaluates
-/// CRD rules with; the analysis controller's own compiler (which also knows the variables a
-/// condition may use) belongs here once it exists, so lint and controller agree exactly.
+/// This is the one place lint compiles CEL, with the analysis controller's own compiler (which
+/// also knows the variables a condition may use), so lint and controller agree exactly.
 pub fn compile_condition(expression: &str) -> Result<(), String> {
-    kube::core::cel::cel::Program::compile(expression)
+    // The controller's own compiler: what lint accepts, an AnalysisRun accepts.
+    crate::analysis::condition::Condition::compile(expression)
         .map(|_| ())
-        .map_err(|e| {
+        .map_err(|text| {
             // The parser's message is "ERROR: <input>:1:14: <what> | <source> | <caret>": the
-            // position and what is wrong are the useful part here.
-            let text = e.to_string();
+            // position and what is wrong are the useful part on one lint line.
             let first = text.split(" | ").next().unwrap_or_default();
             let first = first.lines().next().unwrap_or_default();
             first

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::api::{Api, DeleteParams, DynamicObject, EvictParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, EvictParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 
@@ -16,7 +16,11 @@ use serde_json::json;
 use super::Error;
 use super::hash::template_hash;
 use super::plan::{Action, FINALIZER, Plan};
-use crate::api::{FIELD_MANAGER, HASH_LABEL, REVISION_ANNOTATION, ROLLOUT_LABEL, Rollout};
+use crate::api::analysis::AnalysisRunSpec;
+use crate::api::{
+    AnalysisRun, FIELD_MANAGER, HASH_LABEL, INSTANCE_ID_LABEL, REVISION_ANNOTATION, ROLLOUT_LABEL,
+    Rollout,
+};
 use crate::traffic::ObjectKey;
 
 type Result<T, E = Error> = std::result::Result<T, E>;
@@ -108,6 +112,32 @@ pub async fn apply(
                     .patch(name, &ssa, &Patch::Apply(&patch))
                     .await
                     .map_err(|e| Error::Write("Deployment", name.clone(), Box::new(e)))?;
+            }
+            Action::CreateAnalysisRun { name, labels, spec } => {
+                create_analysis_run(client, rollout, name, labels, spec).await?;
+            }
+            Action::TerminateAnalysisRun { name } => {
+                // A merge patch, not an apply: a later apply of the run without the field would
+                // take `terminate` back.
+                let patch = json!({"spec": {"terminate": true}});
+                match Api::<AnalysisRun>::namespaced(client.clone(), &ns)
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), Box::new(e))),
+                }
+            }
+            Action::DeleteAnalysisRun { name } => {
+                match Api::<AnalysisRun>::namespaced(client.clone(), &ns)
+                    .delete(name, &DeleteParams::background())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), Box::new(e))),
+                }
             }
             Action::ApplyRoute { key, body } => {
                 routes_api(client, &ns, key)
@@ -213,6 +243,45 @@ async fn write_status(
         .await
         .map_err(|e| Error::Write("Rollout status", name, Box::new(e)))?;
     Ok(())
+}
+
+/// Creates an AnalysisRun owned by the Rollout, labelled with its name (and instance id, so the
+/// same controller instance measures it). Created, not applied: the run's spec is fixed at
+/// creation, and a run that exists already (a stale cache) is left as it is.
+async fn create_analysis_run(
+    client: &Client,
+    rollout: &Rollout,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    spec: &AnalysisRunSpec,
+) -> Result<()> {
+    let owner = rollout
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingTemplate("owner reference".into()))?;
+    let mut labels = labels.clone();
+    labels.insert(ROLLOUT_LABEL.into(), rollout.name_any());
+    if let Some(id) = rollout.labels().get(INSTANCE_ID_LABEL) {
+        labels.insert(INSTANCE_ID_LABEL.into(), id.clone());
+    }
+    let run = AnalysisRun {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: rollout.namespace(),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: spec.clone(),
+        status: None,
+    };
+    match Api::<AnalysisRun>::namespaced(client.clone(), &rollout.namespace().unwrap_or_default())
+        .create(&PostParams::default(), &run)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(Error::Write("AnalysisRun", name.to_string(), Box::new(e))),
+    }
 }
 
 /// `<rollout>-<hash>`.

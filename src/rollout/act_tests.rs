@@ -588,3 +588,92 @@ async fn failed_action_stops_before_the_status() {
     );
     assert_eq!(err.metric_label(), "write");
 }
+
+#[tokio::test]
+async fn analysis_runs_are_created_owned_terminated_by_merge_patch_and_deleted() {
+    const RUNS_URL: &str = "/apis/fledge.dev/v1alpha1/namespaces/shop/analysisruns";
+    let mut rollout = rollout();
+    rollout
+        .metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(crate::api::INSTANCE_ID_LABEL.into(), "blue".into());
+    let labels = std::collections::BTreeMap::from([
+        ("fledge.dev/analysis".to_string(), "step".to_string()),
+        ("fledge.dev/step".to_string(), "1".to_string()),
+    ]);
+    let spec: crate::api::analysis::AnalysisRunSpec = serde_json::from_value(json!({
+        "metrics": [{"name": "m", "provider": {"web": {"url": "http://x"}}}],
+        "args": [{"name": "a", "value": "1"}],
+    }))
+    .unwrap();
+    let actions = vec![
+        Action::CreateAnalysisRun {
+            name: "web-abc-step1".into(),
+            labels,
+            spec: Box::new(spec),
+        },
+        Action::TerminateAnalysisRun {
+            name: "web-abc-background".into(),
+        },
+        Action::DeleteAnalysisRun {
+            name: "web-old-step1".into(),
+        },
+    ];
+    let (task, mut api) = start(rollout, None, store(vec![]), plan(actions, old_status()));
+
+    let seen = next(&mut api).await;
+    assert_eq!(
+        (&seen.method, seen.path.as_str()),
+        (&Method::POST, RUNS_URL)
+    );
+    let run = &seen.body;
+    assert_eq!(run["metadata"]["name"], "web-abc-step1");
+    assert_eq!(run["metadata"]["labels"][ROLLOUT_LABEL], NAME);
+    assert_eq!(run["metadata"]["labels"]["fledge.dev/instance-id"], "blue");
+    assert_eq!(run["metadata"]["labels"]["fledge.dev/step"], "1");
+    let owner = &run["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (&owner["kind"], &owner["uid"], &owner["controller"]),
+        (&json!("Rollout"), &json!(UID), &json!(true))
+    );
+    assert_eq!(run["spec"]["args"][0]["value"], "1");
+    assert!(run.get("status").is_none_or(Value::is_null));
+    // Already there (a stale cache): fine.
+    reply(seen.send, 409, &failure(409, "AlreadyExists"));
+
+    let seen = next(&mut api).await;
+    assert_eq!(
+        (
+            &seen.method,
+            seen.path.as_str(),
+            seen.content_type.as_deref()
+        ),
+        (
+            &Method::PATCH,
+            format!("{RUNS_URL}/web-abc-background").as_str(),
+            Some("application/merge-patch+json")
+        )
+    );
+    assert_eq!(seen.body, json!({"spec": {"terminate": true}}));
+    let patched = json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisRun",
+        "metadata": {"name": "web-abc-background", "namespace": NAMESPACE},
+        "spec": {"metrics": [{"name": "m", "provider": {"web": {"url": "http://x"}}}], "terminate": true},
+    });
+    reply(seen.send, 200, &patched);
+
+    let seen = next(&mut api).await;
+    assert_eq!(
+        (&seen.method, seen.path.as_str()),
+        (
+            &Method::DELETE,
+            format!("{RUNS_URL}/web-old-step1").as_str()
+        )
+    );
+    assert_eq!(seen.body["propagationPolicy"], "Background");
+    reply(seen.send, 404, &failure(404, "NotFound"));
+
+    assert_no_more(&mut api).await;
+    task.await.unwrap().expect("act succeeds");
+}

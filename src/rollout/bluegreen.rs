@@ -5,6 +5,8 @@
 
 use crate::api::PauseReason;
 
+use super::analysis::{RunKind, gate, hold};
+
 use super::plan::{DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft};
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
@@ -41,6 +43,17 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     if !d.settled(current, preview) {
         return;
     }
+    // The switch waits for the preview's analysis; a failure aborts with the active Service
+    // never having moved.
+    if let Some(a) = &bg.pre_promotion_analysis {
+        let g = gate(d, current, RunKind::PrePromotion, &a.templates, &a.args);
+        if hold(d, g) {
+            if d.status.abort {
+                return plan(d, current);
+            }
+            return;
+        }
+    }
 
     let promote = if d.status.promote_full {
         true
@@ -75,6 +88,17 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     }
 
     d.pin(Some(&bg.active_service), current);
+    // After the switch the old revision stays at full size (it is still the stable one) until
+    // the post-promotion analysis passes, so a failure can switch back at once.
+    if let Some(a) = &bg.post_promotion_analysis {
+        let g = gate(d, current, RunKind::PostPromotion, &a.templates, &a.args);
+        if hold(d, g) {
+            if d.status.abort {
+                return plan(d, current);
+            }
+            return;
+        }
+    }
     let delay = bg
         .scale_down_delay_seconds
         .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS);

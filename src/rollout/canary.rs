@@ -6,6 +6,7 @@
 use crate::api::{CanaryStep, CanaryStrategy, PauseReason};
 use crate::traffic::{TrafficState, routes_after};
 
+use super::analysis::{Gate, RunKind, gate, hold};
 use super::plan::{
     DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft, scaled_value,
 };
@@ -48,8 +49,11 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     d.pin(canary.canary_service.as_ref(), current);
 
     let mut i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
+    if background(d, &canary, current, i) {
+        return plan(d, current);
+    }
     loop {
-        if d.user_paused() {
+        if d.user_paused() || d.has_pause(PauseReason::InconclusiveAnalysis) {
             break;
         }
         if d.status.promote_full || i >= n {
@@ -76,6 +80,16 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
                 break;
             }
             d.unpause(PauseReason::CanaryPauseStep);
+        } else if let Some(a) = &step.analysis {
+            let g = gate(d, current, RunKind::Step(i), &a.templates, &a.args);
+            if hold(d, g) {
+                if d.status.abort {
+                    // Failed: the abort path puts all traffic back on stable in this plan.
+                    d.status.current_step_index = Some(i);
+                    return plan(d, current);
+                }
+                break;
+            }
         }
         d.event(
             "StepCompleted",
@@ -83,7 +97,12 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         );
         i += 1;
     }
+    let started_at = d.status.current_step_index.unwrap_or(0);
     d.status.current_step_index = Some(i);
+    // Steps done in this plan may have reached `startingStep`.
+    if i != started_at && background(d, &canary, current, i) {
+        return plan(d, current);
+    }
 
     let (c, s) = targets(&canary, i, r);
     let surge = scaled_value(canary.max_surge.as_ref(), r, true).unwrap_or(1);
@@ -111,6 +130,22 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     d.scale(current, c_next);
     d.scale(&stable, s_next);
     d.status.canary_weight = Some(share(d.available(current), d.available(&stable)));
+}
+
+/// Background analysis runs beside the steps from `startingStep`; a full promotion skips it.
+/// Returns true when it failed and the rollout is to abort.
+fn background(d: &mut Draft, canary: &CanaryStrategy, current: &str, i: i32) -> bool {
+    let Some(a) = &canary.analysis else {
+        return false;
+    };
+    if d.status.promote_full || i < a.starting_step.unwrap_or(0) {
+        return false;
+    }
+    let g = gate(d, current, RunKind::Background, &a.templates, &a.args);
+    if g != Gate::Waiting {
+        hold(d, g);
+    }
+    d.status.abort
 }
 
 /// After the last step (or a full promotion): the canary goes to full size, then takes over the
@@ -224,6 +259,8 @@ fn describe(step: &CanaryStep) -> String {
         format!("setHeaderRoute {}", h.name)
     } else if let Some(m) = &step.set_mirror_route {
         format!("setMirrorRoute {}", m.name)
+    } else if step.analysis.is_some() {
+        "analysis".into()
     } else {
         "setCanaryScale".into()
     }
@@ -263,8 +300,11 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
     d.unpause(PauseReason::TrafficRouteNotAccepted);
 
     let mut i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
+    if background(d, canary, current, i) {
+        return plan(d, current);
+    }
     loop {
-        if d.user_paused() {
+        if d.user_paused() || d.has_pause(PauseReason::InconclusiveAnalysis) {
             break;
         }
         if d.status.promote_full || i >= n {
@@ -285,6 +325,16 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
                 break;
             }
             d.unpause(PauseReason::CanaryPauseStep);
+        } else if let Some(a) = &step.analysis {
+            let g = gate(d, current, RunKind::Step(i), &a.templates, &a.args);
+            if hold(d, g) {
+                if d.status.abort {
+                    // Failed: the abort path takes all traffic off the canary in this plan.
+                    d.status.current_step_index = Some(i);
+                    return plan(d, current);
+                }
+                break;
+            }
         } else {
             // setWeight, setCanaryScale, setHeaderRoute, setMirrorRoute: done once the pods are
             // there and the routing objects hold the step's traffic.
@@ -300,7 +350,11 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
         );
         i += 1;
     }
+    let started_at = d.status.current_step_index.unwrap_or(0);
     d.status.current_step_index = Some(i);
+    if i != started_at && background(d, canary, current, i) {
+        return plan(d, current);
+    }
 
     let (c, s) = routed_targets(d, canary, i);
     d.scale(current, c);

@@ -313,6 +313,7 @@ impl ObservedBuilder {
                 workload_replicas: None,
                 traffic: Default::default(),
                 pods: Vec::new(),
+                analysis: Default::default(),
             },
         }
     }
@@ -424,6 +425,29 @@ pub fn apply_writes(world: &mut Observed, actions: &[Action], now: Timestamp) {
                     p.terminating = true;
                 }
             }
+            Action::CreateAnalysisRun { name, labels, .. } => {
+                let run = crate::api::AnalysisRun {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        labels: Some(labels.clone()),
+                        creation_timestamp: Some(
+                            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+                        ),
+                        ..Default::default()
+                    },
+                    spec: Default::default(),
+                    status: None,
+                };
+                let observed = super::analysis::ObservedRun::from_run(&run)
+                    .expect("a created run has the labels observe reads");
+                world.analysis.runs.push(observed);
+            }
+            Action::TerminateAnalysisRun { name } => {
+                for r in world.analysis.runs.iter_mut().filter(|r| r.name == *name) {
+                    r.terminating = true;
+                }
+            }
+            Action::DeleteAnalysisRun { name } => world.analysis.runs.retain(|r| r.name != *name),
         }
     }
 }

@@ -3,6 +3,9 @@
 pub mod act;
 #[cfg(test)]
 mod act_tests;
+pub mod analysis;
+#[cfg(test)]
+mod analysis_tests;
 pub(crate) mod bluegreen;
 pub(crate) mod canary;
 #[cfg(test)]
@@ -36,7 +39,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
-use crate::api::{HASH_LABEL, INSTANCE_ID_LABEL, Phase, ROLLOUT_LABEL, Rollout};
+use crate::api::{
+    AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, HASH_LABEL, INSTANCE_ID_LABEL, Phase,
+    ROLLOUT_LABEL, Rollout,
+};
 use crate::telemetry::{Health, Metrics};
 use crate::traffic::cache::RouteCaches;
 use observe::Caches;
@@ -177,11 +183,35 @@ pub async fn run(
     );
     // The cache's task stops when nobody takes its changes, so they are taken and dropped.
     tokio::spawn(pod_changes.for_each(|_| futures::future::ready(())));
+    let run_owners = index::OwnerIndex::default();
+    let run_events = {
+        let run_owners = run_owners.clone();
+        watcher(
+            api::<AnalysisRun>(&client, &scope),
+            watcher::Config::default().labels(ROLLOUT_LABEL),
+        )
+        .map_ok(move |event| {
+            run_owners.apply(&event);
+            event
+        })
+    };
+    let (run_store, run_changes) = cache(run_events);
+    let (template_store, template_changes) = cache(watcher(
+        api::<AnalysisTemplate>(&client, &scope),
+        watcher::Config::default(),
+    ));
+    let (cluster_template_store, cluster_template_changes) = cache(watcher(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        watcher::Config::default(),
+    ));
     // One waiter per store: kube's `Store::wait_until_ready` keeps a single waker.
     let synced = async {
         rs_store.wait_until_ready().await?;
         svc_store.wait_until_ready().await?;
         pod_store.wait_until_ready().await?;
+        run_store.wait_until_ready().await?;
+        template_store.wait_until_ready().await?;
+        cluster_template_store.wait_until_ready().await?;
         deploy_store.wait_until_ready().await
     };
     if let Err(error) = synced.await {
@@ -208,6 +238,12 @@ pub async fn run(
             services: svc_store,
             deployments: deploy_store,
             pods: pod_store,
+            analysis: observe::AnalysisCaches {
+                runs: run_store,
+                run_owners,
+                templates: template_store,
+                cluster_templates: cluster_template_store,
+            },
         },
         rollouts: rollouts.clone(),
         metrics: metrics.clone(),
@@ -228,9 +264,27 @@ pub async fn run(
 
     let by_service = rollouts.clone();
     let by_deployment = rollouts.clone();
+    let by_template = rollouts.clone();
+    let by_cluster_template = rollouts.clone();
     controller
         .owns_stream(rs_changes)
         .reconcile_on(route_changes)
+        // A run's status change wakes its Rollout at once: no polling for analysis results.
+        .owns_stream(run_changes)
+        .watches_stream(template_changes, move |t: AnalysisTemplate| {
+            referencing(&by_template, &t, |r| uses_template(r, &t.name_any(), false))
+        })
+        .watches_stream(
+            cluster_template_changes,
+            move |t: ClusterAnalysisTemplate| {
+                by_cluster_template
+                    .state()
+                    .iter()
+                    .filter(|r| uses_template(r, &t.name_any(), true))
+                    .map(|r| ObjectRef::from(r.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .watches_stream(svc_changes, move |svc: Service| {
             referencing(&by_service, &svc, |r| {
                 observe::referenced_services(r)
@@ -292,6 +346,17 @@ where
         }
     });
     (store, rx)
+}
+
+/// True when the Rollout's analysis names template `name` (cluster-scoped or not).
+fn uses_template(rollout: &Rollout, name: &str, cluster: bool) -> bool {
+    analysis::references(rollout)
+        .iter()
+        .any(|(_, templates, _)| {
+            templates
+                .iter()
+                .any(|t| t.template_name == name && (t.cluster_scope == Some(true)) == cluster)
+        })
 }
 
 /// Rollouts in `obj`'s namespace for which `refers` holds.

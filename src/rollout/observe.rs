@@ -9,7 +9,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::api::{HASH_LABEL, REVISION_ANNOTATION, Rollout};
+use crate::api::{
+    AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, HASH_LABEL, REVISION_ANNOTATION,
+    Rollout,
+};
 
 /// Everything the planner needs to know beyond the Rollout itself.
 #[derive(Clone, Debug)]
@@ -28,6 +31,8 @@ pub struct Observed {
     pub traffic: crate::traffic::Objects,
     /// Pods of the stable revision, read only while a restart (`spec.restartAt`) is pending.
     pub pods: Vec<ObservedPod>,
+    /// The Rollout's AnalysisRuns and the templates it names.
+    pub analysis: super::analysis::AnalysisObserved,
 }
 
 /// What the restart needs of one pod.
@@ -131,6 +136,95 @@ pub struct Caches {
     pub deployments: Store<Deployment>,
     /// Pods of fledge's ReplicaSets (those with the pod-template-hash label).
     pub pods: Store<Pod>,
+    pub analysis: AnalysisCaches,
+}
+
+/// The caches of analysis objects.
+pub struct AnalysisCaches {
+    /// AnalysisRuns labelled with a Rollout's name.
+    pub runs: Store<AnalysisRun>,
+    /// The run cache's names by owning Rollout.
+    pub run_owners: super::index::OwnerIndex,
+    pub templates: Store<AnalysisTemplate>,
+    pub cluster_templates: Store<ClusterAnalysisTemplate>,
+}
+
+impl Default for AnalysisCaches {
+    /// Empty caches, for tests and benchmarks.
+    fn default() -> Self {
+        AnalysisCaches {
+            runs: kube::runtime::reflector::store().0,
+            run_owners: Default::default(),
+            templates: kube::runtime::reflector::store().0,
+            cluster_templates: kube::runtime::reflector::store().0,
+        }
+    }
+}
+
+/// The Rollout's own AnalysisRuns (labelled with its name, controlled by it) and the templates
+/// it references that exist.
+fn observe_analysis(
+    rollout: &Rollout,
+    caches: &AnalysisCaches,
+) -> super::analysis::AnalysisObserved {
+    use super::analysis::{AnalysisObserved, ObservedRun, references};
+    let ns = rollout.namespace().unwrap_or_default();
+    let name = rollout.name_any();
+    let uid = rollout.uid();
+    let refs = references(rollout);
+    let names = caches.run_owners.names(&ns, &name);
+    if refs.is_empty() && names.is_empty() {
+        return AnalysisObserved::default();
+    }
+    let runs = names
+        .into_iter()
+        .filter_map(|run| caches.runs.get(&ObjectRef::new(&run).within(&ns)))
+        .filter(|r| {
+            r.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
+        })
+        .filter_map(|r| ObservedRun::from_run(&r))
+        .collect();
+    let mut templates = BTreeMap::new();
+    for (_, refs, _) in &refs {
+        for t in refs.iter() {
+            let cluster = t.cluster_scope == Some(true);
+            let spec = if cluster {
+                caches
+                    .cluster_templates
+                    .get(&ObjectRef::new(&t.template_name))
+                    .map(|c| c.spec.clone().into())
+            } else {
+                caches
+                    .templates
+                    .get(&ObjectRef::new(&t.template_name).within(&ns))
+                    .map(|c| c.spec.clone())
+            };
+            if let Some(spec) = spec {
+                templates.insert((cluster, t.template_name.clone()), spec);
+            }
+        }
+    }
+    // Only arguments read from the Rollout's fields need it.
+    let uses_fields = refs.iter().any(|(_, _, args)| {
+        args.iter()
+            .any(|a| a.value_from.as_ref().is_some_and(|f| f.field_ref.is_some()))
+    }) || templates.values().any(|t| {
+        t.args
+            .iter()
+            .any(|a| a.value_from.as_ref().is_some_and(|f| f.field_ref.is_some()))
+    });
+    let rollout_json = if uses_fields {
+        serde_json::to_value(rollout).unwrap_or_default()
+    } else {
+        serde_json::Value::Null
+    };
+    AnalysisObserved {
+        runs,
+        templates,
+        rollout: rollout_json,
+    }
 }
 
 /// Reads the world of `rollout` from the caches. Never touches the network.
@@ -215,6 +309,7 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
         workload_replicas,
         traffic: Default::default(),
         pods,
+        analysis: observe_analysis(rollout, &caches.analysis),
     }
 }
 

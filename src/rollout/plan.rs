@@ -59,6 +59,16 @@ pub enum Action {
     RemoveFinalizer,
     /// Evict pod `name` so its ReplicaSet replaces it (restart).
     EvictPod { name: String },
+    /// Create an AnalysisRun owned by the Rollout.
+    CreateAnalysisRun {
+        name: String,
+        labels: std::collections::BTreeMap<String, String>,
+        spec: Box<crate::api::analysis::AnalysisRunSpec>,
+    },
+    /// Stop an AnalysisRun that is no longer needed (`spec.terminate`).
+    TerminateAnalysisRun { name: String },
+    /// Delete a finished AnalysisRun beyond the run history limits.
+    DeleteAnalysisRun { name: String },
 }
 
 /// Finalizer on Rollouts with a traffic router: their routing objects are put back before the
@@ -82,6 +92,8 @@ pub const DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
 /// The plan under construction, shared by the strategy machines.
 pub(crate) struct Draft<'a> {
     pub spec: &'a RolloutSpec,
+    pub rollout_name: String,
+    pub namespace: String,
     pub observed: &'a Observed,
     pub now: Timestamp,
     /// Desired pods.
@@ -92,6 +104,8 @@ pub(crate) struct Draft<'a> {
     pub requeue_at: Option<Timestamp>,
     /// The traffic routers, when the canary has `trafficRouting`.
     pub routing: Option<Routing>,
+    /// AnalysisRuns a gate asked for in this plan; others still running are terminated.
+    pub wanted_runs: Vec<(String, super::analysis::RunKind)>,
 }
 
 /// The routers of a Rollout and what they need to render.
@@ -276,6 +290,8 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let generation = rollout.metadata.generation;
     let mut draft = Draft {
         spec: &rollout.spec,
+        rollout_name: rollout.metadata.name.clone().unwrap_or_default(),
+        namespace: rollout.metadata.namespace.clone().unwrap_or_default(),
         observed,
         now,
         replicas: rollout.spec.replicas.unwrap_or(1).max(0),
@@ -284,6 +300,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         events: Vec::new(),
         requeue_at: None,
         routing: None,
+        wanted_runs: Vec::new(),
     };
     draft.status.selector = selector_string(&rollout.spec);
 
@@ -314,6 +331,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     super::restart::plan(&mut draft);
 
     retire_old_revisions(&mut draft);
+    super::analysis::retire(&mut draft);
     scale_down_workload(&mut draft);
     let mut plan = finish(draft, &old, generation, deadline_exceeded);
     plan.revisions = super::revision::assign(&observed.replica_sets, &plan.actions);
@@ -341,6 +359,7 @@ fn validate<'a>(
     {
         return Err(problem.to_string());
     }
+    super::analysis::validate(rollout, &observed.analysis)?;
     Ok(template)
 }
 
@@ -519,6 +538,7 @@ fn track_revision(draft: &mut Draft, hash: &str) {
     s.abort = false;
     s.aborted_at = None;
     s.promote_full = false;
+    s.accepted_analysis_runs.clear();
     s.last_progress_at = Some(Time(draft.now));
     s.pause_conditions
         .retain(|p| p.reason == PauseReason::UserPaused);
@@ -570,6 +590,7 @@ fn consume_request(draft: &mut Draft) {
         .canary
         .as_ref()
         .map(|c| c.steps.len() as i32);
+    let inconclusive = super::analysis::inconclusive_runs(draft);
     let s = &mut draft.status;
     let (reason, message) = match request.action {
         RequestAction::Abort if in_progress && !s.abort => {
@@ -581,6 +602,9 @@ fn consume_request(draft: &mut Draft) {
             )
         }
         RequestAction::Retry if s.abort => {
+            // The analysis starts over in new runs; the failed ones stay as history.
+            s.analysis_attempt = Some(s.analysis_attempt.unwrap_or(0) + 1);
+            s.accepted_analysis_runs.clear();
             s.abort = false;
             s.aborted_at = None;
             s.promote_full = false;
@@ -591,6 +615,25 @@ fn consume_request(draft: &mut Draft) {
             (
                 "RetryRequested",
                 format!("retry requested{who}: starting the steps again"),
+            )
+        }
+        RequestAction::Promote
+            if in_progress
+                && !s.abort
+                && s.pause_conditions
+                    .iter()
+                    .any(|p| p.reason == PauseReason::InconclusiveAnalysis) =>
+        {
+            s.pause_conditions
+                .retain(|p| p.reason != PauseReason::InconclusiveAnalysis);
+            s.last_progress_at = Some(Time(draft.now));
+            let names = inconclusive.join(", ");
+            s.accepted_analysis_runs.extend(inconclusive);
+            (
+                "PromoteRequested",
+                format!(
+                    "promote requested{who}: inconclusive analysis {names} accepted, continuing"
+                ),
             )
         }
         RequestAction::Promote if in_progress && !s.abort => {
@@ -684,7 +727,9 @@ fn consume_request(draft: &mut Draft) {
 fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
     let s = &draft.status;
     let in_progress = s.current_revision != s.stable_revision;
-    let waiting = !s.pause_conditions.is_empty() || draft.spec.paused == Some(true);
+    let waiting = !s.pause_conditions.is_empty()
+        || draft.spec.paused == Some(true)
+        || super::analysis::measuring(draft);
     if !in_progress || waiting || s.abort {
         return false;
     }
@@ -696,6 +741,7 @@ fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
         || cond::is_true(&old.conditions, cond::INVALID_SPEC);
     let seconds = progress_deadline_seconds(draft.spec);
     let since = s.last_progress_at.as_ref().map_or(draft.now, |t| t.0);
+    let since = super::analysis::last_activity(draft).map_or(since, |t| t.max(since));
     if restarted || draft.now < draft.after_seconds(since, seconds) {
         return false;
     }
@@ -881,7 +927,8 @@ fn finish(
     }
     // Only a progressing rollout runs against its deadline; wake up when it passes.
     let in_progress = draft.status.current_revision != draft.status.stable_revision;
-    if in_progress && phase == Phase::Progressing {
+    // Waiting for an analysis is not a lack of progress; the run's status changes wake us.
+    if in_progress && phase == Phase::Progressing && !super::analysis::gate_waiting(&draft) {
         let since = draft.status.last_progress_at.as_ref().map_or(now, |t| t.0);
         let deadline = draft.after_seconds(since, progress_deadline_seconds(draft.spec));
         draft.requeue_at(deadline);
@@ -960,6 +1007,9 @@ fn pause_message(draft: &Draft) -> String {
                 .unwrap_or_else(|| "a route is not accepted".into())
         ),
         Some(PauseReason::BlueGreenPause) => "new revision ready; waiting for promotion".into(),
+        Some(PauseReason::InconclusiveAnalysis) => {
+            "analysis inconclusive; promote to continue or abort to stop".into()
+        }
         _ => format!(
             "paused at step {}; waiting for the pause to end or a promote",
             draft.status.current_step_index.unwrap_or(0)
@@ -969,6 +1019,9 @@ fn pause_message(draft: &Draft) -> String {
 
 fn progress_message(draft: &Draft) -> String {
     let current = draft.status.current_revision.clone().unwrap_or_default();
+    if let Some(run) = super::analysis::waiting_on(draft) {
+        return format!("revision {current}: waiting for analysis run {run}");
+    }
     match draft.status.current_step_index {
         Some(i) if draft.spec.strategy.canary.is_some() => format!(
             "revision {current}: step {i}, canary weight {}%",

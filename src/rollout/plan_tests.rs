@@ -1324,6 +1324,7 @@ fn a_missing_workload_ref_deployment_is_an_invalid_spec_until_it_appears() {
         services: kube::runtime::reflector::store().0,
         deployments: kube::runtime::reflector::store().0,
         pods: kube::runtime::reflector::store().0,
+        analysis: Default::default(),
     };
     let observed: Observed = super::observe::observe(&rollout, &caches);
     let message = observed.template.clone().unwrap_err();

@@ -1,8 +1,10 @@
 //! End-to-end tests against a real Kubernetes API server (see harness.rs for which one).
 //! Run them with `make test`, or `hack/cluster.sh up` then `cargo test --test e2e`.
 
+mod exporter;
 mod harness;
 
+mod analysis;
 mod bluegreen;
 mod canary;
 mod chart;

@@ -186,12 +186,26 @@ async fn gateway_routes_follow_every_step_and_keep_what_the_user_wrote() {
     env.wait_for("a RouteNotReported event", MINUTE, || async {
         let events: Api<k8s_openapi::api::events::v1::Event> =
             Api::namespaced(env.client.clone(), &env.ns);
-        let list = events.list(&Default::default()).await.map_err(|e| e.to_string())?;
+        let list = events
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
         list.items
             .iter()
-            .find(|e| e.reason.as_deref() == Some("RouteNotReported") && e.type_.as_deref() == Some("Warning"))
+            .find(|e| {
+                e.reason.as_deref() == Some("RouteNotReported")
+                    && e.type_.as_deref() == Some("Warning")
+            })
             .map(|_| ())
-            .ok_or_else(|| format!("{:?}", list.items.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()))
+            .ok_or_else(|| {
+                format!(
+                    "{:?}",
+                    list.items
+                        .iter()
+                        .map(|e| e.reason.clone())
+                        .collect::<Vec<_>>()
+                )
+            })
     })
     .await;
 

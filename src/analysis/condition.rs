@@ -1,0 +1,291 @@
+//! `successCondition` / `failureCondition`: CEL expressions over `result`.
+//!
+//! Besides CEL's standard functions, `isNaN(x)`, `isInf(x)` and `default(x, y)` are available:
+//! Prometheus answers NaN for a ratio over no traffic, and `default` turns NaN or null into a
+//! value the condition can compare.
+
+use std::collections::HashMap;
+
+use cel::extractors::Arguments;
+use cel::objects::{Key, Value as Cel};
+use cel::{Context, ExecutionError, Program};
+
+use super::value::MetricValue;
+use crate::api::analysis::AnalysisPhase;
+
+/// A compiled condition.
+pub struct Condition {
+    source: String,
+    program: Program,
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Condition").field(&self.source).finish()
+    }
+}
+
+impl Condition {
+    /// Compiles `source`. The error is the compiler's message, for the run's status and lint.
+    pub fn compile(source: &str) -> Result<Condition, String> {
+        if source.trim().is_empty() {
+            return Err("the condition is empty".into());
+        }
+        let program = Program::compile(source).map_err(|e| e.to_string().trim().to_string())?;
+        // CEL only finds an unknown variable when evaluating; a condition can only read `result`
+        // and the variables its macros bind (`result.all(x, x < 1)`).
+        let bound = macro_variables(source);
+        if let Some(other) = program
+            .references()
+            .variables()
+            .into_iter()
+            .find(|v| *v != "result" && !bound.iter().any(|b| b == v))
+        {
+            return Err(format!(
+                "undeclared reference to {other:?}: a condition can only use `result` \
+                 (arguments are written {{{{args.NAME}}}})"
+            ));
+        }
+        Ok(Condition {
+            source: source.to_string(),
+            program,
+        })
+    }
+
+    /// Evaluates the condition with `result` bound to `value`; it must give a bool.
+    pub fn eval(&self, value: &MetricValue) -> Result<bool, String> {
+        let mut ctx = Context::default();
+        ctx.add_function("isNaN", is_nan);
+        ctx.add_function("isInf", is_inf);
+        ctx.add_function("default", default);
+        ctx.add_variable_from_value("result", to_cel(value));
+        match self.program.execute(&ctx) {
+            Ok(Cel::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!(
+                "condition {:?} gave {other:?}, not a bool",
+                self.source
+            )),
+            Err(e) => Err(format!("condition {:?}: {e}", self.source)),
+        }
+    }
+}
+
+/// Names bound by comprehension macros: `.all(x, ...)`, `.exists(x, ...)`, `.map(x, ...)` ...
+fn macro_variables(source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in ["all", "exists", "exists_one", "map", "filter"] {
+        let needle = format!(".{m}(");
+        let mut rest = source;
+        while let Some(at) = rest.find(&needle) {
+            rest = &rest[at + needle.len()..];
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// A metric's two conditions.
+#[derive(Debug, Default)]
+pub struct Conditions {
+    pub success: Option<Condition>,
+    pub failure: Option<Condition>,
+}
+
+impl Conditions {
+    /// Compiles both; the error names which one failed.
+    pub fn compile(success: Option<&str>, failure: Option<&str>) -> Result<Conditions, String> {
+        let success = success
+            .map(Condition::compile)
+            .transpose()
+            .map_err(|e| format!("successCondition: {e}"))?;
+        let failure = failure
+            .map(Condition::compile)
+            .transpose()
+            .map_err(|e| format!("failureCondition: {e}"))?;
+        Ok(Conditions { success, failure })
+    }
+
+    /// Judges one result. Failure wins over success; with both conditions a result meeting
+    /// neither is Inconclusive; with only one, not meeting it means the other outcome; with none,
+    /// any value is a success. An evaluation error (a type mismatch) is an Error measurement.
+    pub fn judge(&self, value: &MetricValue) -> Result<AnalysisPhase, String> {
+        let failed = match &self.failure {
+            Some(c) => Some(c.eval(value)?),
+            None => None,
+        };
+        let succeeded = match &self.success {
+            Some(c) => Some(c.eval(value)?),
+            None => None,
+        };
+        Ok(match (succeeded, failed) {
+            (_, Some(true)) => AnalysisPhase::Failed,
+            (Some(true), _) => AnalysisPhase::Successful,
+            (Some(false), Some(false)) => AnalysisPhase::Inconclusive,
+            (Some(false), None) => AnalysisPhase::Failed,
+            (None, _) => AnalysisPhase::Successful,
+        })
+    }
+}
+
+fn to_cel(value: &MetricValue) -> Cel {
+    match value {
+        MetricValue::Number(n) => Cel::Float(*n),
+        MetricValue::List(items) => {
+            Cel::List(std::sync::Arc::new(items.iter().map(to_cel).collect()))
+        }
+        MetricValue::Json(json) => json_to_cel(json),
+    }
+}
+
+fn json_to_cel(json: &serde_json::Value) -> Cel {
+    use serde_json::Value as J;
+    match json {
+        J::Null => Cel::Null,
+        J::Bool(b) => Cel::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Cel::Int(i),
+            None => Cel::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => Cel::String(std::sync::Arc::new(s.clone())),
+        J::Array(items) => Cel::List(std::sync::Arc::new(items.iter().map(json_to_cel).collect())),
+        J::Object(map) => {
+            let map: HashMap<Key, Cel> = map
+                .iter()
+                .map(|(k, v)| (Key::from(k.clone()), json_to_cel(v)))
+                .collect();
+            Cel::from(map)
+        }
+    }
+}
+
+fn as_f64(function: &str, v: &Cel) -> Result<f64, ExecutionError> {
+    match v {
+        Cel::Float(f) => Ok(*f),
+        Cel::Int(i) => Ok(*i as f64),
+        Cel::UInt(u) => Ok(*u as f64),
+        other => Err(ExecutionError::function_error(
+            function,
+            format!("wants a number, got {other:?}"),
+        )),
+    }
+}
+
+fn is_nan(v: Cel) -> Result<bool, ExecutionError> {
+    Ok(as_f64("isNaN", &v)?.is_nan())
+}
+
+fn is_inf(v: Cel) -> Result<bool, ExecutionError> {
+    Ok(as_f64("isInf", &v)?.is_infinite())
+}
+
+/// `x` unless it is null or NaN, else `y`.
+fn default(Arguments(args): Arguments) -> Result<Cel, ExecutionError> {
+    let [x, y] = args.as_slice() else {
+        return Err(ExecutionError::invalid_argument_count(2, args.len()));
+    };
+    Ok(match x {
+        Cel::Null => y.clone(),
+        Cel::Float(f) if f.is_nan() => y.clone(),
+        _ => x.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AnalysisPhase::*;
+
+    fn judge(success: Option<&str>, failure: Option<&str>, v: MetricValue) -> AnalysisPhase {
+        Conditions::compile(success, failure)
+            .unwrap()
+            .judge(&v)
+            .unwrap()
+    }
+
+    #[test]
+    fn failure_wins_neither_is_inconclusive_none_is_success() {
+        let n = MetricValue::Number;
+        assert_eq!(
+            judge(Some("result > 1"), Some("result > 2"), n(3.0)),
+            Failed
+        );
+        assert_eq!(
+            judge(Some("result > 1"), Some("result < 0"), n(1.5)),
+            Successful
+        );
+        assert_eq!(
+            judge(Some("result > 1"), Some("result < 0"), n(0.5)),
+            Inconclusive
+        );
+        assert_eq!(judge(Some("result > 1"), None, n(0.5)), Failed);
+        assert_eq!(judge(None, Some("result > 1"), n(0.5)), Successful);
+        assert_eq!(judge(None, None, n(0.5)), Successful);
+    }
+
+    #[test]
+    fn nan_inf_and_default() {
+        let nan = MetricValue::Number(f64::NAN);
+        assert_eq!(judge(Some("isNaN(result)"), None, nan.clone()), Successful);
+        assert_eq!(
+            judge(Some("default(result, 1.0) >= 0.99"), None, nan),
+            Successful
+        );
+        assert_eq!(
+            judge(
+                Some("isInf(result)"),
+                None,
+                MetricValue::Number(f64::INFINITY)
+            ),
+            Successful
+        );
+        assert_eq!(
+            judge(
+                Some("default(result.missing_is_null, 2) == 2"),
+                None,
+                MetricValue::Json(serde_json::json!({"missing_is_null": null}))
+            ),
+            Successful
+        );
+    }
+
+    #[test]
+    fn lists_and_json() {
+        let list = MetricValue::List(vec![MetricValue::Number(1.0), MetricValue::Number(5.0)]);
+        assert_eq!(
+            judge(Some("result.all(x, x < 10)"), None, list.clone()),
+            Successful
+        );
+        assert_eq!(
+            judge(Some("result[1] == 5.0 && size(result) == 2"), None, list),
+            Successful
+        );
+        let json = MetricValue::Json(serde_json::json!({"ok": true, "rate": 0.5}));
+        assert_eq!(
+            judge(Some("result.ok && result.rate < 1"), None, json),
+            Successful
+        );
+    }
+
+    #[test]
+    fn bad_input_gives_messages_not_panics() {
+        let err = Conditions::compile(Some("result >"), None).unwrap_err();
+        assert!(err.starts_with("successCondition:"), "{err}");
+        let err = Conditions::compile(None, Some("reslt > 1")).unwrap_err();
+        assert!(err.contains("reslt"), "{err}");
+        assert!(Condition::compile("  ").is_err());
+        // A non-bool result and a type mismatch are evaluation errors.
+        let c = Conditions::compile(Some("result + 1"), None).unwrap();
+        assert!(c.judge(&MetricValue::Number(1.0)).is_err());
+        let c = Conditions::compile(Some("result > 'a'"), None).unwrap();
+        assert!(c.judge(&MetricValue::Number(1.0)).is_err());
+        let c = Conditions::compile(Some("isNaN('x')"), None).unwrap();
+        assert!(c.judge(&MetricValue::Number(1.0)).is_err());
+    }
+}

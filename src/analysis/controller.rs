@@ -1,0 +1,265 @@
+//! The AnalysisRun controller: resolve the run's arguments, ask [`run::assess`] what is due,
+//! take those measurements through the providers, record them, write the status, and requeue at
+//! the next measurement time only. A status change wakes the owning Rollout through its watch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use super::providers::{MetricProvider, Providers};
+use super::{args, condition::Conditions, run};
+use crate::api::INSTANCE_ID_LABEL;
+use crate::api::analysis::{
+    ANALYSIS_RUN_LABEL, AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus,
+};
+use crate::rollout::Scope;
+
+/// Errors of one reconcile, retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing the status of AnalysisRun {0:?}: {1}")]
+    Write(String, #[source] Box<kube::Error>),
+    #[error("serializing: {0}")]
+    Serialize(#[source] serde_json::Error),
+    #[error("cleaning up AnalysisRun {0:?}: {1}")]
+    CleanUp(String, String),
+}
+
+struct Context {
+    client: Client,
+    providers: Providers,
+}
+
+/// A Job measurement in progress is looked at again on every change of its Job; this is only a
+/// safety net should a watch event be lost.
+const RUNNING_RECHECK: Duration = Duration::from_secs(30);
+
+/// Runs the AnalysisRun controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    scope: Scope,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let providers = match Providers::new(client.clone()) {
+        Ok(p) => p,
+        Err(error) => {
+            warn!(%error, "analysis controller not started");
+            return;
+        }
+    };
+    let selector = match &scope.instance_id {
+        Some(id) => format!("{INSTANCE_ID_LABEL}={id}"),
+        None => format!("!{INSTANCE_ID_LABEL}"),
+    };
+    let (runs, jobs): (Api<AnalysisRun>, Api<Job>) = match &scope.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let ctx = Arc::new(Context { client, providers });
+    Controller::new(runs, watcher::Config::default().labels(&selector))
+        .owns(jobs, watcher::Config::default().labels(ANALYSIS_RUN_LABEL))
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| {
+            if let Err(error) = result {
+                match error {
+                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                    other => warn!(error = %other, "analysis controller"),
+                }
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+/// The run's arguments with values: literals as given, Secrets read now.
+async fn resolve_args(
+    ctx: &Context,
+    run: &AnalysisRun,
+) -> Result<BTreeMap<String, String>, String> {
+    let ns = run.namespace().unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for a in &run.spec.args {
+        let value = match (&a.value, &a.value_from) {
+            (Some(v), _) => v.clone(),
+            (None, Some(from)) => match (&from.secret_key_ref, &from.field_ref) {
+                (Some(s), _) => super::providers::secret_value(&ctx.client, &ns, s)
+                    .await
+                    .map_err(|e| format!("argument {:?}: {e}", a.name))?,
+                (None, Some(f)) => {
+                    return Err(format!(
+                        "argument {:?}: fieldRef {:?} is resolved by the Rollout that creates the run",
+                        a.name, f.field_path
+                    ));
+                }
+                (None, None) => return Err(format!("argument {:?} has no value", a.name)),
+            },
+            (None, None) => return Err(format!("argument {:?} has no value", a.name)),
+        };
+        out.insert(a.name.clone(), value);
+    }
+    Ok(out)
+}
+
+/// The spec with `{{args}}` replaced and checked, or why the run cannot start.
+async fn resolved_spec(ctx: &Context, run: &AnalysisRun) -> Result<AnalysisRunSpec, String> {
+    let values = resolve_args(ctx, run).await?;
+    let mut spec = run.spec.clone();
+    spec.metrics = spec
+        .metrics
+        .iter()
+        .map(|m| args::substitute_metric(m, &values))
+        .collect::<Result<_, _>>()?;
+    run::validate(&spec.metrics)?;
+    Ok(spec)
+}
+
+#[instrument(skip_all, fields(run = %run.name_any(), namespace = run.namespace().unwrap_or_default()))]
+async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    if run.metadata.deletion_timestamp.is_some() {
+        return Ok(Requeue::await_change());
+    }
+    let old = run.status.clone().unwrap_or_default();
+    if old.phase.is_some_and(AnalysisPhase::is_terminal) {
+        clean_up(&ctx, &run).await?;
+        return Ok(Requeue::await_change());
+    }
+    let mut status = old.clone();
+    let now = Timestamp::now();
+
+    let spec = match resolved_spec(&ctx, &run).await {
+        Ok(spec) => spec,
+        Err(message) => {
+            // An invalid run never measures; the Rollout reads Error and aborts.
+            status
+                .started_at
+                .get_or_insert(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+            status.phase = Some(AnalysisPhase::Error);
+            status.message = Some(message);
+            write_status(&ctx, &run, &old, &status).await?;
+            return Ok(Requeue::await_change());
+        }
+    };
+
+    let schedule = run::assess(&spec, &mut status, now);
+    let measured = futures::future::join_all(schedule.due.iter().map(|due| {
+        let spec = &spec;
+        let ctx = &ctx;
+        let run = &run;
+        async move {
+            let metric = spec.metrics.iter().find(|m| m.name == due.metric)?;
+            let conditions = Conditions::compile(
+                metric.success_condition.as_deref(),
+                metric.failure_condition.as_deref(),
+            )
+            .unwrap_or_default();
+            let started = due
+                .resume
+                .as_ref()
+                .and_then(|m| m.started_at.as_ref())
+                .map_or_else(Timestamp::now, |t| t.0);
+            let outcome = ctx
+                .providers
+                .measure(run, metric, due.resume.as_ref())
+                .await;
+            Some((
+                metric.name.clone(),
+                run::measurement(outcome, &conditions, started, Timestamp::now()),
+            ))
+        }
+    }))
+    .await;
+    for (name, m) in measured.into_iter().flatten() {
+        tracing::debug!(metric = %name, phase = m.phase.as_str(), value = ?m.value, message = ?m.message, "measured");
+        run::record(&spec, &mut status, &name, m);
+    }
+    let now = Timestamp::now();
+    let schedule = run::assess(&spec, &mut status, now);
+    if status.phase != old.phase {
+        info!(phase = ?status.phase, message = ?status.message, "analysis run phase");
+    }
+    write_status(&ctx, &run, &old, &status).await?;
+    if status.phase.is_some_and(AnalysisPhase::is_terminal) {
+        clean_up(&ctx, &run).await?;
+        return Ok(Requeue::await_change());
+    }
+    let waiting_on_jobs = schedule.due.iter().any(|d| d.resume.is_some());
+    Ok(if schedule.due.iter().any(|d| d.resume.is_none()) {
+        // Measurements back to back (no interval): go on at once.
+        Requeue::requeue(Duration::from_millis(100))
+    } else {
+        let next = schedule.next_at.map(|at| {
+            let d = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+            Duration::from_millis(
+                u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
+            )
+        });
+        match (next, waiting_on_jobs) {
+            (Some(d), true) => Requeue::requeue(d.min(RUNNING_RECHECK)),
+            (Some(d), false) => Requeue::requeue(d),
+            (None, true) => Requeue::requeue(RUNNING_RECHECK),
+            (None, false) => Requeue::await_change(),
+        }
+    })
+}
+
+async fn clean_up(ctx: &Context, run: &AnalysisRun) -> Result<(), Error> {
+    ctx.providers
+        .clean_up(run)
+        .await
+        .map_err(|e| Error::CleanUp(run.name_any(), e))
+}
+
+/// Writes the status when it changed, guarded by the resourceVersion the measurements were
+/// based on: a reconcile that worked from a stale copy loses its write and runs again.
+async fn write_status(
+    ctx: &Context,
+    run: &AnalysisRun,
+    old: &AnalysisRunStatus,
+    status: &AnalysisRunStatus,
+) -> Result<(), Error> {
+    if old == status {
+        return Ok(());
+    }
+    let name = run.name_any();
+    let value = serde_json::to_value(status).map_err(Error::Serialize)?;
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": run.resource_version()},
+        {"op": "add", "path": "/status", "value": value},
+    ]))
+    .map_err(Error::Serialize)?;
+    Api::<AnalysisRun>::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default())
+        .patch_status(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+        .map_err(|e| Error::Write(name, Box::new(e)))?;
+    Ok(())
+}
+
+fn error_policy(run: Arc<AnalysisRun>, error: &Error, _: Arc<Context>) -> Requeue {
+    match error {
+        Error::Write(_, e) if matches!(**e, kube::Error::Api(ref s) if s.code == 409 || s.code == 422) =>
+        {
+            tracing::debug!(run = %run.name_any(), %error, "stale copy, retrying");
+            Requeue::requeue(Duration::from_millis(200))
+        }
+        _ => {
+            warn!(run = %run.name_any(), %error, "analysis reconcile failed");
+            Requeue::requeue(Duration::from_secs(5))
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Metric providers: where a measurement comes from. The run state machine never names one; the
+//! controller hands each due metric to [`Providers::measure`].
+
+pub mod job;
+pub mod prometheus;
+pub mod web;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use super::value::Outcome;
+use crate::api::analysis::{AnalysisRun, Measurement, Metric, SecretKeyRef, WebHeader};
+
+/// A source of measurements.
+pub trait MetricProvider {
+    /// Takes a new measurement of `metric` (its `{{args}}` already replaced), or, with `resume`,
+    /// looks again at one in progress.
+    fn measure(
+        &self,
+        run: &AnalysisRun,
+        metric: &Metric,
+        resume: Option<&Measurement>,
+    ) -> impl Future<Output = Outcome> + Send;
+
+    /// Releases what measurements of `run` hold (Jobs). Called once the run has ended.
+    fn clean_up(&self, run: &AnalysisRun) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Every provider, behind one dispatch on the metric's `provider`.
+#[derive(Clone)]
+pub struct Providers {
+    pub prometheus: prometheus::Prometheus,
+    pub web: web::Web,
+    pub job: job::JobProvider,
+}
+
+impl Providers {
+    pub fn new(client: kube::Client) -> Result<Providers, String> {
+        let http = http_clients()?;
+        Ok(Providers {
+            prometheus: prometheus::Prometheus::new(http.clone(), client.clone()),
+            web: web::Web::new(http, client.clone()),
+            job: job::JobProvider::new(client),
+        })
+    }
+}
+
+impl MetricProvider for Providers {
+    async fn measure(
+        &self,
+        run: &AnalysisRun,
+        metric: &Metric,
+        resume: Option<&Measurement>,
+    ) -> Outcome {
+        let p = &metric.provider;
+        if p.prometheus.is_some() {
+            self.prometheus.measure(run, metric, resume).await
+        } else if p.web.is_some() {
+            self.web.measure(run, metric, resume).await
+        } else if p.job.is_some() {
+            self.job.measure(run, metric, resume).await
+        } else {
+            Outcome::Error("provider: set one of prometheus, web, job".into())
+        }
+    }
+
+    async fn clean_up(&self, run: &AnalysisRun) -> Result<(), String> {
+        self.job.clean_up(run).await
+    }
+}
+
+/// HTTP clients: one verifying certificates, one not (`insecure: true`). Both use the process's
+/// rustls provider (ring), so there is one TLS stack.
+#[derive(Clone)]
+pub struct HttpClients {
+    pub verifying: reqwest::Client,
+    pub insecure: reqwest::Client,
+}
+
+impl HttpClients {
+    pub fn pick(&self, insecure: bool) -> &reqwest::Client {
+        if insecure {
+            &self.insecure
+        } else {
+            &self.verifying
+        }
+    }
+}
+
+fn http_clients() -> Result<HttpClients, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let build = |insecure: bool| {
+        reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(insecure)
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))
+    };
+    Ok(HttpClients {
+        verifying: build(false)?,
+        insecure: build(true)?,
+    })
+}
+
+/// Reads one key of a Secret in `namespace`.
+pub async fn secret_value(
+    client: &kube::Client,
+    namespace: &str,
+    r: &SecretKeyRef,
+) -> Result<String, String> {
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(&r.name)
+        .await
+        .map_err(|e| format!("reading Secret {:?}: {e}", r.name))?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&r.key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(&r.key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| format!("Secret {:?} has no key {:?}", r.name, r.key))?;
+    String::from_utf8(bytes)
+        .map_err(|_| format!("Secret {:?} key {:?} is not UTF-8", r.name, r.key))
+}
+
+/// Header names and values, those from Secrets read now.
+pub async fn headers(
+    client: &kube::Client,
+    namespace: &str,
+    headers: &[WebHeader],
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for h in headers {
+        let value = match (&h.value, &h.value_from) {
+            (Some(v), _) => v.clone(),
+            (None, Some(from)) => secret_value(client, namespace, &from.secret_key_ref).await?,
+            (None, None) => return Err(format!("header {:?} has no value", h.key)),
+        };
+        out.insert(h.key.clone(), value);
+    }
+    Ok(out)
+}

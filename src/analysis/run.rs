@@ -1,0 +1,395 @@
+//! PURE: the AnalysisRun state machine. Measurements in, phases and the next measurement time
+//! out; no client here, so every limit is a plain unit test.
+//!
+//! Per metric: Failed once failures exceed `failureLimit`; Error after `consecutiveErrorLimit`
+//! provider errors in a row; Inconclusive once inconclusive results (no data included) exceed
+//! `inconclusiveLimit`; Successful after `count` results (or `consecutiveSuccessLimit` successes
+//! in a row). Provider errors are retried and do not count towards `count`, so a Prometheus that
+//! is down can end a run in Error but never in Successful. The run takes the worst phase of its
+//! metrics that are not dry-run, as soon as one is decided.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use super::condition::Conditions;
+use super::value::Outcome;
+use crate::api::analysis::{
+    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, Measurement, Metric, MetricResult,
+};
+use crate::api::duration;
+
+pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
+pub const DEFAULT_MEASUREMENT_RETENTION: i32 = 10;
+
+/// A metric to measure now: a new measurement, or one in progress to look at again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Due {
+    pub metric: String,
+    /// The measurement in progress (a running Job), when resuming one.
+    pub resume: Option<Measurement>,
+}
+
+/// The run's next moves.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Schedule {
+    /// Measure these now.
+    pub due: Vec<Due>,
+    /// When the next measurement falls due, if later than now.
+    pub next_at: Option<Timestamp>,
+}
+
+fn parse(d: Option<&str>) -> Duration {
+    // Durations were checked by `validate`; a bad one here means "no wait".
+    d.and_then(|d| duration::parse(d).ok()).unwrap_or_default()
+}
+
+fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
+fn result<'a>(status: &'a AnalysisRunStatus, name: &str) -> Option<&'a MetricResult> {
+    status.metric_results.iter().find(|r| r.name == name)
+}
+
+fn is_dry_run(spec: &AnalysisRunSpec, name: &str) -> bool {
+    spec.dry_run
+        .iter()
+        .any(|d| d.metric_name == name || d.metric_name == "*")
+}
+
+fn retention(spec: &AnalysisRunSpec, name: &str) -> usize {
+    let named = spec
+        .measurement_retention
+        .iter()
+        .find(|r| r.metric_name == name);
+    let any = spec
+        .measurement_retention
+        .iter()
+        .find(|r| r.metric_name == "*");
+    named
+        .or(any)
+        .map_or(DEFAULT_MEASUREMENT_RETENTION, |r| r.limit)
+        .max(1) as usize
+}
+
+/// Measurements a metric asks for: `count` (0: no end), else one without an interval, else no
+/// end.
+fn wanted_count(m: &Metric) -> Option<i32> {
+    match (m.count, &m.interval) {
+        (Some(0), _) => None,
+        (Some(c), _) => Some(c),
+        (None, None) => Some(1),
+        (None, Some(_)) => None,
+    }
+}
+
+/// Checks what admission cannot: durations in range, unique metric names, conditions that
+/// compile. The message names the field.
+pub fn validate(metrics: &[Metric]) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, m) in metrics.iter().enumerate() {
+        if !seen.insert(m.name.as_str()) {
+            return Err(format!(
+                "metrics[{i}].name: {:?} is used by two metrics",
+                m.name
+            ));
+        }
+        for (field, d) in [
+            ("interval", &m.interval),
+            ("initialDelay", &m.initial_delay),
+        ] {
+            if let Some(d) = d {
+                duration::parse(d).map_err(|e| format!("metrics[{i}].{field}: {e}"))?;
+            }
+        }
+        if let Some(p) = &m.provider.prometheus
+            && let Some(t) = &p.timeout
+        {
+            duration::parse(t)
+                .map_err(|e| format!("metrics[{i}].provider.prometheus.timeout: {e}"))?;
+        }
+        if m.count == Some(0) && m.interval.is_none() {
+            return Err(format!(
+                "metrics[{i}].count: 0 measures until the run is terminated, which needs an interval"
+            ));
+        }
+        let providers = [
+            m.provider.prometheus.is_some(),
+            m.provider.web.is_some(),
+            m.provider.job.is_some(),
+        ];
+        if providers.iter().filter(|p| **p).count() != 1 {
+            return Err(format!(
+                "metrics[{i}].provider: set exactly one of prometheus, web, job"
+            ));
+        }
+        Conditions::compile(
+            m.success_condition.as_deref(),
+            m.failure_condition.as_deref(),
+        )
+        .map_err(|e| format!("metrics[{i}] ({}): {e}", m.name))?;
+    }
+    Ok(())
+}
+
+/// The measurement an outcome gives: judged by the conditions when it is a value.
+pub fn measurement(
+    outcome: Outcome,
+    conditions: &Conditions,
+    started_at: Timestamp,
+    now: Timestamp,
+) -> Measurement {
+    let (phase, value, message, metadata) = match outcome {
+        Outcome::Value(v) => match conditions.judge(&v) {
+            Ok(phase) => (phase, Some(v.to_string()), None, Default::default()),
+            Err(e) => (
+                AnalysisPhase::Error,
+                Some(v.to_string()),
+                Some(e),
+                Default::default(),
+            ),
+        },
+        Outcome::NoData(message) => (
+            AnalysisPhase::Inconclusive,
+            None,
+            Some(message),
+            Default::default(),
+        ),
+        Outcome::Error(message) => (
+            AnalysisPhase::Error,
+            None,
+            Some(message),
+            Default::default(),
+        ),
+        Outcome::Decided(phase, message) => (phase, None, Some(message), Default::default()),
+        Outcome::Running(metadata) => (AnalysisPhase::Running, None, None, metadata),
+    };
+    let finished = phase != AnalysisPhase::Running;
+    Measurement {
+        phase,
+        value,
+        message,
+        started_at: Some(Time(started_at)),
+        finished_at: finished.then_some(Time(now)),
+        metadata,
+    }
+}
+
+/// Records a measurement of metric `name`: a measurement in progress is replaced by its next
+/// state; a finished one updates the counters. Keeps the last `measurementRetention`.
+pub fn record(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, name: &str, m: Measurement) {
+    let dry_run = is_dry_run(spec, name);
+    let keep = retention(spec, name);
+    let r = match status.metric_results.iter().position(|r| r.name == name) {
+        Some(i) => &mut status.metric_results[i],
+        None => {
+            status.metric_results.push(MetricResult {
+                name: name.to_string(),
+                phase: AnalysisPhase::Running,
+                dry_run,
+                ..Default::default()
+            });
+            let last = status.metric_results.len() - 1;
+            &mut status.metric_results[last]
+        }
+    };
+    if r.measurements
+        .last()
+        .is_some_and(|l| l.phase == AnalysisPhase::Running)
+    {
+        r.measurements.pop();
+    }
+    match m.phase {
+        AnalysisPhase::Running | AnalysisPhase::Pending => {}
+        AnalysisPhase::Error => {
+            r.error += 1;
+            r.consecutive_error += 1;
+            r.consecutive_success = 0;
+        }
+        phase => {
+            r.count += 1;
+            r.consecutive_error = 0;
+            match phase {
+                AnalysisPhase::Successful => {
+                    r.successful += 1;
+                    r.consecutive_success += 1;
+                }
+                AnalysisPhase::Failed => {
+                    r.failed += 1;
+                    r.consecutive_success = 0;
+                }
+                _ => {
+                    r.inconclusive += 1;
+                    r.consecutive_success = 0;
+                }
+            }
+        }
+    }
+    r.measurements.push(m);
+    let excess = r.measurements.len().saturating_sub(keep);
+    r.measurements.drain(..excess);
+}
+
+/// A metric's phase from its counters, with the reason.
+fn metric_phase(m: &Metric, r: &MetricResult) -> (AnalysisPhase, Option<String>) {
+    let failure_limit = m.failure_limit.unwrap_or(0);
+    let inconclusive_limit = m.inconclusive_limit.unwrap_or(0);
+    let error_limit = m
+        .consecutive_error_limit
+        .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT)
+        .max(1);
+    let last_message = || {
+        r.measurements
+            .iter()
+            .rev()
+            .find_map(|x| x.message.clone())
+            .map(|msg| format!(": {msg}"))
+            .unwrap_or_default()
+    };
+    if r.failed > failure_limit {
+        let value = r
+            .measurements
+            .iter()
+            .rev()
+            .find(|x| x.phase == AnalysisPhase::Failed)
+            .and_then(|x| x.value.clone())
+            .unwrap_or_default();
+        return (
+            AnalysisPhase::Failed,
+            Some(format!(
+                "metric {:?}: {} failed measurements exceed failureLimit {failure_limit} (last value {value})",
+                m.name, r.failed
+            )),
+        );
+    }
+    if r.consecutive_error >= error_limit {
+        return (
+            AnalysisPhase::Error,
+            Some(format!(
+                "metric {:?}: {} errors in a row reach consecutiveErrorLimit {error_limit}{}",
+                m.name,
+                r.consecutive_error,
+                last_message()
+            )),
+        );
+    }
+    if r.inconclusive > inconclusive_limit {
+        return (
+            AnalysisPhase::Inconclusive,
+            Some(format!(
+                "metric {:?}: {} inconclusive measurements exceed inconclusiveLimit {inconclusive_limit}{}",
+                m.name,
+                r.inconclusive,
+                last_message()
+            )),
+        );
+    }
+    if let Some(limit) = m.consecutive_success_limit
+        && r.consecutive_success >= limit
+    {
+        return (AnalysisPhase::Successful, None);
+    }
+    if wanted_count(m).is_some_and(|c| r.count >= c) {
+        return (AnalysisPhase::Successful, None);
+    }
+    (AnalysisPhase::Running, None)
+}
+
+/// Recomputes every metric's phase and the run's, and says what to measure when. `now` starts
+/// the run's clock on its first call.
+pub fn assess(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, now: Timestamp) -> Schedule {
+    let started = status.started_at.get_or_insert(Time(now)).0;
+    if status.phase.is_some_and(AnalysisPhase::is_terminal) {
+        return Schedule::default();
+    }
+
+    let mut run_phase: Option<(AnalysisPhase, String)> = None;
+    let mut all_done = true;
+    for m in &spec.metrics {
+        let dry_run = is_dry_run(spec, &m.name);
+        let (phase, message) = match result(status, &m.name) {
+            Some(r) => metric_phase(m, r),
+            None => (AnalysisPhase::Pending, None),
+        };
+        if let Some(r) = status.metric_results.iter_mut().find(|r| r.name == m.name) {
+            r.phase = phase;
+            r.message = message.clone();
+            r.dry_run = dry_run;
+        }
+        if dry_run {
+            continue;
+        }
+        if !phase.is_terminal() {
+            all_done = false;
+            continue;
+        }
+        let rank = |p: AnalysisPhase| match p {
+            AnalysisPhase::Failed => 3,
+            AnalysisPhase::Error => 2,
+            AnalysisPhase::Inconclusive => 1,
+            _ => 0,
+        };
+        if rank(phase) > run_phase.as_ref().map_or(0, |(p, _)| rank(*p)) {
+            run_phase = Some((phase, message.unwrap_or_default()));
+        }
+    }
+    // Dry-run metrics run as long as the others; a run of only dry-run metrics ends with them.
+    let only_dry_run = spec.metrics.iter().all(|m| is_dry_run(spec, &m.name));
+    if only_dry_run {
+        all_done = spec
+            .metrics
+            .iter()
+            .all(|m| result(status, &m.name).is_some_and(|r| metric_phase(m, r).0.is_terminal()));
+    }
+
+    let decided = match run_phase {
+        Some((phase, message)) => Some((phase, message)),
+        None if all_done => Some((AnalysisPhase::Successful, "all metrics passed".to_string())),
+        None if spec.terminate => Some((
+            AnalysisPhase::Successful,
+            "terminated before any metric failed".to_string(),
+        )),
+        None => None,
+    };
+    if let Some((phase, message)) = decided {
+        status.phase = Some(phase);
+        status.message = Some(message);
+        return Schedule::default();
+    }
+
+    let mut schedule = Schedule::default();
+    for m in &spec.metrics {
+        let r = result(status, &m.name);
+        if r.is_some_and(|r| r.phase.is_terminal()) {
+            continue;
+        }
+        let last = r.and_then(|r| r.measurements.last());
+        if let Some(l) = last.filter(|l| l.phase == AnalysisPhase::Running) {
+            schedule.due.push(Due {
+                metric: m.name.clone(),
+                resume: Some(l.clone()),
+            });
+            continue;
+        }
+        let at = match last.and_then(|l| l.finished_at.as_ref()) {
+            Some(finished) => plus(finished.0, parse(m.interval.as_deref())),
+            None => plus(started, parse(m.initial_delay.as_deref())),
+        };
+        if at <= now {
+            schedule.due.push(Due {
+                metric: m.name.clone(),
+                resume: None,
+            });
+        } else {
+            schedule.next_at = Some(schedule.next_at.map_or(at, |t| t.min(at)));
+        }
+    }
+    status.phase = Some(AnalysisPhase::Running);
+    status.message = None;
+    schedule
+}

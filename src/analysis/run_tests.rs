@@ -1,0 +1,390 @@
+//! The run state machine, one test per rule: limits, no data, dry-run, retention, scheduling.
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use super::condition::Conditions;
+use super::run::{Due, assess, measurement, record, validate};
+use super::value::{MetricValue, Outcome};
+use crate::api::analysis::{
+    AnalysisPhase::{self, *},
+    AnalysisRunSpec, AnalysisRunStatus, DryRun, MeasurementRetention, Metric, MetricProvider,
+    PrometheusMetric,
+};
+
+fn t0() -> Timestamp {
+    "2026-01-01T00:00:00Z".parse().unwrap()
+}
+
+fn at(secs: i64) -> Timestamp {
+    t0() + SignedDuration::from_secs(secs)
+}
+
+fn metric(name: &str) -> Metric {
+    Metric {
+        name: name.into(),
+        provider: MetricProvider {
+            prometheus: Some(PrometheusMetric {
+                address: "http://prometheus".into(),
+                query: "x".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        interval: Some("10s".into()),
+        count: Some(3),
+        success_condition: Some("result < 0.05".into()),
+        ..Default::default()
+    }
+}
+
+fn spec(metrics: Vec<Metric>) -> AnalysisRunSpec {
+    AnalysisRunSpec {
+        metrics,
+        ..Default::default()
+    }
+}
+
+/// A run driven by hand: each `measure` records one outcome for a metric at a time.
+struct Sim {
+    spec: AnalysisRunSpec,
+    status: AnalysisRunStatus,
+}
+
+impl Sim {
+    fn new(spec: AnalysisRunSpec) -> Sim {
+        let mut sim = Sim {
+            spec,
+            status: AnalysisRunStatus::default(),
+        };
+        assess(&sim.spec, &mut sim.status, t0());
+        sim
+    }
+
+    fn measure(&mut self, name: &str, outcome: Outcome, now: Timestamp) -> AnalysisPhase {
+        let m = self.spec.metrics.iter().find(|m| m.name == name).unwrap();
+        let c = Conditions::compile(
+            m.success_condition.as_deref(),
+            m.failure_condition.as_deref(),
+        )
+        .unwrap();
+        let mm = measurement(outcome, &c, now, now);
+        record(&self.spec, &mut self.status, name, mm);
+        assess(&self.spec, &mut self.status, now);
+        self.status.phase.unwrap()
+    }
+
+    fn value(&mut self, name: &str, v: f64, now: Timestamp) -> AnalysisPhase {
+        self.measure(name, Outcome::Value(MetricValue::Number(v)), now)
+    }
+
+    fn result(&self, name: &str) -> &crate::api::analysis::MetricResult {
+        self.status
+            .metric_results
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap()
+    }
+}
+
+#[test]
+fn first_measurement_after_initial_delay_then_every_interval() {
+    let mut m = metric("errors");
+    m.initial_delay = Some("5s".into());
+    let mut sim = Sim::new(spec(vec![m]));
+    assert_eq!(sim.status.phase, Some(Running));
+    let s = assess(&sim.spec, &mut sim.status.clone(), at(1));
+    assert_eq!((s.due.len(), s.next_at), (0, Some(at(5))));
+    let s = assess(&sim.spec, &mut sim.status.clone(), at(5));
+    assert_eq!(
+        s.due,
+        vec![Due {
+            metric: "errors".into(),
+            resume: None
+        }]
+    );
+    sim.value("errors", 0.01, at(5));
+    let s = assess(&sim.spec, &mut sim.status.clone(), at(6));
+    assert_eq!((s.due.len(), s.next_at), (0, Some(at(15))));
+}
+
+#[test]
+fn successful_after_count_results() {
+    let mut sim = Sim::new(spec(vec![metric("errors")]));
+    assert_eq!(sim.value("errors", 0.01, at(0)), Running);
+    assert_eq!(sim.value("errors", 0.01, at(10)), Running);
+    assert_eq!(sim.value("errors", 0.01, at(20)), Successful);
+    assert_eq!(sim.result("errors").successful, 3);
+    // A decided run has nothing left to do.
+    let s = assess(&sim.spec, &mut sim.status, at(100));
+    assert!(s.due.is_empty() && s.next_at.is_none());
+}
+
+#[test]
+fn one_failure_over_the_default_limit_fails_the_run() {
+    let mut sim = Sim::new(spec(vec![metric("errors")]));
+    assert_eq!(sim.value("errors", 0.2, at(0)), Failed);
+    assert!(
+        sim.status
+            .message
+            .as_ref()
+            .unwrap()
+            .contains("failureLimit 0"),
+        "{:?}",
+        sim.status.message
+    );
+}
+
+#[test]
+fn failures_within_the_limit_are_tolerated() {
+    let mut m = metric("errors");
+    m.failure_limit = Some(1);
+    m.count = Some(4);
+    let mut sim = Sim::new(spec(vec![m]));
+    assert_eq!(sim.value("errors", 0.2, at(0)), Running);
+    assert_eq!(sim.value("errors", 0.01, at(10)), Running);
+    assert_eq!(sim.value("errors", 0.2, at(20)), Failed);
+}
+
+#[test]
+fn consecutive_errors_reach_the_limit_and_never_count_as_results() {
+    let mut sim = Sim::new(spec(vec![metric("errors")]));
+    let down = || Outcome::Error("connection refused".into());
+    for i in 0..3 {
+        assert_eq!(sim.measure("errors", down(), at(i * 10)), Running);
+    }
+    assert_eq!(sim.result("errors").count, 0);
+    assert_eq!(sim.measure("errors", down(), at(30)), Error);
+    assert!(
+        sim.status
+            .message
+            .as_ref()
+            .unwrap()
+            .contains("connection refused")
+    );
+}
+
+#[test]
+fn a_result_resets_the_consecutive_errors() {
+    let mut m = metric("errors");
+    m.consecutive_error_limit = Some(2);
+    m.count = Some(10);
+    let mut sim = Sim::new(spec(vec![m]));
+    assert_eq!(
+        sim.measure("errors", Outcome::Error("x".into()), at(0)),
+        Running
+    );
+    assert_eq!(sim.value("errors", 0.0, at(10)), Running);
+    assert_eq!(
+        sim.measure("errors", Outcome::Error("x".into()), at(20)),
+        Running
+    );
+    assert_eq!(sim.result("errors").consecutive_error, 1);
+    assert_eq!(
+        sim.measure("errors", Outcome::Error("x".into()), at(30)),
+        Error
+    );
+    assert_eq!(sim.result("errors").error, 3);
+}
+
+#[test]
+fn no_data_is_inconclusive_never_success() {
+    let mut sim = Sim::new(spec(vec![metric("errors")]));
+    let phase = sim.measure(
+        "errors",
+        Outcome::NoData("the query returned no data".into()),
+        at(0),
+    );
+    assert_eq!(phase, Inconclusive);
+    assert!(sim.status.message.as_ref().unwrap().contains("no data"));
+}
+
+#[test]
+fn inconclusive_within_the_limit_is_tolerated() {
+    let mut m = metric("errors");
+    m.inconclusive_limit = Some(1);
+    m.count = Some(2);
+    let mut sim = Sim::new(spec(vec![m]));
+    assert_eq!(
+        sim.measure("errors", Outcome::NoData("none".into()), at(0)),
+        Running
+    );
+    assert_eq!(sim.value("errors", 0.0, at(10)), Successful);
+}
+
+#[test]
+fn both_conditions_unmet_is_inconclusive() {
+    let mut m = metric("latency");
+    m.success_condition = Some("result < 100".into());
+    m.failure_condition = Some("result > 500".into());
+    let mut sim = Sim::new(spec(vec![m]));
+    assert_eq!(sim.value("latency", 300.0, at(0)), Inconclusive);
+}
+
+#[test]
+fn consecutive_successes_end_early() {
+    let mut m = metric("errors");
+    m.count = None; // with an interval: no end
+    m.consecutive_success_limit = Some(2);
+    let mut sim = Sim::new(spec(vec![m]));
+    assert_eq!(sim.value("errors", 0.0, at(0)), Running);
+    assert_eq!(sim.value("errors", 0.0, at(10)), Successful);
+}
+
+#[test]
+fn without_count_or_interval_one_measurement() {
+    let mut m = metric("smoke");
+    m.count = None;
+    m.interval = None;
+    let mut sim = Sim::new(spec(vec![m]));
+    assert_eq!(sim.value("smoke", 0.0, at(0)), Successful);
+}
+
+#[test]
+fn with_an_interval_and_no_count_it_runs_until_terminated() {
+    let mut m = metric("errors");
+    m.count = None;
+    let mut sim = Sim::new(spec(vec![m]));
+    for i in 0..20 {
+        assert_eq!(sim.value("errors", 0.0, at(i * 10)), Running);
+    }
+    sim.spec.terminate = true;
+    assess(&sim.spec, &mut sim.status, at(300));
+    assert_eq!(sim.status.phase, Some(Successful));
+}
+
+#[test]
+fn count_0_runs_until_terminated_and_needs_an_interval() {
+    let mut m = metric("errors");
+    m.count = Some(0);
+    let mut sim = Sim::new(spec(vec![m.clone()]));
+    for i in 0..5 {
+        assert_eq!(sim.value("errors", 0.0, at(i * 10)), Running);
+    }
+    m.interval = None;
+    assert!(validate(&[m]).unwrap_err().contains("needs an interval"));
+}
+
+#[test]
+fn termination_keeps_a_failure() {
+    let mut m = metric("errors");
+    m.count = None;
+    let mut sim = Sim::new(spec(vec![m]));
+    assert_eq!(sim.value("errors", 1.0, at(0)), Failed);
+    sim.spec.terminate = true;
+    assess(&sim.spec, &mut sim.status, at(10));
+    assert_eq!(sim.status.phase, Some(Failed));
+}
+
+#[test]
+fn dry_run_metrics_are_recorded_but_never_decide() {
+    let mut s = spec(vec![metric("errors"), metric("latency")]);
+    s.dry_run = vec![DryRun {
+        metric_name: "latency".into(),
+    }];
+    let mut sim = Sim::new(s);
+    assert_eq!(sim.value("latency", 10.0, at(0)), Running);
+    assert_eq!(sim.result("latency").phase, Failed);
+    assert!(sim.result("latency").dry_run);
+    sim.value("errors", 0.0, at(0));
+    sim.value("errors", 0.0, at(10));
+    assert_eq!(sim.value("errors", 0.0, at(20)), Successful);
+}
+
+#[test]
+fn a_run_of_only_dry_run_metrics_ends_when_they_do() {
+    let mut s = spec(vec![metric("errors")]);
+    s.dry_run = vec![DryRun {
+        metric_name: "*".into(),
+    }];
+    let mut sim = Sim::new(s);
+    assert_eq!(sim.value("errors", 1.0, at(0)), Successful);
+}
+
+#[test]
+fn the_worst_metric_decides() {
+    let mut sim = Sim::new(spec(vec![metric("a"), metric("b")]));
+    assert_eq!(
+        sim.measure("a", Outcome::NoData("none".into()), at(0)),
+        Inconclusive
+    );
+    let mut sim = Sim::new(spec(vec![metric("a"), metric("b")]));
+    sim.value("a", 0.0, at(0));
+    assert_eq!(sim.value("b", 1.0, at(0)), Failed);
+}
+
+#[test]
+fn retention_keeps_the_last_measurements() {
+    let mut m = metric("errors");
+    m.count = Some(30);
+    let mut s = spec(vec![m.clone(), {
+        let mut o = m;
+        o.name = "other".into();
+        o
+    }]);
+    s.measurement_retention = vec![MeasurementRetention {
+        metric_name: "errors".into(),
+        limit: 3,
+    }];
+    let mut sim = Sim::new(s);
+    for i in 0..12 {
+        sim.value("errors", i as f64 / 1000.0, at(i * 10));
+        sim.value("other", 0.0, at(i * 10));
+    }
+    let kept: Vec<_> = sim
+        .result("errors")
+        .measurements
+        .iter()
+        .map(|m| m.value.clone().unwrap())
+        .collect();
+    assert_eq!(kept, vec!["0.009", "0.01", "0.011"]);
+    assert_eq!(sim.result("errors").count, 12);
+    assert_eq!(sim.result("other").measurements.len(), 10);
+}
+
+#[test]
+fn a_running_measurement_is_resumed_and_replaced() {
+    let mut sim = Sim::new(spec(vec![metric("job")]));
+    let meta = std::collections::BTreeMap::from([("job-name".to_string(), "j1".to_string())]);
+    assert_eq!(
+        sim.measure("job", Outcome::Running(meta.clone()), at(0)),
+        Running
+    );
+    let s = assess(&sim.spec, &mut sim.status.clone(), at(1));
+    assert_eq!(s.due.len(), 1);
+    assert_eq!(s.due[0].resume.as_ref().unwrap().metadata, meta);
+    sim.measure(
+        "job",
+        Outcome::Decided(Successful, "Job j1 succeeded".into()),
+        at(5),
+    );
+    assert_eq!(sim.result("job").measurements.len(), 1);
+    assert_eq!(sim.result("job").successful, 1);
+}
+
+#[test]
+fn an_evaluation_error_is_an_error_measurement() {
+    let mut m = metric("errors");
+    m.success_condition = Some("result.rate > 1".into());
+    let mut sim = Sim::new(spec(vec![m]));
+    sim.value("errors", 0.5, at(0));
+    let r = sim.result("errors");
+    assert_eq!((r.error, r.count), (1, 0));
+    assert!(r.measurements[0].message.is_some());
+}
+
+#[test]
+fn validate_names_the_field() {
+    let mut bad = metric("a");
+    bad.success_condition = Some("result >".into());
+    let err = validate(&[metric("ok"), bad]).unwrap_err();
+    assert!(err.starts_with("metrics[1] (a): successCondition"), "{err}");
+    let err = validate(&[metric("a"), metric("a")]).unwrap_err();
+    assert!(err.contains("used by two metrics"), "{err}");
+    let mut bad = metric("a");
+    bad.interval = Some("1d".into());
+    assert!(
+        validate(&[bad])
+            .unwrap_err()
+            .starts_with("metrics[0].interval")
+    );
+}

@@ -1,0 +1,455 @@
+//! PURE: a Rollout's analysis. Builds AnalysisRun specs from templates, gates steps and
+//! promotions on runs' phases, terminates runs no longer needed, and keeps the run history within
+//! its limits. Called by the strategy machines through [`gate`] and by [`super::plan`].
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::plan::{Action, Draft};
+use crate::analysis::args;
+use crate::api::analysis::{
+    ANALYSIS_ATTEMPT_LABEL, ANALYSIS_KIND_LABEL, ANALYSIS_STEP_LABEL, AnalysisPhase, AnalysisRun,
+    AnalysisRunSpec, AnalysisTemplateSpec, Argument,
+};
+use crate::api::{AnalysisTemplateRef, HASH_LABEL, PauseReason, Rollout};
+
+pub const DEFAULT_SUCCESSFUL_RUN_HISTORY_LIMIT: i32 = 5;
+pub const DEFAULT_UNSUCCESSFUL_RUN_HISTORY_LIMIT: i32 = 5;
+
+/// What an AnalysisRun gates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    /// A canary `analysis` step, by index.
+    Step(i32),
+    /// `strategy.canary.analysis`.
+    Background,
+    /// `strategy.blueGreen.prePromotionAnalysis`.
+    PrePromotion,
+    /// `strategy.blueGreen.postPromotionAnalysis`.
+    PostPromotion,
+}
+
+impl RunKind {
+    fn label(self) -> &'static str {
+        match self {
+            RunKind::Step(_) => "step",
+            RunKind::Background => "background",
+            RunKind::PrePromotion => "prePromotion",
+            RunKind::PostPromotion => "postPromotion",
+        }
+    }
+
+    fn short(self) -> String {
+        match self {
+            RunKind::Step(i) => format!("step{i}"),
+            RunKind::Background => "background".into(),
+            RunKind::PrePromotion => "pre".into(),
+            RunKind::PostPromotion => "post".into(),
+        }
+    }
+}
+
+/// One of the Rollout's AnalysisRuns, as the planner needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedRun {
+    pub name: String,
+    pub hash: String,
+    pub kind: RunKind,
+    pub attempt: i32,
+    pub phase: Option<AnalysisPhase>,
+    pub message: Option<String>,
+    /// `spec.terminate` is already set.
+    pub terminating: bool,
+    pub created: Option<Timestamp>,
+    /// When it last changed: its newest measurement, else its creation.
+    pub updated: Option<Timestamp>,
+}
+
+impl ObservedRun {
+    pub fn from_run(run: &AnalysisRun) -> Option<ObservedRun> {
+        let labels = run.metadata.labels.as_ref()?;
+        let kind = match labels.get(ANALYSIS_KIND_LABEL)?.as_str() {
+            "step" => RunKind::Step(labels.get(ANALYSIS_STEP_LABEL)?.parse().ok()?),
+            "background" => RunKind::Background,
+            "prePromotion" => RunKind::PrePromotion,
+            "postPromotion" => RunKind::PostPromotion,
+            _ => return None,
+        };
+        let status = run.status.as_ref();
+        Some(ObservedRun {
+            name: run.metadata.name.clone()?,
+            hash: labels.get(HASH_LABEL)?.clone(),
+            kind,
+            attempt: labels
+                .get(ANALYSIS_ATTEMPT_LABEL)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0),
+            phase: status.and_then(|s| s.phase),
+            message: status.and_then(|s| s.message.clone()),
+            terminating: run.spec.terminate,
+            created: run.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            updated: status
+                .into_iter()
+                .flat_map(|s| &s.metric_results)
+                .flat_map(|r| &r.measurements)
+                .filter_map(|m| m.finished_at.as_ref().or(m.started_at.as_ref()))
+                .map(|t| t.0)
+                .max()
+                .or(run.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+        })
+    }
+}
+
+/// What the planner knows about analysis: the Rollout's runs and the templates it names.
+#[derive(Clone, Debug, Default)]
+pub struct AnalysisObserved {
+    pub runs: Vec<ObservedRun>,
+    /// The referenced templates that exist, by (clusterScope, name).
+    pub templates: BTreeMap<(bool, String), AnalysisTemplateSpec>,
+    /// The Rollout as JSON, for arguments taken from its fields.
+    pub rollout: serde_json::Value,
+}
+
+/// Every analysis a Rollout's spec asks for, with the field path for messages.
+pub fn references(rollout: &Rollout) -> Vec<(String, &[AnalysisTemplateRef], &[Argument])> {
+    let mut out: Vec<(String, &[AnalysisTemplateRef], &[Argument])> = Vec::new();
+    if let Some(c) = &rollout.spec.strategy.canary {
+        for (i, s) in c.steps.iter().enumerate() {
+            if let Some(a) = &s.analysis {
+                out.push((
+                    format!("strategy.canary.steps[{i}].analysis"),
+                    &a.templates,
+                    &a.args,
+                ));
+            }
+        }
+        if let Some(a) = &c.analysis {
+            out.push(("strategy.canary.analysis".into(), &a.templates, &a.args));
+        }
+    }
+    if let Some(b) = &rollout.spec.strategy.blue_green {
+        for (field, a) in [
+            ("prePromotionAnalysis", &b.pre_promotion_analysis),
+            ("postPromotionAnalysis", &b.post_promotion_analysis),
+        ] {
+            if let Some(a) = a {
+                out.push((format!("strategy.blueGreen.{field}"), &a.templates, &a.args));
+            }
+        }
+    }
+    out
+}
+
+/// The AnalysisRun spec for `templates` with the Rollout's `given` arguments: metrics of all
+/// templates, arguments merged and fields of the Rollout read. Secret references stay references;
+/// the analysis controller reads them when measuring.
+pub fn build_spec(
+    observed: &AnalysisObserved,
+    namespace: &str,
+    templates: &[AnalysisTemplateRef],
+    given: &[Argument],
+) -> Result<AnalysisRunSpec, String> {
+    let mut spec = AnalysisRunSpec::default();
+    let mut template_args = Vec::new();
+    for (i, t) in templates.iter().enumerate() {
+        let cluster = t.cluster_scope == Some(true);
+        let template = observed
+            .templates
+            .get(&(cluster, t.template_name.clone()))
+            .ok_or_else(|| match cluster {
+                true => format!(
+                    "templates[{i}]: ClusterAnalysisTemplate {:?} not found",
+                    t.template_name
+                ),
+                false => format!(
+                    "templates[{i}]: AnalysisTemplate {:?} not found in namespace {namespace:?}",
+                    t.template_name
+                ),
+            })?;
+        for m in &template.metrics {
+            if spec.metrics.iter().any(|x| x.name == m.name) {
+                return Err(format!(
+                    "templates[{i}]: metric {:?} is in two templates",
+                    m.name
+                ));
+            }
+            spec.metrics.push(m.clone());
+        }
+        template_args.extend(template.args.iter().cloned());
+        spec.dry_run.extend(template.dry_run.iter().cloned());
+        spec.measurement_retention
+            .extend(template.measurement_retention.iter().cloned());
+    }
+    let mut merged = args::merge(&template_args, given).map_err(|e| format!("args: {e}"))?;
+    for a in &mut merged {
+        let field = a
+            .value_from
+            .as_ref()
+            .and_then(|f| f.field_ref.as_ref())
+            .map(|f| f.field_path.clone());
+        if let Some(path) = field {
+            a.value = Some(
+                args::field(&observed.rollout, &path)
+                    .map_err(|e| format!("args: argument {:?}: {e}", a.name))?,
+            );
+            a.value_from = None;
+        }
+        let secret = a
+            .value_from
+            .as_ref()
+            .is_some_and(|f| f.secret_key_ref.is_some());
+        if a.value.is_none() && !secret {
+            return Err(format!(
+                "args: argument {:?} has no value: give it in the Rollout's analysis args",
+                a.name
+            ));
+        }
+    }
+    let problems = crate::analysis::lint::lint_metrics(&spec.metrics, &merged);
+    if let Some(p) = problems.first() {
+        return Err(p.clone());
+    }
+    spec.args = merged;
+    Ok(spec)
+}
+
+/// Checks every analysis the spec names can be built; the message names the field.
+pub fn validate(rollout: &Rollout, observed: &AnalysisObserved) -> Result<(), String> {
+    let ns = rollout.metadata.namespace.clone().unwrap_or_default();
+    for (field, templates, given) in references(rollout) {
+        build_spec(observed, &ns, templates, given).map_err(|e| format!("{field}.{e}"))?;
+    }
+    Ok(())
+}
+
+/// What a gate says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Gate {
+    /// The run is being created or is measuring.
+    Waiting,
+    /// Successful, or Inconclusive and accepted by a promote.
+    Passed,
+    /// Failed or Error: abort.
+    Failed(String),
+    /// Inconclusive: pause until a promote or an abort.
+    Inconclusive(String),
+}
+
+/// The name of the run of `kind` for revision `hash`.
+pub fn run_name(rollout: &str, hash: &str, kind: RunKind, attempt: i32) -> String {
+    let base = format!("{rollout}-{hash}-{}", kind.short());
+    if attempt > 0 {
+        format!("{base}-{attempt}")
+    } else {
+        base
+    }
+}
+
+/// Labels of the run of `kind` for revision `hash`.
+pub fn run_labels(hash: &str, kind: RunKind, attempt: i32) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (HASH_LABEL.to_string(), hash.to_string()),
+        (ANALYSIS_KIND_LABEL.to_string(), kind.label().to_string()),
+        (ANALYSIS_ATTEMPT_LABEL.to_string(), attempt.to_string()),
+    ]);
+    if let RunKind::Step(i) = kind {
+        labels.insert(ANALYSIS_STEP_LABEL.to_string(), i.to_string());
+    }
+    labels
+}
+
+/// Gates on the analysis of `kind` for revision `hash`: creates its run when there is none, and
+/// says what its phase means for the rollout.
+pub(crate) fn gate(
+    d: &mut Draft,
+    hash: &str,
+    kind: RunKind,
+    templates: &[AnalysisTemplateRef],
+    given: &[Argument],
+) -> Gate {
+    let attempt = d.status.analysis_attempt.unwrap_or(0);
+    let name = run_name(&d.rollout_name, hash, kind, attempt);
+    d.wanted_runs.push((name.clone(), kind));
+    let Some(run) = d.observed.analysis.runs.iter().find(|r| r.name == name) else {
+        if d.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateAnalysisRun { name: n, .. } if *n == name))
+        {
+            return Gate::Waiting;
+        }
+        match build_spec(&d.observed.analysis, &d.namespace, templates, given) {
+            Ok(spec) => {
+                d.actions.push(Action::CreateAnalysisRun {
+                    name: name.clone(),
+                    labels: run_labels(hash, kind, attempt),
+                    spec: Box::new(spec),
+                });
+                d.event(
+                    "AnalysisRunCreated",
+                    format!("analysis run {name} started ({})", kind.label()),
+                );
+                return Gate::Waiting;
+            }
+            // validate() built it already; a template changing in between is caught next time.
+            Err(e) => return Gate::Failed(format!("analysis run {name}: {e}")),
+        }
+    };
+    let message = || {
+        format!(
+            "analysis run {name} {}: {}",
+            run.phase.unwrap_or_default().as_str(),
+            run.message.clone().unwrap_or_default()
+        )
+    };
+    match run.phase {
+        Some(AnalysisPhase::Successful) => Gate::Passed,
+        Some(AnalysisPhase::Inconclusive) if d.status.accepted_analysis_runs.contains(&name) => {
+            Gate::Passed
+        }
+        Some(AnalysisPhase::Inconclusive) => Gate::Inconclusive(message()),
+        Some(AnalysisPhase::Failed | AnalysisPhase::Error) => Gate::Failed(message()),
+        _ => Gate::Waiting,
+    }
+}
+
+/// Acts on what a gate said; returns true when the machine should stop where it is (waiting,
+/// paused or aborting). On Failed the abort is set, for the machine to run its abort path.
+pub(crate) fn hold(d: &mut Draft, gate: Gate) -> bool {
+    match gate {
+        Gate::Passed => false,
+        Gate::Waiting => true,
+        Gate::Inconclusive(message) => {
+            if !d.has_pause(PauseReason::InconclusiveAnalysis) {
+                d.warning(
+                    "AnalysisInconclusive",
+                    format!("{message}; paused: promote to continue, abort to stop"),
+                );
+            }
+            d.pause(PauseReason::InconclusiveAnalysis);
+            true
+        }
+        Gate::Failed(message) => {
+            d.status.abort = true;
+            d.status.aborted_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(d.now));
+            d.warning("AnalysisFailed", format!("{message}; aborting"));
+            true
+        }
+    }
+}
+
+/// Names of the current revision's Inconclusive runs, which a promote accepts.
+pub(crate) fn inconclusive_runs(d: &Draft) -> Vec<String> {
+    let attempt = d.status.analysis_attempt.unwrap_or(0);
+    d.observed
+        .analysis
+        .runs
+        .iter()
+        .filter(|r| {
+            Some(&r.hash) == d.status.current_revision.as_ref()
+                && r.attempt == attempt
+                && r.phase == Some(AnalysisPhase::Inconclusive)
+        })
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// Terminates running AnalysisRuns no gate asked for in this plan (the rollout ended, the step
+/// was skipped, the revision was replaced), and deletes finished ones beyond the history limits.
+/// The current revision's runs count only once it is replaced, so the decision does not depend
+/// on which gates this plan happened to pass through.
+pub(crate) fn retire(d: &mut Draft) {
+    let history = d.spec.analysis.clone().unwrap_or_default();
+    let mut keep_successful = history
+        .successful_run_history_limit
+        .unwrap_or(DEFAULT_SUCCESSFUL_RUN_HISTORY_LIMIT)
+        .max(0);
+    let mut keep_unsuccessful = history
+        .unsuccessful_run_history_limit
+        .unwrap_or(DEFAULT_UNSUCCESSFUL_RUN_HISTORY_LIMIT)
+        .max(0);
+    // A rollout that has nothing in flight (promoted, or back on stable) needs no analysis,
+    // whatever gates this plan passed on its way there.
+    if d.status.current_revision == d.status.stable_revision {
+        d.wanted_runs.clear();
+    }
+    let attempt = d.status.analysis_attempt.unwrap_or(0);
+    let current = d.status.current_revision.clone();
+    let mut runs: Vec<ObservedRun> = d
+        .observed
+        .analysis
+        .runs
+        .iter()
+        .filter(|r| !d.wanted_runs.iter().any(|(n, _)| *n == r.name))
+        .cloned()
+        .collect();
+    // The current revision's runs are not history yet; the limits apply to the others.
+    let is_current = |r: &ObservedRun| Some(&r.hash) == current.as_ref() && r.attempt == attempt;
+    // Newest first; names break ties so the order is total.
+    runs.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
+    for r in runs {
+        match r.phase {
+            Some(p) if p.is_terminal() && is_current(&r) => {}
+            Some(p) if p.is_terminal() => {
+                let keep = if p == AnalysisPhase::Successful {
+                    &mut keep_successful
+                } else {
+                    &mut keep_unsuccessful
+                };
+                if *keep > 0 {
+                    *keep -= 1;
+                } else {
+                    d.actions.push(Action::DeleteAnalysisRun { name: r.name });
+                }
+            }
+            _ if !r.terminating => d
+                .actions
+                .push(Action::TerminateAnalysisRun { name: r.name }),
+            _ => {}
+        }
+    }
+}
+
+/// The first run a gate of this plan waits for, for the status message.
+pub(crate) fn waiting_on(d: &Draft) -> Option<String> {
+    waiting(d)
+        .find(|(_, kind)| *kind != RunKind::Background)
+        .map(|(name, _)| name.clone())
+}
+
+fn waiting<'a>(d: &'a Draft) -> impl Iterator<Item = &'a (String, RunKind)> {
+    d.wanted_runs.iter().filter(|(name, _)| {
+        d.observed
+            .analysis
+            .runs
+            .iter()
+            .find(|r| r.name == *name)
+            .is_none_or(|r| !r.phase.is_some_and(AnalysisPhase::is_terminal))
+    })
+}
+
+/// A gate of this plan (not the background analysis) waits for its run, whose status changes
+/// wake the Rollout: no progress-deadline requeue is needed meanwhile.
+pub(crate) fn gate_waiting(d: &Draft) -> bool {
+    waiting(d).any(|(_, kind)| *kind != RunKind::Background)
+}
+
+/// The current revision's runs that gate a step or a promotion (not the background one).
+fn gating_runs<'a>(d: &'a Draft) -> impl Iterator<Item = &'a ObservedRun> {
+    let attempt = d.status.analysis_attempt.unwrap_or(0);
+    let current = d.status.current_revision.clone();
+    d.observed.analysis.runs.iter().filter(move |r| {
+        Some(&r.hash) == current.as_ref() && r.attempt == attempt && r.kind != RunKind::Background
+    })
+}
+
+/// A gating analysis is measuring: waiting for it is not a lack of progress.
+pub(crate) fn measuring(d: &Draft) -> bool {
+    gating_runs(d).any(|r| !r.terminating && !r.phase.is_some_and(AnalysisPhase::is_terminal))
+}
+
+/// When a gating analysis last measured, so the progress deadline counts from there once it
+/// ends.
+pub(crate) fn last_activity(d: &Draft) -> Option<Timestamp> {
+    gating_runs(d).filter_map(|r| r.updated).max()
+}

@@ -1,0 +1,618 @@
+//! Metric analysis against the real Prometheus: an exporter in the test process is scraped every
+//! second, and the test moves its error rate to drive the analysis.
+
+use std::time::{Duration, Instant};
+
+use fledge::api::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate};
+use fledge::api::{PauseReason, Phase, RequestAction, Rollout};
+use kube::api::ListParams;
+use serde_json::json;
+
+use crate::exporter::{Exporter, OwnPrometheus, prometheus_url, wait_for_value};
+use crate::harness::{MINUTE, TestEnv, canary_rollout, pod_template};
+
+const WINDOW: &str = "3s";
+
+/// An AnalysisTemplate `error-rate` on the exporter's error ratio: above 10% fails.
+async fn error_rate_template(
+    env: &TestEnv,
+    prometheus: &str,
+    exporter: &Exporter,
+    extra: serde_json::Value,
+) {
+    let mut metric = json!({
+        "name": "error-rate",
+        "interval": "1s",
+        "count": 3,
+        "successCondition": "result <= 0.1",
+        "failureCondition": "result > 0.1",
+        "provider": {"prometheus": {"address": prometheus, "query": exporter.error_ratio_query(WINDOW)}},
+    });
+    metric
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    env.apply::<AnalysisTemplate>(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "error-rate"},
+        "spec": {"metrics": [metric]},
+    }))
+    .await;
+}
+
+/// An exporter of healthy traffic, scraped by the local Prometheus, with data to query.
+async fn healthy_exporter(env: &TestEnv) -> Exporter {
+    let mut exporter = Exporter::start(&env.ns).await;
+    exporter.set_rates(100.0, 0.0);
+    exporter.scrape();
+    wait_for_value(&prometheus_url(), &exporter.error_ratio_query(WINDOW)).await;
+    exporter
+}
+
+fn steps() -> serde_json::Value {
+    json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}])
+}
+
+fn status(r: &Rollout) -> fledge::api::RolloutStatus {
+    r.status.clone().unwrap_or_default()
+}
+
+async fn runs(env: &TestEnv) -> Vec<AnalysisRun> {
+    env.api::<AnalysisRun>()
+        .list(&ListParams::default())
+        .await
+        .expect("listing AnalysisRuns")
+        .items
+}
+
+/// Waits until one AnalysisRun has at least `n` measurements; returns its name.
+async fn wait_measured(env: &TestEnv, n: usize) -> String {
+    env.wait_for(&format!("a run with {n} measurements"), MINUTE, || async {
+        let runs = runs(env).await;
+        let measured = runs.iter().find(|r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.metric_results.first())
+                .is_some_and(|m| m.measurements.len() >= n)
+        });
+        match measured {
+            Some(r) => Ok(r.metadata.name.clone().unwrap()),
+            None => Err(format!(
+                "{:?}",
+                runs.iter().map(|r| &r.status).collect::<Vec<_>>()
+            )),
+        }
+    })
+    .await
+}
+
+async fn run_phase(env: &TestEnv, name: &str) -> Option<AnalysisPhase> {
+    let run = env.api::<AnalysisRun>().get(name).await.ok()?;
+    run.status?.phase
+}
+
+/// Polls the Rollout every 50 ms until `pred`, checking `invariant` at every look; returns how
+/// long it took. Finer than `wait_rollout`, for the breach-to-abort measurement.
+async fn time_until(
+    env: &TestEnv,
+    what: &str,
+    pred: impl Fn(&Rollout) -> bool,
+    invariant: impl Fn(&Rollout),
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let r = env.rollout("web").await;
+        invariant(&r);
+        if pred(&r) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < MINUTE,
+            "timed out waiting for {what}: {:?}",
+            r.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_canary_passes_analysis_and_promotes() {
+    let env = TestEnv::canary("an-pass").await;
+    let exporter = healthy_exporter(&env).await;
+    error_rate_template(&env, &prometheus_url(), &exporter, json!({})).await;
+    let v1 = crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps())).await;
+
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps()))
+        .await;
+    let r = env
+        .wait_rollout("web", "v2 promoted", MINUTE, |r| {
+            let s = status(r);
+            s.phase == Some(Phase::Healthy) && s.stable_revision.as_deref() != Some(v1.as_str())
+        })
+        .await;
+    let v2 = status(&r).stable_revision.unwrap();
+    let runs = runs(&env).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let s = runs[0].status.clone().unwrap();
+    assert_eq!(s.phase, Some(AnalysisPhase::Successful), "{s:?}");
+    assert_eq!(s.metric_results[0].successful, 3);
+    let labels = runs[0].metadata.labels.clone().unwrap();
+    assert_eq!(labels.get(fledge::api::HASH_LABEL), Some(&v2));
+    assert_eq!(labels.get("fledge.dev/step").map(String::as_str), Some("1"));
+}
+
+#[tokio::test]
+async fn an_error_rate_above_threshold_fails_the_run_and_aborts_with_weight_0() {
+    let env = TestEnv::canary("an-fail").await;
+    let exporter = healthy_exporter(&env).await;
+    error_rate_template(&env, &prometheus_url(), &exporter, json!({"count": 120})).await;
+    let v1 = crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps())).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps()))
+        .await;
+    let run = wait_measured(&env, 2).await;
+
+    // Breach: half the requests fail from now on.
+    exporter.set_rates(100.0, 100.0);
+    let took = time_until(
+        &env,
+        "abort with weight 0",
+        |r| status(r).abort && status(r).canary_weight == Some(0),
+        |r| {
+            assert_eq!(
+                status(r).stable_revision.as_deref(),
+                Some(v1.as_str()),
+                "never promoted"
+            )
+        },
+    )
+    .await;
+    eprintln!(
+        "MEASURED breach to abort (error rate, Prometheus scraped every 1s, interval 1s, rate[{WINDOW}]): {took:?}"
+    );
+    assert_eq!(run_phase(&env, &run).await, Some(AnalysisPhase::Failed));
+    let r = env
+        .wait_rollout("web", "Degraded", MINUTE, |r| {
+            status(r).phase == Some(Phase::Degraded)
+        })
+        .await;
+    assert!(status(&r).message.unwrap().contains("aborted"));
+    let v2 = status(&r).current_revision.unwrap();
+    env.wait_replica_sets("canary gone", vec![(v1, 2, 2), (v2, 0, 0)])
+        .await;
+}
+
+#[tokio::test]
+async fn prometheus_stopped_mid_run_is_an_error_and_an_abort_never_a_promotion() {
+    let env = TestEnv::canary("an-down").await;
+    let exporter = Exporter::start(&env.ns).await;
+    exporter.set_rates(100.0, 0.0);
+    let mut prometheus = OwnPrometheus::start(&exporter).await;
+    wait_for_value(&prometheus.url, &exporter.error_ratio_query(WINDOW)).await;
+    error_rate_template(
+        &env,
+        &prometheus.url.clone(),
+        &exporter,
+        json!({"count": 120, "consecutiveErrorLimit": 3}),
+    )
+    .await;
+    let v1 = crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps())).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps()))
+        .await;
+    let run = wait_measured(&env, 2).await;
+
+    prometheus.stop();
+    let took = time_until(
+        &env,
+        "abort after consecutive errors",
+        |r| status(r).abort && status(r).canary_weight == Some(0),
+        |r| {
+            assert_eq!(
+                status(r).stable_revision.as_deref(),
+                Some(v1.as_str()),
+                "never promoted"
+            )
+        },
+    )
+    .await;
+    eprintln!("MEASURED Prometheus stopped to abort (3 errors in a row at 1s): {took:?}");
+    let ar = env.api::<AnalysisRun>().get(&run).await.unwrap();
+    let s = ar.status.unwrap();
+    assert_eq!(s.phase, Some(AnalysisPhase::Error), "{s:?}");
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("errors in a row"),
+        "{s:?}"
+    );
+    assert!(s.metric_results[0].successful >= 2);
+}
+
+#[tokio::test]
+async fn no_data_is_inconclusive_and_pauses_then_promote_resumes() {
+    let env = TestEnv::canary("an-nodata").await;
+    let exporter = healthy_exporter(&env).await;
+    // A job nobody scrapes: the query answers an empty vector.
+    env.apply::<AnalysisTemplate>(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "error-rate"},
+        "spec": {"metrics": [{
+            "name": "error-rate",
+            "successCondition": "result <= 0.1",
+            "provider": {"prometheus": {
+                "address": prometheus_url(),
+                "query": exporter.error_ratio_query(WINDOW).replace(&env.ns, "nobody-scrapes-this"),
+            }},
+        }]},
+    }))
+    .await;
+    let v1 = crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps())).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps()))
+        .await;
+    let r = env
+        .wait_rollout("web", "paused, inconclusive", MINUTE, |r| {
+            status(r)
+                .pause_conditions
+                .iter()
+                .any(|p| p.reason == PauseReason::InconclusiveAnalysis)
+        })
+        .await;
+    assert_eq!(status(&r).phase, Some(Phase::Paused));
+    assert_eq!(status(&r).stable_revision.as_deref(), Some(v1.as_str()));
+    let runs = runs(&env).await;
+    let s = runs[0].status.clone().unwrap();
+    assert_eq!(s.phase, Some(AnalysisPhase::Inconclusive));
+    assert!(s.message.unwrap().contains("no data"));
+
+    env.request("web", RequestAction::Promote).await;
+    env.wait_rollout("web", "promoted after promote", MINUTE, |r| {
+        let s = status(r);
+        s.phase == Some(Phase::Healthy) && s.stable_revision.as_deref() != Some(v1.as_str())
+    })
+    .await;
+}
+
+fn blue_green(version: &str, analysis: serde_json::Value) -> serde_json::Value {
+    let mut bg = json!({"activeService": "web-active", "previewService": "web-preview", "scaleDownDelaySeconds": 30});
+    bg.as_object_mut()
+        .unwrap()
+        .extend(analysis.as_object().unwrap().clone());
+    json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": pod_template("web", version),
+            "strategy": {"blueGreen": bg},
+        },
+    })
+}
+
+async fn blue_green_env(name: &str) -> TestEnv {
+    let mut env = TestEnv::new(name).await;
+    env.service("web-active", "web").await;
+    env.service("web-preview", "web").await;
+    env.start_operator();
+    env
+}
+
+#[tokio::test]
+async fn blue_green_pre_promotion_failure_keeps_the_old_active_service() {
+    let env = blue_green_env("an-bg-pre").await;
+    let exporter = healthy_exporter(&env).await;
+    error_rate_template(&env, &prometheus_url(), &exporter, json!({})).await;
+    let gate = json!({"prePromotionAnalysis": {"templates": [{"templateName": "error-rate"}]}});
+    env.apply::<Rollout>(blue_green("1", gate.clone())).await;
+    let r = env
+        .wait_rollout("web", "v1 Healthy", MINUTE, |r| {
+            status(r).phase == Some(Phase::Healthy)
+        })
+        .await;
+    let v1 = status(&r).stable_revision.unwrap();
+
+    exporter.set_rates(100.0, 100.0);
+    wait_for_value(
+        &prometheus_url(),
+        &format!("({}) > 0.2", exporter.error_ratio_query(WINDOW)),
+    )
+    .await;
+    env.apply::<Rollout>(blue_green("2", gate)).await;
+    let r = env
+        .wait_rollout("web", "aborted", MINUTE, |r| status(r).abort)
+        .await;
+    let v2 = status(&r).current_revision.unwrap();
+    assert_ne!(v1, v2);
+    assert_eq!(env.service_hash("web-active").await, Some(v1.clone()));
+    let runs = runs(&env).await;
+    assert_eq!(
+        runs[0].status.as_ref().unwrap().phase,
+        Some(AnalysisPhase::Failed)
+    );
+    env.wait_replica_sets("preview gone", vec![(v1.clone(), 2, 2), (v2, 0, 0)])
+        .await;
+    assert_eq!(env.service_hash("web-active").await, Some(v1));
+}
+
+#[tokio::test]
+async fn blue_green_post_promotion_failure_switches_back() {
+    let env = blue_green_env("an-bg-post").await;
+    let exporter = healthy_exporter(&env).await;
+    error_rate_template(&env, &prometheus_url(), &exporter, json!({"count": 120})).await;
+    let gate = json!({"postPromotionAnalysis": {"templates": [{"templateName": "error-rate"}]}});
+    env.apply::<Rollout>(blue_green("1", gate.clone())).await;
+    let r = env
+        .wait_rollout("web", "v1 Healthy", MINUTE, |r| {
+            status(r).phase == Some(Phase::Healthy)
+        })
+        .await;
+    let v1 = status(&r).stable_revision.unwrap();
+
+    env.apply::<Rollout>(blue_green("2", gate)).await;
+    let r = env
+        .wait_rollout("web", "v2 revision known", MINUTE, |r| {
+            status(r).current_revision.as_deref() != Some(v1.as_str())
+        })
+        .await;
+    let v2 = status(&r).current_revision.unwrap();
+    env.wait_for("active switched to v2", MINUTE, || async {
+        match env.service_hash("web-active").await {
+            Some(h) if h == v2 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    wait_measured(&env, 2).await;
+    // The old revision is still the stable one, at full size, while the analysis runs.
+    let r = env.rollout("web").await;
+    assert_eq!(status(&r).stable_revision.as_deref(), Some(v1.as_str()));
+
+    exporter.set_rates(100.0, 100.0);
+    let took = time_until(
+        &env,
+        "abort",
+        |r| status(r).abort,
+        |r| {
+            assert_eq!(
+                status(r).stable_revision.as_deref(),
+                Some(v1.as_str()),
+                "never promoted"
+            )
+        },
+    )
+    .await;
+    eprintln!("MEASURED breach to abort (blue-green post-promotion): {took:?}");
+    assert_eq!(env.service_hash("web-active").await, Some(v1.clone()));
+    env.wait_replica_sets("new revision gone", vec![(v1.clone(), 2, 2), (v2, 0, 0)])
+        .await;
+}
+
+#[tokio::test]
+async fn web_provider_reads_json_with_a_header_from_a_secret() {
+    let env = TestEnv::canary("an-web").await;
+    let server = crate::exporter::JsonServer::start("s3cret").await;
+    server.set_body(json!({"data": {"errorRate": 0.01}}));
+    env.apply::<k8s_openapi::api::core::v1::Secret>(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "health-token"},
+        "stringData": {"token": "Bearer s3cret"},
+    }))
+    .await;
+    env.apply::<AnalysisTemplate>(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "error-rate"},
+        "spec": {
+            "args": [{"name": "url"}],
+            "metrics": [{
+                "name": "error-rate",
+                "interval": "1s",
+                "count": 2,
+                "successCondition": "result < 0.05",
+                "failureCondition": "result >= 0.05",
+                "provider": {"web": {
+                    "url": "{{args.url}}",
+                    "jsonPath": "{$.data.errorRate}",
+                    "headers": [{"key": "Authorization", "valueFrom": {"secretKeyRef": {"name": "health-token", "key": "token"}}}],
+                }},
+            }],
+        },
+    }))
+    .await;
+    let steps = json!([{"setWeight": 50}, {"analysis": {
+        "templates": [{"templateName": "error-rate"}],
+        "args": [{"name": "url", "value": server.url}],
+    }}]);
+    let v1 = crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps.clone())).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps.clone()))
+        .await;
+    env.wait_rollout("web", "v2 promoted", MINUTE, |r| {
+        status(r).phase == Some(Phase::Healthy)
+            && status(r).stable_revision.as_deref() != Some(v1.as_str())
+    })
+    .await;
+    let runs = runs(&env).await;
+    let s = runs[0].status.clone().unwrap();
+    assert_eq!(s.phase, Some(AnalysisPhase::Successful), "{s:?}");
+    assert_eq!(
+        s.metric_results[0].measurements[0].value.as_deref(),
+        Some("0.01")
+    );
+
+    // A failing answer fails the next revision's run.
+    server.set_body(json!({"data": {"errorRate": 0.5}}));
+    env.apply::<Rollout>(canary_rollout("web", 2, "3", steps))
+        .await;
+    let r = env
+        .wait_rollout("web", "v3 aborted", MINUTE, |r| status(r).abort)
+        .await;
+    assert_eq!(status(&r).canary_weight, Some(0));
+}
+
+/// A Job measurement: KWOK completes a Job's pods, so a schedulable Job succeeds; one whose pod
+/// can never be scheduled fails at its `activeDeadlineSeconds`.
+fn job_template(fail: bool) -> serde_json::Value {
+    let mut pod = json!({
+        "restartPolicy": "Never",
+        "containers": [{"name": "check", "image": "registry.example/smoke:1"}],
+    });
+    if fail {
+        pod["nodeSelector"] = json!({"no-such-node": "true"});
+    }
+    json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "smoke"},
+        "spec": {"metrics": [{
+            "name": "smoke",
+            "provider": {"job": {"spec": {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": 3,
+                "template": {"spec": pod},
+            }}},
+        }]},
+    })
+}
+
+async fn jobs(env: &TestEnv) -> usize {
+    env.api::<k8s_openapi::api::batch::v1::Job>()
+        .list(&ListParams::default().labels(fledge::api::analysis::ANALYSIS_RUN_LABEL))
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+#[tokio::test]
+async fn job_provider_succeeds_fails_and_cleans_up() {
+    let env = TestEnv::canary("an-job").await;
+    env.apply::<AnalysisTemplate>(job_template(false)).await;
+    let steps =
+        json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "smoke"}]}}]);
+    let v1 = crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps.clone())).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps.clone()))
+        .await;
+    env.wait_rollout("web", "v2 promoted", MINUTE, |r| {
+        status(r).phase == Some(Phase::Healthy)
+            && status(r).stable_revision.as_deref() != Some(v1.as_str())
+    })
+    .await;
+    env.wait_for("Jobs cleaned up", MINUTE, || async {
+        match jobs(&env).await {
+            0 => Ok(()),
+            n => Err(format!("{n} Jobs left")),
+        }
+    })
+    .await;
+
+    env.apply::<AnalysisTemplate>(job_template(true)).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "3", steps))
+        .await;
+    let r = env
+        .wait_rollout("web", "v3 aborted", MINUTE, |r| status(r).abort)
+        .await;
+    assert_eq!(status(&r).canary_weight, Some(0));
+    let failed: Vec<_> = runs(&env)
+        .await
+        .into_iter()
+        .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AnalysisPhase::Failed))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    let m = &failed[0].status.as_ref().unwrap().metric_results[0].measurements[0];
+    assert!(
+        m.message.as_deref().unwrap_or_default().contains("failed"),
+        "{m:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_condition_that_does_not_compile_is_an_invalid_spec_and_bad_steps_are_rejected() {
+    let env = TestEnv::canary("an-invalid").await;
+    env.apply::<AnalysisTemplate>(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "error-rate"},
+        "spec": {"metrics": [{
+            "name": "error-rate",
+            "successCondition": "result <",
+            "provider": {"prometheus": {"address": "http://127.0.0.1:1", "query": "up"}},
+        }]},
+    }))
+    .await;
+    env.apply::<Rollout>(canary_rollout("web", 1, "1", steps()))
+        .await;
+    let r = env
+        .wait_rollout("web", "InvalidSpec", MINUTE, |r| {
+            fledge::api::conditions::is_true(
+                &status(r).conditions,
+                fledge::api::conditions::INVALID_SPEC,
+            )
+        })
+        .await;
+    let message = status(&r).message.unwrap();
+    assert!(
+        message.contains("strategy.canary.steps[1].analysis")
+            && message.contains("successCondition"),
+        "{message}"
+    );
+
+    // Admission: a step with two actions, and a metric without a provider.
+    let mut two = canary_rollout(
+        "bad",
+        1,
+        "1",
+        json!([{"setWeight": 10, "analysis": {"templates": [{"templateName": "x"}]}}]),
+    );
+    two["metadata"]["name"] = json!("bad");
+    let err = env
+        .rollouts()
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(two).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("exactly one of setWeight, pause, setCanaryScale, analysis"),
+        "{err}"
+    );
+    let no_provider: AnalysisTemplate = serde_json::from_value(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "no-provider"},
+        "spec": {"metrics": [{"name": "m", "provider": {}}]},
+    }))
+    .unwrap();
+    let err = env
+        .api::<AnalysisTemplate>()
+        .create(&kube::api::PostParams::default(), &no_provider)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("exactly one of prometheus, web, job"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_ready_made_templates_pass_a_server_side_dry_run() {
+    let env = TestEnv::new("an-templates").await;
+    let api = kube::Api::<fledge::api::ClusterAnalysisTemplate>::all(env.client.clone());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("analysis-templates");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("analysis-templates/ exists") {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let t: fledge::api::ClusterAnalysisTemplate = serde::Deserialize::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let dry_run = kube::api::PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            api.create(&dry_run, &t)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked}");
+}
