@@ -11,8 +11,9 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
@@ -38,6 +39,7 @@ pub enum Error {
 struct Context {
     client: Client,
     providers: Providers,
+    recorder: Recorder,
 }
 
 /// A Job measurement in progress is looked at again on every change of its Job; this is only a
@@ -69,7 +71,15 @@ pub async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let ctx = Arc::new(Context { client, providers });
+    let reporter = Reporter {
+        controller: "fledge".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        providers,
+    });
     Controller::new(runs, watcher::Config::default().labels(&selector))
         .owns(jobs, watcher::Config::default().labels(ANALYSIS_RUN_LABEL))
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
@@ -152,6 +162,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
             status.phase = Some(AnalysisPhase::Error);
             status.message = Some(message);
             write_status(&ctx, &run, &old, &status).await?;
+            record_phase(&ctx, &run, &status).await;
             return Ok(Requeue::await_change());
         }
     };
@@ -190,10 +201,11 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
     }
     let now = Timestamp::now();
     let schedule = run::assess(&spec, &mut status, now);
+    write_status(&ctx, &run, &old, &status).await?;
     if status.phase != old.phase {
         info!(phase = ?status.phase, message = ?status.message, "analysis run phase");
+        record_phase(&ctx, &run, &status).await;
     }
-    write_status(&ctx, &run, &old, &status).await?;
     if status.phase.is_some_and(AnalysisPhase::is_terminal) {
         clean_up(&ctx, &run).await?;
         return Ok(Requeue::await_change());
@@ -216,6 +228,28 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
             (None, false) => Requeue::await_change(),
         }
     })
+}
+
+/// An Event on the run when it ends, so `kubectl describe` tells why.
+async fn record_phase(ctx: &Context, run: &AnalysisRun, status: &AnalysisRunStatus) {
+    let Some(phase) = status.phase.filter(|p| p.is_terminal()) else {
+        return;
+    };
+    let event = Event {
+        type_: if phase == AnalysisPhase::Successful {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: format!("AnalysisRun{}", phase.as_str()),
+        note: status.message.clone(),
+        action: "Measure".into(),
+        secondary: None,
+    };
+    // An Event is a courtesy; failing to record one must not fail the reconcile.
+    if let Err(error) = ctx.recorder.publish(&event, &run.object_ref(&())).await {
+        warn!(%error, "could not record event");
+    }
 }
 
 async fn clean_up(ctx: &Context, run: &AnalysisRun) -> Result<(), Error> {

@@ -170,6 +170,23 @@ async fn an_error_rate_above_threshold_fails_the_run_and_aborts_with_weight_0() 
         "MEASURED breach to abort (error rate, Prometheus scraped every 1s, interval 1s, rate[{WINDOW}]): {took:?}"
     );
     assert_eq!(run_phase(&env, &run).await, Some(AnalysisPhase::Failed));
+    env.wait_for("an AnalysisRunFailed event on the run", MINUTE, || async {
+        let events = env
+            .api::<k8s_openapi::api::events::v1::Event>()
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        events
+            .items
+            .iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("AnalysisRunFailed")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(run.as_str())
+            })
+            .map(|_| ())
+            .ok_or_else(|| format!("{} events", events.items.len()))
+    })
+    .await;
     let r = env
         .wait_rollout("web", "Degraded", MINUTE, |r| {
             status(r).phase == Some(Phase::Degraded)
