@@ -588,7 +588,7 @@ async fn a_condition_that_does_not_compile_is_an_invalid_spec_and_bad_steps_are_
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("exactly one of setWeight, pause, setCanaryScale, analysis"),
+            .contains("exactly one of setWeight, pause, setCanaryScale, setHeaderRoute, setMirrorRoute, analysis"),
         "{err}"
     );
     let no_provider: AnalysisTemplate = serde_json::from_value(json!({
