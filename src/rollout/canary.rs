@@ -48,61 +48,20 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     }
     d.pin(canary.canary_service.as_ref(), current);
 
-    let mut i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
-    if background(d, &canary, current, i) {
-        return plan(d, current);
-    }
-    loop {
-        if d.user_paused() || d.has_pause(PauseReason::InconclusiveAnalysis) {
-            break;
+    let walked = walk(d, &canary, current, |d, i| {
+        // Without a router only a weight needs the pods in place; a scale takes effect with
+        // the next weight.
+        if canary.steps[i as usize].set_weight.is_none() {
+            return true;
         }
-        if d.status.promote_full || i >= n {
-            d.status.current_step_index = Some(n);
-            promote(d, &canary, current, &stable);
-            return;
-        }
-        let step = &canary.steps[i as usize];
-        if step.set_weight.is_some() {
-            let (c, s) = targets(&canary, i, r);
-            if !(d.settled(current, c) && d.settled(&stable, s)) {
-                break;
-            }
-        } else if let Some(pause) = &step.pause {
-            let start = d.pause(PauseReason::CanaryPauseStep);
-            let Some(duration) = pause.duration.as_deref() else {
-                break; // until promoted
-            };
-            // validate() parsed every duration already.
-            let seconds = crate::api::duration::parse(duration).map_or(0, |d| d.as_secs());
-            let end = d.after_seconds(start, i32::try_from(seconds).unwrap_or(i32::MAX));
-            if d.now < end {
-                d.requeue_at(end);
-                break;
-            }
-            d.unpause(PauseReason::CanaryPauseStep);
-        } else if let Some(a) = &step.analysis {
-            let g = gate(d, current, RunKind::Step(i), &a.templates, &a.args);
-            if hold(d, g) {
-                if d.status.abort {
-                    // Failed: the abort path puts all traffic back on stable in this plan.
-                    d.status.current_step_index = Some(i);
-                    return plan(d, current);
-                }
-                break;
-            }
-        }
-        d.event(
-            "StepCompleted",
-            format!("step {i} ({}) completed", describe(step)),
-        );
-        i += 1;
-    }
-    let started_at = d.status.current_step_index.unwrap_or(0);
-    d.status.current_step_index = Some(i);
-    // Steps done in this plan may have reached `startingStep`.
-    if i != started_at && background(d, &canary, current, i) {
-        return plan(d, current);
-    }
+        let (c, s) = targets(&canary, i, r);
+        d.settled(current, c) && d.settled(&stable, s)
+    });
+    let i = match walked {
+        Walk::Abort => return plan(d, current),
+        Walk::Promote => return promote(d, &canary, current, &stable),
+        Walk::Stopped(i) => i,
+    };
 
     let (c, s) = targets(&canary, i, r);
     let surge = scaled_value(canary.max_surge.as_ref(), r, true).unwrap_or(1);
@@ -130,6 +89,79 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     d.scale(current, c_next);
     d.scale(&stable, s_next);
     d.status.canary_weight = Some(share(d.available(current), d.available(&stable)));
+}
+
+/// Where walking the steps stopped.
+enum Walk {
+    /// At this step, not done yet.
+    Stopped(i32),
+    /// Past the last step, or a full promotion.
+    Promote,
+    /// An analysis failed: the rollout aborts.
+    Abort,
+}
+
+/// Completes steps from the current one for as long as each is done, with or without a router:
+/// pauses and analyses the same way, and a sizing step when `sized(d, i)` says so.
+fn walk(
+    d: &mut Draft,
+    canary: &CanaryStrategy,
+    current: &str,
+    sized: impl Fn(&mut Draft, i32) -> bool,
+) -> Walk {
+    let n = canary.steps.len() as i32;
+    let mut i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
+    if background(d, canary, current, i) {
+        return Walk::Abort;
+    }
+    loop {
+        if d.user_paused() || d.has_pause(PauseReason::InconclusiveAnalysis) {
+            break;
+        }
+        if d.status.promote_full || i >= n {
+            d.status.current_step_index = Some(n);
+            return Walk::Promote;
+        }
+        let step = &canary.steps[i as usize];
+        if let Some(pause) = &step.pause {
+            let start = d.pause(PauseReason::CanaryPauseStep);
+            let Some(duration) = pause.duration.as_deref() else {
+                break; // until promoted
+            };
+            // validate() parsed every duration already.
+            let seconds = crate::api::duration::parse(duration).map_or(0, |d| d.as_secs());
+            let end = d.after_seconds(start, i32::try_from(seconds).unwrap_or(i32::MAX));
+            if d.now < end {
+                d.requeue_at(end);
+                break;
+            }
+            d.unpause(PauseReason::CanaryPauseStep);
+        } else if let Some(a) = &step.analysis {
+            let g = gate(d, current, RunKind::Step(i), &a.templates, &a.args);
+            if hold(d, g) {
+                if d.status.abort {
+                    // Failed: the abort path puts all traffic back on stable in this plan.
+                    d.status.current_step_index = Some(i);
+                    return Walk::Abort;
+                }
+                break;
+            }
+        } else if !sized(d, i) {
+            break;
+        }
+        d.event(
+            "StepCompleted",
+            format!("step {i} ({}) completed", describe(step)),
+        );
+        i += 1;
+    }
+    let started_at = d.status.current_step_index.unwrap_or(0);
+    d.status.current_step_index = Some(i);
+    // Steps done in this plan may have reached `startingStep`.
+    if i != started_at && background(d, canary, current, i) {
+        return Walk::Abort;
+    }
+    Walk::Stopped(i)
 }
 
 /// Background analysis runs beside the steps from `startingStep`; a full promotion skips it.
@@ -299,62 +331,18 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
     }
     d.unpause(PauseReason::TrafficRouteNotAccepted);
 
-    let mut i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
-    if background(d, canary, current, i) {
-        return plan(d, current);
-    }
-    loop {
-        if d.user_paused() || d.has_pause(PauseReason::InconclusiveAnalysis) {
-            break;
-        }
-        if d.status.promote_full || i >= n {
-            d.status.current_step_index = Some(n);
-            promote_routed(d, canary, current, stable, n);
-            return;
-        }
-        let step = &canary.steps[i as usize];
-        if let Some(pause) = &step.pause {
-            let start = d.pause(PauseReason::CanaryPauseStep);
-            let Some(duration) = pause.duration.as_deref() else {
-                break;
-            };
-            let seconds = crate::api::duration::parse(duration).map_or(0, |d| d.as_secs());
-            let end = d.after_seconds(start, i32::try_from(seconds).unwrap_or(i32::MAX));
-            if d.now < end {
-                d.requeue_at(end);
-                break;
-            }
-            d.unpause(PauseReason::CanaryPauseStep);
-        } else if let Some(a) = &step.analysis {
-            let g = gate(d, current, RunKind::Step(i), &a.templates, &a.args);
-            if hold(d, g) {
-                if d.status.abort {
-                    // Failed: the abort path takes all traffic off the canary in this plan.
-                    d.status.current_step_index = Some(i);
-                    return plan(d, current);
-                }
-                break;
-            }
-        } else {
-            // setWeight, setCanaryScale, setHeaderRoute, setMirrorRoute: done once the pods are
-            // there and the routing objects hold the step's traffic.
-            let (c, s) = routed_targets(d, canary, i);
-            let full = traffic_after(canary, i, c, r);
-            if !(d.settled(current, c) && d.settled(stable, s) && holds(d, &full)) {
-                break;
-            }
-        }
-        d.event(
-            "StepCompleted",
-            format!("step {i} ({}) completed", describe(step)),
-        );
-        i += 1;
-    }
-    let started_at = d.status.current_step_index.unwrap_or(0);
-    d.status.current_step_index = Some(i);
-    if i != started_at && background(d, canary, current, i) {
-        return plan(d, current);
-    }
+    // setWeight, setCanaryScale, setHeaderRoute, setMirrorRoute: done once the pods are there
+    // and the routing objects hold the step's traffic.
+    let walked = walk(d, canary, current, |d, i| {
+        let (c, s) = routed_targets(d, canary, i);
+        let full = traffic_after(canary, i, c, r);
+        d.settled(current, c) && d.settled(stable, s) && holds(d, &full)
+    });
+    let i = match walked {
+        Walk::Abort => return plan(d, current),
+        Walk::Promote => return promote_routed(d, canary, current, stable, n),
+        Walk::Stopped(i) => i,
+    };
 
     let (c, s) = routed_targets(d, canary, i);
     d.scale(current, c);

@@ -310,3 +310,58 @@ fn header_steps_on_smi_are_invalid_spec() {
         )
     );
 }
+
+#[test]
+fn a_failed_step_analysis_zeroes_the_route_before_scaling() {
+    use super::analysis::{RunKind, run_name};
+    use crate::api::analysis::AnalysisPhase;
+    let step = crate::api::CanaryStep {
+        analysis: Some(crate::api::RolloutAnalysis {
+            templates: vec![crate::api::AnalysisTemplateRef {
+                template_name: "errors".into(),
+                cluster_scope: None,
+            }],
+            args: vec![],
+        }),
+        ..Default::default()
+    };
+    let rollout = RolloutBuilder::canary()
+        .replicas(2)
+        .gateway("web")
+        .steps([w(50), step, w(100)])
+        .build();
+    let mut sim = Sim::new(rollout);
+    let (key, doc) = http_route("web");
+    sim.world.traffic.insert(key, Found::Object(doc));
+    sim.world.analysis.templates.insert(
+        (false, "errors".into()),
+        serde_yaml::from_str(
+            "metrics: [{name: errors, provider: {prometheus: {address: 'http://p:9090', query: up}}}]",
+        )
+        .unwrap(),
+    );
+    sim.settle();
+    sim.set_image("web:2");
+    sim.settle();
+    let v2 = hash_of("web:2");
+    // The analysis step holds the rollout at 50%, whatever time passes.
+    assert_eq!(sim.status().current_step_index, Some(1));
+    assert_eq!(weights(&sim), (50, 50));
+    let name = run_name(NAME, &v2, RunKind::Step(1), 0);
+    let run = sim
+        .world
+        .analysis
+        .runs
+        .iter_mut()
+        .find(|r| r.name == name)
+        .expect("the step's run");
+    run.phase = Some(AnalysisPhase::Failed);
+    let plan = sim.reconcile();
+    assert!(plan.status.abort);
+    assert!(
+        matches!(plan.actions[0], Action::ApplyRoute { .. }),
+        "{:?}",
+        plan.actions
+    );
+    assert_eq!(weights(&sim), (100, 0));
+}
