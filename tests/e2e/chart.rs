@@ -106,8 +106,24 @@ async fn apply_all(client: &Client, objects: &[DynamicObject]) {
     }
 }
 
+/// A kubeconfig file holding a ServiceAccount token, removed when this goes out of scope.
+struct TokenKubeconfig(PathBuf);
+
+impl std::ops::Deref for TokenKubeconfig {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TokenKubeconfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A kubeconfig for the cluster with a fresh token of ServiceAccount `sa` and nothing else.
-async fn service_account_kubeconfig(env: &TestEnv, sa: &str) -> PathBuf {
+async fn service_account_kubeconfig(env: &TestEnv, sa: &str) -> TokenKubeconfig {
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: vec![],
@@ -138,7 +154,7 @@ async fn service_account_kubeconfig(env: &TestEnv, sa: &str) -> PathBuf {
     });
     let path = std::env::temp_dir().join(format!("{}-{sa}.kubeconfig", env.ns));
     std::fs::write(&path, serde_yaml::to_string(&kubeconfig).unwrap()).expect("writing");
-    path
+    TokenKubeconfig(path)
 }
 
 async fn client_for(path: &Path) -> Client {
