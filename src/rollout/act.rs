@@ -60,14 +60,12 @@ pub async fn apply(
                     .map_err(|e| Error::Write("ReplicaSet", name, Box::new(e)))?;
             }
             Action::DeleteReplicaSet { name } => {
-                match Api::<ReplicaSet>::namespaced(client.clone(), &ns)
-                    .delete(name, &DeleteParams::background())
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(Error::Write("ReplicaSet", name.clone(), Box::new(e))),
-                }
+                gone_is_done(
+                    Api::<ReplicaSet>::namespaced(client.clone(), &ns)
+                        .delete(name, &DeleteParams::background())
+                        .await,
+                )
+                .map_err(|e| Error::Write("ReplicaSet", name.clone(), Box::new(e)))?;
             }
             Action::PinService { name, hash } => {
                 // A Service's selector is an atomic map under server-side apply: applying only
@@ -120,24 +118,20 @@ pub async fn apply(
                 // A merge patch, not an apply: a later apply of the run without the field would
                 // take `terminate` back.
                 let patch = json!({"spec": {"terminate": true}});
-                match Api::<AnalysisRun>::namespaced(client.clone(), &ns)
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), Box::new(e))),
-                }
+                gone_is_done(
+                    Api::<AnalysisRun>::namespaced(client.clone(), &ns)
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await,
+                )
+                .map_err(|e| Error::Write("AnalysisRun", name.clone(), Box::new(e)))?;
             }
             Action::DeleteAnalysisRun { name } => {
-                match Api::<AnalysisRun>::namespaced(client.clone(), &ns)
-                    .delete(name, &DeleteParams::background())
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), Box::new(e))),
-                }
+                gone_is_done(
+                    Api::<AnalysisRun>::namespaced(client.clone(), &ns)
+                        .delete(name, &DeleteParams::background())
+                        .await,
+                )
+                .map_err(|e| Error::Write("AnalysisRun", name.clone(), Box::new(e)))?;
             }
             Action::ApplyRoute { key, body } => {
                 routes_api(client, &ns, key)
@@ -146,16 +140,12 @@ pub async fn apply(
                     .map_err(|e| Error::Write(key.kind.name(), key.name.clone(), Box::new(e)))?;
             }
             Action::DeleteRoute { key } => {
-                match routes_api(client, &ns, key)
-                    .delete(&key.name, &DeleteParams::background())
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => {
-                        return Err(Error::Write(key.kind.name(), key.name.clone(), Box::new(e)));
-                    }
-                }
+                gone_is_done(
+                    routes_api(client, &ns, key)
+                        .delete(&key.name, &DeleteParams::background())
+                        .await,
+                )
+                .map_err(|e| Error::Write(key.kind.name(), key.name.clone(), Box::new(e)))?;
             }
             Action::UnpinService { name } => {
                 let Some(mut selector) = services
@@ -215,6 +205,15 @@ pub async fn apply(
 
 fn routes_api(client: &Client, ns: &str, key: &ObjectKey) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &key.kind.api_resource())
+}
+
+/// A delete or patch of an object that is already gone has nothing left to do.
+fn gone_is_done<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes the status when it changed. The patch first tests the resourceVersion the plan was

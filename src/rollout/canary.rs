@@ -355,11 +355,8 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
 }
 
 /// True when the routing objects hold `state` now (no write is needed for it).
-fn holds(d: &mut Draft, state: &TrafficState) -> bool {
-    let before = d.actions.clone();
-    let held = d.route(state);
-    d.actions = before;
-    held
+fn holds(d: &Draft, state: &TrafficState) -> bool {
+    d.route_writes(state).is_empty()
 }
 
 /// (canary, stable) pods for the steps up to `i` with a router: the canary's from its weight or

@@ -233,21 +233,15 @@ impl Draft<'_> {
     /// action (an abort's weight 0 goes out before any scaling). Returns true when they hold it
     /// already, which is when a step that set it is done.
     pub fn route(&mut self, state: &TrafficState) -> bool {
-        let Some(routing) = &self.routing else {
-            return true;
-        };
-        let objects = &self.observed.traffic;
-        let mut writes = Vec::new();
-        for router in &routing.routers {
-            // check() passed in validate(), so a render error here is a state the objects
-            // cannot take (e.g. too many header conditions); it leaves them as they are.
-            if let Ok(w) = router.render(objects, &routing.target, state) {
-                writes.extend(w);
-            }
-        }
-        let actions = pending_writes(objects, writes);
+        let actions = self.route_writes(state);
         let held = actions.is_empty();
-        if !held && let Some(r) = routing.routers.iter().find(|r| r.unreported(objects)) {
+        let objects = &self.observed.traffic;
+        let unreported = self
+            .routing
+            .iter()
+            .flat_map(|r| &r.routers)
+            .find(|r| r.unreported(objects));
+        if !held && let Some(r) = unreported {
             let what = r
                 .reads()
                 .first()
@@ -262,6 +256,23 @@ impl Draft<'_> {
             .retain(|a| !matches!(a, Action::ApplyRoute { .. } | Action::DeleteRoute { .. }));
         self.actions.splice(0..0, actions);
         held
+    }
+
+    /// The writes that would make the routing objects hold `state`; none when they do.
+    pub fn route_writes(&self, state: &TrafficState) -> Vec<Action> {
+        let Some(routing) = &self.routing else {
+            return Vec::new();
+        };
+        let objects = &self.observed.traffic;
+        let mut writes = Vec::new();
+        for router in &routing.routers {
+            // check() passed in validate(), so a render error here is a state the objects
+            // cannot take (e.g. too many header conditions); it leaves them as they are.
+            if let Ok(w) = router.render(objects, &routing.target, state) {
+                writes.extend(w);
+            }
+        }
+        pending_writes(objects, writes)
     }
 
     /// The canary weight the routing objects carry now, as read back from them.

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write, covers,
-    header_regex, managed_annotation, require, skeleton,
+    Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write, agreed,
+    canary_share, covers, header_regex, managed_annotation, require, skeleton,
 };
 use crate::api::{HeaderRouteMatch, SetHeaderRoute, SetMirrorRoute};
 
@@ -400,20 +400,11 @@ impl TrafficRouter for GatewayRoute {
                         .map(weight_of)
                         .sum()
                 };
-                let (s, c) = (sum(&target.stable_service), sum(&target.canary_service));
-                if s + c == 0 {
-                    0
-                } else {
-                    (c * 100 / (s + c)) as i32
-                }
+                canary_share(sum(&target.stable_service), sum(&target.canary_service))
             })
             .collect();
-        let weight = match weights.split_first() {
-            Some((w, rest)) if rest.iter().all(|x| x == w) => Some(*w),
-            _ => None,
-        };
         ReadBack {
-            weight,
+            weight: agreed(&weights),
             header_routes: present(&record.header),
             mirror_routes: present(&record.mirror),
         }

@@ -8,8 +8,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write,
-    header_regex, managed_annotation, require, skeleton,
+    Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write, agreed,
+    canary_share, header_regex, managed_annotation, require, skeleton,
 };
 use crate::api::{HASH_LABEL, HeaderRouteMatch, IstioDestinationRule, IstioRouting};
 
@@ -334,18 +334,10 @@ impl TrafficRouter for VirtualService {
                         .map(|d| d.get("weight").and_then(Value::as_i64).unwrap_or(0))
                         .sum()
                 };
-                let (s, c) = (w(false), w(true));
-                if s + c == 0 {
-                    0
-                } else {
-                    (c * 100 / (s + c)) as i32
-                }
+                canary_share(w(false), w(true))
             })
             .collect();
-        let weight = match weights.split_first() {
-            Some((w, rest)) if rest.iter().all(|x| x == w) => Some(*w),
-            _ => None,
-        };
+        let weight = agreed(&weights);
         let present = |mirror: bool| -> Vec<String> {
             http.iter()
                 .filter(|r| r.get("mirror").is_some() == mirror)

@@ -366,6 +366,39 @@ pub fn covers(live: &Value, written: &Value) -> bool {
     }
 }
 
+/// The canary's share, in percent, of the weight two backends carry together.
+pub fn canary_share(stable: i64, canary: i64) -> i32 {
+    if stable + canary <= 0 {
+        return 0;
+    }
+    (canary * 100 / (stable + canary)) as i32
+}
+
+/// The one weight every weighed rule carries; `None` when they disagree or there are none.
+pub fn agreed(weights: &[i32]) -> Option<i32> {
+    match weights.split_first() {
+        Some((w, rest)) if rest.iter().all(|x| x == w) => Some(*w),
+        _ => None,
+    }
+}
+
+/// Marks `body` as fledge's own object of `target`'s Rollout: labelled with it and, when it has
+/// a uid, owned by it, so that it goes with the Rollout.
+pub fn owned(body: &mut Map<String, Value>, target: &Target) {
+    body["metadata"]["labels"] = json!({crate::api::ROLLOUT_LABEL: target.rollout});
+    if let Some(owner) = &target.owner {
+        body["metadata"]["ownerReferences"] = json!([owner]);
+    }
+}
+
+/// Deletes object `key` that fledge created, if it is there.
+pub fn delete_owned(objects: &Objects, key: &ObjectKey) -> Vec<Write> {
+    match objects.get(key) {
+        Some(Found::Object(_)) => vec![Write::Delete { key: key.clone() }],
+        _ => Vec::new(),
+    }
+}
+
 /// The regular expression for a header condition, for routers that only know exact and regex
 /// matches. Prefixes are escaped so that their characters match themselves.
 pub fn header_regex(m: &HeaderRouteMatch) -> Option<String> {

@@ -5,10 +5,10 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write, require,
-    skeleton,
+    Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write,
+    delete_owned, owned, require, skeleton,
 };
-use crate::api::{NginxRouting, ROLLOUT_LABEL};
+use crate::api::NginxRouting;
 
 const FIELD: &str = "strategy.canary.trafficRouting.nginx";
 const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
@@ -150,10 +150,7 @@ impl TrafficRouter for CanaryIngress {
             annotations.insert(HEADER_ROUTE_ANNOTATION.into(), h.name.clone().into());
         }
         body["metadata"]["annotations"] = Value::Object(annotations);
-        body["metadata"]["labels"] = json!({ROLLOUT_LABEL: target.rollout});
-        if let Some(owner) = &target.owner {
-            body["metadata"]["ownerReferences"] = json!([owner]);
-        }
+        owned(&mut body, target);
         body.insert("spec".into(), self.canary_spec(stable, target)?);
         Ok(vec![Write::Apply {
             key: self.canary.clone(),
@@ -162,12 +159,7 @@ impl TrafficRouter for CanaryIngress {
     }
 
     fn remove_all(&self, objects: &Objects, _: &Target) -> Result<Vec<Write>, String> {
-        Ok(match objects.get(&self.canary) {
-            Some(Found::Object(_)) => vec![Write::Delete {
-                key: self.canary.clone(),
-            }],
-            _ => Vec::new(),
-        })
+        Ok(delete_owned(objects, &self.canary))
     }
 
     fn verify(&self, objects: &Objects, _: &Target) -> ReadBack {

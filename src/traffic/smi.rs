@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write, skeleton,
+    Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write,
+    canary_share, delete_owned, owned, skeleton,
 };
 use crate::api::{ROLLOUT_LABEL, SmiRouting};
 
@@ -82,10 +83,7 @@ impl TrafficRouter for TrafficSplit {
             _ => None,
         };
         let mut body = skeleton(&self.key, &target.namespace, current);
-        body["metadata"]["labels"] = json!({ROLLOUT_LABEL: target.rollout});
-        if let Some(owner) = &target.owner {
-            body["metadata"]["ownerReferences"] = json!([owner]);
-        }
+        owned(&mut body, target);
         let root = self
             .root
             .clone()
@@ -107,12 +105,7 @@ impl TrafficRouter for TrafficSplit {
     }
 
     fn remove_all(&self, objects: &Objects, _: &Target) -> Result<Vec<Write>, String> {
-        Ok(match objects.get(&self.key) {
-            Some(Found::Object(_)) => vec![Write::Delete {
-                key: self.key.clone(),
-            }],
-            _ => Vec::new(),
-        })
+        Ok(delete_owned(objects, &self.key))
     }
 
     fn verify(&self, objects: &Objects, target: &Target) -> ReadBack {
@@ -120,11 +113,7 @@ impl TrafficRouter for TrafficSplit {
             Some(Found::Object(split)) => {
                 let s = Self::backend_weight(split, &target.stable_service);
                 let c = Self::backend_weight(split, &target.canary_service);
-                Some(if s + c == 0 {
-                    0
-                } else {
-                    (c * 100 / (s + c)) as i32
-                })
+                Some(canary_share(s, c))
             }
             _ => None,
         };
