@@ -11,7 +11,7 @@ help:
 	@echo "make crds       regenerate crds/ from src/api (and the chart's copy, and docs/api.md)"
 	@echo "make docs       regenerate docs/api.md and integrations/argocd/argocd-cm.yaml"
 	@echo "make chart      helm lint + render charts/fledge (offline; make test also dry-run applies it)"
-	@echo "make binary-size  release build of fledge, failing above the size limit"
+	@echo "make binary-size  release build of fledge, failing above the size limit (part of make test)"
 
 demo:
 	bash hack/demo.sh up

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test`: formatting, clippy, unit tests, then the e2e suite on a fresh local control plane
+# `make test`: formatting, clippy, unit tests, the release binary's size, then the e2e suite on a fresh local control plane
 # of its own, which is torn down even when tests fail.
 #   hack/test.sh        everything
 #   hack/test.sh e2e    only the e2e part
@@ -20,6 +20,8 @@ if [ "${1:-all}" = all ]; then
   step "generated docs and Argo CD snippet are up to date"
   python3 hack/gen-api-docs.py --check
   python3 hack/gen-argocd-cm.py --check
+  step "release binary: size limit and the libraries the image provides"
+  bash hack/check-binary-size.sh
 fi
 
 step "e2e: building the tests and the operator"

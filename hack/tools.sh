@@ -13,7 +13,8 @@ command -v go >/dev/null || { echo "Go is required (it builds the local control 
 
 missing=()
 # lua5.1 runs the Argo CD health checks and actions in integrations/argocd (Argo CD's Lua is 5.1).
-for tool in openssl:openssl curl:curl python3:python3 flock:util-linux lua5.1:lua5.1; do
+# readelf checks which shared libraries the release binary links (hack/check-binary-size.sh).
+for tool in openssl:openssl curl:curl python3:python3 flock:util-linux lua5.1:lua5.1 readelf:binutils; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 # PyYAML: hack/helm-test.sh inspects the rendered chart.
