@@ -4,74 +4,11 @@
 use super::analysis::{ObservedRun, RunKind, run_name};
 use super::fixtures::*;
 use super::plan::Action;
-use crate::api::analysis::{AnalysisPhase, AnalysisTemplateSpec};
+use crate::api::analysis::AnalysisPhase;
 use crate::api::conditions as cond;
 use crate::api::{
-    AnalysisRunHistory, AnalysisTemplateRef, BackgroundAnalysis, CanaryStep, PauseReason, Phase,
-    RequestAction, Rollout, RolloutAnalysis,
+    AnalysisRunHistory, BackgroundAnalysis, CanaryStep, PauseReason, Phase, RequestAction, Rollout,
 };
-
-fn template() -> AnalysisTemplateSpec {
-    serde_yaml::from_str(
-        r#"
-args: [{name: service}]
-metrics:
-- name: errors
-  interval: 10s
-  count: 3
-  successCondition: result < 0.05
-  provider: {prometheus: {address: "http://prometheus:9090", query: 'errors{svc="{{args.service}}"}'}}
-"#,
-    )
-    .unwrap()
-}
-
-fn analysis() -> RolloutAnalysis {
-    RolloutAnalysis {
-        templates: vec![AnalysisTemplateRef {
-            template_name: "errors".into(),
-            cluster_scope: None,
-        }],
-        args: vec![crate::api::analysis::Argument {
-            name: "service".into(),
-            value: Some("web-canary".into()),
-            value_from: None,
-        }],
-    }
-}
-
-fn analysis_step() -> CanaryStep {
-    CanaryStep {
-        analysis: Some(analysis()),
-        ..Default::default()
-    }
-}
-
-/// A Healthy Sim whose namespace has the `errors` template.
-fn sim(rollout: Rollout) -> Sim {
-    let mut sim = Sim::new(rollout);
-    sim.world
-        .analysis
-        .templates
-        .insert((false, "errors".into()), template());
-    sim.settle();
-    assert_eq!(sim.status().phase, Some(Phase::Healthy));
-    sim.plans.clear();
-    sim
-}
-
-/// The analysis controller finishes run `name` with `phase`.
-fn finish(sim: &mut Sim, name: &str, phase: AnalysisPhase) {
-    let run = sim
-        .world
-        .analysis
-        .runs
-        .iter_mut()
-        .find(|r| r.name == name)
-        .unwrap_or_else(|| panic!("no run {name}"));
-    run.phase = Some(phase);
-    run.message = Some(format!("metric \"errors\": {}", phase.as_str()));
-}
 
 fn run<'a>(sim: &'a Sim, name: &str) -> Option<&'a ObservedRun> {
     sim.world.analysis.runs.iter().find(|r| r.name == name)
@@ -94,7 +31,7 @@ fn canary_rollout(steps: Vec<CanaryStep>) -> Rollout {
 
 #[test]
 fn a_step_analysis_blocks_until_successful_then_the_rollout_goes_on() {
-    let mut sim = sim(canary_rollout(vec![w(50), analysis_step(), w(100)]));
+    let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
@@ -106,7 +43,7 @@ fn a_step_analysis_blocks_until_successful_then_the_rollout_goes_on() {
     let last = sim.plans.last().unwrap();
     assert!(last.actions.is_empty());
 
-    finish(&mut sim, &name, AnalysisPhase::Successful);
+    finish_run(&mut sim, &name, AnalysisPhase::Successful);
     sim.settle();
     assert_eq!(sim.status().stable_revision.as_deref(), Some(v2.as_str()));
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
@@ -116,7 +53,7 @@ fn a_step_analysis_blocks_until_successful_then_the_rollout_goes_on() {
 
 #[test]
 fn the_run_spec_has_the_templates_metrics_and_resolved_args() {
-    let mut sim = sim(canary_rollout(vec![analysis_step()]));
+    let mut sim = with_errors_template(canary_rollout(vec![analysis_step()]));
     sim.set_image("web:2");
     let p = sim.reconcile();
     let spec = p
@@ -136,13 +73,13 @@ fn the_run_spec_has_the_templates_metrics_and_resolved_args() {
 #[test]
 fn a_failed_step_analysis_aborts_with_weight_0_in_the_same_plan() {
     for phase in [AnalysisPhase::Failed, AnalysisPhase::Error] {
-        let mut sim = sim(canary_rollout(vec![w(50), analysis_step(), w(100)]));
+        let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
         let v1 = hash_of("web:1");
         sim.set_image("web:2");
         let v2 = hash_of("web:2");
         sim.settle();
         assert_eq!(sim.sizes(&v2, &v1), (1, 1));
-        finish(&mut sim, &run_name(NAME, &v2, RunKind::Step(1), 0), phase);
+        finish_run(&mut sim, &run_name(NAME, &v2, RunKind::Step(1), 0), phase);
         let p = sim.reconcile();
         assert!(p.status.abort, "{phase:?}");
         assert_eq!(p.status.canary_weight, Some(0));
@@ -168,12 +105,12 @@ fn a_failed_step_analysis_aborts_with_weight_0_in_the_same_plan() {
 
 #[test]
 fn inconclusive_pauses_promote_continues() {
-    let mut sim = sim(canary_rollout(vec![w(50), analysis_step(), w(100)]));
+    let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
     let name = run_name(NAME, &v2, RunKind::Step(1), 0);
-    finish(&mut sim, &name, AnalysisPhase::Inconclusive);
+    finish_run(&mut sim, &name, AnalysisPhase::Inconclusive);
     let p = sim.reconcile();
     assert_eq!(p.status.phase, Some(Phase::Paused));
     assert!(
@@ -194,11 +131,11 @@ fn inconclusive_pauses_promote_continues() {
 
 #[test]
 fn inconclusive_then_abort_aborts() {
-    let mut sim = sim(canary_rollout(vec![w(50), analysis_step(), w(100)]));
+    let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    finish(
+    finish_run(
         &mut sim,
         &run_name(NAME, &v2, RunKind::Step(1), 0),
         AnalysisPhase::Inconclusive,
@@ -213,12 +150,12 @@ fn inconclusive_then_abort_aborts() {
 
 #[test]
 fn retry_after_a_failed_analysis_starts_a_new_run() {
-    let mut sim = sim(canary_rollout(vec![w(50), analysis_step(), w(100)]));
+    let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
     let first = run_name(NAME, &v2, RunKind::Step(1), 0);
-    finish(&mut sim, &first, AnalysisPhase::Failed);
+    finish_run(&mut sim, &first, AnalysisPhase::Failed);
     sim.settle();
     sim.request(RequestAction::Retry);
     sim.settle();
@@ -228,14 +165,14 @@ fn retry_after_a_failed_analysis_starts_a_new_run() {
         run(&sim, &first).is_some(),
         "the failed run stays as history"
     );
-    finish(&mut sim, &second, AnalysisPhase::Successful);
+    finish_run(&mut sim, &second, AnalysisPhase::Successful);
     sim.settle();
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
 }
 
 fn with_background(steps: Vec<CanaryStep>, starting_step: i32) -> Rollout {
     let mut r = canary_rollout(steps);
-    let a = analysis();
+    let a = errors_analysis();
     r.spec.strategy.canary.as_mut().unwrap().analysis = Some(BackgroundAnalysis {
         templates: a.templates,
         args: a.args,
@@ -246,7 +183,7 @@ fn with_background(steps: Vec<CanaryStep>, starting_step: i32) -> Rollout {
 
 #[test]
 fn background_analysis_starts_at_its_step_and_is_terminated_when_the_rollout_ends() {
-    let mut sim = sim(with_background(vec![w(50), pause_forever(), w(100)], 1));
+    let mut sim = with_errors_template(with_background(vec![w(50), pause_forever(), w(100)], 1));
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     let name = run_name(NAME, &v2, RunKind::Background, 0);
@@ -269,11 +206,11 @@ fn background_analysis_starts_at_its_step_and_is_terminated_when_the_rollout_end
 
 #[test]
 fn a_failing_background_analysis_aborts() {
-    let mut sim = sim(with_background(vec![w(50), pause_forever(), w(100)], 0));
+    let mut sim = with_errors_template(with_background(vec![w(50), pause_forever(), w(100)], 0));
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    finish(
+    finish_run(
         &mut sim,
         &run_name(NAME, &v2, RunKind::Background, 0),
         AnalysisPhase::Failed,
@@ -291,14 +228,14 @@ fn blue_green(pre: bool, post: bool) -> Rollout {
         .scale_down_delay(30)
         .build();
     let bg = r.spec.strategy.blue_green.as_mut().unwrap();
-    bg.pre_promotion_analysis = pre.then(analysis);
-    bg.post_promotion_analysis = post.then(analysis);
+    bg.pre_promotion_analysis = pre.then(errors_analysis);
+    bg.post_promotion_analysis = post.then(errors_analysis);
     r
 }
 
 #[test]
 fn pre_promotion_analysis_gates_the_switch() {
-    let mut sim = sim(blue_green(true, false));
+    let mut sim = with_errors_template(blue_green(true, false));
     let v1 = hash_of("web:1");
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
@@ -307,7 +244,7 @@ fn pre_promotion_analysis_gates_the_switch() {
     assert!(run(&sim, &name).is_some());
     assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v1.as_str()));
     assert_eq!(sim.service(PREVIEW_SVC).as_deref(), Some(v2.as_str()));
-    finish(&mut sim, &name, AnalysisPhase::Successful);
+    finish_run(&mut sim, &name, AnalysisPhase::Successful);
     sim.settle();
     assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v2.as_str()));
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
@@ -315,12 +252,12 @@ fn pre_promotion_analysis_gates_the_switch() {
 
 #[test]
 fn a_failed_pre_promotion_analysis_keeps_the_old_active_service() {
-    let mut sim = sim(blue_green(true, false));
+    let mut sim = with_errors_template(blue_green(true, false));
     let v1 = hash_of("web:1");
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    finish(
+    finish_run(
         &mut sim,
         &run_name(NAME, &v2, RunKind::PrePromotion, 0),
         AnalysisPhase::Failed,
@@ -340,7 +277,7 @@ fn a_failed_pre_promotion_analysis_keeps_the_old_active_service() {
 
 #[test]
 fn a_failed_post_promotion_analysis_switches_back() {
-    let mut sim = sim(blue_green(false, true));
+    let mut sim = with_errors_template(blue_green(false, true));
     let v1 = hash_of("web:1");
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
@@ -352,7 +289,7 @@ fn a_failed_post_promotion_analysis_switches_back() {
     assert_eq!(sim.status().stable_revision.as_deref(), Some(v1.as_str()));
     assert_eq!(sim.sizes(&v2, &v1), (2, 2));
 
-    finish(&mut sim, &name, AnalysisPhase::Failed);
+    finish_run(&mut sim, &name, AnalysisPhase::Failed);
     let p = sim.reconcile();
     assert_eq!(
         p.actions.first(),
@@ -370,11 +307,11 @@ fn a_failed_post_promotion_analysis_switches_back() {
 
 #[test]
 fn a_passed_post_promotion_analysis_completes_the_promotion() {
-    let mut sim = sim(blue_green(false, true));
+    let mut sim = with_errors_template(blue_green(false, true));
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    finish(
+    finish_run(
         &mut sim,
         &run_name(NAME, &v2, RunKind::PostPromotion, 0),
         AnalysisPhase::Successful,
@@ -397,7 +334,7 @@ fn a_missing_template_or_a_bad_condition_is_an_invalid_spec() {
         invalid.message
     );
 
-    let mut bad = template();
+    let mut bad = errors_template();
     bad.metrics[0].success_condition = Some("result <".into());
     sim.world
         .analysis
@@ -422,7 +359,7 @@ fn a_missing_template_or_a_bad_condition_is_an_invalid_spec() {
     sim.world
         .analysis
         .templates
-        .insert((false, "errors".into()), template());
+        .insert((false, "errors".into()), errors_template());
     let p = sim.reconcile();
     let invalid = cond::find(&p.status.conditions, cond::INVALID_SPEC).expect("InvalidSpec");
     assert!(
@@ -439,7 +376,7 @@ fn history_keeps_the_newest_runs_within_the_limits() {
         successful_run_history_limit: Some(1),
         unsuccessful_run_history_limit: Some(1),
     });
-    let mut sim = sim(r);
+    let mut sim = with_errors_template(r);
     let mut names = Vec::new();
     for (i, phase) in [
         AnalysisPhase::Successful,
@@ -454,7 +391,7 @@ fn history_keeps_the_newest_runs_within_the_limits() {
         let hash = hash_of(&format!("web:{}", i + 2));
         sim.settle();
         let name = run_name(NAME, &hash, RunKind::Step(0), 0);
-        finish(&mut sim, &name, phase);
+        finish_run(&mut sim, &name, phase);
         sim.advance(1);
         sim.settle();
         names.push(name);
@@ -478,7 +415,7 @@ fn a_long_analysis_is_not_a_missed_progress_deadline() {
     let mut r = canary_rollout(vec![w(50), analysis_step(), w(100)]);
     r.spec.progress_deadline_seconds = Some(60);
     r.spec.progress_deadline_abort = Some(true);
-    let mut sim = sim(r);
+    let mut sim = with_errors_template(r);
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
@@ -491,7 +428,7 @@ fn a_long_analysis_is_not_a_missed_progress_deadline() {
     sim.settle();
     assert!(!sim.status().abort, "{:?}", sim.status().message);
     sim.advance(5);
-    finish(&mut sim, &name, AnalysisPhase::Successful);
+    finish_run(&mut sim, &name, AnalysisPhase::Successful);
     sim.settle();
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
     assert!(!sim.status().abort);
@@ -499,13 +436,13 @@ fn a_long_analysis_is_not_a_missed_progress_deadline() {
 
 #[test]
 fn an_inconclusive_pre_promotion_analysis_pauses_and_promote_switches() {
-    let mut sim = sim(blue_green(true, false));
+    let mut sim = with_errors_template(blue_green(true, false));
     let v1 = hash_of("web:1");
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
     let name = run_name(NAME, &v2, RunKind::PrePromotion, 0);
-    finish(&mut sim, &name, AnalysisPhase::Inconclusive);
+    finish_run(&mut sim, &name, AnalysisPhase::Inconclusive);
     sim.settle();
     assert_eq!(sim.status().phase, Some(Phase::Paused));
     assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v1.as_str()));
@@ -518,12 +455,12 @@ fn an_inconclusive_pre_promotion_analysis_pauses_and_promote_switches() {
 
 #[test]
 fn an_inconclusive_background_analysis_pauses_the_steps_until_promote() {
-    let mut sim = sim(with_background(vec![w(50), pause("1m"), w(100)], 0));
+    let mut sim = with_errors_template(with_background(vec![w(50), pause("1m"), w(100)], 0));
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
     let step = sim.status().current_step_index;
-    finish(
+    finish_run(
         &mut sim,
         &run_name(NAME, &v2, RunKind::Background, 0),
         AnalysisPhase::Inconclusive,

@@ -13,10 +13,12 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use super::hash::template_hash;
 use super::observe::{Observed, ObservedReplicaSet, referenced_services};
 use super::plan::{Action, Plan, plan};
+use crate::api::analysis::{AnalysisPhase, AnalysisTemplateSpec};
 use crate::api::conditions as cond;
 use crate::api::{
-    BlueGreenStrategy, CanaryStep, CanaryStrategy, PauseStep, Phase, Request, RequestAction,
-    Rollout, RolloutSpec, RolloutStatus, SetCanaryScale, Strategy, WorkloadRef,
+    AnalysisTemplateRef, BlueGreenStrategy, CanaryStep, CanaryStrategy, PauseStep, Phase, Request,
+    RequestAction, Rollout, RolloutAnalysis, RolloutSpec, RolloutStatus, SetCanaryScale, Strategy,
+    WorkloadRef,
 };
 
 pub const NAME: &str = "web";
@@ -108,6 +110,71 @@ pub fn match_traffic() -> CanaryStep {
         }),
         ..Default::default()
     }
+}
+
+/// An AnalysisTemplate `errors`: one Prometheus metric, measured 3 times, 10 s apart.
+pub fn errors_template() -> AnalysisTemplateSpec {
+    serde_yaml::from_str(
+        r#"
+args: [{name: service}]
+metrics:
+- name: errors
+  interval: 10s
+  count: 3
+  successCondition: result < 0.05
+  provider: {prometheus: {address: "http://prometheus:9090", query: 'errors{svc="{{args.service}}"}'}}
+"#,
+    )
+    .unwrap()
+}
+
+/// An analysis by the `errors` template of the canary Service.
+pub fn errors_analysis() -> RolloutAnalysis {
+    RolloutAnalysis {
+        templates: vec![AnalysisTemplateRef {
+            template_name: "errors".into(),
+            cluster_scope: None,
+        }],
+        args: vec![crate::api::analysis::Argument {
+            name: "service".into(),
+            value: Some("web-canary".into()),
+            value_from: None,
+        }],
+    }
+}
+
+/// A step that runs [`errors_analysis`].
+pub fn analysis_step() -> CanaryStep {
+    CanaryStep {
+        analysis: Some(errors_analysis()),
+        ..Default::default()
+    }
+}
+
+/// A Healthy Sim whose namespace has the `errors` template.
+pub fn with_errors_template(rollout: Rollout) -> Sim {
+    let mut sim = Sim::new(rollout);
+    sim.world
+        .analysis
+        .templates
+        .insert((false, "errors".into()), errors_template());
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    sim.plans.clear();
+    sim
+}
+
+/// The analysis controller finishes run `name` with `phase`.
+pub fn finish_run(sim: &mut Sim, name: &str, phase: AnalysisPhase) {
+    let run = sim
+        .world
+        .analysis
+        .runs
+        .iter_mut()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no run {name}"));
+    run.phase = Some(phase);
+    run.message = Some(format!("metric \"errors\": {}", phase.as_str()));
 }
 
 pub fn pct(p: i32) -> IntOrString {

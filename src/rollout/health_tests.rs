@@ -15,8 +15,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+use super::analysis::{RunKind, run_name};
 use super::fixtures::*;
 use super::plan::plan;
+use crate::api::analysis::AnalysisPhase;
 use crate::api::conditions as cond;
 use crate::api::{Phase, Request, RequestAction, Rollout};
 
@@ -126,12 +128,7 @@ fn cases() -> Vec<Case> {
     case("paused by request", sim, KStatus::InProgress, "Suspended");
 
     // Blue-green waiting for a manual promotion.
-    let mut sim = Sim::healthy(
-        RolloutBuilder::blue_green()
-            .replicas(2)
-            .auto_promotion(false)
-            .build(),
-    );
+    let mut sim = manual_blue_green();
     sim.set_image("web:2");
     sim.settle();
     assert_eq!(sim.status().phase, Some(Phase::Paused));
@@ -140,6 +137,46 @@ fn cases() -> Vec<Case> {
         sim,
         KStatus::InProgress,
         "Suspended",
+    );
+
+    // Paused in Git (`spec.paused: true`) in the middle of a rollout.
+    let mut sim = healthy_canary(vec![w(50), pause_forever(), w(100)]);
+    sim.set_image("web:2");
+    sim.reconcile();
+    sim.set_paused(true);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Paused));
+    case("paused in Git", sim, KStatus::InProgress, "Suspended");
+
+    // A step's analysis came back Inconclusive: paused for a human to judge.
+    let (mut sim, run) = at_step_analysis();
+    finish_run(&mut sim, &run, AnalysisPhase::Inconclusive);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Paused));
+    case(
+        "analysis inconclusive",
+        sim,
+        KStatus::InProgress,
+        "Suspended",
+    );
+
+    // A step's analysis failed: aborted by the controller, all traffic back on stable.
+    let (mut sim, run) = at_step_analysis();
+    finish_run(&mut sim, &run, AnalysisPhase::Failed);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Degraded));
+    case("aborted by analysis", sim, KStatus::Failed, "Degraded");
+
+    // Blue-green: the preview ReplicaSet is still coming up.
+    let mut sim = manual_blue_green();
+    sim.set_image("web:2");
+    sim.reconcile();
+    assert_eq!(sim.status().phase, Some(Phase::Progressing));
+    case(
+        "blue-green preview progressing",
+        sim,
+        KStatus::InProgress,
+        "Progressing",
     );
 
     // Aborted: all traffic back on stable.
@@ -195,6 +232,29 @@ fn cases() -> Vec<Case> {
     case("promoted", sim, KStatus::Current, "Healthy");
 
     cases
+}
+
+/// A Healthy blue-green Rollout of 2 replicas that waits for a manual promotion.
+fn manual_blue_green() -> Sim {
+    Sim::healthy(
+        RolloutBuilder::blue_green()
+            .replicas(2)
+            .auto_promotion(false)
+            .build(),
+    )
+}
+
+/// A canary waiting on its step analysis, and that analysis run's name.
+fn at_step_analysis() -> (Sim, String) {
+    let rollout = RolloutBuilder::canary()
+        .replicas(2)
+        .steps([w(50), analysis_step(), w(100)])
+        .build();
+    let mut sim = with_errors_template(rollout);
+    sim.set_image("web:2");
+    sim.settle();
+    let run = run_name(NAME, &hash_of("web:2"), RunKind::Step(1), 0);
+    (sim, run)
 }
 
 fn to_json(rollout: &Rollout) -> Value {

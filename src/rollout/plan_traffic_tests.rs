@@ -348,14 +348,7 @@ fn a_failed_step_analysis_zeroes_the_route_before_scaling() {
     assert_eq!(sim.status().current_step_index, Some(1));
     assert_eq!(weights(&sim), (50, 50));
     let name = run_name(NAME, &v2, RunKind::Step(1), 0);
-    let run = sim
-        .world
-        .analysis
-        .runs
-        .iter_mut()
-        .find(|r| r.name == name)
-        .expect("the step's run");
-    run.phase = Some(AnalysisPhase::Failed);
+    finish_run(&mut sim, &name, AnalysisPhase::Failed);
     let plan = sim.reconcile();
     assert!(plan.status.abort);
     assert!(
