@@ -15,7 +15,7 @@ use kube::{Resource, ResourceExt};
 use super::hash::template_hash;
 use super::observe::{Observed, ObservedReplicaSet, referenced_services};
 use crate::api::conditions::{self as cond};
-use crate::api::{PauseReason, Phase, RequestAction, Rollout, RolloutSpec, RolloutStatus};
+use crate::api::{PauseReason, Phase, Request, RequestAction, Rollout, RolloutSpec, RolloutStatus};
 use crate::traffic::{self, Found, ObjectKey, Target, TrafficRouter, TrafficState, Write};
 
 /// What the controller should do for one Rollout, in order.
@@ -521,6 +521,16 @@ fn invalid(mut draft: Draft, old: &RolloutStatus, generation: Option<i64>, messa
     if old.message != draft.status.message {
         draft.warning(cond::REASON_INVALID, message);
     }
+    // A request is answered now, not kept for later: acting on it once the spec is fixed could
+    // surprise whoever fixed it, and the client waiting for it is told why nothing happened.
+    if let Some(request) = draft.status.request.take() {
+        let ignored = format!(
+            "{} requested{}: nothing done while the spec is invalid; fix the spec and ask again",
+            request.action.as_str(),
+            requested_by(&request)
+        );
+        draft.warning("RequestIgnored", ignored);
+    }
     Plan {
         actions: Vec::new(),
         status: draft.status,
@@ -590,10 +600,7 @@ fn consume_request(draft: &mut Draft) {
     let Some(request) = draft.status.request.take() else {
         return;
     };
-    let who = request
-        .requested_by
-        .map(|b| format!(" by {b}"))
-        .unwrap_or_default();
+    let who = requested_by(&request);
     let in_progress = draft.status.current_revision != draft.status.stable_revision;
     let steps = draft
         .spec
@@ -730,6 +737,15 @@ fn consume_request(draft: &mut Draft) {
         }
     };
     draft.event(reason, message);
+}
+
+/// " by <who>" for event messages, when the request says who filed it.
+fn requested_by(request: &Request) -> String {
+    request
+        .requested_by
+        .as_ref()
+        .map(|b| format!(" by {b}"))
+        .unwrap_or_default()
 }
 
 /// Reports, and with `progressDeadlineAbort` acts on, a rollout that made no progress for

@@ -1360,6 +1360,38 @@ fn a_missing_workload_ref_deployment_is_an_invalid_spec_until_it_appears() {
 }
 
 #[test]
+fn a_request_while_the_spec_is_invalid_is_answered_not_kept() {
+    let mut sim = Sim::healthy(
+        RolloutBuilder::canary()
+            .replicas(2)
+            .steps([w(50), pause_forever()])
+            .build(),
+    );
+    sim.rollout.spec.strategy.canary.as_mut().unwrap().steps[1] = pause("5 minutes");
+    sim.request(RequestAction::Promote);
+    let p = sim.reconcile();
+    assert!(cond::is_true(&p.status.conditions, cond::INVALID_SPEC));
+    assert_eq!(
+        p.status.request, None,
+        "the client waits for it to be cleared"
+    );
+    assert_eq!(p.actions, vec![]);
+    let ignored: Vec<_> = p
+        .events
+        .iter()
+        .filter(|e| e.reason == "RequestIgnored")
+        .collect();
+    assert_eq!(ignored.len(), 1, "{:?}", p.events);
+    assert!(ignored[0].warning);
+    assert!(
+        ignored[0].message.contains("promote requested by alice")
+            && ignored[0].message.contains("spec is invalid"),
+        "{}",
+        ignored[0].message
+    );
+}
+
+#[test]
 fn invalid_durations_and_surges_name_their_field() {
     let rollout = RolloutBuilder::canary().steps([pause("5 minutes")]).build();
     let p = plan(
