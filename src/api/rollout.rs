@@ -593,9 +593,13 @@ pub struct RolloutStatus {
     /// promotion), so clients still routed to them drain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_at: Option<Time>,
-    /// A full promotion was requested: the remaining steps are skipped.
+    /// A full promotion was requested: the remaining steps, pauses and analyses are skipped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub promote_full: bool,
+    /// Blue-green: switching `activeService` to the new revision is decided (a promote request,
+    /// or auto-promotion came due); it waits only for the new revision to be fully available.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub switch_approved: bool,
     /// Last time the rollout made progress (a step done, pods became available), for
     /// `progressDeadlineSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -322,6 +322,55 @@ fn a_passed_post_promotion_analysis_completes_the_promotion() {
 }
 
 #[test]
+fn a_full_promotion_skips_the_blue_green_analyses() {
+    let mut sim = with_errors_template(blue_green(true, true));
+    sim.set_image("web:2");
+    let v2 = hash_of("web:2");
+    sim.settle();
+    let pre = run_name(NAME, &v2, RunKind::PrePromotion, 0);
+    assert!(run(&sim, &pre).is_some());
+
+    sim.request(RequestAction::PromoteFull);
+    sim.settle();
+    assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v2.as_str()));
+    assert_eq!(sim.status().stable_revision.as_deref(), Some(v2.as_str()));
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    assert_eq!(created(&sim), vec![pre.clone()], "no post-promotion run");
+    let terminated = sim
+        .plans
+        .iter()
+        .flat_map(|p| &p.actions)
+        .any(|a| *a == Action::TerminateAnalysisRun { name: pre.clone() });
+    assert!(terminated, "the pre-promotion run is no longer needed");
+}
+
+#[test]
+fn a_promote_switches_but_the_post_promotion_analysis_still_decides() {
+    let mut r = blue_green(false, true);
+    r.spec
+        .strategy
+        .blue_green
+        .as_mut()
+        .unwrap()
+        .auto_promotion_enabled = Some(false);
+    let mut sim = with_errors_template(r);
+    sim.set_image("web:2");
+    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Paused));
+
+    sim.request(RequestAction::Promote);
+    sim.settle();
+    assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v2.as_str()));
+    assert_eq!(sim.status().stable_revision.as_deref(), Some(v1.as_str()));
+    let post = run_name(NAME, &v2, RunKind::PostPromotion, 0);
+    finish_run(&mut sim, &post, AnalysisPhase::Successful);
+    sim.settle();
+    assert_eq!(sim.status().stable_revision.as_deref(), Some(v2.as_str()));
+    assert!(!sim.status().switch_approved);
+}
+
+#[test]
 fn a_missing_template_or_a_bad_condition_is_an_invalid_spec() {
     let mut sim = Sim::new(canary_rollout(vec![analysis_step()]));
     let p = sim.reconcile();

@@ -34,7 +34,8 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     }
     d.pin(bg.preview_service.as_ref(), current);
 
-    let preview = if d.status.promote_full {
+    let full = d.status.promote_full;
+    let preview = if full || d.status.switch_approved {
         r
     } else {
         bg.preview_replica_count.unwrap_or(r).clamp(0, r)
@@ -44,8 +45,8 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         return;
     }
     // The switch waits for the preview's analysis; a failure aborts with the active Service
-    // never having moved.
-    if let Some(a) = &bg.pre_promotion_analysis {
+    // never having moved. A full promotion skips it, as it skips the post-promotion analysis.
+    if let Some(a) = bg.pre_promotion_analysis.as_ref().filter(|_| !full) {
         let g = gate(d, current, RunKind::PrePromotion, &a.templates, &a.args);
         if hold(d, g) {
             if d.status.abort {
@@ -55,7 +56,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         }
     }
 
-    let promote = if d.status.promote_full {
+    let promote = if full || d.status.switch_approved {
         true
     } else if d.user_paused() {
         false
@@ -80,7 +81,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         return;
     }
     // Remember the decision: the switch may wait for the preview to grow to full size.
-    d.status.promote_full = true;
+    d.status.switch_approved = true;
     d.unpause(PauseReason::BlueGreenPause);
     d.scale(current, r);
     if !d.settled(current, r) {
@@ -90,7 +91,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     d.pin(Some(&bg.active_service), current);
     // After the switch the old revision stays at full size (it is still the stable one) until
     // the post-promotion analysis passes, so a failure can switch back at once.
-    if let Some(a) = &bg.post_promotion_analysis {
+    if let Some(a) = bg.post_promotion_analysis.as_ref().filter(|_| !full) {
         let g = gate(d, current, RunKind::PostPromotion, &a.templates, &a.args);
         if hold(d, g) {
             if d.status.abort {
@@ -105,6 +106,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     d.delay_scale_down(delay);
     d.status.stable_revision = Some(current.to_string());
     d.status.promote_full = false;
+    d.status.switch_approved = false;
     d.event(
         "Promoted",
         format!(

@@ -559,6 +559,7 @@ fn track_revision(draft: &mut Draft, hash: &str) {
     s.abort = false;
     s.aborted_at = None;
     s.promote_full = false;
+    s.switch_approved = false;
     s.accepted_analysis_runs.clear();
     s.last_progress_at = Some(Time(draft.now));
     s.pause_conditions
@@ -626,6 +627,7 @@ fn consume_request(draft: &mut Draft) {
             s.abort = false;
             s.aborted_at = None;
             s.promote_full = false;
+            s.switch_approved = false;
             s.current_step_index = Some(0);
             s.last_progress_at = Some(Time(draft.now));
             s.pause_conditions
@@ -683,7 +685,7 @@ fn consume_request(draft: &mut Draft) {
                     )
                 }
                 None => {
-                    s.promote_full = true;
+                    s.switch_approved = true;
                     (
                         "PromoteRequested",
                         format!("promote requested{who}: switching to the new revision"),
@@ -698,7 +700,10 @@ fn consume_request(draft: &mut Draft) {
             s.last_progress_at = Some(Time(draft.now));
             (
                 "PromoteFullRequested",
-                format!("full promotion requested{who}: skipping the remaining steps"),
+                format!(
+                    "full promotion requested{who}: skipping the remaining steps, pauses and \
+                     analyses"
+                ),
             )
         }
         RequestAction::Pause => {
