@@ -66,13 +66,13 @@ The rules the controller needs on the Rollouts' namespace(s): every verb below i
 controller issues today (see docs/install.md for where each one comes from).
 */}}
 {{- define "fledge.controllerRules" -}}
-# Rollouts: watched; the controller writes their status, and patches only metadata.finalizers
-# (a Rollout with a traffic router gets `fledge.dev/traffic-cleanup`, so that deleting it puts
-# all traffic back on the stable first). RBAC cannot narrow patch to one field; the code never
-# writes a Rollout's spec.
+# Rollouts: read from the watch cache only (no get); the controller writes their status, and
+# patches only metadata.finalizers (a Rollout with a traffic router gets
+# `fledge.dev/traffic-cleanup`, so that deleting it puts all traffic back on the stable first).
+# RBAC cannot narrow patch to one field; the code never writes a Rollout's spec.
 - apiGroups: [fledge.dev]
   resources: [rollouts]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 - apiGroups: [fledge.dev]
   resources: [rollouts/status]
   verbs: [patch]
@@ -81,13 +81,14 @@ controller issues today (see docs/install.md for where each one comes from).
 - apiGroups: [fledge.dev]
   resources: [rollouts/finalizers]
   verbs: [update]
-# Analysis: runs are created per analysis, their status kept up to date, old ones deleted.
+# Analysis: runs are created per analysis, terminated by a merge patch, old ones deleted; their
+# status is written by a JSON patch (never a replace).
 - apiGroups: [fledge.dev]
   resources: [analysisruns]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [fledge.dev]
   resources: [analysisruns/status]
-  verbs: [get, update, patch]
+  verbs: [patch]
 - apiGroups: [fledge.dev]
   resources: [analysisruns/finalizers]
   verbs: [update]
@@ -98,22 +99,24 @@ controller issues today (see docs/install.md for where each one comes from).
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [get, list, watch, create, patch, delete]
-# Selectors of the stable/canary/active/preview Services are pinned by server-side apply.
+# Selectors of the stable/canary/active/preview Services are pinned by server-side apply; the
+# Services themselves are read from the watch cache.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, patch]
-# `kubectl fledge restart` (spec.restartAt): the stable revision's pods are read and evicted
-# one at a time within maxUnavailable.
+  verbs: [list, watch, patch]
+# `kubectl fledge restart` (spec.restartAt): the stable revision's pods are read from the watch
+# cache and evicted one at a time within maxUnavailable.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 - apiGroups: [""]
   resources: [pods/eviction]
   verbs: [create]
-# workloadRef: the referenced Deployment's template is read; it is scaled to 0 on success.
+# workloadRef: the referenced Deployment's template is read from the watch cache; it is scaled
+# to 0 on success.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 # Every decision is recorded as an Event (events.k8s.io/v1; a repeat patches the series).
 - apiGroups: [events.k8s.io]
   resources: [events]
