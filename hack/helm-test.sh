@@ -77,6 +77,15 @@ for path in sys.argv[1:]:
                         bad.append(f"{where}: may replace or delete Rollouts: {rule}")
                 if "secrets" in rule.get("resources", []) and set(rule["verbs"]) != {"get"}:
                     bad.append(f"{where}: more than get on Secrets: {rule}")
+                # The rollout manager reads what `kubectl fledge` reads and writes only requests.
+                if name.endswith("-rollout-manager"):
+                    if rule["resources"] == ["rollouts/status"]:
+                        if rule["verbs"] != ["patch"]:
+                            bad.append(f"{where}: patch only on rollouts/status: {rule}")
+                    elif set(rule["verbs"]) - {"get", "list", "watch"}:
+                        bad.append(f"{where}: a rollout manager writes only requests: {rule}")
+                    if {"pods", "events"} & set(rule["resources"]):
+                        bad.append(f"{where}: the plugin reads no pods or Events: {rule}")
 for b in bad:
     print(b, file=sys.stderr)
 sys.exit(1 if bad else 0)
