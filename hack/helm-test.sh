@@ -40,6 +40,30 @@ for r in "${renders[@]}"; do
   "$helm" template fledge "$chart" --namespace fledge-system --kube-version "$K8S_VERSION" "${args[@]}" >"$out/$name.yaml"
 done
 
+# Values that would install a broken controller must not render, and must say why; their
+# nearest good neighbours must still render, so a check never refuses more than it should.
+step "renders that must fail, and their neighbours that must not"
+template() { "$helm" template fledge "$chart" --namespace fledge-system --kube-version "$K8S_VERSION" "$@"; }
+must_fail() {
+  local want=$1 err; shift
+  if err=$(template "$@" 2>&1 >/dev/null); then
+    echo "helm template $* rendered, but must fail: $want" >&2
+    exit 1
+  fi
+  grep -qF -- "$want" <<<"$err" || { echo "helm template $*: failed without saying \"$want\": $err" >&2; exit 1; }
+}
+must_render() { template "$@" >/dev/null || { echo "helm template $* must render" >&2; exit 1; }; }
+must_fail "controller.leaderElection.enabled=false with controller.replicas=2" --set controller.leaderElection.enabled=false
+must_render --set controller.leaderElection.enabled=false --set controller.replicas=1
+must_fail "controller.metricsPort and controller.healthPort are both 8081" --set controller.metricsPort=8081
+must_fail "at '/instanceId': 'Team_A' does not match pattern" --set instanceId=Team_A
+must_fail "at '/instanceId': 'team.a' does not match pattern" --set instanceId=team.a
+must_fail "at '/instanceId': maxLength" --set instanceId="$(printf 'a%.0s' {1..46})"
+must_render --set instanceId="team-a$(printf '0%.0s' {1..39})"
+must_fail "podDisruptionBudget.minAvailable=2 with controller.replicas=2" --set podDisruptionBudget.minAvailable=2
+must_fail "podDisruptionBudget.minAvailable=67% with controller.replicas=3" --set controller.replicas=3 --set podDisruptionBudget.minAvailable=67%
+must_render --set controller.replicas=3 --set podDisruptionBudget.minAvailable=66%
+
 # The rendering is what it claims: least-privilege and hardened, whatever the values.
 step "rendered manifests: security settings"
 python3 - "$out"/*.yaml <<'PY'

@@ -62,6 +62,35 @@ app.kubernetes.io/component: controller
 {{- end }}
 
 {{/*
+Values that would install a broken controller are refused at render time, with the reason:
+schema rules cannot compare two values.
+*/}}
+{{- define "fledge.validate" -}}
+{{- $c := .Values.controller }}
+{{- $replicas := int $c.replicas }}
+{{- if and (not $c.leaderElection.enabled) (gt $replicas 1) }}
+{{- fail (printf "controller.leaderElection.enabled=false with controller.replicas=%d would run %d controllers writing the same objects at once: enable leader election or set controller.replicas=1" $replicas $replicas) }}
+{{- end }}
+{{- if eq (int $c.metricsPort) (int $c.healthPort) }}
+{{- fail (printf "controller.metricsPort and controller.healthPort are both %d: the second server cannot bind it; give them different ports" (int $c.metricsPort)) }}
+{{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if and $pdb.enabled (gt $replicas 1) }}
+{{- $min := toString $pdb.minAvailable }}
+{{- $blocks := false }}
+{{- if hasSuffix "%" $min }}
+{{- /* ceil(p% of replicas) >= replicas exactly when p * replicas > 100 * (replicas - 1) */}}
+{{- $blocks = gt (mul (int (trimSuffix "%" $min)) $replicas) (mul 100 (sub $replicas 1)) }}
+{{- else }}
+{{- $blocks = ge (int $min) $replicas }}
+{{- end }}
+{{- if $blocks }}
+{{- fail (printf "podDisruptionBudget.minAvailable=%s with controller.replicas=%d keeps every replica up, so no node running one could ever be drained: set it to %d or less" $min $replicas (sub $replicas 1)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The rules the controller needs on the Rollouts' namespace(s): every verb below is one the
 controller issues today (see docs/install.md for where each one comes from).
 */}}
