@@ -64,21 +64,33 @@ must_fail "podDisruptionBudget.minAvailable=2 with controller.replicas=2" --set 
 must_fail "podDisruptionBudget.minAvailable=67% with controller.replicas=3" --set controller.replicas=3 --set podDisruptionBudget.minAvailable=67%
 must_render --set controller.replicas=3 --set podDisruptionBudget.minAvailable=66%
 
-# The rendering is what it claims: least-privilege and hardened, whatever the values.
-step "rendered manifests: security settings"
+# The rendering is what it claims: least-privilege, hardened and highly available, whatever the
+# values in ci/.
+step "rendered manifests: security and availability settings"
 python3 - "$out"/*.yaml <<'PY'
 import sys, yaml
 bad = []
 for path in sys.argv[1:]:
-    for doc in yaml.safe_load_all(open(path)):
-        if not doc:
-            continue
+    file = path.rsplit('/', 1)[-1]
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    # Highly available and observable by default: every values file in ci/ keeps these.
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    if not any(k == "PodDisruptionBudget" for k, _ in kinds):
+        bad.append(f"{file}: no PodDisruptionBudget")
+    if not any(k == "Service" and n.endswith("-metrics") for k, n in kinds):
+        bad.append(f"{file}: no metrics Service")
+    for doc in docs:
         kind, name = doc["kind"], doc["metadata"]["name"]
-        where = f"{path.rsplit('/', 1)[-1]}: {kind}/{name}"
+        where = f"{file}: {kind}/{name}"
         if kind == "Deployment":
             pod = doc["spec"]["template"]["spec"]
             if pod["securityContext"].get("runAsNonRoot") is not True:
                 bad.append(f"{where}: pod may run as root")
+            if pod["securityContext"].get("seccompProfile", {}).get("type") != "RuntimeDefault":
+                bad.append(f"{where}: pod lacks seccomp RuntimeDefault")
+            args = pod["containers"][0].get("args", [])
+            if doc["spec"].get("replicas", 1) < 2 or "--leader-elect=true" not in args:
+                bad.append(f"{where}: not 2+ replicas with --leader-elect=true")
             for c in pod["containers"]:
                 sc = c.get("securityContext", {})
                 checks = {
@@ -89,6 +101,7 @@ for path in sys.argv[1:]:
                     "liveness on /healthz": c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz",
                     "readiness on /readyz": c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz",
                     "resource requests": bool(c.get("resources", {}).get("requests")),
+                    "cpu and memory limits": {"cpu", "memory"} <= set(c.get("resources", {}).get("limits", {})),
                 }
                 bad += [f"{where}: {c['name']} lacks {k}" for k, ok in checks.items() if not ok]
         if kind in ("Role", "ClusterRole"):
