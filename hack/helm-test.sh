@@ -79,6 +79,12 @@ for path in sys.argv[1:]:
         bad.append(f"{file}: no PodDisruptionBudget")
     if not any(k == "Service" and n.endswith("-metrics") for k, n in kinds):
         bad.append(f"{file}: no metrics Service")
+    # The controller uses the job provider exactly when it may: no Jobs watched without rights.
+    jobs = any("batch" in r["apiGroups"] and "jobs" in r["resources"]
+               for d in docs if d["kind"] in ("Role", "ClusterRole") for r in d["rules"])
+    args = [a for d in docs if d["kind"] == "Deployment" for a in d["spec"]["template"]["spec"]["containers"][0]["args"]]
+    if f"--job-provider={str(jobs).lower()}" not in args:
+        bad.append(f"{file}: rights on Jobs {'granted' if jobs else 'not granted'}, but the controller has {[a for a in args if a.startswith('--job-provider')]}")
     for doc in docs:
         kind, name = doc["kind"], doc["metadata"]["name"]
         where = f"{file}: {kind}/{name}"
