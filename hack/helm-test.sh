@@ -63,6 +63,9 @@ must_render --set instanceId="team-a$(printf '0%.0s' {1..39})"
 must_fail "podDisruptionBudget.minAvailable=2 with controller.replicas=2" --set podDisruptionBudget.minAvailable=2
 must_fail "podDisruptionBudget.minAvailable=67% with controller.replicas=3" --set controller.replicas=3 --set podDisruptionBudget.minAvailable=67%
 must_render --set controller.replicas=3 --set podDisruptionBudget.minAvailable=66%
+must_fail "rbac.analysis.secretNames is set but rbac.analysis.secrets is false" --set rbac.analysis.secrets=false --set 'rbac.analysis.secretNames={a}'
+template --set rbac.analysis.secrets=true --set 'rbac.analysis.secretNames={a,b}' | grep -qF 'resourceNames: ["a","b"]' \
+  || { echo "rbac.analysis.secretNames does not become the Secrets rule's resourceNames" >&2; exit 1; }
 
 # The rendering is what it claims: least-privilege, hardened and highly available, whatever the
 # values in ci/.
@@ -120,6 +123,8 @@ for path in sys.argv[1:]:
                         bad.append(f"{where}: may replace or delete Rollouts: {rule}")
                 if "secrets" in rule.get("resources", []) and set(rule["verbs"]) != {"get"}:
                     bad.append(f"{where}: more than get on Secrets: {rule}")
+                if "secrets" in rule.get("resources", []) and file == "default.yaml":
+                    bad.append(f"{where}: Secrets granted by default: {rule}")
                 # The rollout manager reads what `kubectl fledge` reads and writes only requests.
                 if name.endswith("-rollout-manager"):
                     if rule["resources"] == ["rollouts/status"]:

@@ -74,6 +74,9 @@ schema rules cannot compare two values.
 {{- if eq (int $c.metricsPort) (int $c.healthPort) }}
 {{- fail (printf "controller.metricsPort and controller.healthPort are both %d: the second server cannot bind it; give them different ports" (int $c.metricsPort)) }}
 {{- end }}
+{{- if and .Values.rbac.analysis.secretNames (not .Values.rbac.analysis.secrets) }}
+{{- fail "rbac.analysis.secretNames is set but rbac.analysis.secrets is false: set rbac.analysis.secrets=true to grant get on those Secrets" }}
+{{- end }}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- if and $pdb.enabled (gt $replicas 1) }}
 {{- $min := toString $pdb.minAvailable }}
@@ -157,9 +160,14 @@ controller issues today (see docs/install.md for where each one comes from).
   verbs: [get, list, watch, create, delete]
 {{- end }}
 {{- if .Values.rbac.analysis.secrets }}
-# Analysis args from valueFrom.secretKeyRef: single Secrets by name, never a list.
+# Secrets named by analyses (args' valueFrom.secretKeyRef, header valueFrom, Prometheus
+# bearerTokenSecret), read in the run's namespace: single Secrets by name, never a list; only
+# those of rbac.analysis.secretNames when it is set.
 - apiGroups: [""]
   resources: [secrets]
+  {{- with .Values.rbac.analysis.secretNames }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
   verbs: [get]
 {{- end }}
 {{- with .Values.rbac.trafficRouting }}

@@ -126,7 +126,16 @@ pub async fn secret_value(
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
         .get(&r.name)
         .await
-        .map_err(|e| format!("reading Secret {:?}: {e}", r.name))?;
+        .map_err(|e| match e {
+            // The chart grants no Secrets by default: say which value grants this one.
+            kube::Error::Api(s) if s.code == 403 => format!(
+                "fledge may not read Secret {:?} in namespace {namespace:?} ({}): with the Helm \
+                 chart, set rbac.analysis.secrets=true and, if rbac.analysis.secretNames is set, \
+                 add {:?} to it",
+                r.name, s.message, r.name
+            ),
+            e => format!("reading Secret {:?}: {e}", r.name),
+        })?;
     let bytes = secret
         .data
         .as_ref()
@@ -206,5 +215,37 @@ mod tests {
         assert_eq!(cleaned.expect("cleaned up without the API"), Ok(()));
         drop(providers);
         assert!(handle.next_request().await.is_none(), "no API request");
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_secret_names_the_chart_value_to_set() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("a request");
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/web/secrets/prom-token"
+            );
+            crate::test_support::reply(
+                send,
+                403,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "Forbidden", "code": 403, "message": "secrets is forbidden"}),
+            );
+        });
+        let r = SecretKeyRef {
+            name: "prom-token".into(),
+            key: "token".into(),
+        };
+        let error = secret_value(&client, "web", &r)
+            .await
+            .expect_err("forbidden");
+        server.await.expect("the mocked API server");
+        assert!(
+            error.contains("rbac.analysis.secrets=true")
+                && error.contains("rbac.analysis.secretNames")
+                && error.contains("\"prom-token\""),
+            "{error}"
+        );
     }
 }
