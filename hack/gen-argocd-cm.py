@@ -46,6 +46,10 @@ def render() -> str:
         out.append(block((group / "Rollout" / "actions" / action / "action.lua").read_text(), 10))
     # fledge pins Service selectors and sets route weights and workload replicas through
     # server-side apply as field manager `fledge`; those fields are its to change, not drift.
+    # A patch replaces a data key whole: an installation that has this key already must add
+    # `fledge` to its list instead (docs/gitops.md).
+    out.append("  # Merge with an existing resource.customizations.ignoreDifferences.all: patching this\n")
+    out.append("  # file replaces the whole key. Add `fledge` to its managedFieldsManagers instead.\n")
     out.append("  resource.customizations.ignoreDifferences.all: |\n")
     out.append("    managedFieldsManagers:\n")
     out.append("      - fledge\n")

@@ -40,21 +40,66 @@ for r in "${renders[@]}"; do
   "$helm" template fledge "$chart" --namespace fledge-system --kube-version "$K8S_VERSION" "${args[@]}" >"$out/$name.yaml"
 done
 
-# The rendering is what it claims: least-privilege and hardened, whatever the values.
-step "rendered manifests: security settings"
+# Values that would install a broken controller must not render, and must say why; their
+# nearest good neighbours must still render, so a check never refuses more than it should.
+step "renders that must fail, and their neighbours that must not"
+template() { "$helm" template fledge "$chart" --namespace fledge-system --kube-version "$K8S_VERSION" "$@"; }
+must_fail() {
+  local want=$1 err; shift
+  if err=$(template "$@" 2>&1 >/dev/null); then
+    echo "helm template $* rendered, but must fail: $want" >&2
+    exit 1
+  fi
+  grep -qF -- "$want" <<<"$err" || { echo "helm template $*: failed without saying \"$want\": $err" >&2; exit 1; }
+}
+must_render() { template "$@" >/dev/null || { echo "helm template $* must render" >&2; exit 1; }; }
+must_fail "controller.leaderElection.enabled=false with controller.replicas=2" --set controller.leaderElection.enabled=false
+must_render --set controller.leaderElection.enabled=false --set controller.replicas=1
+must_fail "controller.metricsPort and controller.healthPort are both 8081" --set controller.metricsPort=8081
+must_fail "at '/instanceId': 'Team_A' does not match pattern" --set instanceId=Team_A
+must_fail "at '/instanceId': 'team.a' does not match pattern" --set instanceId=team.a
+must_fail "at '/instanceId': maxLength" --set instanceId="$(printf 'a%.0s' {1..46})"
+must_render --set instanceId="team-a$(printf '0%.0s' {1..39})"
+must_fail "podDisruptionBudget.minAvailable=2 with controller.replicas=2" --set podDisruptionBudget.minAvailable=2
+must_fail "podDisruptionBudget.minAvailable=67% with controller.replicas=3" --set controller.replicas=3 --set podDisruptionBudget.minAvailable=67%
+must_render --set controller.replicas=3 --set podDisruptionBudget.minAvailable=66%
+must_fail "rbac.analysis.secretNames is set but rbac.analysis.secrets is false" --set rbac.analysis.secrets=false --set 'rbac.analysis.secretNames={a}'
+template --set rbac.analysis.secrets=true --set 'rbac.analysis.secretNames={a,b}' | grep -qF 'resourceNames: ["a","b"]' \
+  || { echo "rbac.analysis.secretNames does not become the Secrets rule's resourceNames" >&2; exit 1; }
+
+# The rendering is what it claims: least-privilege, hardened and highly available, whatever the
+# values in ci/.
+step "rendered manifests: security and availability settings"
 python3 - "$out"/*.yaml <<'PY'
 import sys, yaml
 bad = []
 for path in sys.argv[1:]:
-    for doc in yaml.safe_load_all(open(path)):
-        if not doc:
-            continue
+    file = path.rsplit('/', 1)[-1]
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    # Highly available and observable by default: every values file in ci/ keeps these.
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    if not any(k == "PodDisruptionBudget" for k, _ in kinds):
+        bad.append(f"{file}: no PodDisruptionBudget")
+    if not any(k == "Service" and n.endswith("-metrics") for k, n in kinds):
+        bad.append(f"{file}: no metrics Service")
+    # The controller uses the job provider exactly when it may: no Jobs watched without rights.
+    jobs = any("batch" in r["apiGroups"] and "jobs" in r["resources"]
+               for d in docs if d["kind"] in ("Role", "ClusterRole") for r in d["rules"])
+    args = [a for d in docs if d["kind"] == "Deployment" for a in d["spec"]["template"]["spec"]["containers"][0]["args"]]
+    if f"--job-provider={str(jobs).lower()}" not in args:
+        bad.append(f"{file}: rights on Jobs {'granted' if jobs else 'not granted'}, but the controller has {[a for a in args if a.startswith('--job-provider')]}")
+    for doc in docs:
         kind, name = doc["kind"], doc["metadata"]["name"]
-        where = f"{path.rsplit('/', 1)[-1]}: {kind}/{name}"
+        where = f"{file}: {kind}/{name}"
         if kind == "Deployment":
             pod = doc["spec"]["template"]["spec"]
             if pod["securityContext"].get("runAsNonRoot") is not True:
                 bad.append(f"{where}: pod may run as root")
+            if pod["securityContext"].get("seccompProfile", {}).get("type") != "RuntimeDefault":
+                bad.append(f"{where}: pod lacks seccomp RuntimeDefault")
+            args = pod["containers"][0].get("args", [])
+            if doc["spec"].get("replicas", 1) < 2 or "--leader-elect=true" not in args:
+                bad.append(f"{where}: not 2+ replicas with --leader-elect=true")
             for c in pod["containers"]:
                 sc = c.get("securityContext", {})
                 checks = {
@@ -65,6 +110,7 @@ for path in sys.argv[1:]:
                     "liveness on /healthz": c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz",
                     "readiness on /readyz": c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz",
                     "resource requests": bool(c.get("resources", {}).get("requests")),
+                    "cpu and memory limits": {"cpu", "memory"} <= set(c.get("resources", {}).get("limits", {})),
                 }
                 bad += [f"{where}: {c['name']} lacks {k}" for k, ok in checks.items() if not ok]
         if kind in ("Role", "ClusterRole"):
@@ -77,6 +123,56 @@ for path in sys.argv[1:]:
                         bad.append(f"{where}: may replace or delete Rollouts: {rule}")
                 if "secrets" in rule.get("resources", []) and set(rule["verbs"]) != {"get"}:
                     bad.append(f"{where}: more than get on Secrets: {rule}")
+                if "secrets" in rule.get("resources", []) and file == "default.yaml":
+                    bad.append(f"{where}: Secrets granted by default: {rule}")
+                # The rollout manager reads what `kubectl fledge` reads and writes only requests.
+                if name.endswith("-rollout-manager"):
+                    if rule["resources"] == ["rollouts/status"]:
+                        if rule["verbs"] != ["patch"]:
+                            bad.append(f"{where}: patch only on rollouts/status: {rule}")
+                    elif set(rule["verbs"]) - {"get", "list", "watch"}:
+                        bad.append(f"{where}: a rollout manager writes only requests: {rule}")
+                    if {"pods", "events"} & set(rule["resources"]):
+                        bad.append(f"{where}: the plugin reads no pods or Events: {rule}")
+for b in bad:
+    print(b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+
+# docs/install.md lists the controller's rules verb by verb; the all-features rendering grants
+# every optional one, so the two must be equal.
+step "controller RBAC equals the table in docs/install.md"
+python3 - docs/install.md "$out/all-features.yaml" <<'PY'
+import re, sys, yaml
+doc, rendered = sys.argv[1:]
+
+def flatten(rows):
+    out = {}
+    for group, resources, verbs in rows:
+        for r in resources:
+            out.setdefault((group, r), set()).update(verbs)
+    return out
+
+table = []
+for line in open(doc):
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) == 4 and re.fullmatch(r'[a-z0-9.-]+|"" \(core\)', cells[0]) and cells[0] != "---":
+        split = lambda c: [x.strip() for x in c.split(",")]
+        table.append(("" if cells[0].startswith('""') else cells[0], split(cells[1]), split(cells[2])))
+granted = []
+for d in yaml.safe_load_all(open(rendered)):
+    if d and d["kind"] in ("Role", "ClusterRole") and not d["metadata"]["name"].endswith("-rollout-manager"):
+        granted += [(g, r["resources"], r["verbs"]) for r in d["rules"] for g in r["apiGroups"]]
+want, got = flatten(table), flatten(granted)
+bad = [f"{g or 'core'}/{r}: docs say {sorted(want.get((g, r), []))}, the chart grants {sorted(got.get((g, r), []))}"
+       for g, r in sorted(set(want) | set(got)) if want.get((g, r)) != got.get((g, r))]
+# Rollouts, Services, pods and Deployments are read from the watch caches only; AnalysisRuns
+# and their status are patched, never replaced.
+never = {("fledge.dev", "rollouts"): "get", ("", "services"): "get", ("", "pods"): "get",
+         ("apps", "deployments"): "get", ("fledge.dev", "analysisruns"): "update",
+         ("fledge.dev", "analysisruns/status"): "get update"}
+bad += [f"{g or 'core'}/{r}: the controller never uses {v}" for (g, r), vs in never.items()
+        for v in vs.split() if v in got.get((g, r), ())]
 for b in bad:
     print(b, file=sys.stderr)
 sys.exit(1 if bad else 0)

@@ -46,14 +46,16 @@ struct Context {
 /// safety net should a watch event be lost.
 const RUNNING_RECHECK: Duration = Duration::from_secs(30);
 
-/// Runs the AnalysisRun controller until `shutdown` resolves.
+/// Runs the AnalysisRun controller until `shutdown` resolves. Without `job_provider` Jobs are
+/// neither watched nor created, so an installation that grants no rights on Jobs works.
 pub async fn run(
     client: Client,
     scope: Scope,
     concurrency: u16,
+    job_provider: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let providers = match Providers::new(client.clone()) {
+    let providers = match Providers::new(client.clone(), job_provider) {
         Ok(p) => p,
         Err(error) => {
             warn!(%error, "analysis controller not started");
@@ -80,8 +82,13 @@ pub async fn run(
         client,
         providers,
     });
-    Controller::new(runs, watcher::Config::default().labels(&selector))
-        .owns(jobs, watcher::Config::default().labels(ANALYSIS_RUN_LABEL))
+    let mut controller = Controller::new(runs, watcher::Config::default().labels(&selector));
+    if job_provider {
+        controller = controller.owns(jobs, watcher::Config::default().labels(ANALYSIS_RUN_LABEL));
+    } else {
+        info!("job provider off: Jobs are not watched, job metrics fail");
+    }
+    controller
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

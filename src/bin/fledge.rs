@@ -65,6 +65,10 @@ struct ControllerArgs {
     /// Log level filter, like "info" or "fledge=debug,info".
     #[arg(long, env = "FLEDGE_LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// Run `job` analysis metrics as Jobs (needs rights on Jobs). When false, Jobs are not
+    /// watched and a `job` metric's measurements fail with an error saying so.
+    #[arg(long, env = "FLEDGE_JOB_PROVIDER", default_value_t = true, action = clap::ArgAction::Set)]
+    job_provider: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -134,7 +138,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
     };
     if !args.leader_elect {
         info!("leader election off");
-        run_controllers(client, scope, args.concurrency, metrics, health, stop_rx).await;
+        run_controllers(client, scope, &args, metrics, health, stop_rx).await;
         return Ok(());
     }
 
@@ -170,7 +174,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
         // Losing the lease means another replica may be writing: stop at once, the pod restarts
         // as a standby.
         lost = elector.renew_until_lost() => Err(lost),
-        _ = run_controllers(client, scope, args.concurrency, metrics, health, stop_rx.clone()) => Ok(()),
+        _ = run_controllers(client, scope, &args, metrics, health, stop_rx.clone()) => Ok(()),
     };
     if result.is_ok() {
         elector.release().await;
@@ -182,7 +186,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
 async fn run_controllers(
     client: kube::Client,
     scope: fledge::rollout::Scope,
-    concurrency: u16,
+    args: &ControllerArgs,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -194,12 +198,18 @@ async fn run_controllers(
         fledge::rollout::run(
             client.clone(),
             scope.clone(),
-            concurrency,
+            args.concurrency,
             metrics,
             health,
             stopped(stop.clone()),
         ),
-        fledge::analysis::controller::run(client, scope, concurrency, stopped(stop)),
+        fledge::analysis::controller::run(
+            client,
+            scope,
+            args.concurrency,
+            args.job_provider,
+            stopped(stop),
+        ),
     );
 }
 

@@ -540,6 +540,34 @@ async fn job_provider_succeeds_fails_and_cleans_up() {
     );
 }
 
+/// `--job-provider=false` (the chart's `rbac.analysis.jobs=false`): no Job is watched or
+/// created, and the measurements say why.
+#[tokio::test]
+async fn without_the_job_provider_a_job_metric_errors_and_creates_no_job() {
+    let mut env = TestEnv::new("an-nojob").await;
+    env.service("web-stable", "web").await;
+    env.service("web-canary", "web").await;
+    env.start_operator_with(&["--leader-elect=false", "--job-provider=false"]);
+    env.apply::<AnalysisTemplate>(job_template(false)).await;
+    let steps =
+        json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "smoke"}]}}]);
+    crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps.clone())).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps))
+        .await;
+    env.wait_rollout("web", "v2 aborted", MINUTE, |r| status(r).abort)
+        .await;
+    let run = runs(&env).await.into_iter().next().expect("an AnalysisRun");
+    let run_status = run.status.expect("a status");
+    assert_eq!(run_status.phase, Some(AnalysisPhase::Error));
+    let m = &run_status.metric_results[0].measurements[0];
+    assert_eq!(
+        m.message.as_deref(),
+        Some(fledge::analysis::providers::JOB_PROVIDER_DISABLED),
+        "{m:?}"
+    );
+    assert_eq!(jobs(&env).await, 0);
+}
+
 #[tokio::test]
 async fn a_condition_that_does_not_compile_is_an_invalid_spec_and_bad_steps_are_rejected() {
     let env = TestEnv::canary("an-invalid").await;

@@ -2,7 +2,8 @@
 //! namespace, its ServiceAccount and roles are created, and the operator runs with that
 //! ServiceAccount's token through a whole canary (leader election, ReplicaSets, Service
 //! selectors, status, Events). A second ServiceAccount bound to the chart's rollout-manager
-//! role promotes the rollout and is refused a spec change.
+//! role promotes the rollout and runs `kubectl fledge get rollout`, and is refused a spec change
+//! and pods.
 //!
 //! Needs helm: `$HELM`, or the binary hack/build-helm.sh builds and caches.
 
@@ -11,7 +12,7 @@ use std::process::Command;
 
 use fledge::api::{Phase, Request, RequestAction, Rollout};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -21,6 +22,7 @@ use kube::{Client, Config, ResourceExt};
 use serde_json::json;
 
 use crate::harness::{MINUTE, TestEnv, canary_rollout, kubeconfig_path};
+use crate::plugin::plugin_as;
 
 const RBAC_KINDS: [&str; 5] = [
     "ServiceAccount",
@@ -237,8 +239,9 @@ async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_on
         "subjects": [{"kind": "ServiceAccount", "name": "release-manager", "namespace": env.ns}],
     }))
     .await;
-    let manager = client_for(&service_account_kubeconfig(&env, "release-manager").await).await;
-    let rollouts: Api<Rollout> = Api::namespaced(manager, &env.ns);
+    let manager_kubeconfig = service_account_kubeconfig(&env, "release-manager").await;
+    let manager = client_for(&manager_kubeconfig).await;
+    let rollouts: Api<Rollout> = Api::namespaced(manager.clone(), &env.ns);
     let refused = rollouts
         .patch(
             "web",
@@ -272,6 +275,23 @@ async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_on
             && r.status.as_ref().and_then(|s| s.stable_revision.as_ref()) != Some(&v1)
     })
     .await;
+
+    // What the plugin reads is granted: `get rollout` lists the ReplicaSets and AnalysisRuns.
+    let (code, out, err) = plugin_as(&env, &manager_kubeconfig, &["get", "rollout", "web"]);
+    assert_eq!(code, 0, "get rollout as a rollout manager: {out}{err}");
+    let (code, out, err) = plugin_as(&env, &manager_kubeconfig, &["list", "rollouts"]);
+    assert!(
+        code == 0 && out.contains("web"),
+        "list rollouts: {out}{err}"
+    );
+    // ... and nothing it does not read: pods and Events are the `view` role's business.
+    let pods = Api::<Pod>::namespaced(manager.clone(), &env.ns)
+        .list(&ListParams::default())
+        .await;
+    assert!(
+        matches!(&pods, Err(kube::Error::Api(s)) if s.code == 403),
+        "a rollout manager needs no pods: {pods:?}"
+    );
 
     // Events were recorded with the chart's rights.
     let events = env

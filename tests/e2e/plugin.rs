@@ -1,5 +1,6 @@
 //! `kubectl fledge` against a running rollout: requests move it, `status --watch` exit codes.
 
+use std::path::Path;
 use std::process::Command;
 
 use fledge::api::{PauseReason, Phase, Rollout};
@@ -10,9 +11,14 @@ use crate::harness::{MINUTE, TestEnv, canary_rollout, kubeconfig_path};
 
 /// Runs the plugin in the test's namespace: (exit code, stdout, stderr).
 pub fn plugin(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+    plugin_as(env, &kubeconfig_path(), args)
+}
+
+/// Runs the plugin in the test's namespace with the credentials of `kubeconfig`.
+pub fn plugin_as(env: &TestEnv, kubeconfig: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kubectl-fledge"))
         .arg("--kubeconfig")
-        .arg(kubeconfig_path())
+        .arg(kubeconfig)
         .args(["-n", &env.ns])
         .args(args)
         .output()

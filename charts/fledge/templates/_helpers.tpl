@@ -62,17 +62,49 @@ app.kubernetes.io/component: controller
 {{- end }}
 
 {{/*
+Values that would install a broken controller are refused at render time, with the reason:
+schema rules cannot compare two values.
+*/}}
+{{- define "fledge.validate" -}}
+{{- $c := .Values.controller }}
+{{- $replicas := int $c.replicas }}
+{{- if and (not $c.leaderElection.enabled) (gt $replicas 1) }}
+{{- fail (printf "controller.leaderElection.enabled=false with controller.replicas=%d would run %d controllers writing the same objects at once: enable leader election or set controller.replicas=1" $replicas $replicas) }}
+{{- end }}
+{{- if eq (int $c.metricsPort) (int $c.healthPort) }}
+{{- fail (printf "controller.metricsPort and controller.healthPort are both %d: the second server cannot bind it; give them different ports" (int $c.metricsPort)) }}
+{{- end }}
+{{- if and .Values.rbac.analysis.secretNames (not .Values.rbac.analysis.secrets) }}
+{{- fail "rbac.analysis.secretNames is set but rbac.analysis.secrets is false: set rbac.analysis.secrets=true to grant get on those Secrets" }}
+{{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if and $pdb.enabled (gt $replicas 1) }}
+{{- $min := toString $pdb.minAvailable }}
+{{- $blocks := false }}
+{{- if hasSuffix "%" $min }}
+{{- /* ceil(p% of replicas) >= replicas exactly when p * replicas > 100 * (replicas - 1) */}}
+{{- $blocks = gt (mul (int (trimSuffix "%" $min)) $replicas) (mul 100 (sub $replicas 1)) }}
+{{- else }}
+{{- $blocks = ge (int $min) $replicas }}
+{{- end }}
+{{- if $blocks }}
+{{- fail (printf "podDisruptionBudget.minAvailable=%s with controller.replicas=%d keeps every replica up, so no node running one could ever be drained: set it to %d or less" $min $replicas (sub $replicas 1)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The rules the controller needs on the Rollouts' namespace(s): every verb below is one the
 controller issues today (see docs/install.md for where each one comes from).
 */}}
 {{- define "fledge.controllerRules" -}}
-# Rollouts: watched; the controller writes their status, and patches only metadata.finalizers
-# (a Rollout with a traffic router gets `fledge.dev/traffic-cleanup`, so that deleting it puts
-# all traffic back on the stable first). RBAC cannot narrow patch to one field; the code never
-# writes a Rollout's spec.
+# Rollouts: read from the watch cache only (no get); the controller writes their status, and
+# patches only metadata.finalizers (a Rollout with a traffic router gets
+# `fledge.dev/traffic-cleanup`, so that deleting it puts all traffic back on the stable first).
+# RBAC cannot narrow patch to one field; the code never writes a Rollout's spec.
 - apiGroups: [fledge.dev]
   resources: [rollouts]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 - apiGroups: [fledge.dev]
   resources: [rollouts/status]
   verbs: [patch]
@@ -81,13 +113,14 @@ controller issues today (see docs/install.md for where each one comes from).
 - apiGroups: [fledge.dev]
   resources: [rollouts/finalizers]
   verbs: [update]
-# Analysis: runs are created per analysis, their status kept up to date, old ones deleted.
+# Analysis: runs are created per analysis, terminated by a merge patch, old ones deleted; their
+# status is written by a JSON patch (never a replace).
 - apiGroups: [fledge.dev]
   resources: [analysisruns]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [fledge.dev]
   resources: [analysisruns/status]
-  verbs: [get, update, patch]
+  verbs: [patch]
 - apiGroups: [fledge.dev]
   resources: [analysisruns/finalizers]
   verbs: [update]
@@ -98,22 +131,24 @@ controller issues today (see docs/install.md for where each one comes from).
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [get, list, watch, create, patch, delete]
-# Selectors of the stable/canary/active/preview Services are pinned by server-side apply.
+# Selectors of the stable/canary/active/preview Services are pinned by server-side apply; the
+# Services themselves are read from the watch cache.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, patch]
-# `kubectl fledge restart` (spec.restartAt): the stable revision's pods are read and evicted
-# one at a time within maxUnavailable.
+  verbs: [list, watch, patch]
+# `kubectl fledge restart` (spec.restartAt): the stable revision's pods are read from the watch
+# cache and evicted one at a time within maxUnavailable.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 - apiGroups: [""]
   resources: [pods/eviction]
   verbs: [create]
-# workloadRef: the referenced Deployment's template is read; it is scaled to 0 on success.
+# workloadRef: the referenced Deployment's template is read from the watch cache; it is scaled
+# to 0 on success.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 # Every decision is recorded as an Event (events.k8s.io/v1; a repeat patches the series).
 - apiGroups: [events.k8s.io]
   resources: [events]
@@ -125,9 +160,14 @@ controller issues today (see docs/install.md for where each one comes from).
   verbs: [get, list, watch, create, delete]
 {{- end }}
 {{- if .Values.rbac.analysis.secrets }}
-# Analysis args from valueFrom.secretKeyRef: single Secrets by name, never a list.
+# Secrets named by analyses (args' valueFrom.secretKeyRef, header valueFrom, Prometheus
+# bearerTokenSecret), read in the run's namespace: single Secrets by name, never a list; only
+# those of rbac.analysis.secretNames when it is set.
 - apiGroups: [""]
   resources: [secrets]
+  {{- with .Values.rbac.analysis.secretNames }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
   verbs: [get]
 {{- end }}
 {{- with .Values.rbac.trafficRouting }}

@@ -29,21 +29,26 @@ pub trait MetricProvider {
     fn clean_up(&self, run: &AnalysisRun) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// Why a `job` metric is not measured when the controller runs with `--job-provider=false`.
+pub const JOB_PROVIDER_DISABLED: &str =
+    "the job provider is disabled in this installation (--job-provider=false)";
+
 /// Every provider, behind one dispatch on the metric's `provider`.
 #[derive(Clone)]
 pub struct Providers {
     pub prometheus: prometheus::Prometheus,
     pub web: web::Web,
-    pub job: job::JobProvider,
+    /// None with `--job-provider=false`: the controller has no rights on Jobs then.
+    pub job: Option<job::JobProvider>,
 }
 
 impl Providers {
-    pub fn new(client: kube::Client) -> Result<Providers, String> {
+    pub fn new(client: kube::Client, job_provider: bool) -> Result<Providers, String> {
         let http = http_clients()?;
         Ok(Providers {
             prometheus: prometheus::Prometheus::new(http.clone(), client.clone()),
             web: web::Web::new(http, client.clone()),
-            job: job::JobProvider::new(client),
+            job: job_provider.then(|| job::JobProvider::new(client)),
         })
     }
 }
@@ -61,14 +66,21 @@ impl MetricProvider for Providers {
         } else if p.web.is_some() {
             self.web.measure(run, metric, resume).await
         } else if p.job.is_some() {
-            self.job.measure(run, metric, resume).await
+            match &self.job {
+                Some(job) => job.measure(run, metric, resume).await,
+                None => Outcome::Error(JOB_PROVIDER_DISABLED.into()),
+            }
         } else {
             Outcome::Error("provider: set one of prometheus, web, job".into())
         }
     }
 
     async fn clean_up(&self, run: &AnalysisRun) -> Result<(), String> {
-        self.job.clean_up(run).await
+        match &self.job {
+            Some(job) => job.clean_up(run).await,
+            // No Job was ever created, and listing them would be refused.
+            None => Ok(()),
+        }
     }
 }
 
@@ -114,7 +126,16 @@ pub async fn secret_value(
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
         .get(&r.name)
         .await
-        .map_err(|e| format!("reading Secret {:?}: {e}", r.name))?;
+        .map_err(|e| match e {
+            // The chart grants no Secrets by default: say which value grants this one.
+            kube::Error::Api(s) if s.code == 403 => format!(
+                "fledge may not read Secret {:?} in namespace {namespace:?} ({}): with the Helm \
+                 chart, set rbac.analysis.secrets=true and, if rbac.analysis.secretNames is set, \
+                 add {:?} to it",
+                r.name, s.message, r.name
+            ),
+            e => format!("reading Secret {:?}: {e}", r.name),
+        })?;
     let bytes = secret
         .data
         .as_ref()
@@ -148,4 +169,83 @@ pub async fn headers(
         out.insert(h.key.clone(), value);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+    use tower_test::mock;
+
+    use super::*;
+    use crate::api::analysis::{JobMetric, MetricProvider as ProviderSpec};
+
+    fn mock_client() -> (kube::Client, mock::Handle<Request<Body>, Response<Body>>) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        (kube::Client::new(service, "default"), handle)
+    }
+
+    #[tokio::test]
+    async fn a_disabled_job_provider_refuses_job_metrics_without_calling_the_api() {
+        let (client, mut handle) = mock_client();
+        let providers = Providers::new(client, false).expect("providers");
+        let run: AnalysisRun = serde_json::from_value(json!({
+            "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisRun",
+            "metadata": {"name": "r", "namespace": "web", "uid": "u"},
+            "spec": {"metrics": []},
+        }))
+        .expect("a run");
+        let metric = Metric {
+            name: "smoke".into(),
+            provider: ProviderSpec {
+                job: Some(JobMetric::default()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // An API call would wait for the mocked server forever: give up instead.
+        let quick = std::time::Duration::from_secs(5);
+        let measured = tokio::time::timeout(quick, providers.measure(&run, &metric, None)).await;
+        assert_eq!(
+            measured.expect("measured without the API"),
+            Outcome::Error(JOB_PROVIDER_DISABLED.into())
+        );
+        let cleaned = tokio::time::timeout(quick, providers.clean_up(&run)).await;
+        assert_eq!(cleaned.expect("cleaned up without the API"), Ok(()));
+        drop(providers);
+        assert!(handle.next_request().await.is_none(), "no API request");
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_secret_names_the_chart_value_to_set() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("a request");
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/web/secrets/prom-token"
+            );
+            crate::test_support::reply(
+                send,
+                403,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "Forbidden", "code": 403, "message": "secrets is forbidden"}),
+            );
+        });
+        let r = SecretKeyRef {
+            name: "prom-token".into(),
+            key: "token".into(),
+        };
+        let error = secret_value(&client, "web", &r)
+            .await
+            .expect_err("forbidden");
+        server.await.expect("the mocked API server");
+        assert!(
+            error.contains("rbac.analysis.secrets=true")
+                && error.contains("rbac.analysis.secretNames")
+                && error.contains("\"prom-token\""),
+            "{error}"
+        );
+    }
 }
