@@ -82,6 +82,13 @@ struct PhaseLabels {
     phase: String,
 }
 
+/// Label set for analysis measurements: the provider and the measurement's phase.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MeasurementLabels {
+    provider: String,
+    phase: String,
+}
+
 /// Label set for the build info gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
@@ -99,6 +106,8 @@ pub struct Metrics {
     reconcile_duration_seconds: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
     rollouts: Family<PhaseLabels, Gauge>,
+    analysis_runs: Family<PhaseLabels, Counter>,
+    analysis_measurements: Family<MeasurementLabels, Counter>,
     // `fledge_build_info` is set once in `new` and lives on in the registry; no field needed.
 }
 
@@ -141,6 +150,20 @@ impl Metrics {
             rollouts.clone(),
         );
 
+        let analysis_runs = Family::<PhaseLabels, Counter>::default();
+        registry.register(
+            "fledge_analysis_runs",
+            "AnalysisRuns that ended, by phase",
+            analysis_runs.clone(),
+        );
+
+        let analysis_measurements = Family::<MeasurementLabels, Counter>::default();
+        registry.register(
+            "fledge_analysis_measurements",
+            "Analysis measurements taken, by provider and phase",
+            analysis_measurements.clone(),
+        );
+
         let build_info = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "fledge_build_info",
@@ -159,7 +182,28 @@ impl Metrics {
             reconcile_duration_seconds,
             reconcile_errors,
             rollouts,
+            analysis_runs,
+            analysis_measurements,
         }
+    }
+
+    /// Counts an AnalysisRun that ended in `phase`.
+    pub fn analysis_run_ended(&self, phase: &str) {
+        self.analysis_runs
+            .get_or_create(&PhaseLabels {
+                phase: phase.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one measurement by `provider` that came out `phase`.
+    pub fn measurement(&self, provider: &str, phase: &str) {
+        self.analysis_measurements
+            .get_or_create(&MeasurementLabels {
+                provider: provider.to_owned(),
+                phase: phase.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a reconcile now and records its duration when the returned guard is dropped.
@@ -299,8 +343,21 @@ mod tests {
         drop(metrics.reconcile_timer());
         metrics.reconcile_error("ApplyFailed");
         metrics.set_rollouts_by_phase(&[("Progressing".to_owned(), 2)]);
+        metrics.analysis_run_ended("Failed");
+        metrics.measurement("prometheus", "Error");
+        metrics.measurement("prometheus", "Error");
 
         let text = metrics.encode();
+        assert!(
+            text.contains("fledge_analysis_runs_total{phase=\"Failed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "fledge_analysis_measurements_total{provider=\"prometheus\",phase=\"Error\"} 2"
+            ),
+            "{text}"
+        );
         assert!(text.contains("fledge_reconcile_total 1"), "{text}");
         assert!(
             text.contains("fledge_reconcile_duration_seconds_count 1"),

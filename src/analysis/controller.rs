@@ -24,6 +24,7 @@ use crate::api::analysis::{
     ANALYSIS_RUN_LABEL, AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus,
 };
 use crate::rollout::Scope;
+use crate::telemetry::Metrics;
 
 /// Errors of one reconcile, retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,7 @@ struct Context {
     client: Client,
     providers: Providers,
     recorder: Recorder,
+    metrics: Arc<Metrics>,
 }
 
 /// A Job measurement in progress is looked at again on every change of its Job; this is only a
@@ -53,6 +55,7 @@ pub async fn run(
     scope: Scope,
     concurrency: u16,
     job_provider: bool,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let providers = match Providers::new(client.clone(), job_provider) {
@@ -81,6 +84,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         client,
         providers,
+        metrics,
     });
     let mut controller = Controller::new(runs, watcher::Config::default().labels(&selector));
     if job_provider {
@@ -195,10 +199,10 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
                 .providers
                 .measure(run, metric, due.resume.as_ref())
                 .await;
-            Some((
-                metric.name.clone(),
-                run::measurement(outcome, &conditions, started, Timestamp::now()),
-            ))
+            let m = run::measurement(outcome, &conditions, started, Timestamp::now());
+            ctx.metrics
+                .measurement(metric.provider.kind(), m.phase.as_str());
+            Some((metric.name.clone(), m))
         }
     }))
     .await;
@@ -237,11 +241,12 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
     })
 }
 
-/// An Event on the run when it ends, so `kubectl describe` tells why.
+/// An Event on the run when it ends, so `kubectl describe` tells why, and a count by phase.
 async fn record_phase(ctx: &Context, run: &AnalysisRun, status: &AnalysisRunStatus) {
     let Some(phase) = status.phase.filter(|p| p.is_terminal()) else {
         return;
     };
+    ctx.metrics.analysis_run_ended(phase.as_str());
     let event = Event {
         type_: if phase == AnalysisPhase::Successful {
             EventType::Normal

@@ -426,6 +426,18 @@ pub enum AnalysisPhase {
     Inconclusive,
 }
 
+impl MetricProvider {
+    /// The provider's name, for logs and metric labels.
+    pub fn kind(&self) -> &'static str {
+        match (&self.prometheus, &self.web, &self.job) {
+            (Some(_), _, _) => "prometheus",
+            (_, Some(_), _) => "web",
+            (_, _, Some(_)) => "job",
+            _ => "none",
+        }
+    }
+}
+
 impl AnalysisPhase {
     /// True when the run (or metric) will not change any more.
     pub fn is_terminal(self) -> bool {

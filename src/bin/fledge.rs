@@ -199,7 +199,7 @@ async fn run_controllers(
             client.clone(),
             scope.clone(),
             args.concurrency,
-            metrics,
+            metrics.clone(),
             health,
             stopped(stop.clone()),
         ),
@@ -208,6 +208,7 @@ async fn run_controllers(
             scope,
             args.concurrency,
             args.job_provider,
+            metrics,
             stopped(stop),
         ),
     );

@@ -143,7 +143,7 @@ async fn a_healthy_canary_passes_analysis_and_promotes() {
 
 #[tokio::test]
 async fn an_error_rate_above_threshold_fails_the_run_and_aborts_with_weight_0() {
-    let env = TestEnv::canary("an-fail").await;
+    let mut env = TestEnv::canary("an-fail").await;
     let exporter = healthy_exporter(&env).await;
     error_rate_template(&env, &prometheus_url(), &exporter, json!({"count": 120})).await;
     let v1 = crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps())).await;
@@ -196,6 +196,18 @@ async fn an_error_rate_above_threshold_fails_the_run_and_aborts_with_weight_0() 
     let v2 = status(&r).current_revision.unwrap();
     env.wait_replica_sets("canary gone", vec![(v1, 2, 2), (v2, 0, 0)])
         .await;
+    // The operator's metrics count the failed run and the measurements that failed it.
+    let metrics = env.operator(0).metrics().await;
+    assert!(
+        metrics.contains("fledge_analysis_runs_total{phase=\"Failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "fledge_analysis_measurements_total{provider=\"prometheus\",phase=\"Failed\"}"
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

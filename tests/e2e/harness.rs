@@ -73,6 +73,25 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// What the operator serves on `/metrics`. Its ports are picked at start (`127.0.0.1:0`);
+    /// the log names them ("serving HTTP"), and the one that answers `/metrics` is the right one.
+    pub async fn metrics(&self) -> String {
+        let logs = self.logs();
+        let addrs = logs
+            .lines()
+            .filter(|l| l.contains("serving HTTP"))
+            .flat_map(|l| l.split([' ', '"', '=']))
+            .filter(|w| w.starts_with("127.0.0.1:"));
+        for addr in addrs {
+            if let Ok(r) = reqwest::get(format!("http://{addr}/metrics")).await
+                && r.status().is_success()
+            {
+                return r.text().await.unwrap_or_default();
+            }
+        }
+        panic!("the operator serves no /metrics; its log:\n{logs}")
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
