@@ -33,7 +33,7 @@ struct ControllerArgs {
     #[arg(long, env = "FLEDGE_NAMESPACE")]
     namespace: Option<String>,
     /// Handle only Rollouts labelled fledge.dev/instance-id=<id>.
-    #[arg(long, env = "FLEDGE_INSTANCE_ID")]
+    #[arg(long, env = "FLEDGE_INSTANCE_ID", value_parser = instance_id)]
     instance_id: Option<String>,
     /// Elect a leader through a Lease so only one replica writes.
     #[arg(long, env = "FLEDGE_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
@@ -227,4 +227,41 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// An instance id becomes a label value and part of the Lease's name (`fledge-controller-<id>`),
+/// so it must be a DNS label short enough for both; refusing it here beats a Lease that can never
+/// be created. The chart's values schema applies the same rule.
+fn instance_id(id: &str) -> Result<String, String> {
+    let ok = !id.is_empty()
+        && id.len() <= 45
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if ok {
+        Ok(id.to_owned())
+    } else {
+        Err(
+            "an instance id is 1 to 45 lowercase letters, digits and '-', starting and ending \
+             with a letter or digit"
+                .into(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::instance_id;
+
+    #[test]
+    fn instance_ids_are_dns_labels_that_fit_a_lease_name() {
+        for good in ["a", "team-a", "t1", &"x".repeat(45)] {
+            assert_eq!(instance_id(good).as_deref(), Ok(good));
+        }
+        for bad in ["", "Team_A.x", "-a", "a-", "a.b", &"x".repeat(46)] {
+            assert!(instance_id(bad).is_err(), "{bad:?}");
+        }
+    }
 }
