@@ -83,6 +83,29 @@ fn convert_flagger_canary() {
 }
 
 #[test]
+fn convert_keeps_a_condition_that_uses_an_argument() {
+    let docs = parse(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: max}]
+  metrics:
+  - name: m
+    successCondition: "result[0] <= {{args.max}}"
+    provider: {prometheus: {address: "http://p", query: up}}
+"#,
+    )
+    .unwrap();
+    let out = super::convert::convert(&docs).unwrap();
+    assert!(
+        out.contains("successCondition: result[0] <= {{args.max}}") && !out.contains("left out"),
+        "{out}"
+    );
+}
+
+#[test]
 fn convert_refuses_input_with_nothing_to_convert() {
     let docs = parse("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n").unwrap();
     let err = super::convert::convert(&docs).unwrap_err();
@@ -94,6 +117,38 @@ fn lint_reports_every_problem_with_its_path() {
     let (out, code) = lint_text("broken.yaml", &testdata("lint-broken.yaml"));
     assert_eq!(code, exit::FAILED);
     snapshot("lint-broken.out", &out);
+}
+
+#[test]
+fn lint_fills_in_arguments_as_a_run_does() {
+    // `max` has no value (the Rollout gives it): a neutral number stands in. `word` has one, and
+    // the condition is checked with it. Placeholders in queries and URLs are filled in too, and
+    // one naming no argument is reported at its field.
+    let (out, code) = lint_text(
+        "t.yaml",
+        r#"
+apiVersion: fledge.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: max}, {name: floor, value: "0.5"}, {name: word, value: high}]
+  metrics:
+  - name: ok
+    successCondition: "result <= {{args.max}} && result >= {{ args.floor }}"
+    provider: {prometheus: {address: "{{args.max}}", query: 'x{a="{{args.max}}"}'}}
+  - name: bad
+    failureCondition: "result < {{args.word}}"
+    provider: {web: {url: "http://x/{{args.nope}}"}}
+"#,
+    );
+    assert_eq!(code, exit::FAILED);
+    assert_eq!(
+        out,
+        r#"t.yaml: AnalysisTemplate "t": error: spec.metrics[1].provider.web.url: uses {{args.nope}} but no argument "nope" is declared
+t.yaml: AnalysisTemplate "t": error: spec.metrics[1].failureCondition: "result < high" is not a valid CEL expression: undeclared reference to "high": a condition can only use `result` (arguments are written {{args.NAME}})
+t.yaml: 1 object checked, 2 errors, 0 warnings
+"#
+    );
 }
 
 #[test]
