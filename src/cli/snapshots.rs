@@ -162,16 +162,61 @@ fn lint_passes_the_examples() {
 }
 
 #[test]
-fn lint_of_nothing_known_fails() {
+fn lint_skips_what_is_not_fledge_s_and_fails_on_nothing() {
+    // Argo CD's Application shares argoproj.io with Argo Rollouts but is not a Rollout object;
+    // a file of such objects only (a Service, Flux's objects) has nothing to be wrong.
     let (out, code) = lint_text(
-        "svc.yaml",
-        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
+        "gitops.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\n---\n\
+         apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: web}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
+    );
+    assert_eq!(code, exit::OK, "{out}");
+    assert_eq!(
+        out,
+        "gitops.yaml: 0 objects checked, 0 errors, 0 warnings (not fledge objects, skipped: \
+         Application \"web\", Kustomization \"web\", Service \"a\")\n\
+         gitops.yaml: no Rollout, AnalysisTemplate or ClusterAnalysisTemplate found\n"
+    );
+    let (out, code) = lint_text("empty.yaml", "# nothing\n");
+    assert_eq!(code, exit::FAILED, "{out}");
+}
+
+#[test]
+fn lint_names_argo_rollouts_objects_and_unknown_fledge_kinds() {
+    let (out, code) = lint_text(
+        "mixed.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Experiment\nmetadata: {name: e}\n---\n\
+         apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: c}\n---\n\
+         apiVersion: fledge.dev/v1alpha1\nkind: Rolout\nmetadata: {name: r}\n",
     );
     assert_eq!(code, exit::FAILED);
-    assert!(
-        out.contains("no Rollout, AnalysisTemplate or ClusterAnalysisTemplate found"),
-        "{out}"
+    assert_eq!(
+        out,
+        "mixed.yaml: Experiment \"e\": error: apiVersion: argoproj.io/v1alpha1 Experiment is not a \
+         fledge object: `kubectl fledge convert` converts it\n\
+         mixed.yaml: Canary \"c\": error: apiVersion: flagger.app/v1beta1 Canary is not a fledge \
+         object: `kubectl fledge convert` converts it\n\
+         mixed.yaml: Rolout \"r\": error: kind: \"Rolout\" is not a fledge kind: fledge.dev/v1alpha1 \
+         serves Rollout, AnalysisTemplate, ClusterAnalysisTemplate and AnalysisRun\n\
+         mixed.yaml: 3 objects checked, 3 errors, 0 warnings\n"
     );
+}
+
+#[test]
+fn convert_passes_argo_cd_objects_through() {
+    let docs = parse(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\n---\n\
+         apiVersion: argoproj.io/v1alpha1\nkind: Experiment\nmetadata: {name: e}\n",
+    )
+    .unwrap();
+    let out = super::convert::convert(&docs).unwrap();
+    assert!(out.contains("kind: Application"), "{out}");
+    assert!(out.contains("Experiment has no fledge equivalent"), "{out}");
+    let only_argo_cd =
+        parse("apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\n")
+            .unwrap();
+    assert!(super::convert::convert(&only_argo_cd).is_err());
 }
 
 #[test]
