@@ -151,14 +151,31 @@ t.yaml: 1 object checked, 2 errors, 0 warnings
     );
 }
 
+/// Every manifest a user copies lints clean, file by file as a user would lint it: a new
+/// example or template is in by being in the directory.
 #[test]
-fn lint_passes_the_examples() {
-    for example in ["canary-basic.yaml", "blue-green.yaml", "workload-ref.yaml"] {
-        let path = format!("{}/examples/{example}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).expect("example exists");
-        let (out, code) = lint_text(example, &text);
-        assert_eq!(code, exit::OK, "{out}");
+fn lint_passes_every_example_and_ready_made_template() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut failures = Vec::new();
+    let mut linted = Vec::new();
+    for dir in ["examples", "analysis-templates"] {
+        let files = super::manifest::yaml_files(&root.join(dir)).expect("readable");
+        assert!(!files.is_empty(), "no YAML under {dir}/");
+        for file in files {
+            let name = file.strip_prefix(root).unwrap().display().to_string();
+            let text = std::fs::read_to_string(&file).expect("readable");
+            let (out, code) = lint_text(&name, &text);
+            linted.push(name);
+            if code != exit::OK || out.contains("warning:") {
+                failures.push(out);
+            }
+        }
     }
+    assert!(
+        linted.contains(&"examples/argocd/application.yaml".to_string()),
+        "subdirectories are walked: {linted:?}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

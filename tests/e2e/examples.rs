@@ -4,7 +4,7 @@
 //! stand-ins are installed first (tests/e2e/testdata/gitops-crds.yaml), which check their
 //! required fields but not the whole of Argo CD's and Flux's schemas.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -12,24 +12,6 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::Discovery;
 
 use crate::harness::{MINUTE, TestEnv};
-
-/// The YAML files under `dir`, recursively, sorted.
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
 
 /// The objects of a multi-document YAML file.
 fn documents(file: &Path) -> Vec<DynamicObject> {
@@ -80,7 +62,7 @@ async fn every_example_passes_a_server_side_dry_run() {
     let env = TestEnv::new("examples").await;
     install_gitops_crds(&env).await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let files = yaml_files(&dir);
+    let files = fledge::cli::manifest::yaml_files(&dir).expect("examples/ is readable");
     assert!(!files.is_empty(), "no examples found");
 
     // Discovery caches what is served; a CRD established a moment ago may take a few seconds
