@@ -16,7 +16,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use super::condition::{Condition, Conditions};
 use super::value::Outcome;
 use crate::api::analysis::{
-    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, Measurement, Metric, MetricResult,
+    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, DryRun, Measurement, Metric, MetricResult,
 };
 use crate::api::duration;
 use crate::rollout::spec_checks::SpecProblem;
@@ -57,10 +57,22 @@ fn result<'a>(status: &'a AnalysisRunStatus, name: &str) -> Option<&'a MetricRes
     status.metric_results.iter().find(|r| r.name == name)
 }
 
-fn is_dry_run(spec: &AnalysisRunSpec, name: &str) -> bool {
-    spec.dry_run
+fn is_dry_run(dry_run: &[DryRun], name: &str) -> bool {
+    dry_run
         .iter()
         .any(|d| d.metric_name == name || d.metric_name == "*")
+}
+
+/// The metrics that keep a run from ever being Successful: they decide the run (not dry-run)
+/// and measure until the run is terminated, with no `count` and no `consecutiveSuccessLimit`.
+/// Such a run can fail but, as a gate, never pass.
+pub fn endless_metrics<'a>(metrics: &'a [Metric], dry_run: &[DryRun]) -> Vec<&'a str> {
+    metrics
+        .iter()
+        .filter(|m| !is_dry_run(dry_run, &m.name))
+        .filter(|m| wanted_count(m).is_none() && m.consecutive_success_limit.is_none())
+        .map(|m| m.name.as_str())
+        .collect()
 }
 
 fn retention(spec: &AnalysisRunSpec, name: &str) -> usize {
@@ -223,7 +235,7 @@ pub fn measurement(
 /// Records a measurement of metric `name`: a measurement in progress is replaced by its next
 /// state; a finished one updates the counters. Keeps the last `measurementRetention`.
 pub fn record(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, name: &str, m: Measurement) {
-    let dry_run = is_dry_run(spec, name);
+    let dry_run = is_dry_run(&spec.dry_run, name);
     let keep = retention(spec, name);
     let r = match status.metric_results.iter().position(|r| r.name == name) {
         Some(i) => &mut status.metric_results[i],
@@ -351,7 +363,7 @@ pub fn assess(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, now: Times
     let mut run_phase: Option<(AnalysisPhase, String)> = None;
     let mut all_done = true;
     for m in &spec.metrics {
-        let dry_run = is_dry_run(spec, &m.name);
+        let dry_run = is_dry_run(&spec.dry_run, &m.name);
         let (phase, message) = match result(status, &m.name) {
             Some(r) => metric_phase(m, r),
             None => (AnalysisPhase::Pending, None),
@@ -379,7 +391,10 @@ pub fn assess(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, now: Times
         }
     }
     // Dry-run metrics run as long as the others; a run of only dry-run metrics ends with them.
-    let only_dry_run = spec.metrics.iter().all(|m| is_dry_run(spec, &m.name));
+    let only_dry_run = spec
+        .metrics
+        .iter()
+        .all(|m| is_dry_run(&spec.dry_run, &m.name));
     if only_dry_run {
         all_done = spec
             .metrics

@@ -63,11 +63,25 @@ impl Report {
     }
 }
 
-const FLEDGE: &str = "fledge.dev/v1alpha1";
+pub const FLEDGE: &str = "fledge.dev/v1alpha1";
 
-/// Lints every document of a stream.
+/// Lints every document of a stream, and each Rollout's gates against the templates beside it.
 pub fn lint(documents: &[Document]) -> Vec<Report> {
-    documents.iter().map(lint_document).collect()
+    documents
+        .iter()
+        .map(|doc| {
+            let mut report = lint_document(doc);
+            if doc.api_version() == FLEDGE
+                && doc.kind() == "Rollout"
+                && report.errors() == 0
+                && let Ok(rollout) = serde_json::from_value::<Rollout>(doc.value.clone())
+            {
+                let gates = super::lint_gates::endless_gates(&rollout, documents);
+                report.findings.extend(gates);
+            }
+            report
+        })
+        .collect()
 }
 
 /// Lints one document, by its kind.

@@ -152,6 +152,17 @@ fn metric(metric: &Value, path: &str, out: &mut Vec<Finding>) {
             format!("required when count is more than 1 (count is {count})"),
         ));
     }
+    // A Job decides by finishing; a measured value needs a condition to be anything but a success.
+    if metric["successCondition"].is_null()
+        && metric["failureCondition"].is_null()
+        && metric["provider"]["job"].is_null()
+    {
+        out.push(Finding::warning(
+            path,
+            "no successCondition or failureCondition: every value measured is a success, so \
+             only provider errors can fail the analysis",
+        ));
+    }
     for field in ["successCondition", "failureCondition"] {
         match &metric[field] {
             Value::Null => {}

@@ -179,6 +179,55 @@ fn lint_passes_every_example_and_ready_made_template() {
 }
 
 #[test]
+fn lint_warns_of_gates_that_cannot_pass_and_metrics_that_cannot_fail() {
+    let (out, code) = lint_text(
+        "w.yaml",
+        r#"
+apiVersion: fledge.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: soak}
+spec:
+  dryRun: [{metricName: shadow}]
+  metrics:
+  - name: errors                 # no count: measures until stopped
+    interval: 1m
+    failureCondition: result > 0
+    provider: {prometheus: {address: "http://p", query: up}}
+  - name: shadow                 # endless too, but dry-run: it decides nothing
+    interval: 1m
+    failureCondition: result > 0
+    provider: {prometheus: {address: "http://p", query: up}}
+  - name: anything               # ends, but no condition: every value is a success
+    provider: {web: {url: "http://x"}}
+---
+apiVersion: fledge.dev/v1alpha1
+kind: Rollout
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web:1}]}
+  strategy:
+    canary:
+      analysis: {templates: [{templateName: soak}]}
+      steps:
+      - setWeight: 10
+      - analysis: {templates: [{templateName: soak}, {templateName: elsewhere}]}
+      - analysis: {templates: [{templateName: soak, clusterScope: true}]}
+"#,
+    );
+    assert_eq!(code, exit::OK, "warnings do not fail lint: {out}");
+    assert_eq!(
+        out,
+        r#"w.yaml: AnalysisTemplate "soak": warning: spec.metrics[2]: no successCondition or failureCondition: every value measured is a success, so only provider errors can fail the analysis
+w.yaml: Rollout "web": warning: spec.strategy.canary.steps[1].analysis: AnalysisTemplate "soak": metric "errors" measures until its run is stopped (no count), so the run can fail but never succeed and the rollout waits here for a promote; give the metric a count or a consecutiveSuccessLimit, or use it as background analysis
+w.yaml: 2 objects checked, 0 errors, 2 warnings
+"#
+    );
+}
+
+#[test]
 fn lint_skips_what_is_not_fledge_s_and_fails_on_nothing() {
     // Argo CD's Application shares argoproj.io with Argo Rollouts but is not a Rollout object;
     // a file of such objects only (a Service, Flux's objects) has nothing to be wrong.
