@@ -3,6 +3,7 @@
 //! [`run::problems`] checks when the run starts (durations, providers, conditions that compile).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use super::args::{self, PLACEHOLDER};
 use super::run;
@@ -42,13 +43,14 @@ pub fn lint_metric(metric: &Metric, values: &BTreeMap<String, String>) -> Vec<Sp
     let mut problems = Vec::new();
     let mut values = values.clone();
     for (path, name) in args::references(metric) {
-        if !values.contains_key(&name) {
+        // Said once; the rest of the metric is checked as if it were declared.
+        if let Entry::Vacant(undeclared) = values.entry(name) {
+            let name = undeclared.key();
             problems.push(SpecProblem {
                 path,
                 message: format!("uses {{{{args.{name}}}}} but no argument {name:?} is declared"),
             });
-            // Said once; the rest of the metric is checked as if it were declared.
-            values.insert(name, PLACEHOLDER.into());
+            undeclared.insert(PLACEHOLDER.into());
         }
     }
     match args::substitute_metric(metric, &values) {
