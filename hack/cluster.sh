@@ -3,7 +3,8 @@
 # (RBAC on), kube-controller-manager (all default controllers), kube-scheduler, KWOK (3 fake nodes
 # whose pods go Running/Ready without containers) and Prometheus. No Docker, no images.
 #
-#   hack/cluster.sh up       start (or reuse a healthy cluster); installs Gateway API + ./crds CRDs
+#   hack/cluster.sh up       start (or reuse a healthy cluster); installs the CRDs of Gateway API,
+#                            Argo CD and Flux (hack/gitops-crds.sh) and ./crds
 #   hack/cluster.sh env      print `export` lines:  eval "$(hack/cluster.sh env)"
 #   hack/cluster.sh status   show processes and /readyz; exit 1 if the cluster is not up
 #   hack/cluster.sh down     stop what `up` started and delete the state dir (safe to repeat)
@@ -247,13 +248,17 @@ EOF
   done | kubectl apply -f - >/dev/null
 }
 
-# Gateway API (standard channel, from the Go module so no network beyond the module proxy), then
-# the repo's own CRDs; both server-side, as a large CRD exceeds the client-side annotation limit.
+# Gateway API (standard channel, from the Go module so no network beyond the module proxy), the
+# Argo CD and Flux CRDs the GitOps examples need, then the repo's own CRDs; all server-side, as a
+# large CRD exceeds the client-side annotation limit.
 apply_crds() {
-  local gw f args=()
+  local gw files f gitops=() args=()
   gw=$(cd / && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   kubectl apply --server-side --force-conflicts -f "$gw/config/crd/standard/" >/dev/null
+  files=$(bash "$here/gitops-crds.sh")
+  while read -r f; do gitops+=(-f "$f"); done <<<"$files"
+  kubectl apply --server-side --force-conflicts "${gitops[@]}" >/dev/null
   if [ -n "$crds_dir" ] && [ -d "$crds_dir" ]; then
     shopt -s nullglob; for f in "$crds_dir"/*.yaml "$crds_dir"/*.yml; do args+=(-f "$f"); done; shopt -u nullglob
   fi

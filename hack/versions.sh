@@ -12,3 +12,13 @@ KWOK_BIN=$FLEDGE_CACHE/kwok-$KWOK_VERSION/bin
 # helm renders and lints charts/fledge in `make test`; built from its Go module like the rest.
 HELM_VERSION=v3.18.6
 HELM_BIN=$FLEDGE_CACHE/helm-$HELM_VERSION/bin
+# The CRDs of the GitOps tools examples/argocd and examples/flux deploy with, read from each
+# tool's Go module by hack/gitops-crds.sh. The h1: hash is the module zip's, as in a go.sum line:
+# a zip that does not match is refused.
+ARGOCD_VERSION=v3.6.1
+ARGOCD_H1=h1:OmhqeKiR3C//awbFrhQqFdtRI+Qiv17j8vqm3UkMj/g=
+FLUX_KUSTOMIZE_CONTROLLER_VERSION=v1.10.1
+FLUX_KUSTOMIZE_CONTROLLER_H1=h1:IjTnrkIy0ULJoTNC2ZKuMb32vkqj7dJ6zt6UqbTFxKA=
+FLUX_SOURCE_CONTROLLER_VERSION=v1.10.1
+FLUX_SOURCE_CONTROLLER_H1=h1:vkYpgpLZu20LQ2UN4lPBdWH7sqTNdQ8FjcZD/HogN2E=
+GITOPS_CRDS_DIR=$FLEDGE_CACHE/crds

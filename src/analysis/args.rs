@@ -4,63 +4,117 @@
 use std::collections::BTreeMap;
 
 use crate::api::analysis::{Argument, Metric};
+use crate::rollout::spec_checks::SpecProblem;
 
-/// Replaces every `{{args.NAME}}` (spaces inside the braces allowed) in `text`. An unknown name
-/// is an error naming it.
-pub fn substitute(text: &str, args: &BTreeMap<String, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
+/// What a lint puts in for an argument that has no value yet (the Rollout gives it): a number,
+/// so a condition like `result < {{args.max}}` compiles as it will with the real value.
+pub const PLACEHOLDER: &str = "0";
+
+/// Every `{{args.NAME}}` (spaces inside the braces allowed) in `text`: where it stands and NAME.
+/// Other `{{ ... }}` (a Go template in a Job, say) are not ours and are left out.
+fn placeholders(text: &str) -> Vec<(std::ops::Range<usize>, &str)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(start) = text[at..].find("{{").map(|s| at + s) {
+        let Some(end) = text[start + 2..].find("}}").map(|e| start + 2 + e) else {
+            break;
         };
-        let inner = after[..end].trim();
-        match inner.strip_prefix("args.") {
-            Some(name) => {
-                let value = args
-                    .get(name)
-                    .ok_or_else(|| format!("{{{{args.{name}}}}} names no argument with a value"))?;
-                out.push_str(value);
-            }
-            // Not ours (a Go template in a Job, say): leave it as written.
-            None => out.push_str(&rest[start..start + 2 + end + 2]),
+        if let Some(name) = text[start + 2..end].trim().strip_prefix("args.") {
+            out.push((start..end + 2, name));
         }
-        rest = &after[end + 2..];
+        at = end + 2;
     }
-    out.push_str(rest);
+    out
+}
+
+/// Replaces every `{{args.NAME}}` in `text`. An unknown name is an error naming it.
+pub fn substitute(text: &str, args: &BTreeMap<String, String>) -> Result<String, String> {
+    replace(text, |name| {
+        args.get(name)
+            .cloned()
+            .ok_or_else(|| format!("{{{{args.{name}}}}} names no argument with a value"))
+    })
+}
+
+/// `text` with every `{{args.NAME}}` as [`PLACEHOLDER`], whatever NAME: a field as lint reads it
+/// before any argument has a value.
+pub fn with_placeholders(text: &str) -> String {
+    replace(text, |_| {
+        Ok::<_, std::convert::Infallible>(PLACEHOLDER.into())
+    })
+    .unwrap_or_else(|never| match never {})
+}
+
+fn replace<E>(text: &str, mut value: impl FnMut(&str) -> Result<String, E>) -> Result<String, E> {
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    for (range, name) in placeholders(text) {
+        out.push_str(&text[done..range.start]);
+        out.push_str(&value(name)?);
+        done = range.end;
+    }
+    out.push_str(&text[done..]);
     Ok(out)
 }
 
 /// Replaces `{{args.NAME}}` in every string of a metric: provider fields, conditions, the Job.
+/// A problem's path is relative to the metric, like `provider.prometheus.query`.
 pub fn substitute_metric(
     metric: &Metric,
     args: &BTreeMap<String, String>,
-) -> Result<Metric, String> {
-    let json = serde_json::to_value(metric).map_err(|e| e.to_string())?;
-    let json = substitute_json(json, args).map_err(|e| format!("metric {:?}: {e}", metric.name))?;
-    serde_json::from_value(json).map_err(|e| format!("metric {:?}: {e}", metric.name))
+) -> Result<Metric, SpecProblem> {
+    let problem = |path: &str, message: String| SpecProblem {
+        path: path.to_string(),
+        message,
+    };
+    let json = serde_json::to_value(metric).map_err(|e| problem("", e.to_string()))?;
+    let json = map_strings(json, "", &mut |path, s| {
+        substitute(&s, args).map_err(|e| problem(path, e))
+    })?;
+    serde_json::from_value(json).map_err(|e| problem("", e.to_string()))
 }
 
-fn substitute_json(
-    v: serde_json::Value,
-    args: &BTreeMap<String, String>,
-) -> Result<serde_json::Value, String> {
+/// Every `{{args.NAME}}` a metric uses: the path of the string it is in, and NAME.
+pub fn references(metric: &Metric) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(json) = serde_json::to_value(metric) {
+        let _ = map_strings(json, "", &mut |path, s| {
+            for (_, name) in placeholders(&s) {
+                out.push((path.to_string(), name.to_string()));
+            }
+            Ok::<_, ()>(s)
+        });
+    }
+    out
+}
+
+/// `value` with `f(path, string)` in place of each string; paths are like `provider.web.url`.
+fn map_strings<E>(
+    value: serde_json::Value,
+    path: &str,
+    f: &mut impl FnMut(&str, String) -> Result<String, E>,
+) -> Result<serde_json::Value, E> {
     use serde_json::Value as J;
-    Ok(match v {
-        J::String(s) => J::String(substitute(&s, args)?),
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    Ok(match value {
+        J::String(s) => J::String(f(path, s)?),
         J::Array(items) => J::Array(
             items
                 .into_iter()
-                .map(|i| substitute_json(i, args))
+                .enumerate()
+                .map(|(i, v)| map_strings(v, &format!("{path}[{i}]"), f))
                 .collect::<Result<_, _>>()?,
         ),
         J::Object(map) => J::Object(
             map.into_iter()
-                .map(|(k, v)| Ok((k, substitute_json(v, args)?)))
-                .collect::<Result<_, String>>()?,
+                .map(|(k, v)| Ok((k.clone(), map_strings(v, &join(&k), f)?)))
+                .collect::<Result<_, E>>()?,
         ),
         other => other,
     })
@@ -145,6 +199,10 @@ mod tests {
         assert_eq!(
             substitute("{{ .Values.x }} {{", &a).unwrap(),
             "{{ .Values.x }} {{"
+        );
+        assert_eq!(
+            with_placeholders("result < {{args.max}} {{ .Values.x }}"),
+            "result < 0 {{ .Values.x }}"
         );
         let err = substitute("{{args.nope}}", &a).unwrap_err();
         assert!(err.contains("nope"), "{err}");

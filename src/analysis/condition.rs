@@ -31,7 +31,7 @@ impl Condition {
         if source.trim().is_empty() {
             return Err("the condition is empty".into());
         }
-        let program = Program::compile(source).map_err(|e| e.to_string().trim().to_string())?;
+        let program = Program::compile(source).map_err(|e| parse_error(&e.to_string()))?;
         // CEL only finds an unknown variable when evaluating; a condition can only read `result`
         // and the variables its macros bind (`result.all(x, x < 1)`).
         let bound = macro_variables(source);
@@ -68,6 +68,18 @@ impl Condition {
             Err(e) => Err(format!("condition {:?}: {e}", self.source)),
         }
     }
+}
+
+/// The parser's message is "ERROR: <input>:1:14: <what> | <source> | <caret>" over three lines:
+/// the position and what is wrong are what fits on one line of a status or of `lint`.
+fn parse_error(text: &str) -> String {
+    let first = text.split(" | ").next().unwrap_or_default();
+    let first = first.lines().next().unwrap_or_default();
+    first
+        .trim()
+        .trim_start_matches("ERROR: ")
+        .trim_start_matches("<input>:")
+        .to_string()
 }
 
 /// Names bound by comprehension macros: `.all(x, ...)`, `.exists(x, ...)`, `.map(x, ...)` ...
@@ -277,6 +289,10 @@ mod tests {
     fn bad_input_gives_messages_not_panics() {
         let err = Conditions::compile(Some("result >"), None).unwrap_err();
         assert!(err.starts_with("successCondition:"), "{err}");
+        assert!(
+            err.starts_with("successCondition: 1:9: Syntax error") && !err.contains('\n'),
+            "the position and the reason, on one line: {err}"
+        );
         let err = Conditions::compile(None, Some("reslt > 1")).unwrap_err();
         assert!(err.contains("reslt"), "{err}");
         assert!(Condition::compile("  ").is_err());

@@ -144,7 +144,8 @@ async fn resolved_spec(ctx: &Context, run: &AnalysisRun) -> Result<AnalysisRunSp
     spec.metrics = spec
         .metrics
         .iter()
-        .map(|m| args::substitute_metric(m, &values))
+        .enumerate()
+        .map(|(i, m)| args::substitute_metric(m, &values).map_err(|p| format!("metrics[{i}].{p}")))
         .collect::<Result<_, _>>()?;
     run::validate(&spec.metrics)?;
     Ok(spec)

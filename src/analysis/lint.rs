@@ -1,54 +1,61 @@
 //! Offline checks of a template, for `kubectl fledge lint` and for the Rollout's `InvalidSpec`:
-//! conditions compile, durations parse, every `{{args.NAME}}` names a declared argument.
+//! every `{{args.NAME}}` names a declared argument, and with the arguments filled in, what
+//! [`run::problems`] checks when the run starts (durations, providers, conditions that compile).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
-use super::args::substitute_metric;
-use super::run::validate;
+use super::args::{self, PLACEHOLDER};
+use super::run;
 use crate::api::analysis::{AnalysisTemplateSpec, Argument, Metric};
+use crate::rollout::spec_checks::SpecProblem;
 
-/// Every problem of a template, each prefixed by the field it is in, like
-/// `metrics[0] (success-rate): successCondition: ...`. Empty when the template is fine.
-/// Arguments without a value (given by the Rollout) are taken as `0` for the check.
-pub fn lint_template(spec: &AnalysisTemplateSpec) -> Vec<String> {
+/// Every problem of a template, each at a path relative to its spec, like
+/// `metrics[0].successCondition`. Empty when the template is fine. Arguments without a value
+/// (the Rollout gives it) are taken as [`PLACEHOLDER`] for the check.
+pub fn lint_template(spec: &AnalysisTemplateSpec) -> Vec<SpecProblem> {
     lint_metrics(&spec.metrics, &spec.args)
 }
 
 /// [`lint_template`] for metrics and the arguments they may use.
-pub fn lint_metrics(metrics: &[Metric], args: &[Argument]) -> Vec<String> {
-    let values: BTreeMap<String, String> = args
-        .iter()
+pub fn lint_metrics(metrics: &[Metric], args: &[Argument]) -> Vec<SpecProblem> {
+    let values = values(args);
+    run::each_metric(metrics, |m| lint_metric(m, &values))
+}
+
+/// Compiles a condition as a template has it, each `{{args.NAME}}` taken as [`PLACEHOLDER`].
+pub fn compile_condition(source: &str) -> Result<(), String> {
+    super::condition::Condition::compile(&args::with_placeholders(source)).map(drop)
+}
+
+/// The values a lint substitutes: each argument's own, else [`PLACEHOLDER`].
+pub fn values(args: &[Argument]) -> BTreeMap<String, String> {
+    args.iter()
         .map(|a| {
-            (
-                a.name.clone(),
-                a.value.clone().unwrap_or_else(|| "0".into()),
-            )
+            let value = a.value.clone().unwrap_or_else(|| PLACEHOLDER.into());
+            (a.name.clone(), value)
         })
-        .collect();
+        .collect()
+}
+
+/// The problems of one metric with `values` filled in, at paths relative to the metric.
+pub fn lint_metric(metric: &Metric, values: &BTreeMap<String, String>) -> Vec<SpecProblem> {
     let mut problems = Vec::new();
-    let mut substituted = Vec::new();
-    for (i, m) in metrics.iter().enumerate() {
-        match substitute_metric(m, &values) {
-            Ok(m) => substituted.push(m),
-            Err(e) => {
-                problems.push(format!("metrics[{i}]: {e}"));
-                substituted.push(m.clone());
-            }
+    let mut values = values.clone();
+    for (path, name) in args::references(metric) {
+        // Said once; the rest of the metric is checked as if it were declared.
+        if let Entry::Vacant(undeclared) = values.entry(name) {
+            let name = undeclared.key();
+            problems.push(SpecProblem {
+                path,
+                message: format!("uses {{{{args.{name}}}}} but no argument {name:?} is declared"),
+            });
+            undeclared.insert(PLACEHOLDER.into());
         }
     }
-    // validate() stops at the first problem; check metric by metric to report them all.
-    for (i, m) in substituted.iter().enumerate() {
-        if let Err(e) = validate(std::slice::from_ref(m)) {
-            problems.push(e.replacen("metrics[0]", &format!("metrics[{i}]"), 1));
-        }
-    }
-    for (i, m) in metrics.iter().enumerate() {
-        if metrics[..i].iter().any(|o| o.name == m.name) {
-            problems.push(format!(
-                "metrics[{i}].name: {:?} is used by two metrics",
-                m.name
-            ));
-        }
+    match args::substitute_metric(metric, &values) {
+        Ok(m) => problems.extend(run::metric_problems(&m)),
+        Err(p) => problems.push(p),
     }
     problems
 }
@@ -80,11 +87,18 @@ metrics:
   provider: {web: {url: http://x}}
 "#,
         );
-        let problems = lint_template(&t);
-        assert_eq!(problems.len(), 3, "{problems:#?}");
-        assert!(problems[0].starts_with("metrics[2]") && problems[0].contains("nope"));
-        assert!(problems[1].starts_with("metrics[1] (bad-cel): successCondition"));
-        assert!(problems[2].contains("used by two metrics"));
+        let problems: Vec<String> = lint_template(&t).iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            problems,
+            [
+                "metrics[1].successCondition: \"result >=\" is not a valid CEL expression: \
+                 1:10: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', \
+                 '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, \
+                 IDENTIFIER}",
+                "metrics[2].provider.web.url: uses {{args.nope}} but no argument \"nope\" is declared",
+                "metrics[3].name: \"ok\" is used by two metrics",
+            ]
+        );
     }
 
     #[test]

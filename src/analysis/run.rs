@@ -13,12 +13,13 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::condition::Conditions;
+use super::condition::{Condition, Conditions};
 use super::value::Outcome;
 use crate::api::analysis::{
-    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, Measurement, Metric, MetricResult,
+    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, DryRun, Measurement, Metric, MetricResult,
 };
 use crate::api::duration;
+use crate::rollout::spec_checks::SpecProblem;
 
 pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
 pub const DEFAULT_MEASUREMENT_RETENTION: i32 = 10;
@@ -56,10 +57,22 @@ fn result<'a>(status: &'a AnalysisRunStatus, name: &str) -> Option<&'a MetricRes
     status.metric_results.iter().find(|r| r.name == name)
 }
 
-fn is_dry_run(spec: &AnalysisRunSpec, name: &str) -> bool {
-    spec.dry_run
+fn is_dry_run(dry_run: &[DryRun], name: &str) -> bool {
+    dry_run
         .iter()
         .any(|d| d.metric_name == name || d.metric_name == "*")
+}
+
+/// The metrics that keep a run from ever being Successful: they decide the run (not dry-run)
+/// and measure until the run is terminated, with no `count` and no `consecutiveSuccessLimit`.
+/// Such a run can fail but, as a gate, never pass.
+pub fn endless_metrics<'a>(metrics: &'a [Metric], dry_run: &[DryRun]) -> Vec<&'a str> {
+    metrics
+        .iter()
+        .filter(|m| !is_dry_run(dry_run, &m.name))
+        .filter(|m| wanted_count(m).is_none() && m.consecutive_success_limit.is_none())
+        .map(|m| m.name.as_str())
+        .collect()
 }
 
 fn retention(spec: &AnalysisRunSpec, name: &str) -> usize {
@@ -88,53 +101,92 @@ fn wanted_count(m: &Metric) -> Option<i32> {
     }
 }
 
-/// Checks what admission cannot: durations in range, unique metric names, conditions that
-/// compile. The message names the field.
+/// Checks what admission cannot: the first of [`problems`], as `path: message`.
 pub fn validate(metrics: &[Metric]) -> Result<(), String> {
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, m) in metrics.iter().enumerate() {
-        if !seen.insert(m.name.as_str()) {
-            return Err(format!(
-                "metrics[{i}].name: {:?} is used by two metrics",
-                m.name
-            ));
-        }
-        for (field, d) in [
-            ("interval", &m.interval),
-            ("initialDelay", &m.initial_delay),
-        ] {
-            if let Some(d) = d {
-                duration::parse(d).map_err(|e| format!("metrics[{i}].{field}: {e}"))?;
-            }
-        }
-        if let Some(p) = &m.provider.prometheus
-            && let Some(t) = &p.timeout
-        {
-            duration::parse(t)
-                .map_err(|e| format!("metrics[{i}].provider.prometheus.timeout: {e}"))?;
-        }
-        if m.count == Some(0) && m.interval.is_none() {
-            return Err(format!(
-                "metrics[{i}].count: 0 measures until the run is terminated, which needs an interval"
-            ));
-        }
-        let providers = [
-            m.provider.prometheus.is_some(),
-            m.provider.web.is_some(),
-            m.provider.job.is_some(),
-        ];
-        if providers.iter().filter(|p| **p).count() != 1 {
-            return Err(format!(
-                "metrics[{i}].provider: set exactly one of prometheus, web, job"
-            ));
-        }
-        Conditions::compile(
-            m.success_condition.as_deref(),
-            m.failure_condition.as_deref(),
-        )
-        .map_err(|e| format!("metrics[{i}] ({}): {e}", m.name))?;
+    match problems(metrics).into_iter().next() {
+        Some(p) => Err(p.to_string()),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Every problem admission cannot catch: durations in range, unique metric names, one provider,
+/// conditions that compile. Paths are relative to the spec holding `metrics`.
+pub fn problems(metrics: &[Metric]) -> Vec<SpecProblem> {
+    each_metric(metrics, metric_problems)
+}
+
+/// Unique names, then `check`'s problems of each metric, at paths under `metrics[i]`.
+pub fn each_metric(
+    metrics: &[Metric],
+    mut check: impl FnMut(&Metric) -> Vec<SpecProblem>,
+) -> Vec<SpecProblem> {
+    let mut out = Vec::new();
+    for (i, m) in metrics.iter().enumerate() {
+        if metrics[..i].iter().any(|o| o.name == m.name) {
+            out.push(SpecProblem {
+                path: format!("metrics[{i}].name"),
+                message: format!("{:?} is used by two metrics", m.name),
+            });
+        }
+        out.extend(check(m).into_iter().map(|p| SpecProblem {
+            path: format!("metrics[{i}].{}", p.path),
+            message: p.message,
+        }));
+    }
+    out
+}
+
+/// [`problems`] of one metric, at paths relative to it.
+pub fn metric_problems(m: &Metric) -> Vec<SpecProblem> {
+    let mut out = Vec::new();
+    let mut add = |path: &str, message: String| {
+        out.push(SpecProblem {
+            path: path.to_string(),
+            message,
+        })
+    };
+    let timeout = m
+        .provider
+        .prometheus
+        .as_ref()
+        .and_then(|p| p.timeout.as_deref());
+    for (field, d) in [
+        ("interval", m.interval.as_deref()),
+        ("initialDelay", m.initial_delay.as_deref()),
+        ("provider.prometheus.timeout", timeout),
+    ] {
+        if let Some(Err(e)) = d.map(duration::parse) {
+            add(field, e);
+        }
+    }
+    if m.count == Some(0) && m.interval.is_none() {
+        add(
+            "count",
+            "0 measures until the run is terminated, which needs an interval".into(),
+        );
+    }
+    let providers = [
+        m.provider.prometheus.is_some(),
+        m.provider.web.is_some(),
+        m.provider.job.is_some(),
+    ];
+    if providers.iter().filter(|p| **p).count() != 1 {
+        add("provider", "set exactly one of prometheus, web, job".into());
+    }
+    for (field, condition) in [
+        ("successCondition", &m.success_condition),
+        ("failureCondition", &m.failure_condition),
+    ] {
+        if let Some(source) = condition
+            && let Err(e) = Condition::compile(source)
+        {
+            add(
+                field,
+                format!("{source:?} is not a valid CEL expression: {e}"),
+            );
+        }
+    }
+    out
 }
 
 /// The measurement an outcome gives: judged by the conditions when it is a value.
@@ -183,7 +235,7 @@ pub fn measurement(
 /// Records a measurement of metric `name`: a measurement in progress is replaced by its next
 /// state; a finished one updates the counters. Keeps the last `measurementRetention`.
 pub fn record(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, name: &str, m: Measurement) {
-    let dry_run = is_dry_run(spec, name);
+    let dry_run = is_dry_run(&spec.dry_run, name);
     let keep = retention(spec, name);
     let r = match status.metric_results.iter().position(|r| r.name == name) {
         Some(i) => &mut status.metric_results[i],
@@ -311,7 +363,7 @@ pub fn assess(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, now: Times
     let mut run_phase: Option<(AnalysisPhase, String)> = None;
     let mut all_done = true;
     for m in &spec.metrics {
-        let dry_run = is_dry_run(spec, &m.name);
+        let dry_run = is_dry_run(&spec.dry_run, &m.name);
         let (phase, message) = match result(status, &m.name) {
             Some(r) => metric_phase(m, r),
             None => (AnalysisPhase::Pending, None),
@@ -339,7 +391,10 @@ pub fn assess(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, now: Times
         }
     }
     // Dry-run metrics run as long as the others; a run of only dry-run metrics ends with them.
-    let only_dry_run = spec.metrics.iter().all(|m| is_dry_run(spec, &m.name));
+    let only_dry_run = spec
+        .metrics
+        .iter()
+        .all(|m| is_dry_run(&spec.dry_run, &m.name));
     if only_dry_run {
         all_done = spec
             .metrics

@@ -377,7 +377,7 @@ fn validate_names_the_field() {
     let mut bad = metric("a");
     bad.success_condition = Some("result >".into());
     let err = validate(&[metric("ok"), bad]).unwrap_err();
-    assert!(err.starts_with("metrics[1] (a): successCondition"), "{err}");
+    assert!(err.starts_with("metrics[1].successCondition: "), "{err}");
     let err = validate(&[metric("a"), metric("a")]).unwrap_err();
     assert!(err.contains("used by two metrics"), "{err}");
     let mut bad = metric("a");

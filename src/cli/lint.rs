@@ -63,11 +63,25 @@ impl Report {
     }
 }
 
-const FLEDGE: &str = "fledge.dev/v1alpha1";
+pub const FLEDGE: &str = "fledge.dev/v1alpha1";
 
-/// Lints every document of a stream.
+/// Lints every document of a stream, and each Rollout's gates against the templates beside it.
 pub fn lint(documents: &[Document]) -> Vec<Report> {
-    documents.iter().map(lint_document).collect()
+    documents
+        .iter()
+        .map(|doc| {
+            let mut report = lint_document(doc);
+            if doc.api_version() == FLEDGE
+                && doc.kind() == "Rollout"
+                && report.errors() == 0
+                && let Ok(rollout) = serde_json::from_value::<Rollout>(doc.value.clone())
+            {
+                let gates = super::lint_gates::endless_gates(&rollout, documents);
+                report.findings.extend(gates);
+            }
+            report
+        })
+        .collect()
 }
 
 /// Lints one document, by its kind.
@@ -91,26 +105,33 @@ pub fn lint_document(doc: &Document) -> Report {
             }
             findings
         }
-        (v, k)
-            if v.starts_with("fledge.dev/")
-                && matches!(
-                    k,
-                    "Rollout" | "AnalysisTemplate" | "ClusterAnalysisTemplate"
-                ) =>
-        {
-            vec![Finding::error(
-                "apiVersion",
-                format!("{v:?} is not served: use {FLEDGE}"),
-            )]
+        // Made by the controller, not written by people.
+        (FLEDGE, "AnalysisRun") => {
+            checked = false;
+            Vec::new()
         }
-        (v, _) if v.starts_with("argoproj.io/") || v.starts_with("flagger.app/") => {
-            vec![Finding::error(
-                "apiVersion",
+        (v, k) if v.starts_with("fledge.dev/") => match k {
+            "Rollout" | "AnalysisTemplate" | "ClusterAnalysisTemplate" | "AnalysisRun" => {
+                vec![Finding::error(
+                    "apiVersion",
+                    format!("{v:?} is not served: use {FLEDGE}"),
+                )]
+            }
+            "" => vec![Finding::error("kind", "required field is missing")],
+            _ => vec![Finding::error(
+                "kind",
                 format!(
-                    "{v} {kind} is not a fledge object: `kubectl fledge convert` turns it into one"
+                    "{k:?} is not a fledge kind: {FLEDGE} serves Rollout, AnalysisTemplate, \
+                     ClusterAnalysisTemplate and AnalysisRun"
                 ),
-            )]
-        }
+            )],
+        },
+        // Argo Rollouts or Flagger; other argoproj.io objects (an Argo CD Application) are
+        // skipped like any object that is not fledge's.
+        (v, k) if super::convert::reads(v, k) => vec![Finding::error(
+            "apiVersion",
+            format!("{v} {k} is not a fledge object: `kubectl fledge convert` converts it"),
+        )],
         ("", _) | (_, "") => vec![Finding::error(
             if api_version.is_empty() {
                 "apiVersion"
@@ -295,7 +316,9 @@ pub fn render(source: &str, reports: &[Report]) -> (String, u8) {
         );
     }
     text.push('\n');
-    let code = if errors > 0 || checked == 0 {
+    // An empty input is a mistake (a wrong path, an empty pipe); a file of Services or of Argo CD
+    // and Flux objects only is not: there is nothing of fledge's in it to be wrong.
+    let code = if errors > 0 || reports.is_empty() {
         super::exit::FAILED
     } else {
         super::exit::OK

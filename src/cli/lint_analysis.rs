@@ -1,36 +1,18 @@
 //! Lint of `AnalysisTemplate` / `ClusterAnalysisTemplate`, read as plain JSON: required fields,
-//! one known provider per metric, durations, limits, argument references, and the CEL
-//! conditions through [`compile_condition`].
+//! one known provider per metric, limits, then each metric through the controller's own check
+//! ([`crate::analysis::lint::lint_metric`]): arguments declared and filled in, durations, the CEL
+//! conditions. So lint and a run starting from the template agree exactly.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
 use super::lint::Finding;
+use crate::analysis::lint::{lint_metric, values};
+use crate::api::analysis::{Argument, Metric};
 
 /// Providers fledge measures with.
 pub const PROVIDERS: [&str; 3] = ["prometheus", "web", "job"];
-
-/// Compiles a `successCondition` / `failureCondition`; the error says why it does not compile.
-///
-/// This is the one place lint compiles CEL, with the analysis controller's own compiler (which
-/// also knows the variables a condition may use), so lint and controller agree exactly.
-pub fn compile_condition(expression: &str) -> Result<(), String> {
-    // The controller's own compiler: what lint accepts, an AnalysisRun accepts.
-    crate::analysis::condition::Condition::compile(expression)
-        .map(|_| ())
-        .map_err(|text| {
-            // The parser's message is "ERROR: <input>:1:14: <what> | <source> | <caret>": the
-            // position and what is wrong are the useful part on one lint line.
-            let first = text.split(" | ").next().unwrap_or_default();
-            let first = first.lines().next().unwrap_or_default();
-            first
-                .trim()
-                .trim_start_matches("ERROR: ")
-                .trim_start_matches("<input>:")
-                .to_string()
-        })
-}
 
 /// Every problem of one template.
 pub fn template(value: &Value) -> Vec<Finding> {
@@ -43,7 +25,7 @@ pub fn template(value: &Value) -> Vec<Finding> {
         out.push(Finding::error("spec", "required field is missing"));
         return out;
     }
-    let args = declared_args(spec, &mut out);
+    let values = values(&declared_args(spec, &mut out));
     let metrics = match spec["metrics"].as_array() {
         Some(m) if !m.is_empty() => m,
         _ => {
@@ -72,29 +54,37 @@ pub fn template(value: &Value) -> Vec<Finding> {
             )),
         }
         self::metric(metric, &path, &mut out);
-    }
-    for (path, arg) in arg_references(spec, "spec") {
-        if !args.contains(&arg) {
-            out.push(Finding::error(
-                path,
-                format!("uses {{{{args.{arg}}}}} but spec.args declares no {arg:?}"),
-            ));
+        // What a run checks when it starts. A metric that does not even read (a field of the
+        // wrong type) has had its problems named by the schema.
+        if let Ok(m) = serde_json::from_value::<Metric>(metric.clone()) {
+            for p in lint_metric(&m, &values) {
+                let at = format!("{path}.{}", p.path);
+                if !out.iter().any(|f| f.path == at) {
+                    out.push(Finding::error(at, p.message));
+                }
+            }
         }
     }
     out
 }
 
-/// The names in `spec.args`, checking each is named once.
-fn declared_args(spec: &Value, out: &mut Vec<Finding>) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
+/// The arguments in `spec.args` (name and value), checking each is named once.
+fn declared_args(spec: &Value, out: &mut Vec<Finding>) -> Vec<Argument> {
+    let mut args: Vec<Argument> = Vec::new();
     for (i, arg) in spec["args"].as_array().into_iter().flatten().enumerate() {
         match arg["name"].as_str() {
             Some(n) if !n.is_empty() => {
-                if !names.insert(n.to_string()) {
+                if args.iter().any(|a| a.name == n) {
                     out.push(Finding::error(
                         format!("spec.args[{i}].name"),
                         format!("{n:?} is declared twice"),
                     ));
+                } else {
+                    args.push(Argument {
+                        name: n.to_string(),
+                        value: arg["value"].as_str().map(String::from),
+                        ..Default::default()
+                    });
                 }
             }
             _ => out.push(Finding::error(
@@ -103,7 +93,7 @@ fn declared_args(spec: &Value, out: &mut Vec<Finding>) -> BTreeSet<String> {
             )),
         }
     }
-    names
+    args
 }
 
 const METRIC_FIELDS: [&str; 11] = [
@@ -130,12 +120,7 @@ fn metric(metric: &Value, path: &str, out: &mut Vec<Finding>) {
     for field in ["interval", "initialDelay"] {
         match &metric[field] {
             Value::Null => {}
-            Value::String(s) if s.contains("{{") => {}
-            Value::String(s) => {
-                if let Err(e) = crate::api::duration::parse(s) {
-                    out.push(Finding::error(format!("{path}.{field}"), e));
-                }
-            }
+            Value::String(_) => {}
             other => out.push(Finding::error(
                 format!("{path}.{field}"),
                 format!("must be a duration like 30s or 5m, not {other}"),
@@ -167,17 +152,21 @@ fn metric(metric: &Value, path: &str, out: &mut Vec<Finding>) {
             format!("required when count is more than 1 (count is {count})"),
         ));
     }
+    // A Job decides by finishing; a measured value needs a condition to be anything but a success.
+    if metric["successCondition"].is_null()
+        && metric["failureCondition"].is_null()
+        && metric["provider"]["job"].is_null()
+    {
+        out.push(Finding::warning(
+            path,
+            "no successCondition or failureCondition: every value measured is a success, so \
+             only provider errors can fail the analysis",
+        ));
+    }
     for field in ["successCondition", "failureCondition"] {
         match &metric[field] {
             Value::Null => {}
-            Value::String(expr) => {
-                if let Err(e) = compile_condition(expr) {
-                    out.push(Finding::error(
-                        format!("{path}.{field}"),
-                        format!("{expr:?} is not a valid CEL expression: {e}"),
-                    ));
-                }
-            }
+            Value::String(_) => {}
             other => out.push(Finding::error(
                 format!("{path}.{field}"),
                 format!("must be a CEL expression string, not {other}"),
@@ -251,38 +240,4 @@ fn require_string(value: &Value, field: &str, path: &str, out: &mut Vec<Finding>
             "required field is missing",
         ));
     }
-}
-
-/// Every `{{args.NAME}}` in the strings under `value`, with the path of the string.
-fn arg_references(value: &Value, path: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    match value {
-        Value::String(s) => {
-            let mut rest = s.as_str();
-            while let Some(start) = rest.find("{{") {
-                let after = &rest[start + 2..];
-                let Some(end) = after.find("}}") else { break };
-                if let Some(name) = after[..end].trim().strip_prefix("args.") {
-                    out.push((path.to_string(), name.trim().to_string()));
-                }
-                rest = &after[end + 2..];
-            }
-        }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                out.extend(arg_references(v, &format!("{path}[{i}]")));
-            }
-        }
-        Value::Object(map) => {
-            for (k, v) in map {
-                // Arguments are declared, not used, in spec.args.
-                if path == "spec" && k == "args" {
-                    continue;
-                }
-                out.extend(arg_references(v, &format!("{path}.{k}")));
-            }
-        }
-        _ => {}
-    }
-    out
 }

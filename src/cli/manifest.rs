@@ -84,6 +84,25 @@ pub fn parse(text: &str) -> Result<Vec<Document>, String> {
     Ok(out)
 }
 
+/// The `.yaml` and `.yml` files under `dir`, subdirectories included, sorted: what a directory
+/// of manifests (examples/, a GitOps path) holds.
+pub fn yaml_files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

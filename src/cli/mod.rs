@@ -6,6 +6,7 @@ pub mod convert;
 pub mod gitops;
 pub mod lint;
 pub mod lint_analysis;
+pub mod lint_gates;
 pub mod manifest;
 pub mod request;
 pub mod schema_check;

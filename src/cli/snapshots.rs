@@ -83,6 +83,29 @@ fn convert_flagger_canary() {
 }
 
 #[test]
+fn convert_keeps_a_condition_that_uses_an_argument() {
+    let docs = parse(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: max}]
+  metrics:
+  - name: m
+    successCondition: "result[0] <= {{args.max}}"
+    provider: {prometheus: {address: "http://p", query: up}}
+"#,
+    )
+    .unwrap();
+    let out = super::convert::convert(&docs).unwrap();
+    assert!(
+        out.contains("successCondition: result[0] <= {{args.max}}") && !out.contains("left out"),
+        "{out}"
+    );
+}
+
+#[test]
 fn convert_refuses_input_with_nothing_to_convert() {
     let docs = parse("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n").unwrap();
     let err = super::convert::convert(&docs).unwrap_err();
@@ -97,26 +120,169 @@ fn lint_reports_every_problem_with_its_path() {
 }
 
 #[test]
-fn lint_passes_the_examples() {
-    for example in ["canary-basic.yaml", "blue-green.yaml", "workload-ref.yaml"] {
-        let path = format!("{}/examples/{example}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).expect("example exists");
-        let (out, code) = lint_text(example, &text);
-        assert_eq!(code, exit::OK, "{out}");
+fn lint_fills_in_arguments_as_a_run_does() {
+    // `max` has no value (the Rollout gives it): a neutral number stands in. `word` has one, and
+    // the condition is checked with it. Placeholders in queries and URLs are filled in too, and
+    // one naming no argument is reported at its field.
+    let (out, code) = lint_text(
+        "t.yaml",
+        r#"
+apiVersion: fledge.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: max}, {name: floor, value: "0.5"}, {name: word, value: high}]
+  metrics:
+  - name: ok
+    successCondition: "result <= {{args.max}} && result >= {{ args.floor }}"
+    provider: {prometheus: {address: "{{args.max}}", query: 'x{a="{{args.max}}"}'}}
+  - name: bad
+    failureCondition: "result < {{args.word}}"
+    provider: {web: {url: "http://x/{{args.nope}}"}}
+"#,
+    );
+    assert_eq!(code, exit::FAILED);
+    assert_eq!(
+        out,
+        r#"t.yaml: AnalysisTemplate "t": error: spec.metrics[1].provider.web.url: uses {{args.nope}} but no argument "nope" is declared
+t.yaml: AnalysisTemplate "t": error: spec.metrics[1].failureCondition: "result < high" is not a valid CEL expression: undeclared reference to "high": a condition can only use `result` (arguments are written {{args.NAME}})
+t.yaml: 1 object checked, 2 errors, 0 warnings
+"#
+    );
+}
+
+/// Every manifest a user copies lints clean, file by file as a user would lint it: a new
+/// example or template is in by being in the directory.
+#[test]
+fn lint_passes_every_example_and_ready_made_template() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut failures = Vec::new();
+    let mut linted = Vec::new();
+    for dir in ["examples", "analysis-templates"] {
+        let files = super::manifest::yaml_files(&root.join(dir)).expect("readable");
+        assert!(!files.is_empty(), "no YAML under {dir}/");
+        for file in files {
+            let name = file.strip_prefix(root).unwrap().display().to_string();
+            let text = std::fs::read_to_string(&file).expect("readable");
+            let (out, code) = lint_text(&name, &text);
+            linted.push(name);
+            if code != exit::OK || out.contains("warning:") {
+                failures.push(out);
+            }
+        }
     }
+    assert!(
+        linted.contains(&"examples/argocd/application.yaml".to_string()),
+        "subdirectories are walked: {linted:?}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
-fn lint_of_nothing_known_fails() {
+fn lint_warns_of_gates_that_cannot_pass_and_metrics_that_cannot_fail() {
     let (out, code) = lint_text(
-        "svc.yaml",
-        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
+        "w.yaml",
+        r#"
+apiVersion: fledge.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: soak}
+spec:
+  dryRun: [{metricName: shadow}]
+  metrics:
+  - name: errors                 # no count: measures until stopped
+    interval: 1m
+    failureCondition: result > 0
+    provider: {prometheus: {address: "http://p", query: up}}
+  - name: shadow                 # endless too, but dry-run: it decides nothing
+    interval: 1m
+    failureCondition: result > 0
+    provider: {prometheus: {address: "http://p", query: up}}
+  - name: anything               # ends, but no condition: every value is a success
+    provider: {web: {url: "http://x"}}
+---
+apiVersion: fledge.dev/v1alpha1
+kind: Rollout
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web:1}]}
+  strategy:
+    canary:
+      analysis: {templates: [{templateName: soak}]}
+      steps:
+      - setWeight: 10
+      - analysis: {templates: [{templateName: soak}, {templateName: elsewhere}]}
+      - analysis: {templates: [{templateName: soak, clusterScope: true}]}
+"#,
+    );
+    assert_eq!(code, exit::OK, "warnings do not fail lint: {out}");
+    assert_eq!(
+        out,
+        r#"w.yaml: AnalysisTemplate "soak": warning: spec.metrics[2]: no successCondition or failureCondition: every value measured is a success, so only provider errors can fail the analysis
+w.yaml: Rollout "web": warning: spec.strategy.canary.steps[1].analysis: AnalysisTemplate "soak": metric "errors" measures until its run is stopped (no count), so the run can fail but never succeed and the rollout waits here for a promote; give the metric a count or a consecutiveSuccessLimit, or use it as background analysis
+w.yaml: 2 objects checked, 0 errors, 2 warnings
+"#
+    );
+}
+
+#[test]
+fn lint_skips_what_is_not_fledge_s_and_fails_on_nothing() {
+    // Argo CD's Application shares argoproj.io with Argo Rollouts but is not a Rollout object;
+    // a file of such objects only (a Service, Flux's objects) has nothing to be wrong.
+    let (out, code) = lint_text(
+        "gitops.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\n---\n\
+         apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: web}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
+    );
+    assert_eq!(code, exit::OK, "{out}");
+    assert_eq!(
+        out,
+        "gitops.yaml: 0 objects checked, 0 errors, 0 warnings (not fledge objects, skipped: \
+         Application \"web\", Kustomization \"web\", Service \"a\")\n\
+         gitops.yaml: no Rollout, AnalysisTemplate or ClusterAnalysisTemplate found\n"
+    );
+    let (out, code) = lint_text("empty.yaml", "# nothing\n");
+    assert_eq!(code, exit::FAILED, "{out}");
+}
+
+#[test]
+fn lint_names_argo_rollouts_objects_and_unknown_fledge_kinds() {
+    let (out, code) = lint_text(
+        "mixed.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Experiment\nmetadata: {name: e}\n---\n\
+         apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: c}\n---\n\
+         apiVersion: fledge.dev/v1alpha1\nkind: Rolout\nmetadata: {name: r}\n",
     );
     assert_eq!(code, exit::FAILED);
-    assert!(
-        out.contains("no Rollout, AnalysisTemplate or ClusterAnalysisTemplate found"),
-        "{out}"
+    assert_eq!(
+        out,
+        "mixed.yaml: Experiment \"e\": error: apiVersion: argoproj.io/v1alpha1 Experiment is not a \
+         fledge object: `kubectl fledge convert` converts it\n\
+         mixed.yaml: Canary \"c\": error: apiVersion: flagger.app/v1beta1 Canary is not a fledge \
+         object: `kubectl fledge convert` converts it\n\
+         mixed.yaml: Rolout \"r\": error: kind: \"Rolout\" is not a fledge kind: fledge.dev/v1alpha1 \
+         serves Rollout, AnalysisTemplate, ClusterAnalysisTemplate and AnalysisRun\n\
+         mixed.yaml: 3 objects checked, 3 errors, 0 warnings\n"
     );
+}
+
+#[test]
+fn convert_passes_argo_cd_objects_through() {
+    let docs = parse(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\n---\n\
+         apiVersion: argoproj.io/v1alpha1\nkind: Experiment\nmetadata: {name: e}\n",
+    )
+    .unwrap();
+    let out = super::convert::convert(&docs).unwrap();
+    assert!(out.contains("kind: Application"), "{out}");
+    assert!(out.contains("Experiment has no fledge equivalent"), "{out}");
+    let only_argo_cd =
+        parse("apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\n")
+            .unwrap();
+    assert!(super::convert::convert(&only_argo_cd).is_err());
 }
 
 #[test]

@@ -208,7 +208,7 @@ pub fn build_spec(
     }
     let problems = crate::analysis::lint::lint_metrics(&spec.metrics, &merged);
     if let Some(p) = problems.first() {
-        return Err(p.clone());
+        return Err(p.to_string());
     }
     spec.args = merged;
     Ok(spec)

@@ -1,35 +1,16 @@
 //! Every manifest under examples/ (subdirectories included) is accepted by the API server:
-//! each object is applied server-side as a dry run, so schema, CEL rules and admission all run
-//! and nothing is created. The Argo CD Application and Flux objects need their CRDs; minimal
-//! stand-ins are installed first (tests/e2e/testdata/gitops-crds.yaml), which check their
-//! required fields but not the whole of Argo CD's and Flux's schemas.
+//! each object is applied server-side as a dry run with strict field validation, so schema, CEL
+//! rules and admission all run, a misspelled field is an error rather than a warning, and
+//! nothing is created. The Argo CD Application and the Flux objects are checked against the real
+//! CRDs of those tools, which `hack/cluster.sh up` installs (hack/gitops-crds.sh).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::Discovery;
 
-use crate::harness::{MINUTE, TestEnv};
-
-/// The YAML files under `dir`, recursively, sorted.
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
+use crate::harness::TestEnv;
 
 /// The objects of a multi-document YAML file.
 fn documents(file: &Path) -> Vec<DynamicObject> {
@@ -42,45 +23,11 @@ fn documents(file: &Path) -> Vec<DynamicObject> {
         .collect()
 }
 
-/// Applies (for real) the stand-in CRDs and waits until they are served.
-async fn install_gitops_crds(env: &TestEnv) {
-    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/testdata/gitops-crds.yaml");
-    for obj in documents(&file) {
-        let crd: CustomResourceDefinition =
-            serde_json::from_value(serde_json::to_value(&obj).unwrap()).expect("a CRD");
-        let name = obj.metadata.name.clone().expect("named");
-        crds.patch(
-            &name,
-            &PatchParams::apply("e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
-        env.wait_for(&format!("CRD {name} Established"), MINUTE, || async {
-            let crd = crds.get(&name).await.map_err(|e| e.to_string())?;
-            let established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
-            }
-        })
-        .await;
-    }
-}
-
 #[tokio::test]
 async fn every_example_passes_a_server_side_dry_run() {
     let env = TestEnv::new("examples").await;
-    install_gitops_crds(&env).await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let files = yaml_files(&dir);
+    let files = fledge::cli::manifest::yaml_files(&dir).expect("examples/ is readable");
     assert!(!files.is_empty(), "no examples found");
 
     // Discovery caches what is served; a CRD established a moment ago may take a few seconds
@@ -121,7 +68,8 @@ async fn every_example_passes_a_server_side_dry_run() {
             }
             let Some((resource, caps)) = resolved else {
                 failures.push(format!(
-                    "{shown}: {} {} is not served",
+                    "{shown}: {} {} is not served (hack/cluster.sh up installs the Gateway API, \
+                     Argo CD and Flux CRDs)",
                     types.api_version, types.kind
                 ));
                 continue;
@@ -139,16 +87,21 @@ async fn every_example_passes_a_server_side_dry_run() {
             // Examples name the namespace of their tool (argocd, flux-system) or none; all go
             // to the test's namespace.
             obj.metadata.namespace = None;
-            match api
-                .patch(
-                    &name,
-                    &PatchParams::apply("e2e").dry_run(),
-                    &Patch::Apply(&obj),
-                )
-                .await
-            {
+            let params = PatchParams::apply("e2e").dry_run().validation_strict();
+            match api.patch(&name, &params, &Patch::Apply(&obj)).await {
                 Ok(_) => checked += 1,
                 Err(e) => failures.push(format!("{shown} ({} {name}): {e}", types.kind)),
+            }
+            // The schema is a real one: a field it does not know is refused, so the check
+            // above would have caught a misspelling in this object's spec.
+            let mut misspelled = obj.clone();
+            misspelled.data["spec"]["notAField"] = true.into();
+            match api.patch(&name, &params, &Patch::Apply(&misspelled)).await {
+                Err(kube::Error::Api(e)) if e.message.contains("notAField") => {}
+                other => failures.push(format!(
+                    "{shown} ({} {name}): an unknown field in spec was not refused: {other:?}",
+                    types.kind
+                )),
             }
         }
     }

@@ -495,7 +495,7 @@ fn metric(src: &Value, path: &str, c: &mut Converted) -> Option<Value> {
         };
         match super::expr::to_cel(expr) {
             Ok(cel) => {
-                if let Err(e) = crate::cli::lint_analysis::compile_condition(&cel) {
+                if let Err(e) = crate::analysis::lint::compile_condition(&cel) {
                     c.note(
                         &format!("{path}.{f}"),
                         format!("{expr:?} left out: its CEL form does not compile: {e}"),

@@ -43,13 +43,41 @@ impl Converted {
     }
 }
 
-/// Converts every document it knows; other objects (Services, Deployments, ...) pass through
-/// unchanged so a whole application file converts in one go.
+/// Argo Rollouts' kinds. Its group, argoproj.io, is also Argo CD's (Application, AppProject,
+/// ApplicationSet), Argo Workflows' and Argo Events': those are not Rollout objects.
+const ARGO_ROLLOUTS_KINDS: [&str; 5] = [
+    "Rollout",
+    "AnalysisTemplate",
+    "ClusterAnalysisTemplate",
+    "AnalysisRun",
+    "Experiment",
+];
+
+/// Whether an object is Argo Rollouts' or Flagger's: what `convert` reads (and converts, or names
+/// as having no fledge equivalent). Anything else passes through it unchanged.
+pub fn reads(api_version: &str, kind: &str) -> bool {
+    match api_version.split('/').next().unwrap_or_default() {
+        "argoproj.io" => ARGO_ROLLOUTS_KINDS.contains(&kind),
+        "flagger.app" => true,
+        _ => false,
+    }
+}
+
+/// Converts every document it knows; other objects (Services, Deployments, an Argo CD
+/// Application, ...) pass through unchanged so a whole application file converts in one go.
 pub fn convert(documents: &[Document]) -> Result<String, String> {
     let mut out = Vec::new();
     let mut known = 0;
     for doc in documents {
         let group = doc.api_version().split('/').next().unwrap_or_default();
+        if !reads(doc.api_version(), doc.kind()) {
+            out.push(Converted {
+                source: String::new(),
+                object: Some(doc.value.clone()),
+                notes: Vec::new(),
+            });
+            continue;
+        }
         let converted = match (group, doc.kind()) {
             ("argoproj.io", "Rollout") => argo::rollout(doc),
             ("argoproj.io", "AnalysisTemplate" | "ClusterAnalysisTemplate") => {
@@ -57,19 +85,11 @@ pub fn convert(documents: &[Document]) -> Result<String, String> {
             }
             ("flagger.app", "Canary") => flagger::canary(doc, documents),
             ("flagger.app", "MetricTemplate") => vec![flagger::metric_template(doc)],
-            ("argoproj.io" | "flagger.app", kind) => vec![Converted {
+            (_, kind) => vec![Converted {
                 source: format!("{} {}", doc.api_version(), doc.title()),
                 object: None,
                 notes: vec![format!("{kind} has no fledge equivalent")],
             }],
-            _ => {
-                out.push(Converted {
-                    source: String::new(),
-                    object: Some(doc.value.clone()),
-                    notes: Vec::new(),
-                });
-                continue;
-            }
         };
         known += 1;
         out.extend(converted);
