@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use cel::extractors::Arguments;
 use cel::objects::{Key, Value as Cel};
-use cel::{Context, ExecutionError, Program};
+use cel::{Context, ExecutionError, IdedExpr, Program};
 
 use super::value::MetricValue;
 use crate::api::analysis::AnalysisPhase;
@@ -16,7 +16,8 @@ use crate::api::analysis::AnalysisPhase;
 /// A compiled condition.
 pub struct Condition {
     source: String,
-    program: Program,
+    /// The program with `==` and `!=` calling [`numeric_eq`]; see [`equality_by_value`].
+    expression: IdedExpr,
 }
 
 impl std::fmt::Debug for Condition {
@@ -46,9 +47,11 @@ impl Condition {
                  (arguments are written {{{{args.NAME}}}})"
             ));
         }
+        let mut expression = program.expression().clone();
+        equality_by_value(&mut expression);
         Ok(Condition {
             source: source.to_string(),
-            program,
+            expression,
         })
     }
 
@@ -58,8 +61,10 @@ impl Condition {
         ctx.add_function("isNaN", is_nan);
         ctx.add_function("isInf", is_inf);
         ctx.add_function("default", default);
+        ctx.add_function(EQ, numeric_eq);
+        ctx.add_function(NE, numeric_ne);
         ctx.add_variable_from_value("result", to_cel(value));
-        match self.program.execute(&ctx) {
+        match Cel::resolve(&self.expression, &ctx) {
             Ok(Cel::Bool(b)) => Ok(b),
             Ok(other) => Err(format!(
                 "condition {:?} gave {other:?}, not a bool",
@@ -68,6 +73,75 @@ impl Condition {
             Err(e) => Err(format!("condition {:?}: {e}", self.source)),
         }
     }
+}
+
+/// What `==` and `!=` call after [`equality_by_value`]. The names cannot be written in a
+/// condition (`@` is not an identifier character), so no user call can reach them.
+const EQ: &str = "@eq";
+const NE: &str = "@ne";
+
+/// cel 0.13's `==` compares a double only with a double: `0.0 == 0` is false. Prometheus
+/// answers doubles, and a condition like `result == 0` (as written for Argo Rollouts) would
+/// then never hold: a failure condition that never fires passes a bad release. So `==` and
+/// `!=` are rewritten to compare values as CEL's spec does (numbers by value, across int,
+/// uint and double; lists and maps element by element), which `Value`'s `PartialEq` does.
+fn equality_by_value(e: &mut IdedExpr) {
+    use cel::common::ast::{EntryExpr, Expr, operators};
+    match &mut e.expr {
+        Expr::Call(call) => {
+            if call.target.is_none() && call.args.len() == 2 {
+                if call.func_name == operators::EQUALS {
+                    call.func_name = EQ.into();
+                } else if call.func_name == operators::NOT_EQUALS {
+                    call.func_name = NE.into();
+                }
+            }
+            if let Some(target) = &mut call.target {
+                equality_by_value(target);
+            }
+            call.args.iter_mut().for_each(equality_by_value);
+        }
+        Expr::Comprehension(c) => {
+            for part in [
+                &mut c.iter_range,
+                &mut c.accu_init,
+                &mut c.loop_cond,
+                &mut c.loop_step,
+                &mut c.result,
+            ] {
+                equality_by_value(part);
+            }
+        }
+        Expr::List(list) => list.elements.iter_mut().for_each(equality_by_value),
+        Expr::Map(map) => map
+            .entries
+            .iter_mut()
+            .for_each(|entry| match &mut entry.expr {
+                EntryExpr::MapEntry(m) => {
+                    equality_by_value(&mut m.key);
+                    equality_by_value(&mut m.value);
+                }
+                EntryExpr::StructField(f) => equality_by_value(&mut f.value),
+            }),
+        Expr::Struct(st) => st.entries.iter_mut().for_each(|entry| {
+            if let EntryExpr::StructField(f) = &mut entry.expr {
+                equality_by_value(&mut f.value);
+            }
+        }),
+        Expr::Select(select) => equality_by_value(&mut select.operand),
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+}
+
+fn numeric_eq(Arguments(args): Arguments) -> Result<Cel, ExecutionError> {
+    let [a, b] = args.as_slice() else {
+        return Err(ExecutionError::invalid_argument_count(2, args.len()));
+    };
+    Ok(Cel::Bool(a == b))
+}
+
+fn numeric_ne(args: Arguments) -> Result<Cel, ExecutionError> {
+    Ok(Cel::Bool(numeric_eq(args)? == Cel::Bool(false)))
 }
 
 /// The parser's message is "ERROR: <input>:1:14: <what> | <source> | <caret>" over three lines:
@@ -262,6 +336,47 @@ mod tests {
                 Some("default(result.missing_is_null, 2) == 2"),
                 None,
                 MetricValue::Json(serde_json::json!({"missing_is_null": null}))
+            ),
+            Successful
+        );
+    }
+
+    #[test]
+    fn numbers_are_equal_by_value_whatever_their_type() {
+        let zero = MetricValue::Number(0.0);
+        assert_eq!(judge(Some("result == 0"), None, zero.clone()), Successful);
+        assert_eq!(judge(Some("result != 0"), None, zero.clone()), Failed);
+        assert_eq!(judge(Some("result == 0.0"), None, zero.clone()), Successful);
+        assert_eq!(judge(Some("0 == result"), None, zero.clone()), Successful);
+        assert_eq!(judge(None, Some("result == 1"), zero.clone()), Successful);
+        assert_eq!(
+            judge(None, Some("result == 1"), MetricValue::Number(1.0)),
+            Failed,
+            "a failure condition written with an int fires"
+        );
+        let list = MetricValue::List(vec![MetricValue::Number(1.0), MetricValue::Number(2.0)]);
+        assert_eq!(
+            judge(
+                Some("result == [1, 2] && size(result) == 2"),
+                None,
+                list.clone()
+            ),
+            Successful
+        );
+        assert_eq!(
+            judge(Some("result.exists(x, x == 2)"), None, list.clone()),
+            Successful
+        );
+        assert_eq!(
+            judge(Some("result.exists_one(x, x == 2)"), None, list),
+            Successful
+        );
+        let json = MetricValue::Json(serde_json::json!({"status": "ok", "errors": 0.0}));
+        assert_eq!(
+            judge(
+                Some("result.status == 'ok' && result.errors == 0"),
+                None,
+                json
             ),
             Successful
         );
