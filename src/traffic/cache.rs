@@ -114,7 +114,7 @@ impl RouteCaches {
                     kind.name()
                 ),
                 kube::Error::Api(s) if s.code == 403 => format!(
-                    "fledge may not list {} ({gv}): grant it get, list, watch and patch",
+                    "fledge may not list {} ({gv}): grant it list, watch and patch",
                     kind.api_resource().plural
                 ),
                 other => format!("listing {} ({gv}): {other}", kind.name()),

@@ -1,7 +1,7 @@
 //! The Helm chart's RBAC, for real: the chart is rendered in namespaced mode for the test's
 //! namespace, its ServiceAccount and roles are created, and the operator runs with that
 //! ServiceAccount's token through a whole canary (leader election, ReplicaSets, Service
-//! selectors, status, Events). A second ServiceAccount bound to the chart's rollout-manager
+//! selectors, a Gateway API route, a step analysis, status, Events, the finalizer's cleanup). A second ServiceAccount bound to the chart's rollout-manager
 //! role promotes the rollout and runs `kubectl fledge get rollout`, and is refused a spec change
 //! and pods.
 //!
@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use fledge::api::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate};
 use fledge::api::{Phase, Request, RequestAction, Rollout};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
@@ -21,8 +22,10 @@ use kube::discovery::{Discovery, Scope};
 use kube::{Client, Config, ResourceExt};
 use serde_json::json;
 
+use crate::exporter::prometheus_url;
 use crate::harness::{MINUTE, TestEnv, canary_rollout, kubeconfig_path};
 use crate::plugin::plugin_as;
+use crate::traffic::{apply_dynamic, get_doc, http_route, user_http_route, weights, with_routing};
 
 const RBAC_KINDS: [&str; 5] = [
     "ServiceAccount",
@@ -206,9 +209,30 @@ async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_on
         &["--leader-elect=true", "--leader-namespace", &ns],
     );
 
-    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
-    env.apply::<Rollout>(canary_rollout("web", 2, "1", steps.clone()))
-        .await;
+    // The canary goes through a Gateway API route and a step analysis too, so that the rules
+    // for routes, AnalysisTemplates, AnalysisRuns and the finalizer are used, not only listed.
+    apply_dynamic(&env, &http_route(), user_http_route()).await;
+    env.apply::<AnalysisTemplate>(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "zero"},
+        "spec": {"metrics": [{
+            "name": "zero", "count": 1, "successCondition": "result == 0",
+            "provider": {"prometheus": {"address": prometheus_url(), "query": "vector(0)"}},
+        }]},
+    }))
+    .await;
+    let steps = json!([
+        {"setWeight": 50},
+        {"analysis": {"templates": [{"templateName": "zero"}]}},
+        {"pause": {}},
+    ]);
+    let rollout = |version| {
+        with_routing(
+            canary_rollout("web", 2, version, steps.clone()),
+            json!({"gatewayAPI": {"httpRoutes": [{"name": "web"}]}}),
+        )
+    };
+    env.apply::<Rollout>(rollout("1")).await;
     let v1 = env
         .wait_rollout("web", "v1 Healthy", MINUTE, |r| {
             phase(r) == Some(Phase::Healthy)
@@ -217,12 +241,31 @@ async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_on
         .status
         .and_then(|s| s.stable_revision)
         .expect("a stable revision");
-    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps))
-        .await;
+    env.apply::<Rollout>(rollout("2")).await;
     env.wait_rollout("web", "v2 paused at the pause step", MINUTE, |r| {
         phase(r) == Some(Phase::Paused)
     })
     .await;
+    let route = get_doc(&env, &http_route(), "web")
+        .await
+        .expect("the route");
+    assert!(
+        weights(&route, 1).1.is_some_and(|w| w > 0),
+        "the canary gets traffic through the route: {route:#}"
+    );
+    let runs = env
+        .api::<AnalysisRun>()
+        .list(&ListParams::default())
+        .await
+        .expect("analysis runs");
+    assert!(
+        runs.items.iter().any(|r| r
+            .status
+            .as_ref()
+            .is_some_and(|s| s.phase == Some(AnalysisPhase::Successful))),
+        "the step analysis passed: {:?}",
+        runs.items.iter().map(|r| &r.status).collect::<Vec<_>>()
+    );
 
     // A release manager: the rollout-manager role, bound in this namespace only.
     env.apply::<ServiceAccount>(json!({
@@ -307,6 +350,27 @@ async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_on
         "no PromoteRequested event: {:?}",
         events.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
     );
+    // Deleting the Rollout runs the traffic cleanup and removes the finalizer, with those rights.
+    env.rollouts()
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("deleting the rollout");
+    env.wait_for("the rollout deleted after its cleanup", MINUTE, || async {
+        match env.rollouts().get_opt("web").await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let route = get_doc(&env, &http_route(), "web")
+        .await
+        .expect("the route");
+    assert_eq!(
+        weights(&route, 1).1,
+        None,
+        "the canary backend is gone: {route:#}"
+    );
+
     let logs = env.operator(0).logs();
     assert!(
         !logs.to_ascii_lowercase().contains("forbidden"),

@@ -21,7 +21,7 @@ fn ar(api_version: &str, kind: &str, plural: &str) -> ApiResource {
     }
 }
 
-fn http_route() -> ApiResource {
+pub(crate) fn http_route() -> ApiResource {
     ar("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 }
 
@@ -33,7 +33,7 @@ fn dynamic(env: &TestEnv, r: &ApiResource) -> Api<DynamicObject> {
     Api::namespaced_with(env.client.clone(), &env.ns, r)
 }
 
-async fn apply_dynamic(env: &TestEnv, r: &ApiResource, doc: Value) {
+pub(crate) async fn apply_dynamic(env: &TestEnv, r: &ApiResource, doc: Value) {
     let name = doc["metadata"]["name"].as_str().unwrap().to_string();
     let obj: DynamicObject = serde_json::from_value(doc).unwrap();
     dynamic(env, r)
@@ -46,7 +46,7 @@ async fn apply_dynamic(env: &TestEnv, r: &ApiResource, doc: Value) {
         .unwrap_or_else(|e| panic!("applying {} {name}: {e}", r.kind));
 }
 
-async fn get_doc(env: &TestEnv, r: &ApiResource, name: &str) -> Option<Value> {
+pub(crate) async fn get_doc(env: &TestEnv, r: &ApiResource, name: &str) -> Option<Value> {
     let obj = dynamic(env, r).get_opt(name).await.expect("reading")?;
     Some(serde_json::to_value(obj).unwrap())
 }
@@ -69,7 +69,7 @@ async fn wait_doc(
 }
 
 /// (stable, canary) weights of rule `i`'s backendRefs to the two Services.
-fn weights(route: &Value, i: usize) -> (Option<i64>, Option<i64>) {
+pub(crate) fn weights(route: &Value, i: usize) -> (Option<i64>, Option<i64>) {
     let refs = route["spec"]["rules"][i]["backendRefs"]
         .as_array()
         .cloned()
@@ -90,13 +90,13 @@ fn step(r: &Rollout) -> Option<i32> {
     r.status.as_ref().and_then(|s| s.current_step_index)
 }
 
-fn with_routing(mut rollout: Value, routing: Value) -> Value {
+pub(crate) fn with_routing(mut rollout: Value, routing: Value) -> Value {
     rollout["spec"]["strategy"]["canary"]["trafficRouting"] = routing;
     rollout
 }
 
 /// The user's route: a foreign rule, a weighed rule with a filter and a foreign backend.
-fn user_http_route() -> Value {
+pub(crate) fn user_http_route() -> Value {
     json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
         "metadata": {"name": "web"},

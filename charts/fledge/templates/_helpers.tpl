@@ -117,7 +117,7 @@ controller issues today (see docs/install.md for where each one comes from).
 # status is written by a JSON patch (never a replace).
 - apiGroups: [fledge.dev]
   resources: [analysisruns]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: [fledge.dev]
   resources: [analysisruns/status]
   verbs: [patch]
@@ -126,11 +126,11 @@ controller issues today (see docs/install.md for where each one comes from).
   verbs: [update]
 - apiGroups: [fledge.dev]
   resources: [analysistemplates]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 # One ReplicaSet per revision, written by server-side apply, deleted past revisionHistoryLimit.
 - apiGroups: [apps]
   resources: [replicasets]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 # Selectors of the stable/canary/active/preview Services are pinned by server-side apply; the
 # Services themselves are read from the watch cache.
 - apiGroups: [""]
@@ -175,24 +175,24 @@ controller issues today (see docs/install.md for where each one comes from).
 # Gateway API: only the weights of the backendRefs fledge manages are patched.
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes, grpcroutes]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 {{- end }}
 {{- if .istio }}
 - apiGroups: [networking.istio.io]
   resources: [virtualservices, destinationrules]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 {{- end }}
 {{- if .smi }}
 # SMI: fledge creates the TrafficSplit of a Rollout, sets its weights, deletes it on cleanup.
 - apiGroups: [split.smi-spec.io]
   resources: [trafficsplits]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 {{- end }}
 {{- if .nginx }}
 # NGINX: a canary Ingress is created beside the stable one and removed after the rollout.
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 {{- end }}
 {{- end }}
 {{- end }}
