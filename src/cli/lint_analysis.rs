@@ -181,7 +181,13 @@ fn provider(provider: &Value, path: &str, out: &mut Vec<Finding>) {
         return;
     };
     let keys: Vec<&String> = map.keys().collect();
-    if keys.len() != 1 {
+    // Unknown keys get their own message below; counting them here too would say "exactly one"
+    // of a metric that has exactly one.
+    let known = keys
+        .iter()
+        .filter(|k| PROVIDERS.contains(&k.as_str()))
+        .count();
+    if known != 1 {
         out.push(Finding::error(
             path,
             format!("set exactly one provider of {}", PROVIDERS.join(", ")),
@@ -239,5 +245,40 @@ fn require_string(value: &Value, field: &str, path: &str, out: &mut Vec<Finding>
             format!("{path}.{field}"),
             "required field is missing",
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn messages(provider: Value) -> Vec<String> {
+        let mut out = Vec::new();
+        super::provider(&provider, "p", &mut out);
+        out.into_iter().map(|f| f.message).collect()
+    }
+
+    #[test]
+    fn an_unknown_provider_beside_a_known_one_is_one_message() {
+        let both = messages(
+            json!({"prometheus": {"address": "http://p:9090", "query": "up"},
+                                   "datadog": {"query": "x"}}),
+        );
+        assert_eq!(both.len(), 1, "{both:?}");
+        assert!(both[0].contains("\"datadog\" is not supported"), "{both:?}");
+        let none = messages(json!({"datadog": {"query": "x"}}));
+        assert!(
+            none.iter()
+                .any(|m| m.starts_with("set exactly one provider")),
+            "{none:?}"
+        );
+        let two = messages(json!({"web": {"url": "http://w"}, "job": {"spec": {}}}));
+        assert!(
+            two.iter()
+                .any(|m| m.starts_with("set exactly one provider")),
+            "{two:?}"
+        );
     }
 }
