@@ -128,9 +128,13 @@ pub fn lint_document(doc: &Document) -> Report {
         },
         // Argo Rollouts or Flagger; other argoproj.io objects (an Argo CD Application) are
         // skipped like any object that is not fledge's.
-        (v, k) if super::convert::reads(v, k) => vec![Finding::error(
+        (v, k) if super::convert::converts(v, k) => vec![Finding::error(
             "apiVersion",
             format!("{v} {k} is not a fledge object: `kubectl fledge convert` converts it"),
+        )],
+        (v, k) if super::convert::reads(v, k) => vec![Finding::error(
+            "apiVersion",
+            format!("{v} {k} is not a fledge object, and fledge has no equivalent of it"),
         )],
         ("", _) | (_, "") => vec![Finding::error(
             if api_version.is_empty() {
@@ -309,11 +313,7 @@ pub fn render(source: &str, reports: &[Report]) -> (String, u8) {
         plural(warnings, "warning"),
     );
     if !skipped.is_empty() {
-        let _ = write!(
-            text,
-            " (not fledge objects, skipped: {})",
-            skipped.join(", ")
-        );
+        let _ = write!(text, " (skipped: {})", skipped.join(", "));
     }
     text.push('\n');
     // An empty input is a mistake (a wrong path, an empty pipe); a file of Services or of Argo CD

@@ -145,13 +145,6 @@ fn metric(metric: &Value, path: &str, out: &mut Vec<Finding>) {
             )),
         }
     }
-    let count = metric["count"].as_u64().unwrap_or(0);
-    if count > 1 && metric["interval"].is_null() {
-        out.push(Finding::error(
-            format!("{path}.interval"),
-            format!("required when count is more than 1 (count is {count})"),
-        ));
-    }
     // A Job decides by finishing; a measured value needs a condition to be anything but a success.
     if metric["successCondition"].is_null()
         && metric["failureCondition"].is_null()

@@ -30,8 +30,8 @@ pub fn endless_gates(rollout: &Rollout, documents: &[Document]) -> Vec<Finding> 
                 out.push(Finding::warning(
                     format!("spec.{field}"),
                     format!(
-                        "{kind} {:?}: metric {metric:?} measures until its run is stopped (no \
-                         count), so the run can fail but never succeed and the rollout waits \
+                        "{kind} {:?}: metric {metric:?} measures until its run is stopped (an \
+                         interval with no count, or count 0), so the run can fail but never succeed and the rollout waits \
                          here for a promote; give the metric a count or a \
                          consecutiveSuccessLimit, or use it as background analysis",
                         t.template_name

@@ -221,7 +221,7 @@ spec:
     assert_eq!(
         out,
         r#"w.yaml: AnalysisTemplate "soak": warning: spec.metrics[2]: no successCondition or failureCondition: every value measured is a success, so only provider errors can fail the analysis
-w.yaml: Rollout "web": warning: spec.strategy.canary.steps[1].analysis: AnalysisTemplate "soak": metric "errors" measures until its run is stopped (no count), so the run can fail but never succeed and the rollout waits here for a promote; give the metric a count or a consecutiveSuccessLimit, or use it as background analysis
+w.yaml: Rollout "web": warning: spec.strategy.canary.steps[1].analysis: AnalysisTemplate "soak": metric "errors" measures until its run is stopped (an interval with no count, or count 0), so the run can fail but never succeed and the rollout waits here for a promote; give the metric a count or a consecutiveSuccessLimit, or use it as background analysis
 w.yaml: 2 objects checked, 0 errors, 2 warnings
 "#
     );
@@ -240,7 +240,7 @@ fn lint_skips_what_is_not_fledge_s_and_fails_on_nothing() {
     assert_eq!(code, exit::OK, "{out}");
     assert_eq!(
         out,
-        "gitops.yaml: 0 objects checked, 0 errors, 0 warnings (not fledge objects, skipped: \
+        "gitops.yaml: 0 objects checked, 0 errors, 0 warnings (skipped: \
          Application \"web\", Kustomization \"web\", Service \"a\")\n\
          gitops.yaml: no Rollout, AnalysisTemplate or ClusterAnalysisTemplate found\n"
     );
@@ -260,7 +260,7 @@ fn lint_names_argo_rollouts_objects_and_unknown_fledge_kinds() {
     assert_eq!(
         out,
         "mixed.yaml: Experiment \"e\": error: apiVersion: argoproj.io/v1alpha1 Experiment is not a \
-         fledge object: `kubectl fledge convert` converts it\n\
+         fledge object, and fledge has no equivalent of it\n\
          mixed.yaml: Canary \"c\": error: apiVersion: flagger.app/v1beta1 Canary is not a fledge \
          object: `kubectl fledge convert` converts it\n\
          mixed.yaml: Rolout \"r\": error: kind: \"Rolout\" is not a fledge kind: fledge.dev/v1alpha1 \

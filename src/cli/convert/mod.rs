@@ -63,6 +63,18 @@ pub fn reads(api_version: &str, kind: &str) -> bool {
     }
 }
 
+/// The kinds `convert` turns into fledge objects; other kinds it [`reads`] have no equivalent.
+pub fn converts(api_version: &str, kind: &str) -> bool {
+    let group = api_version.split('/').next().unwrap_or_default();
+    matches!(
+        (group, kind),
+        (
+            "argoproj.io",
+            "Rollout" | "AnalysisTemplate" | "ClusterAnalysisTemplate"
+        ) | ("flagger.app", "Canary" | "MetricTemplate")
+    )
+}
+
 /// Converts every document it knows; other objects (Services, Deployments, an Argo CD
 /// Application, ...) pass through unchanged so a whole application file converts in one go.
 pub fn convert(documents: &[Document]) -> Result<String, String> {
