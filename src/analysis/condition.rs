@@ -63,6 +63,7 @@ impl Condition {
         ctx.add_function("default", default);
         ctx.add_function(EQ, numeric_eq);
         ctx.add_function(NE, numeric_ne);
+        ctx.add_function(IN, in_by_value);
         ctx.add_variable_from_value("result", to_cel(value));
         match Cel::resolve(&self.expression, &ctx) {
             Ok(Cel::Bool(b)) => Ok(b),
@@ -79,21 +80,24 @@ impl Condition {
 /// condition (`@` is not an identifier character), so no user call can reach them.
 const EQ: &str = "@eq";
 const NE: &str = "@ne";
+const IN: &str = "@in_by_value";
 
-/// cel 0.13's `==` compares a double only with a double: `0.0 == 0` is false. Prometheus
-/// answers doubles, and a condition like `result == 0` (as written for Argo Rollouts) would
-/// then never hold: a failure condition that never fires passes a bad release. So `==` and
-/// `!=` are rewritten to compare values as CEL's spec does (numbers by value, across int,
-/// uint and double; lists and maps element by element), which `Value`'s `PartialEq` does.
+/// cel 0.13's `==` and `in` compare a double only with a double: `0.0 == 0` and
+/// `0.0 in [0, 1]` are false. Prometheus answers doubles, and a condition like `result == 0`
+/// (as written for Argo Rollouts) would then never hold: a failure condition that never fires
+/// passes a bad release. So `==`, `!=` and `in` are rewritten to compare values as CEL's spec
+/// does (numbers by value, across int, uint and double; lists and maps element by element),
+/// which `Value`'s `PartialEq` does.
 fn equality_by_value(e: &mut IdedExpr) {
     use cel::common::ast::{EntryExpr, Expr, operators};
     match &mut e.expr {
         Expr::Call(call) => {
             if call.target.is_none() && call.args.len() == 2 {
-                if call.func_name == operators::EQUALS {
-                    call.func_name = EQ.into();
-                } else if call.func_name == operators::NOT_EQUALS {
-                    call.func_name = NE.into();
+                match call.func_name.as_str() {
+                    operators::EQUALS => call.func_name = EQ.into(),
+                    operators::NOT_EQUALS => call.func_name = NE.into(),
+                    operators::IN => call.func_name = IN.into(),
+                    _ => {}
                 }
             }
             if let Some(target) = &mut call.target {
@@ -142,6 +146,21 @@ fn numeric_eq(Arguments(args): Arguments) -> Result<Cel, ExecutionError> {
 
 fn numeric_ne(args: Arguments) -> Result<Cel, ExecutionError> {
     Ok(Cel::Bool(numeric_eq(args)? == Cel::Bool(false)))
+}
+
+/// `x in list` (an element equal to `x`) and `x in map` (a key equal to `x`), by value.
+fn in_by_value(Arguments(args): Arguments) -> Result<Cel, ExecutionError> {
+    let [x, container] = args.as_slice() else {
+        return Err(ExecutionError::invalid_argument_count(2, args.len()));
+    };
+    match container {
+        Cel::List(items) => Ok(Cel::Bool(items.iter().any(|i| i == x))),
+        Cel::Map(map) => Ok(Cel::Bool(map.map.keys().any(|k| Cel::from(k) == *x))),
+        other => Err(ExecutionError::function_error(
+            "in",
+            format!("needs a list or a map on its right, not {other:?}"),
+        )),
+    }
 }
 
 /// The parser's message is "ERROR: <input>:1:14: <what> | <source> | <caret>" over three lines:
@@ -371,6 +390,20 @@ mod tests {
             judge(Some("result.exists_one(x, x == 2)"), None, list),
             Successful
         );
+        assert_eq!(
+            judge(None, Some("result in [1, 2]"), zero.clone()),
+            Successful
+        );
+        assert_eq!(
+            judge(None, Some("result in [0, 1]"), zero.clone()),
+            Failed,
+            "`in` finds an int among doubles"
+        );
+        assert_eq!(
+            judge(Some("'a' in {'a': 1}"), None, zero.clone()),
+            Successful
+        );
+        assert_eq!(judge(Some("!(result in {1: 'x'})"), None, zero), Successful);
         let json = MetricValue::Json(serde_json::json!({"status": "ok", "errors": 0.0}));
         assert_eq!(
             judge(
