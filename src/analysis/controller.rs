@@ -201,19 +201,26 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
                 .measure(run, metric, due.resume.as_ref())
                 .await;
             let m = run::measurement(outcome, &conditions, started, Timestamp::now());
-            ctx.metrics
-                .measurement(metric.provider.kind(), m.phase.as_str());
-            Some((metric.name.clone(), m))
+            Some((metric.name.clone(), metric.provider.kind(), m))
         }
     }))
     .await;
-    for (name, m) in measured.into_iter().flatten() {
+    let mut taken = Vec::new();
+    for (name, provider, m) in measured.into_iter().flatten() {
         tracing::debug!(metric = %name, phase = m.phase.as_str(), value = ?m.value, message = ?m.message, "measured");
+        // A Job still running is looked at again later: one measurement, counted when it ends.
+        if m.phase.is_terminal() {
+            taken.push((provider, m.phase));
+        }
         run::record(&spec, &mut status, &name, m);
     }
     let now = Timestamp::now();
     let schedule = run::assess(&spec, &mut status, now);
     write_status(&ctx, &run, &old, &status).await?;
+    // Counted once recorded: a write lost to a conflict measures again, and counts then.
+    for (provider, phase) in taken {
+        ctx.metrics.measurement(provider, phase.as_str());
+    }
     if status.phase != old.phase {
         info!(phase = ?status.phase, message = ?status.message, "analysis run phase");
         record_phase(&ctx, &run, &status).await;
