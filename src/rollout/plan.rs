@@ -521,15 +521,32 @@ fn invalid(mut draft: Draft, old: &RolloutStatus, generation: Option<i64>, messa
     if old.message != draft.status.message {
         draft.warning(cond::REASON_INVALID, message);
     }
-    // A request is answered now, not kept for later: acting on it once the spec is fixed could
-    // surprise whoever fixed it, and the client waiting for it is told why nothing happened.
+    // A request is answered now, not kept for later, so the client waiting for it learns what
+    // happened. An abort is recorded: sending all traffic back to stable once the spec is fixed
+    // is what was asked, and the safe direction. Anything else could surprise whoever fixes
+    // the spec, so it is dropped.
     if let Some(request) = draft.status.request.take() {
-        let ignored = format!(
-            "{} requested{}: nothing done while the spec is invalid; fix the spec and ask again",
-            request.action.as_str(),
-            requested_by(&request)
-        );
-        draft.warning("RequestIgnored", ignored);
+        let who = requested_by(&request);
+        let s = &mut draft.status;
+        let in_progress = s.current_revision != s.stable_revision;
+        if request.action == RequestAction::Abort && in_progress && !s.abort {
+            s.abort = true;
+            s.aborted_at = Some(Time(now));
+            draft.event(
+                "AbortRequested",
+                format!(
+                    "abort requested{who}: recorded; the spec is invalid, so the stable \
+                     revision gets all traffic once it is fixed"
+                ),
+            );
+        } else {
+            let ignored = format!(
+                "{} requested{who}: nothing done while the spec is invalid; fix the spec and \
+                 ask again",
+                request.action.as_str()
+            );
+            draft.warning("RequestIgnored", ignored);
+        }
     }
     Plan {
         actions: Vec::new(),

@@ -1392,6 +1392,43 @@ fn a_request_while_the_spec_is_invalid_is_answered_not_kept() {
 }
 
 #[test]
+fn an_abort_while_the_spec_is_invalid_is_recorded_and_done_once_it_is_fixed() {
+    let mut sim = Sim::healthy(
+        RolloutBuilder::canary()
+            .replicas(2)
+            .steps([w(50), pause_forever()])
+            .build(),
+    );
+    sim.set_image("web:2");
+    sim.settle();
+    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
+    assert_eq!(sim.sizes(&v2, &v1), (1, 1));
+    let good = sim.rollout.spec.clone();
+    sim.rollout.spec.strategy.canary.as_mut().unwrap().steps[1] = pause("5 minutes");
+    sim.request(RequestAction::Abort);
+    let p = sim.reconcile();
+    assert!(cond::is_true(&p.status.conditions, cond::INVALID_SPEC));
+    assert_eq!(p.status.request, None);
+    assert!(p.status.abort, "the abort is recorded");
+    assert_eq!(
+        p.actions,
+        vec![],
+        "nothing is done while the spec is invalid"
+    );
+    assert!(
+        p.events
+            .iter()
+            .any(|e| e.reason == "AbortRequested" && e.message.contains("once it is fixed")),
+        "{:?}",
+        p.events
+    );
+    sim.rollout.spec = good;
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Degraded));
+    assert_eq!(sim.sizes(&v2, &v1), (0, 2), "back on stable");
+}
+
+#[test]
 fn invalid_durations_and_surges_name_their_field() {
     let rollout = RolloutBuilder::canary().steps([pause("5 minutes")]).build();
     let p = plan(
