@@ -23,7 +23,13 @@ pub fn endless_gates(rollout: &Rollout, documents: &[Document]) -> Vec<Finding> 
             } else {
                 "AnalysisTemplate"
             };
-            let Some(spec) = template(documents, kind, &t.template_name) else {
+            // A namespaced template serves Rollouts of its own namespace only.
+            let namespace = if kind == "AnalysisTemplate" {
+                rollout.metadata.namespace.as_deref()
+            } else {
+                None
+            };
+            let Some(spec) = template(documents, kind, &t.template_name, namespace) else {
                 continue;
             };
             for metric in endless_metrics(&spec.metrics, &spec.dry_run) {
@@ -43,9 +49,17 @@ pub fn endless_gates(rollout: &Rollout, documents: &[Document]) -> Vec<Finding> 
     out
 }
 
-fn template(documents: &[Document], kind: &str, name: &str) -> Option<AnalysisTemplateSpec> {
-    let doc = documents
-        .iter()
-        .find(|d| d.api_version() == FLEDGE && d.kind() == kind && d.name() == name)?;
+fn template(
+    documents: &[Document],
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+) -> Option<AnalysisTemplateSpec> {
+    let doc = documents.iter().find(|d| {
+        d.api_version() == FLEDGE
+            && d.kind() == kind
+            && d.name() == name
+            && d.value["metadata"]["namespace"].as_str() == namespace
+    })?;
     serde_json::from_value(doc.value.get("spec")?.clone()).ok()
 }

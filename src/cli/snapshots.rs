@@ -215,6 +215,20 @@ spec:
       - setWeight: 10
       - analysis: {templates: [{templateName: soak}, {templateName: elsewhere}]}
       - analysis: {templates: [{templateName: soak, clusterScope: true}]}
+---
+# Another namespace's "soak" is not this file's template: nothing to judge.
+apiVersion: fledge.dev/v1alpha1
+kind: Rollout
+metadata: {name: api, namespace: other}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec: {containers: [{name: api, image: api:1}]}
+  strategy:
+    canary:
+      steps:
+      - analysis: {templates: [{templateName: soak}]}
 "#,
     );
     assert_eq!(code, exit::OK, "warnings do not fail lint: {out}");
@@ -222,7 +236,7 @@ spec:
         out,
         r#"w.yaml: AnalysisTemplate "soak": warning: spec.metrics[2]: no successCondition or failureCondition: every value measured is a success, so only provider errors can fail the analysis
 w.yaml: Rollout "web": warning: spec.strategy.canary.steps[1].analysis: AnalysisTemplate "soak": metric "errors" measures until its run is stopped (an interval with no count, or count 0), so the run can fail but never succeed and the rollout waits here for a promote; give the metric a count or a consecutiveSuccessLimit, or use it as background analysis
-w.yaml: 2 objects checked, 0 errors, 2 warnings
+w.yaml: 3 objects checked, 0 errors, 2 warnings
 "#
     );
 }

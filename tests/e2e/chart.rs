@@ -1,9 +1,9 @@
 //! The Helm chart's RBAC, for real: the chart is rendered in namespaced mode for the test's
 //! namespace, its ServiceAccount and roles are created, and the operator runs with that
 //! ServiceAccount's token through a whole canary (leader election, ReplicaSets, Service
-//! selectors, a Gateway API route, a step analysis, status, Events, the finalizer's cleanup). A second ServiceAccount bound to the chart's rollout-manager
-//! role promotes the rollout and runs `kubectl fledge get rollout`, and is refused a spec change
-//! and pods.
+//! selectors, a Gateway API route, a step analysis, status, Events, the finalizer's cleanup).
+//! A second ServiceAccount bound to the chart's rollout-manager role promotes the rollout and
+//! runs `kubectl fledge get rollout`, and is refused a spec change and pods.
 //!
 //! Needs helm: `$HELM`, or the binary hack/build-helm.sh builds and caches.
 
