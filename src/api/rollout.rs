@@ -600,6 +600,11 @@ pub struct RolloutStatus {
     /// or auto-promotion came due); it waits only for the new revision to be fully available.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub switch_approved: bool,
+    /// The `trafficRouting` fledge last routed through. When the spec's changes or goes, the
+    /// routing objects it no longer names are given back to the stable and lose what fledge
+    /// added, and this follows the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_traffic_routing: Option<TrafficRouting>,
     /// Last time the rollout made progress (a step done, pods became available), for
     /// `progressDeadlineSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -377,14 +377,10 @@ fn referencing<K: Resource>(
 #[instrument(skip_all, fields(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default()))]
 async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let _timer = ctx.metrics.reconcile_timer();
-    let kinds = rollout
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.traffic_routing.as_ref())
-        .map(|r| crate::traffic::kinds(r, &rollout.name_any()))
-        .unwrap_or_default();
+    let kinds: Vec<_> = plan::routings(&rollout)
+        .into_iter()
+        .flat_map(|r| crate::traffic::kinds(r, &rollout.name_any()))
+        .collect();
     ctx.routes.ensure(&kinds).await;
 
     tracing::debug!("reconciling");

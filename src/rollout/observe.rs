@@ -320,17 +320,9 @@ pub fn observe_traffic(
     routes: &crate::traffic::cache::RouteCaches,
 ) -> crate::traffic::Objects {
     let ns = rollout.namespace().unwrap_or_default();
-    let Some(routing) = rollout
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.traffic_routing.as_ref())
-    else {
-        return Default::default();
-    };
-    crate::traffic::routers(routing, &rollout.name_any())
-        .iter()
+    super::plan::routings(rollout)
+        .into_iter()
+        .flat_map(|routing| crate::traffic::routers(routing, &rollout.name_any()))
         .flat_map(|r| r.reads())
         .map(|key| {
             let found = routes.get(&ns, &key);

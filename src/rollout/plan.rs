@@ -15,7 +15,9 @@ use kube::{Resource, ResourceExt};
 use super::hash::template_hash;
 use super::observe::{Observed, ObservedReplicaSet, referenced_services};
 use crate::api::conditions::{self as cond};
-use crate::api::{PauseReason, Phase, Request, RequestAction, Rollout, RolloutSpec, RolloutStatus};
+use crate::api::{
+    PauseReason, Phase, Request, RequestAction, Rollout, RolloutSpec, RolloutStatus, TrafficRouting,
+};
 use crate::traffic::{self, Found, ObjectKey, Target, TrafficRouter, TrafficState, Write};
 
 /// What the controller should do for one Rollout, in order.
@@ -325,6 +327,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         Err(message) => return invalid(draft, &old, generation, &message),
     }
     cond::remove(&mut draft.status.conditions, cond::INVALID_SPEC);
+    retire_routing(&mut draft, rollout, &old);
     if draft.routing.is_some() && !rollout.finalizers().iter().any(|f| f == FINALIZER) {
         draft.actions.push(Action::AddFinalizer);
     }
@@ -460,6 +463,67 @@ fn pending_writes(objects: &traffic::Objects, writes: Vec<Write>) -> Vec<Action>
         .collect()
 }
 
+fn spec_routing(spec: &RolloutSpec) -> Option<&TrafficRouting> {
+    spec.strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+}
+
+/// The traffic routings of `rollout`: the spec's, and the one fledge last applied when that
+/// differs (its objects still carry fledge's changes until [`retire_routing`] undoes them).
+pub fn routings(rollout: &Rollout) -> Vec<&TrafficRouting> {
+    let spec = spec_routing(&rollout.spec);
+    let applied = rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.applied_traffic_routing.as_ref())
+        .filter(|a| Some(*a) != spec);
+    spec.into_iter().chain(applied).collect()
+}
+
+/// Routing objects the spec no longer names (its `trafficRouting` changed or was removed in
+/// the middle of a rollout) give the stable all traffic again and lose what fledge added, ahead
+/// of everything else in the plan. Until that is done, `appliedTrafficRouting` keeps naming them.
+fn retire_routing(draft: &mut Draft, rollout: &Rollout, old: &RolloutStatus) {
+    let spec = spec_routing(draft.spec);
+    let applied = old
+        .applied_traffic_routing
+        .as_ref()
+        .filter(|a| Some(*a) != spec);
+    let mut writes = Vec::new();
+    if let Some(applied) = applied {
+        let name = rollout.name_any();
+        let kept: std::collections::BTreeSet<ObjectKey> = spec
+            .map(|s| traffic::routers(s, &name))
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|r| r.reads())
+            .collect();
+        let stable = old.stable_revision.clone().unwrap_or_default();
+        let current = old
+            .current_revision
+            .clone()
+            .unwrap_or_else(|| stable.clone());
+        let target = target(rollout, &stable, &current);
+        for router in traffic::routers(applied, &name) {
+            // An object the new routing still names is the new routing's to write.
+            if router.reads().iter().any(|k| kept.contains(k)) {
+                continue;
+            }
+            if let Ok(w) = router.remove_all(&draft.observed.traffic, &target) {
+                writes.extend(pending_writes(&draft.observed.traffic, w));
+            }
+        }
+    }
+    draft.status.applied_traffic_routing = if writes.is_empty() {
+        spec.cloned()
+    } else {
+        applied.cloned()
+    };
+    draft.actions.splice(0..0, writes);
+}
+
 /// PURE: what deleting a Rollout with [`FINALIZER`] needs: its routing objects give the stable all
 /// traffic again and lose what fledge added, its Services lose the revision pin, and then the
 /// finalizer goes. Routing objects that cannot be read (their API is gone) are left.
@@ -468,18 +532,12 @@ pub fn cleanup(rollout: &Rollout, observed: &Observed) -> Vec<Action> {
         return Vec::new();
     }
     let mut actions = Vec::new();
-    let routing = rollout
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.traffic_routing.as_ref());
-    if let Some(spec) = routing {
-        let status = rollout.status.clone().unwrap_or_default();
-        let stable = status.stable_revision.unwrap_or_default();
-        let current = status.current_revision.unwrap_or_else(|| stable.clone());
-        let target = target(rollout, &stable, &current);
-        for router in traffic::routers(spec, &rollout.name_any()) {
+    let status = rollout.status.clone().unwrap_or_default();
+    let stable = status.stable_revision.unwrap_or_default();
+    let current = status.current_revision.unwrap_or_else(|| stable.clone());
+    let target = target(rollout, &stable, &current);
+    for routing in routings(rollout) {
+        for router in traffic::routers(routing, &rollout.name_any()) {
             if let Ok(writes) = router.remove_all(&observed.traffic, &target) {
                 actions.extend(pending_writes(&observed.traffic, writes));
             }

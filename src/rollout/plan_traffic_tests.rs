@@ -289,6 +289,51 @@ fn cleanup_restores_the_route_unpins_services_and_drops_the_finalizer() {
 }
 
 #[test]
+fn routing_removed_mid_rollout_gives_the_route_back_to_stable_first() {
+    let mut sim = with_route(
+        RolloutBuilder::canary()
+            .replicas(2)
+            .gateway("web")
+            .steps([w(50), header("beta"), pause_forever()])
+            .build(),
+    );
+    sim.set_image("web:2");
+    sim.settle();
+    assert_eq!(weights(&sim), (50, 50));
+    assert!(sim.status().applied_traffic_routing.is_some());
+
+    // Git drops trafficRouting: the canary goes on by pod counts, and the route it no longer
+    // names stops sending anything to the canary, in the first write.
+    sim.rollout
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .unwrap()
+        .traffic_routing = None;
+    let p = sim.reconcile();
+    assert!(
+        matches!(&p.actions[0], Action::ApplyRoute { key, .. } if *key == route_key()),
+        "{:?}",
+        p.actions
+    );
+    sim.settle();
+    let rules = route(&sim)["spec"]["rules"].clone();
+    assert_eq!(
+        rules,
+        serde_json::json!([{"backendRefs": [{"name": STABLE_SVC, "port": 80, "weight": 100}]}]),
+        "no canary backend, no header rule"
+    );
+    assert_eq!(sim.status().applied_traffic_routing, None);
+    // Deleting the Rollout later has no route left to clean.
+    assert!(
+        !cleanup(&sim.rollout, &sim.world)
+            .iter()
+            .any(|a| matches!(a, Action::ApplyRoute { .. }))
+    );
+}
+
+#[test]
 fn header_steps_on_smi_are_invalid_spec() {
     let mut rollout = RolloutBuilder::canary().steps([header("beta")]).build();
     rollout

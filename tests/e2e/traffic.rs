@@ -248,6 +248,62 @@ async fn gateway_routes_follow_every_step_and_keep_what_the_user_wrote() {
 }
 
 #[tokio::test]
+async fn removing_traffic_routing_mid_rollout_gives_the_route_back_to_stable() {
+    let env = gateway_env("gw-removed").await;
+    let steps = json!([
+        {"setWeight": 40},
+        {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
+        {"pause": {}},
+    ]);
+    let routed = |v: &str| {
+        with_routing(
+            canary_rollout("web", 2, v, steps.clone()),
+            gateway_routing(),
+        )
+    };
+    deploy_v1(&env, routed("1")).await;
+    env.apply::<Rollout>(routed("2")).await;
+    env.wait_rollout("web", "paused at step 2", MINUTE, |r| step(r) == Some(2))
+        .await;
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    // Rule 1 is the header route now; the weighed rule follows it.
+    assert_eq!(weights(&route, 2).1, Some(40), "{route}");
+
+    // Git drops trafficRouting in the middle of the rollout, and with it the header step
+    // (admission refuses header steps without a router).
+    let unrouted = json!([{"setWeight": 40}, {"setWeight": 40}, {"pause": {}}]);
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", unrouted))
+        .await;
+    let route = wait_doc(
+        &env,
+        &http_route(),
+        "web",
+        "the route back on stable",
+        |r| weights(r, 1) == (Some(100), None),
+    )
+    .await;
+    assert_eq!(
+        route["spec"]["rules"].as_array().unwrap().len(),
+        2,
+        "the header rule is gone too: {route}"
+    );
+    assert!(
+        route["metadata"]["annotations"]
+            .get("fledge.dev/routes.web")
+            .is_none(),
+        "{route}"
+    );
+    let r = env
+        .wait_rollout("web", "routing forgotten", MINUTE, |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.applied_traffic_routing.is_none())
+        })
+        .await;
+    assert_eq!(phase(&r), Some(Phase::Paused), "the canary goes on by pods");
+}
+
+#[tokio::test]
 async fn abort_zeroes_the_weight_and_removes_header_routes_at_once() {
     let env = gateway_env("gw-abort").await;
     let steps = json!([
