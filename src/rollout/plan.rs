@@ -4,6 +4,7 @@
 //! ([`super::canary`], [`super::bluegreen`]). Nothing here touches the network, so each transition
 //! is a plain unit test.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -491,37 +492,49 @@ fn retire_routing(draft: &mut Draft, rollout: &Rollout, old: &RolloutStatus) {
         .applied_traffic_routing
         .as_ref()
         .filter(|a| Some(*a) != spec);
-    let mut writes = Vec::new();
-    if let Some(applied) = applied {
-        let name = rollout.name_any();
-        let kept: std::collections::BTreeSet<ObjectKey> = spec
-            .map(|s| traffic::routers(s, &name))
-            .unwrap_or_default()
-            .iter()
-            .flat_map(|r| r.reads())
-            .collect();
-        let stable = old.stable_revision.clone().unwrap_or_default();
-        let current = old
-            .current_revision
-            .clone()
-            .unwrap_or_else(|| stable.clone());
-        let target = target(rollout, &stable, &current);
-        for router in traffic::routers(applied, &name) {
+    let writes = match applied {
+        Some(applied) => {
             // An object the new routing still names is the new routing's to write.
-            if router.reads().iter().any(|k| kept.contains(k)) {
-                continue;
-            }
-            if let Ok(w) = router.remove_all(&draft.observed.traffic, &target) {
-                writes.extend(pending_writes(&draft.observed.traffic, w));
-            }
+            let kept: BTreeSet<ObjectKey> = spec
+                .map(|s| traffic::routers(s, &rollout.name_any()))
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|r| r.reads())
+                .collect();
+            removal_writes(rollout, applied, &draft.observed.traffic, &kept)
         }
-    }
+        None => Vec::new(),
+    };
     draft.status.applied_traffic_routing = if writes.is_empty() {
         spec.cloned()
     } else {
         applied.cloned()
     };
     draft.actions.splice(0..0, writes);
+}
+
+/// The writes that give the stable all traffic on `routing`'s objects and take out what fledge
+/// added, between the revisions the status records; objects in `kept` are left alone.
+fn removal_writes(
+    rollout: &Rollout,
+    routing: &TrafficRouting,
+    objects: &traffic::Objects,
+    kept: &BTreeSet<ObjectKey>,
+) -> Vec<Action> {
+    let status = rollout.status.clone().unwrap_or_default();
+    let stable = status.stable_revision.unwrap_or_default();
+    let current = status.current_revision.unwrap_or_else(|| stable.clone());
+    let target = target(rollout, &stable, &current);
+    let mut actions = Vec::new();
+    for router in traffic::routers(routing, &rollout.name_any()) {
+        if router.reads().iter().any(|k| kept.contains(k)) {
+            continue;
+        }
+        if let Ok(writes) = router.remove_all(objects, &target) {
+            actions.extend(pending_writes(objects, writes));
+        }
+    }
+    actions
 }
 
 /// PURE: what deleting a Rollout with [`FINALIZER`] needs: its routing objects give the stable all
@@ -531,18 +544,10 @@ pub fn cleanup(rollout: &Rollout, observed: &Observed) -> Vec<Action> {
     if !rollout.finalizers().iter().any(|f| f == FINALIZER) {
         return Vec::new();
     }
-    let mut actions = Vec::new();
-    let status = rollout.status.clone().unwrap_or_default();
-    let stable = status.stable_revision.unwrap_or_default();
-    let current = status.current_revision.unwrap_or_else(|| stable.clone());
-    let target = target(rollout, &stable, &current);
-    for routing in routings(rollout) {
-        for router in traffic::routers(routing, &rollout.name_any()) {
-            if let Ok(writes) = router.remove_all(&observed.traffic, &target) {
-                actions.extend(pending_writes(&observed.traffic, writes));
-            }
-        }
-    }
+    let mut actions: Vec<Action> = routings(rollout)
+        .into_iter()
+        .flat_map(|r| removal_writes(rollout, r, &observed.traffic, &BTreeSet::new()))
+        .collect();
     for (_, name) in referenced_services(rollout) {
         if matches!(observed.services.get(&name), Some(Some(_))) {
             actions.push(Action::UnpinService { name });
@@ -580,31 +585,24 @@ fn invalid(mut draft: Draft, old: &RolloutStatus, generation: Option<i64>, messa
         draft.warning(cond::REASON_INVALID, message);
     }
     // A request is answered now, not kept for later, so the client waiting for it learns what
-    // happened. An abort is recorded: sending all traffic back to stable once the spec is fixed
-    // is what was asked, and the safe direction. Anything else could surprise whoever fixes
-    // the spec, so it is dropped.
-    if let Some(request) = draft.status.request.take() {
-        let who = requested_by(&request);
-        let s = &mut draft.status;
-        let in_progress = s.current_revision != s.stable_revision;
-        if request.action == RequestAction::Abort && in_progress && !s.abort {
-            s.abort = true;
-            s.aborted_at = Some(Time(now));
-            draft.event(
-                "AbortRequested",
+    // happened. An abort is recorded as always (all traffic goes back to stable once the spec
+    // is valid: what was asked, and the safe direction); anything else could surprise whoever
+    // fixes the spec, so it is dropped.
+    match draft.status.request.as_ref().map(|r| r.action) {
+        Some(RequestAction::Abort) => consume_request(&mut draft),
+        Some(action) => {
+            let who = draft.status.request.take().map(|r| requested_by(&r));
+            draft.warning(
+                "RequestIgnored",
                 format!(
-                    "abort requested{who}: recorded; the spec is invalid, so the stable \
-                     revision gets all traffic once it is fixed"
+                    "{} requested{}: nothing done while the spec is invalid; fix the spec and \
+                     ask again",
+                    action.as_str(),
+                    who.unwrap_or_default()
                 ),
             );
-        } else {
-            let ignored = format!(
-                "{} requested{who}: nothing done while the spec is invalid; fix the spec and \
-                 ask again",
-                request.action.as_str()
-            );
-            draft.warning("RequestIgnored", ignored);
         }
+        None => {}
     }
     Plan {
         actions: Vec::new(),

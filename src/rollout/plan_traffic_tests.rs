@@ -61,6 +61,20 @@ fn header(name: &str) -> crate::api::CanaryStep {
     }
 }
 
+/// Revision 2 of 2 replicas at 50% with a header route, paused for a promote.
+fn paused_with_a_header_route() -> Sim {
+    let mut sim = with_route(
+        RolloutBuilder::canary()
+            .replicas(2)
+            .gateway("web")
+            .steps([w(50), header("beta"), pause_forever()])
+            .build(),
+    );
+    sim.set_image("web:2");
+    sim.settle();
+    sim
+}
+
 #[test]
 fn the_first_revision_adds_the_finalizer_and_routes_everything_to_stable() {
     let sim = with_route(
@@ -151,15 +165,7 @@ fn the_weight_never_exceeds_what_set_canary_scale_provisions() {
 
 #[test]
 fn abort_zeroes_the_weight_before_any_scaling_and_keeps_canary_pods_a_while() {
-    let mut sim = with_route(
-        RolloutBuilder::canary()
-            .replicas(2)
-            .gateway("web")
-            .steps([w(50), header("beta"), pause_forever()])
-            .build(),
-    );
-    sim.set_image("web:2");
-    sim.settle();
+    let mut sim = paused_with_a_header_route();
     assert_eq!(route(&sim)["spec"]["rules"].as_array().unwrap().len(), 2);
     sim.request(RequestAction::Abort);
     let plan = sim.reconcile();
@@ -258,15 +264,7 @@ fn a_missing_route_or_api_is_invalid_spec() {
 
 #[test]
 fn cleanup_restores_the_route_unpins_services_and_drops_the_finalizer() {
-    let mut sim = with_route(
-        RolloutBuilder::canary()
-            .replicas(2)
-            .gateway("web")
-            .steps([w(50), header("beta"), pause_forever()])
-            .build(),
-    );
-    sim.set_image("web:2");
-    sim.settle();
+    let mut sim = paused_with_a_header_route();
     let actions = cleanup(&sim.rollout, &sim.world);
     assert!(matches!(actions[0], Action::ApplyRoute { .. }));
     assert!(actions.contains(&Action::UnpinService {
@@ -290,15 +288,7 @@ fn cleanup_restores_the_route_unpins_services_and_drops_the_finalizer() {
 
 #[test]
 fn routing_removed_mid_rollout_gives_the_route_back_to_stable_first() {
-    let mut sim = with_route(
-        RolloutBuilder::canary()
-            .replicas(2)
-            .gateway("web")
-            .steps([w(50), header("beta"), pause_forever()])
-            .build(),
-    );
-    sim.set_image("web:2");
-    sim.settle();
+    let mut sim = paused_with_a_header_route();
     assert_eq!(weights(&sim), (50, 50));
     assert!(sim.status().applied_traffic_routing.is_some());
 
