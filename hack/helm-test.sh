@@ -55,6 +55,11 @@ must_fail() {
 must_render() { template "$@" >/dev/null || { echo "helm template $* must render" >&2; exit 1; }; }
 must_fail "controller.leaderElection.enabled=false with controller.replicas=2" --set controller.leaderElection.enabled=false
 must_render --set controller.leaderElection.enabled=false --set controller.replicas=1
+must_fail "controller.leaderElection.renewDeadlineSeconds=15 is not below leaseDurationSeconds=15" --set controller.leaderElection.renewDeadlineSeconds=15
+must_fail "controller.leaderElection.renewDeadlineSeconds=10 is not below leaseDurationSeconds=4" --set controller.leaderElection.leaseDurationSeconds=4
+must_render --set controller.leaderElection.leaseDurationSeconds=4 --set controller.leaderElection.renewDeadlineSeconds=3 --set controller.leaderElection.retryPeriodSeconds=1
+must_fail "controller.leaderElection.retryPeriodSeconds=10 is not below renewDeadlineSeconds=10" --set controller.leaderElection.retryPeriodSeconds=10
+must_render --set controller.leaderElection.retryPeriodSeconds=9
 must_fail "controller.metricsPort and controller.healthPort are both 8081" --set controller.metricsPort=8081
 must_fail "at '/instanceId': 'Team_A' does not match pattern" --set instanceId=Team_A
 must_fail "at '/instanceId': 'team.a' does not match pattern" --set instanceId=team.a
@@ -100,6 +105,14 @@ for path in sys.argv[1:]:
             args = pod["containers"][0].get("args", [])
             if doc["spec"].get("replicas", 1) < 2 or "--leader-elect=true" not in args:
                 bad.append(f"{where}: not 2+ replicas with --leader-elect=true")
+            # The leader stops acting before a standby may take over, and retries before it stops.
+            flags = dict(a.split("=", 1) for a in args if a.startswith("--lease-"))
+            try:
+                lease, renew, retry = (int(flags[f"--lease-{k}-seconds"]) for k in ("duration", "renew-deadline", "retry-period"))
+                if not retry < renew < lease:
+                    bad.append(f"{where}: leader election needs retry period < renew deadline < lease duration: {flags}")
+            except (KeyError, ValueError):
+                bad.append(f"{where}: lease duration, renew deadline and retry period not all passed as whole seconds: {flags}")
             for c in pod["containers"]:
                 sc = c.get("securityContext", {})
                 checks = {

@@ -41,9 +41,22 @@ struct ControllerArgs {
     /// Namespace of the leader-election Lease; defaults to the pod's namespace, else "default".
     #[arg(long, env = "FLEDGE_LEADER_NAMESPACE")]
     leader_namespace: Option<String>,
-    /// Seconds a leader's Lease lasts without renewal; a standby takes over after it.
+    /// Seconds a standby waits, from when it last saw the leader's Lease change, before taking
+    /// it over.
     #[arg(long, env = "FLEDGE_LEASE_DURATION_SECONDS", default_value_t = 15)]
     lease_duration_seconds: u64,
+    /// Seconds the leader keeps acting without a successful renewal; shorter than
+    /// --lease-duration-seconds, so it stops before a standby may take over.
+    #[arg(
+        long,
+        env = "FLEDGE_LEASE_RENEW_DEADLINE_SECONDS",
+        default_value_t = 10
+    )]
+    lease_renew_deadline_seconds: u64,
+    /// Seconds between attempts to acquire or renew the Lease; shorter than
+    /// --lease-renew-deadline-seconds.
+    #[arg(long, env = "FLEDGE_LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2)]
+    lease_retry_period_seconds: u64,
     /// Address of /metrics.
     #[arg(long, env = "FLEDGE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
@@ -102,6 +115,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
     // One TLS stack: rustls with ring, installed before any client exists.
     let _ = rustls::crypto::ring::default_provider().install_default();
     telemetry::init_tracing(args.log_format, &args.log_level)?;
+    let timing = leader_timing(&args)?;
 
     let mut config = kube::Config::infer()
         .await
@@ -160,7 +174,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
         &lease_ns,
         &lease_name,
         &identity,
-        Duration::from_secs(args.lease_duration_seconds),
+        timing,
     );
     // A standby is healthy and ready: it has nothing to serve until it leads.
     health.set_ready(true);
@@ -171,8 +185,8 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
     health.set_ready(false);
     info!(%identity, lease = %lease_name, "became leader");
     let result = tokio::select! {
-        // Losing the lease means another replica may be writing: stop at once, the pod restarts
-        // as a standby.
+        // Losing the lease, or passing the renew deadline, means another replica may be writing
+        // (or soon may): stop at once, and the pod restarts as a standby.
         lost = elector.renew_until_lost() => Err(lost),
         _ = run_controllers(client, scope, &args, metrics, health, stop_rx.clone()) => Ok(()),
     };
@@ -229,6 +243,25 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The leader-election timing from the flags, refused with the flags' names when the leader
+/// could still be acting after a standby may take over.
+fn leader_timing(args: &ControllerArgs) -> fledge::Result<fledge::leader::Timing> {
+    fledge::leader::Timing::new(
+        Duration::from_secs(args.lease_duration_seconds),
+        Duration::from_secs(args.lease_renew_deadline_seconds),
+        Duration::from_secs(args.lease_retry_period_seconds),
+    )
+    .map_err(|e| {
+        fledge::Error::Leader(format!(
+            "--lease-duration-seconds={}, --lease-renew-deadline-seconds={}, \
+             --lease-retry-period-seconds={}: {e}",
+            args.lease_duration_seconds,
+            args.lease_renew_deadline_seconds,
+            args.lease_retry_period_seconds
+        ))
+    })
+}
+
 /// An instance id becomes a label value and part of the Lease's name (`fledge-controller-<id>`),
 /// so it must be a DNS label short enough for both; refusing it here beats a Lease that can never
 /// be created. The chart's values schema applies the same rule.
@@ -253,7 +286,41 @@ fn instance_id(id: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::instance_id;
+    use super::{Cli, Command, instance_id, leader_timing};
+    use clap::Parser;
+
+    fn timing(flags: &[&str]) -> fledge::Result<fledge::leader::Timing> {
+        let cli = Cli::try_parse_from([&["fledge", "controller"], flags].concat()).expect("flags");
+        let Command::Controller(args) = cli.command else {
+            panic!("not the controller");
+        };
+        leader_timing(&args)
+    }
+
+    #[test]
+    fn leader_timing_defaults_to_client_gos_and_refuses_a_deadline_past_the_lease() {
+        assert_eq!(
+            timing(&[]).expect("defaults"),
+            fledge::leader::Timing::default()
+        );
+        let short = [
+            "--lease-duration-seconds",
+            "4",
+            "--lease-renew-deadline-seconds",
+            "3",
+        ];
+        let short = [&short[..], &["--lease-retry-period-seconds", "1"]].concat();
+        assert!(timing(&short).is_ok());
+        let error =
+            timing(&["--lease-duration-seconds", "4"]).expect_err("deadline 10s > lease 4s");
+        let message = error.to_string();
+        assert!(
+            message.contains("--lease-duration-seconds=4")
+                && message.contains("--lease-renew-deadline-seconds=10")
+                && message.contains("must be shorter than the lease duration"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn instance_ids_are_dns_labels_that_fit_a_lease_name() {

@@ -172,7 +172,12 @@ async fn leader_election_fails_over() {
     let mut env = TestEnv::new("leader").await;
     env.service("web-stable", "web").await;
     env.service("web-canary", "web").await;
-    let args = ["--leader-elect=true", "--lease-duration-seconds", "4"];
+    let args = [
+        "--leader-elect=true",
+        "--lease-duration-seconds=4",
+        "--lease-renew-deadline-seconds=3",
+        "--lease-retry-period-seconds=1",
+    ];
     let ns = env.ns.clone();
     let a = env.start_operator_with(&[&args[..], &["--leader-namespace", &ns]].concat());
     let b = env.start_operator_with(&[&args[..], &["--leader-namespace", &ns]].concat());

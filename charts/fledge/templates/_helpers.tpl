@@ -71,6 +71,13 @@ schema rules cannot compare two values.
 {{- if and (not $c.leaderElection.enabled) (gt $replicas 1) }}
 {{- fail (printf "controller.leaderElection.enabled=false with controller.replicas=%d would run %d controllers writing the same objects at once: enable leader election or set controller.replicas=1" $replicas $replicas) }}
 {{- end }}
+{{- $le := $c.leaderElection }}
+{{- if ge (int $le.renewDeadlineSeconds) (int $le.leaseDurationSeconds) }}
+{{- fail (printf "controller.leaderElection.renewDeadlineSeconds=%d is not below leaseDurationSeconds=%d: a leader cut off from the API server would still act when a standby takes over" (int $le.renewDeadlineSeconds) (int $le.leaseDurationSeconds)) }}
+{{- end }}
+{{- if ge (int $le.retryPeriodSeconds) (int $le.renewDeadlineSeconds) }}
+{{- fail (printf "controller.leaderElection.retryPeriodSeconds=%d is not below renewDeadlineSeconds=%d: a failed renewal would not be retried before the leader gives up" (int $le.retryPeriodSeconds) (int $le.renewDeadlineSeconds)) }}
+{{- end }}
 {{- if eq (int $c.metricsPort) (int $c.healthPort) }}
 {{- fail (printf "controller.metricsPort and controller.healthPort are both %d: the second server cannot bind it; give them different ports" (int $c.metricsPort)) }}
 {{- end }}
