@@ -48,6 +48,9 @@ struct Context {
 /// safety net should a watch event be lost.
 const RUNNING_RECHECK: Duration = Duration::from_secs(30);
 
+/// How long a run whose status the API server rejects waits before it is tried again.
+const REJECTED_RETRY: Duration = Duration::from_secs(60);
+
 /// Runs the AnalysisRun controller until `shutdown` resolves. Without `job_provider` Jobs are
 /// neither watched nor created, so an installation that grants no rights on Jobs works.
 pub async fn run(
@@ -173,7 +176,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
                 .get_or_insert(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
             status.phase = Some(AnalysisPhase::Error);
             status.message = Some(message);
-            write_status(&ctx, &run, &old, &status).await?;
+            save(&ctx, &run, &old, &mut status).await?;
             record_phase(&ctx, &run, &status).await;
             return Ok(Requeue::await_change());
         }
@@ -216,7 +219,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
     }
     let now = Timestamp::now();
     let schedule = run::assess(&spec, &mut status, now);
-    write_status(&ctx, &run, &old, &status).await?;
+    save(&ctx, &run, &old, &mut status).await?;
     // Counted once recorded: a write lost to a conflict measures again, and counts then.
     for (provider, phase) in taken {
         ctx.metrics.measurement(provider, phase.as_str());
@@ -256,7 +259,8 @@ async fn record_phase(ctx: &Context, run: &AnalysisRun, status: &AnalysisRunStat
     };
     ctx.metrics.analysis_run_ended(phase.as_str());
     let event = Event {
-        type_: if phase == AnalysisPhase::Successful {
+        // Terminated is no failure: the run was stopped because it is no longer needed.
+        type_: if matches!(phase, AnalysisPhase::Successful | AnalysisPhase::Terminated) {
             EventType::Normal
         } else {
             EventType::Warning
@@ -279,8 +283,32 @@ async fn clean_up(ctx: &Context, run: &AnalysisRun) -> Result<(), Error> {
         .map_err(|e| Error::CleanUp(run.name_any(), e))
 }
 
+/// Writes `status`. Should the API server reject it as invalid (422: too large, say), writing it
+/// again can never succeed: the run ends Error on its last accepted status instead, and its
+/// message (and the Event [`record_phase`] sends) gives the server's reason.
+async fn save(
+    ctx: &Context,
+    run: &AnalysisRun,
+    old: &AnalysisRunStatus,
+    status: &mut AnalysisRunStatus,
+) -> Result<(), Error> {
+    match write_status(ctx, run, old, status).await {
+        Err(Error::Write(name, e)) if matches!(*e, kube::Error::Api(ref s) if s.code == 422) => {
+            let reason = match *e {
+                kube::Error::Api(ref s) => s.message.clone(),
+                _ => String::new(),
+            };
+            warn!(run = %name, %reason, "status rejected by the API server; the run ends Error");
+            *status = run::rejected(old, &reason, Timestamp::now());
+            write_status(ctx, run, old, status).await
+        }
+        other => other,
+    }
+}
+
 /// Writes the status when it changed, guarded by the resourceVersion the measurements were
-/// based on: a reconcile that worked from a stale copy loses its write and runs again.
+/// based on: a reconcile that worked from a stale copy loses its write (409 Conflict: the patch
+/// sets that resourceVersion, which the API server checks) and runs again.
 async fn write_status(
     ctx: &Context,
     run: &AnalysisRun,
@@ -293,7 +321,7 @@ async fn write_status(
     let name = run.name_any();
     let value = serde_json::to_value(status).map_err(Error::Serialize)?;
     let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "test", "path": "/metadata/resourceVersion", "value": run.resource_version()},
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": run.resource_version()},
         {"op": "add", "path": "/status", "value": value},
     ]))
     .map_err(Error::Serialize)?;
@@ -306,10 +334,15 @@ async fn write_status(
 
 fn error_policy(run: Arc<AnalysisRun>, error: &Error, _: Arc<Context>) -> Requeue {
     match error {
-        Error::Write(_, e) if matches!(**e, kube::Error::Api(ref s) if s.code == 409 || s.code == 422) =>
-        {
+        Error::Write(_, e) if matches!(**e, kube::Error::Api(ref s) if s.code == 409) => {
             tracing::debug!(run = %run.name_any(), %error, "stale copy, retrying");
             Requeue::requeue(Duration::from_millis(200))
+        }
+        // Invalid even as the last accepted status ended in Error: the same write fails the same
+        // way, so try again only now and then.
+        Error::Write(_, e) if matches!(**e, kube::Error::Api(ref s) if s.code == 422) => {
+            warn!(run = %run.name_any(), %error, "status rejected by the API server");
+            Requeue::requeue(REJECTED_RETRY)
         }
         _ => {
             warn!(run = %run.name_any(), %error, "analysis reconcile failed");

@@ -6,7 +6,8 @@
 //! `inconclusiveLimit`; Successful after `count` results (or `consecutiveSuccessLimit` successes
 //! in a row). Provider errors are retried and do not count towards `count`, so a Prometheus that
 //! is down can end a run in Error but never in Successful. The run takes the worst phase of its
-//! metrics that are not dry-run, as soon as one is decided.
+//! metrics that are not dry-run, as soon as one is decided. A run terminated before that ends
+//! Terminated: no verdict, never Successful.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::condition::{Condition, Conditions};
-use super::value::Outcome;
+use super::value::{MetricValue, Outcome};
 use crate::api::analysis::{
     AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, DryRun, Measurement, Metric, MetricResult,
 };
@@ -23,6 +24,15 @@ use crate::rollout::spec_checks::SpecProblem;
 
 pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
 pub const DEFAULT_MEASUREMENT_RETENTION: i32 = 10;
+/// The shortest time between two measurements of a metric, whatever `interval` says (`0s`, or no
+/// interval with a large `count`): a run never measures in a hot loop.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The most bytes of a value or a message one measurement keeps. A run keeps
+/// `measurementRetention` measurements of up to 64 metrics; with this cap its status stays far
+/// below the API server's object size limit, past which it could never be written again.
+pub const MAX_STORED_BYTES: usize = 512;
+/// Elements of a long vector a measurement shows; the rest is summarised by the length.
+pub const MAX_SHOWN_ELEMENTS: usize = 5;
 
 /// A metric to measure now: a new measurement, or one in progress to look at again.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +54,11 @@ pub struct Schedule {
 fn parse(d: Option<&str>) -> Duration {
     // Durations were checked by `validate`; a bad one here means "no wait".
     d.and_then(|d| duration::parse(d).ok()).unwrap_or_default()
+}
+
+/// The time between two measurements of `m`: its `interval`, at least [`MIN_INTERVAL`].
+fn interval(m: &Metric) -> Duration {
+    parse(m.interval.as_deref()).max(MIN_INTERVAL)
 }
 
 fn plus(t: Timestamp, d: Duration) -> Timestamp {
@@ -189,6 +204,45 @@ pub fn metric_problems(m: &Metric) -> Vec<SpecProblem> {
     out
 }
 
+/// `text`, cut to [`MAX_STORED_BYTES`] (on a character boundary) with a note of its full size.
+pub fn capped(text: String) -> String {
+    if text.len() <= MAX_STORED_BYTES {
+        return text;
+    }
+    let mut end = MAX_STORED_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..end], text.len())
+}
+
+/// A value as a measurement stores it: JSON text, a long vector (or JSON array) as its first
+/// elements and its length, and never more than [`MAX_STORED_BYTES`]. The conditions judged the
+/// whole value; this is only the record.
+pub fn stored_value(v: &MetricValue) -> String {
+    let summary =
+        |shown: Vec<String>, len: usize| format!("[{},...] ({len} elements)", shown.join(","));
+    capped(match v {
+        MetricValue::List(items) if items.len() > MAX_SHOWN_ELEMENTS => summary(
+            items[..MAX_SHOWN_ELEMENTS]
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            items.len(),
+        ),
+        MetricValue::Json(serde_json::Value::Array(items)) if items.len() > MAX_SHOWN_ELEMENTS => {
+            summary(
+                items[..MAX_SHOWN_ELEMENTS]
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                items.len(),
+            )
+        }
+        v => v.to_string(),
+    })
+}
+
 /// The measurement an outcome gives: judged by the conditions when it is a value.
 pub fn measurement(
     outcome: Outcome,
@@ -198,10 +252,10 @@ pub fn measurement(
 ) -> Measurement {
     let (phase, value, message, metadata) = match outcome {
         Outcome::Value(v) => match conditions.judge(&v) {
-            Ok(phase) => (phase, Some(v.to_string()), None, Default::default()),
+            Ok(phase) => (phase, Some(stored_value(&v)), None, Default::default()),
             Err(e) => (
                 AnalysisPhase::Error,
-                Some(v.to_string()),
+                Some(stored_value(&v)),
                 Some(e),
                 Default::default(),
             ),
@@ -225,7 +279,7 @@ pub fn measurement(
     Measurement {
         phase,
         value,
-        message,
+        message: message.map(capped),
         started_at: Some(Time(started_at)),
         finished_at: finished.then_some(Time(now)),
         metadata,
@@ -352,6 +406,68 @@ fn metric_phase(m: &Metric, r: &MetricResult) -> (AnalysisPhase, Option<String>)
     (AnalysisPhase::Running, None)
 }
 
+/// Since when the run has owed its next measurement: the start of the measurement in progress
+/// (a Job running), else when the next one fell due (the last one's end plus the interval, or
+/// the run's start plus `initialDelay`), the earliest over the metrics that decide the run.
+/// `created` stands for the start of a run the controller has not picked up. A run that records
+/// its measurements keeps moving this forward; one that stays behind it (a Job that never ends, a
+/// provider call that never returns, no controller) makes no progress. `None` once decided.
+pub fn owed_since(
+    spec: &AnalysisRunSpec,
+    status: Option<&AnalysisRunStatus>,
+    created: Option<Timestamp>,
+) -> Option<Timestamp> {
+    if status
+        .and_then(|s| s.phase)
+        .is_some_and(AnalysisPhase::is_terminal)
+    {
+        return None;
+    }
+    let started = status
+        .and_then(|s| s.started_at.as_ref())
+        .map(|t| t.0)
+        .or(created)?;
+    let only_dry_run = spec
+        .metrics
+        .iter()
+        .all(|m| is_dry_run(&spec.dry_run, &m.name));
+    spec.metrics
+        .iter()
+        .filter(|m| only_dry_run || !is_dry_run(&spec.dry_run, &m.name))
+        .filter_map(|m| {
+            let r = status.and_then(|s| result(s, &m.name));
+            if r.is_some_and(|r| r.phase.is_terminal()) {
+                return None;
+            }
+            Some(match r.and_then(|r| r.measurements.last()) {
+                Some(l) if l.phase == AnalysisPhase::Running => {
+                    l.started_at.as_ref().map_or(started, |t| t.0)
+                }
+                Some(l) => match &l.finished_at {
+                    Some(finished) => plus(finished.0, interval(m)),
+                    None => started,
+                },
+                None => plus(started, parse(m.initial_delay.as_deref())),
+            })
+        })
+        .min()
+        .or(Some(started))
+}
+
+/// The status to write when the API server rejected the one a reconcile computed (422: too
+/// large, or invalid): the last status it accepted, ended in Error with the server's reason. The
+/// run cannot record its measurements, so it cannot pass; failing it tells the rollout now, in
+/// the run's own status, instead of retrying the same write forever.
+pub fn rejected(old: &AnalysisRunStatus, reason: &str, now: Timestamp) -> AnalysisRunStatus {
+    let mut status = old.clone();
+    status.started_at.get_or_insert(Time(now));
+    status.phase = Some(AnalysisPhase::Error);
+    status.message = Some(capped(format!(
+        "the API server rejected the run's status: {reason}"
+    )));
+    status
+}
+
 /// Recomputes every metric's phase and the run's, and says what to measure when. `now` starts
 /// the run's clock on its first call.
 pub fn assess(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, now: Timestamp) -> Schedule {
@@ -405,10 +521,19 @@ pub fn assess(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, now: Times
     let decided = match run_phase {
         Some((phase, message)) => Some((phase, message)),
         None if all_done => Some((AnalysisPhase::Successful, "all metrics passed".to_string())),
-        None if spec.terminate => Some((
-            AnalysisPhase::Successful,
-            "terminated before any metric failed".to_string(),
-        )),
+        // Stopped before its metrics decided: no verdict. Never Successful, so no gate can pass
+        // on measurements that were not taken.
+        None if spec.terminate => {
+            for r in &mut status.metric_results {
+                if !r.phase.is_terminal() {
+                    r.phase = AnalysisPhase::Terminated;
+                }
+            }
+            Some((
+                AnalysisPhase::Terminated,
+                "terminated before its metrics decided".to_string(),
+            ))
+        }
         None => None,
     };
     if let Some((phase, message)) = decided {
@@ -432,7 +557,7 @@ pub fn assess(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, now: Times
             continue;
         }
         let at = match last.and_then(|l| l.finished_at.as_ref()) {
-            Some(finished) => plus(finished.0, parse(m.interval.as_deref())),
+            Some(finished) => plus(finished.0, interval(m)),
             None => plus(started, parse(m.initial_delay.as_deref())),
         };
         if at <= now {

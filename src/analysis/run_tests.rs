@@ -249,6 +249,49 @@ fn with_an_interval_and_no_count_it_runs_until_terminated() {
     }
     sim.spec.terminate = true;
     assess(&sim.spec, &mut sim.status, at(300));
+    // A background analysis ends so with its rollout: stopped, no verdict, never a success.
+    assert_ne!(sim.status.phase, Some(Successful));
+    assert!(sim.status.phase.is_some_and(AnalysisPhase::is_terminal));
+}
+
+/// An analysis step of 5 measurements a minute apart; someone pauses the rollout after the first
+/// and the run is terminated: it must not end Successful on 1 of its 5 measurements, nor on none.
+#[test]
+fn a_run_terminated_before_its_count_is_never_successful() {
+    let mut m = metric("errors");
+    m.count = Some(5);
+    m.interval = Some("1m".into());
+    let mut sim = Sim::new(spec(vec![m.clone()]));
+    assert_eq!(sim.value("errors", 0.0, at(0)), Running);
+    sim.spec.terminate = true;
+    assess(&sim.spec, &mut sim.status, at(30));
+    assert_ne!(sim.status.phase, Some(Successful), "{:?}", sim.status);
+    assert!(sim.status.phase.is_some_and(AnalysisPhase::is_terminal));
+    assert_ne!(sim.result("errors").phase, Successful);
+
+    let mut sim = Sim::new(spec(vec![m]));
+    sim.spec.terminate = true;
+    assess(&sim.spec, &mut sim.status, at(1));
+    assert_ne!(sim.status.phase, Some(Successful), "{:?}", sim.status);
+    assert!(sim.status.phase.is_some_and(AnalysisPhase::is_terminal));
+    assert!(
+        sim.status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("terminated")
+    );
+}
+
+/// Metrics that decided before the terminate keep their verdict: all passed is still a pass.
+#[test]
+fn a_run_whose_metrics_all_passed_stays_successful_when_terminated() {
+    let mut m = metric("errors");
+    m.count = Some(1);
+    let mut sim = Sim::new(spec(vec![m]));
+    assert_eq!(sim.value("errors", 0.0, at(0)), Successful);
+    sim.spec.terminate = true;
+    assess(&sim.spec, &mut sim.status, at(1));
     assert_eq!(sim.status.phase, Some(Successful));
 }
 
@@ -387,4 +430,130 @@ fn validate_names_the_field() {
             .unwrap_err()
             .starts_with("metrics[0].interval")
     );
+}
+
+/// `interval: 0s`, or no interval with a large count, measured every 100 ms: now at most once a
+/// second.
+#[test]
+fn an_interval_of_0s_or_none_measures_at_most_once_a_second() {
+    for interval in [Some("0s"), None] {
+        let mut m = metric("errors");
+        m.interval = interval.map(Into::into);
+        m.count = Some(1000);
+        let mut sim = Sim::new(spec(vec![m]));
+        assert_eq!(sim.value("errors", 0.0, at(0)), Running);
+        let s = assess(&sim.spec, &mut sim.status.clone(), at(0));
+        assert!(s.due.is_empty(), "{interval:?}: due again at once");
+        assert_eq!(s.next_at, Some(at(1)), "{interval:?}");
+        // A provider error is retried no faster.
+        sim.measure("errors", Outcome::Error("connection refused".into()), at(1));
+        let s = assess(&sim.spec, &mut sim.status.clone(), at(1));
+        assert_eq!((s.due.len(), s.next_at), (0, Some(at(2))), "{interval:?}");
+    }
+}
+
+/// A Prometheus query answering a vector of 20 000 series, kept 10 times over by the default
+/// retention for each of 64 metrics: the status must stay far below the API server's object size
+/// limit (about 1.5 MiB), or the run could never be written again and its gate would wait forever.
+#[test]
+fn a_huge_vector_is_stored_as_its_length_and_the_status_stays_small() {
+    let huge = MetricValue::List((0..20_000).map(|i| MetricValue::Number(i as f64)).collect());
+    let mut m = metric("m");
+    m.success_condition = Some("size(result) > 0".into());
+    m.count = Some(100);
+    let metrics: Vec<Metric> = (0..64)
+        .map(|i| {
+            let mut m = m.clone();
+            m.name = format!("m{i}");
+            m
+        })
+        .collect();
+    let mut sim = Sim::new(spec(metrics));
+    let noisy = "x".repeat(100_000);
+    for round in 0..12 {
+        for i in 0..64 {
+            let name = format!("m{i}");
+            let outcome = if round % 2 == 0 {
+                Outcome::Value(huge.clone())
+            } else {
+                Outcome::Error(noisy.clone())
+            };
+            sim.measure(&name, outcome, at(round * 10));
+        }
+    }
+    let first = &sim.result("m0").measurements[0];
+    let value = first.value.as_deref().unwrap();
+    assert!(value.contains("20000 elements"), "{}", &value[..80]);
+    assert!(value.len() <= 1024, "{} bytes", value.len());
+    let message = sim.result("m0").measurements[1].message.as_deref().unwrap();
+    assert!(message.len() <= 1024, "{} bytes", message.len());
+    let size = serde_json::to_vec(&sim.status).unwrap().len();
+    assert!(size < 1024 * 1024, "status of {size} bytes");
+}
+
+/// A long text value (a web provider's JSON) is cut on a character boundary, saying how long it
+/// was; a short one is kept as it is.
+#[test]
+fn long_values_are_cut_short_ones_kept() {
+    let c = Conditions::compile(None, None).unwrap();
+    let long = MetricValue::Json(serde_json::Value::String("é".repeat(2000)));
+    let m = measurement(Outcome::Value(long), &c, at(0), at(0));
+    let v = m.value.unwrap();
+    assert!(
+        v.len() <= 600 && v.ends_with("bytes in all)"),
+        "{} bytes",
+        v.len()
+    );
+    let m = measurement(
+        Outcome::Value(MetricValue::List(vec![
+            MetricValue::Number(1.0),
+            MetricValue::Number(2.0),
+        ])),
+        &c,
+        at(0),
+        at(0),
+    );
+    assert_eq!(m.value.as_deref(), Some("[1,2]"));
+}
+
+/// The API server refused the status a reconcile computed (422: too large, or invalid): the run
+/// ends Error on the last status it accepted, and says why, instead of retrying every 200 ms.
+#[test]
+fn a_rejected_status_ends_the_run_in_error_saying_why() {
+    let mut sim = Sim::new(spec(vec![metric("errors")]));
+    sim.value("errors", 0.0, at(0));
+    let old = sim.status.clone();
+    let s = super::run::rejected(&old, "Request entity too large: limit is 3145728", at(5));
+    assert_eq!(s.phase, Some(Error));
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap()
+            .contains("rejected the run's status: Request entity too large"),
+        "{s:?}"
+    );
+    assert_eq!(s.metric_results, old.metric_results);
+    let s = super::run::rejected(&old, &"y".repeat(10_000), at(5));
+    assert!(s.message.unwrap().len() <= 1024);
+}
+
+/// What the progress deadline counts from: the measurement in progress, else the next one due;
+/// nothing once decided.
+#[test]
+fn owed_since_is_the_measurement_in_progress_or_the_next_one_due() {
+    use super::run::owed_since;
+    let mut m = metric("errors");
+    m.initial_delay = Some("5s".into());
+    let mut sim = Sim::new(spec(vec![m]));
+    assert_eq!(owed_since(&sim.spec, None, Some(at(0))), Some(at(5)));
+    assert_eq!(owed_since(&sim.spec, Some(&sim.status), None), Some(at(5)));
+    sim.value("errors", 0.0, at(5));
+    assert_eq!(owed_since(&sim.spec, Some(&sim.status), None), Some(at(15)));
+    let meta = std::collections::BTreeMap::from([("job-name".to_string(), "j1".to_string())]);
+    sim.measure("errors", Outcome::Running(meta), at(16));
+    assert_eq!(owed_since(&sim.spec, Some(&sim.status), None), Some(at(16)));
+    sim.measure("errors", Outcome::Value(MetricValue::Number(0.0)), at(20));
+    sim.value("errors", 0.0, at(30));
+    assert_eq!(sim.status.phase, Some(Successful));
+    assert_eq!(owed_since(&sim.spec, Some(&sim.status), None), None);
 }

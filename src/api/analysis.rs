@@ -152,8 +152,9 @@ pub struct Metric {
     pub name: String,
     /// Where the measurement comes from.
     pub provider: MetricProvider,
-    /// Time between measurements, like `30s` or `1m`. Without it the metric is measured `count`
-    /// times back to back (once when `count` is not set either).
+    /// Time between measurements, like `30s` or `1m`; at least 1s (a shorter one, `0s` included,
+    /// counts as 1s). Without it the metric is measured `count` times 1s apart (once when `count`
+    /// is not set either). Provider errors are retried at the same pace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub interval: Option<String>,
@@ -382,8 +383,10 @@ pub struct AnalysisRunSpec {
     /// How many measurements to keep per metric. Defaults to 10.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurement_retention: Vec<MeasurementRetention>,
-    /// Stop measuring: the run ends Successful unless it has already failed. Set by the Rollout
-    /// when the analysis is no longer needed (the rollout ended, the step was skipped).
+    /// Stop measuring: the run ends Terminated, never Successful, unless its metrics have already
+    /// decided it. Set by the Rollout when the analysis is no longer needed (the rollout was
+    /// promoted, aborted or replaced, the step was skipped); a gate never passes on a Terminated
+    /// run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub terminate: bool,
 }
@@ -392,7 +395,7 @@ pub struct AnalysisRunSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunStatus {
-    /// Pending, Running, Successful, Failed, Error or Inconclusive.
+    /// Pending, Running, Successful, Failed, Error, Inconclusive or Terminated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<AnalysisPhase>,
     /// Why the run is in its phase.
@@ -424,6 +427,8 @@ pub enum AnalysisPhase {
     Error,
     /// More inconclusive results (or no data) than `inconclusiveLimit`.
     Inconclusive,
+    /// Stopped by `spec.terminate` before its metrics decided: no verdict, never a success.
+    Terminated,
 }
 
 impl MetricProvider {
@@ -452,6 +457,7 @@ impl AnalysisPhase {
             AnalysisPhase::Failed => "Failed",
             AnalysisPhase::Error => "Error",
             AnalysisPhase::Inconclusive => "Inconclusive",
+            AnalysisPhase::Terminated => "Terminated",
         }
     }
 }
@@ -502,10 +508,12 @@ pub struct MetricResult {
 pub struct Measurement {
     /// Running (a Job in progress), Successful, Failed, Inconclusive or Error.
     pub phase: AnalysisPhase,
-    /// The value, as JSON text.
+    /// The value, as JSON text; a vector of more than 5 elements as its first 5 and its length,
+    /// and at most 512 bytes (a longer value is cut, with its full size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
-    /// An explanation: the provider's error, or why the result is inconclusive.
+    /// An explanation: the provider's error, or why the result is inconclusive. At most 512
+    /// bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// When the measurement started.

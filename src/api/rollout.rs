@@ -67,7 +67,11 @@ pub struct RolloutSpec {
     pub revision_history_limit: Option<i32>,
 
     /// Seconds a rollout may go without progress before it is reported failed
-    /// (`Progressing=False`, reason `ProgressDeadlineExceeded`). Pauses do not count. Defaults to 600.
+    /// (`Progressing=False`, reason `ProgressDeadlineExceeded`). Pauses do not count. An analysis
+    /// a step or promotion waits for is progress while it records measurements; one that owes a
+    /// measurement for this long (a Job that never ends, a provider that never answers) is not,
+    /// and the message names its run, so this must exceed the longest single measurement.
+    /// Defaults to 600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub progress_deadline_seconds: Option<i32>,
@@ -97,7 +101,7 @@ pub struct RolloutSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunHistory {
-    /// Successful runs to keep. Defaults to 5.
+    /// Successful and Terminated (stopped when no longer needed) runs to keep. Defaults to 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub successful_run_history_limit: Option<i32>,
@@ -403,7 +407,8 @@ pub struct CanaryStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_mirror_route: Option<SetMirrorRoute>,
     /// Run an analysis; the step is done when it is Successful. Failed or Error aborts the
-    /// rollout; Inconclusive pauses it until a promote (continue) or an abort.
+    /// rollout; Inconclusive (or Terminated, stopped by hand) pauses it until a promote
+    /// (continue) or an abort. A pause keeps the run measuring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<RolloutAnalysis>,
 }
@@ -609,11 +614,13 @@ pub struct RolloutStatus {
     /// `progressDeadlineSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_progress_at: Option<Time>,
-    /// Bumped by each retry of an aborted rollout, so its analysis starts over in new
-    /// AnalysisRuns.
+    /// Bumped by each new revision (one that comes back included) and each retry of an aborted
+    /// rollout, so its analysis starts over in new AnalysisRuns: runs of an earlier attempt never
+    /// decide a gate of this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_attempt: Option<i32>,
-    /// AnalysisRuns whose Inconclusive result a promote accepted: they count as Successful.
+    /// AnalysisRuns whose Inconclusive (or Terminated) result a promote accepted: they count as
+    /// Successful.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accepted_analysis_runs: Vec<String>,
     /// A runtime request from a client, consumed by the controller. Written by

@@ -95,13 +95,14 @@ impl Paint {
         }
     }
 
-    /// Green for good, yellow for waiting, red for bad, blue for moving.
+    /// Green for good, yellow for waiting, red for bad, blue for moving, grey for stopped.
     fn state(self, state: &str) -> String {
         let code = match state {
             "Healthy" | "Successful" | "True" | "stable" => "32",
             "Paused" | "Inconclusive" | "Pending" => "33",
             "Degraded" | "Failed" | "Error" | "False" => "31",
             "Progressing" | "Running" | "canary" => "34",
+            "Terminated" => "90",
             _ => return state.to_string(),
         };
         self.paint(code, state)

@@ -64,6 +64,9 @@ pub struct ObservedRun {
     pub created: Option<Timestamp>,
     /// When it last changed: its newest measurement, else its creation.
     pub updated: Option<Timestamp>,
+    /// Since when it has owed its next measurement (see [`crate::analysis::run::owed_since`]);
+    /// `None` once decided. The progress deadline counts from here while a gate waits on it.
+    pub owed_since: Option<Timestamp>,
 }
 
 impl ObservedRun {
@@ -97,6 +100,11 @@ impl ObservedRun {
                 .map(|t| t.0)
                 .max()
                 .or(run.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+            owed_since: crate::analysis::run::owed_since(
+                &run.spec,
+                status,
+                run.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            ),
         })
     }
 }
@@ -304,10 +312,15 @@ pub(crate) fn gate(
     };
     match run.phase {
         Some(AnalysisPhase::Successful) => Gate::Passed,
-        Some(AnalysisPhase::Inconclusive) if d.status.accepted_analysis_runs.contains(&name) => {
+        Some(AnalysisPhase::Inconclusive | AnalysisPhase::Terminated)
+            if d.status.accepted_analysis_runs.contains(&name) =>
+        {
             Gate::Passed
         }
         Some(AnalysisPhase::Inconclusive) => Gate::Inconclusive(message()),
+        // Stopped before it decided (by hand: fledge keeps the runs it still needs): no verdict
+        // either way, so a person decides, as on an Inconclusive run.
+        Some(AnalysisPhase::Terminated) => Gate::Inconclusive(message()),
         Some(AnalysisPhase::Failed | AnalysisPhase::Error) => Gate::Failed(message()),
         _ => Gate::Waiting,
     }
@@ -338,7 +351,18 @@ pub(crate) fn hold(d: &mut Draft, gate: Gate) -> bool {
     }
 }
 
-/// Names of the current revision's Inconclusive runs, which a promote accepts.
+/// The number of a new analysis attempt: above the current one and above every attempt a run
+/// still carries, so a new attempt's run names are never those of an old run, even should the
+/// status have lost count.
+pub(crate) fn next_attempt(d: &Draft) -> i32 {
+    let runs = d.observed.analysis.runs.iter().map(|r| r.attempt);
+    runs.chain(d.status.analysis_attempt)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1)
+}
+
+/// Names of the current revision's Inconclusive (or Terminated) runs, which a promote accepts.
 pub(crate) fn inconclusive_runs(d: &Draft) -> Vec<String> {
     let attempt = d.status.analysis_attempt.unwrap_or(0);
     d.observed
@@ -348,14 +372,47 @@ pub(crate) fn inconclusive_runs(d: &Draft) -> Vec<String> {
         .filter(|r| {
             Some(&r.hash) == d.status.current_revision.as_ref()
                 && r.attempt == attempt
-                && r.phase == Some(AnalysisPhase::Inconclusive)
+                && matches!(
+                    r.phase,
+                    Some(AnalysisPhase::Inconclusive | AnalysisPhase::Terminated)
+                )
         })
         .map(|r| r.name.clone())
         .collect()
 }
 
-/// Terminates running AnalysisRuns no gate asked for in this plan (the rollout ended, the step
-/// was skipped, the revision was replaced), and deletes finished ones beyond the history limits.
+/// True when the rollout still needs run `r`: it belongs to the current revision's current
+/// attempt, which is in flight, and its gate is still ahead or open (an analysis step not yet
+/// passed, the background analysis, a blue-green analysis). A plan that stopped before reaching
+/// the gate (a pause, a route not accepted, preview pods unavailable) did not look at such a
+/// run, and must not stop it: stopped, it would have no verdict to resume with.
+fn needed(d: &Draft, r: &ObservedRun) -> bool {
+    let s = &d.status;
+    let in_flight = s.current_revision != s.stable_revision && !s.abort && !s.promote_full;
+    if !in_flight
+        || Some(&r.hash) != s.current_revision.as_ref()
+        || r.attempt != s.analysis_attempt.unwrap_or(0)
+    {
+        return false;
+    }
+    let canary = d.spec.strategy.canary.as_ref();
+    let blue_green = d.spec.strategy.blue_green.as_ref();
+    match r.kind {
+        RunKind::Step(i) => {
+            i >= s.current_step_index.unwrap_or(0)
+                && canary
+                    .and_then(|c| usize::try_from(i).ok().and_then(|i| c.steps.get(i)))
+                    .is_some_and(|step| step.analysis.is_some())
+        }
+        RunKind::Background => canary.is_some_and(|c| c.analysis.is_some()),
+        RunKind::PrePromotion => blue_green.is_some_and(|b| b.pre_promotion_analysis.is_some()),
+        RunKind::PostPromotion => blue_green.is_some_and(|b| b.post_promotion_analysis.is_some()),
+    }
+}
+
+/// Terminates running AnalysisRuns the rollout no longer needs (the rollout ended or aborted,
+/// the step was skipped, the revision was replaced), and deletes finished ones beyond the history
+/// limits. A run a gate asked for in this plan, or one still [`needed`], is never terminated.
 /// The current revision's runs count only once it is replaced, so the decision does not depend
 /// on which gates this plan happened to pass through.
 pub(crate) fn retire(d: &mut Draft) {
@@ -391,7 +448,9 @@ pub(crate) fn retire(d: &mut Draft) {
         match r.phase {
             Some(p) if p.is_terminal() && is_current(&r) => {}
             Some(p) if p.is_terminal() => {
-                let keep = if p == AnalysisPhase::Successful {
+                // A Terminated run passed nothing but failed nothing either: it does not push
+                // a failure, worth a post-mortem, out of the history.
+                let keep = if matches!(p, AnalysisPhase::Successful | AnalysisPhase::Terminated) {
                     &mut keep_successful
                 } else {
                     &mut keep_unsuccessful
@@ -402,7 +461,7 @@ pub(crate) fn retire(d: &mut Draft) {
                     d.actions.push(Action::DeleteAnalysisRun { name: r.name });
                 }
             }
-            _ if !r.terminating => d
+            _ if !r.terminating && !needed(d, &r) => d
                 .actions
                 .push(Action::TerminateAnalysisRun { name: r.name }),
             _ => {}
@@ -443,9 +502,54 @@ fn gating_runs<'a>(d: &'a Draft) -> impl Iterator<Item = &'a ObservedRun> {
     })
 }
 
-/// A gating analysis is measuring: waiting for it is not a lack of progress.
+/// The gating runs still measuring.
+fn measuring_runs<'a>(d: &'a Draft) -> impl Iterator<Item = &'a ObservedRun> {
+    gating_runs(d).filter(|r| !r.terminating && !r.phase.is_some_and(AnalysisPhase::is_terminal))
+}
+
+/// A gating analysis is measuring: waiting for it is progress as long as it records
+/// measurements (see [`stuck_run`]).
 pub(crate) fn measuring(d: &Draft) -> bool {
-    gating_runs(d).any(|r| !r.terminating && !r.phase.is_some_and(AnalysisPhase::is_terminal))
+    measuring_runs(d).next().is_some()
+}
+
+/// When each measuring gate's run passes the progress deadline: `seconds` after it began to owe
+/// a measurement it has not recorded, counted from `since` (the rollout's last progress) at the
+/// earliest. A run that measures moves its own deadline on.
+fn gate_deadlines<'a>(
+    d: &'a Draft,
+    since: Timestamp,
+    seconds: i32,
+) -> impl Iterator<Item = (&'a ObservedRun, Timestamp)> {
+    measuring_runs(d).map(move |r| {
+        let from = r.owed_since.map_or(since, |t| t.max(since));
+        (r, d.after_seconds(from, seconds))
+    })
+}
+
+/// The measuring gate's run that made no progress within the deadline (the first to pass it),
+/// with the time from which it has owed a measurement.
+pub(crate) fn stuck_run(d: &Draft, since: Timestamp, seconds: i32) -> Option<(String, Timestamp)> {
+    gate_deadlines(d, since, seconds)
+        .filter(|(_, at)| d.now >= *at)
+        .min_by(|(a, x), (b, y)| x.cmp(y).then(a.name.cmp(&b.name)))
+        .map(|(r, _)| (r.name.clone(), r.owed_since.unwrap_or(since).max(since)))
+}
+
+/// The earliest time a measuring gate's run passes the progress deadline, to look again then:
+/// a run that records nothing does not change, so its status would never wake the rollout. A run
+/// this plan creates owes its first measurement from now.
+pub(crate) fn next_gate_deadline(d: &Draft, since: Timestamp, seconds: i32) -> Option<Timestamp> {
+    let created = waiting(d)
+        .filter(|(name, kind)| {
+            *kind != RunKind::Background
+                && !d.observed.analysis.runs.iter().any(|r| r.name == *name)
+        })
+        .map(|_| d.after_seconds(d.now.max(since), seconds));
+    gate_deadlines(d, since, seconds)
+        .map(|(_, at)| at)
+        .chain(created)
+        .min()
 }
 
 /// When a gating analysis last measured, so the progress deadline counts from there once it

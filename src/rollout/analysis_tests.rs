@@ -25,6 +25,29 @@ fn created(sim: &Sim) -> Vec<String> {
         .collect()
 }
 
+/// Names of the runs the plans so far terminated.
+fn terminated(sim: &Sim) -> Vec<String> {
+    sim.plans
+        .iter()
+        .flat_map(|p| &p.actions)
+        .filter_map(|a| match a {
+            Action::TerminateAnalysisRun { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The name of the current revision's run of `kind` in its current analysis attempt.
+fn current_run(sim: &Sim, kind: RunKind) -> String {
+    let s = sim.status();
+    run_name(
+        NAME,
+        s.current_revision.as_deref().unwrap(),
+        kind,
+        s.analysis_attempt.unwrap_or(0),
+    )
+}
+
 fn canary_rollout(steps: Vec<CanaryStep>) -> Rollout {
     RolloutBuilder::canary().replicas(2).steps(steps).build()
 }
@@ -35,7 +58,7 @@ fn a_step_analysis_blocks_until_successful_then_the_rollout_goes_on() {
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    let name = run_name(NAME, &v2, RunKind::Step(1), 0);
+    let name = current_run(&sim, RunKind::Step(1));
     assert_eq!(created(&sim), vec![name.clone()]);
     assert_eq!(sim.status().current_step_index, Some(1));
     assert_eq!(sim.status().phase, Some(Phase::Progressing));
@@ -79,7 +102,8 @@ fn a_failed_step_analysis_aborts_with_weight_0_in_the_same_plan() {
         let v2 = hash_of("web:2");
         sim.settle();
         assert_eq!(sim.sizes(&v2, &v1), (1, 1));
-        finish_run(&mut sim, &run_name(NAME, &v2, RunKind::Step(1), 0), phase);
+        let name = current_run(&sim, RunKind::Step(1));
+        finish_run(&mut sim, &name, phase);
         let p = sim.reconcile();
         assert!(p.status.abort, "{phase:?}");
         assert_eq!(p.status.canary_weight, Some(0));
@@ -109,7 +133,7 @@ fn inconclusive_pauses_promote_continues() {
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    let name = run_name(NAME, &v2, RunKind::Step(1), 0);
+    let name = current_run(&sim, RunKind::Step(1));
     finish_run(&mut sim, &name, AnalysisPhase::Inconclusive);
     let p = sim.reconcile();
     assert_eq!(p.status.phase, Some(Phase::Paused));
@@ -133,13 +157,9 @@ fn inconclusive_pauses_promote_continues() {
 fn inconclusive_then_abort_aborts() {
     let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
     sim.set_image("web:2");
-    let v2 = hash_of("web:2");
     sim.settle();
-    finish_run(
-        &mut sim,
-        &run_name(NAME, &v2, RunKind::Step(1), 0),
-        AnalysisPhase::Inconclusive,
-    );
+    let name = current_run(&sim, RunKind::Step(1));
+    finish_run(&mut sim, &name, AnalysisPhase::Inconclusive);
     sim.settle();
     sim.request(RequestAction::Abort);
     sim.settle();
@@ -152,14 +172,14 @@ fn inconclusive_then_abort_aborts() {
 fn retry_after_a_failed_analysis_starts_a_new_run() {
     let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
     sim.set_image("web:2");
-    let v2 = hash_of("web:2");
     sim.settle();
-    let first = run_name(NAME, &v2, RunKind::Step(1), 0);
+    let first = current_run(&sim, RunKind::Step(1));
     finish_run(&mut sim, &first, AnalysisPhase::Failed);
     sim.settle();
     sim.request(RequestAction::Retry);
     sim.settle();
-    let second = run_name(NAME, &v2, RunKind::Step(1), 1);
+    let second = current_run(&sim, RunKind::Step(1));
+    assert_ne!(first, second);
     assert_eq!(created(&sim), vec![first.clone(), second.clone()]);
     assert!(
         run(&sim, &first).is_some(),
@@ -185,9 +205,8 @@ fn with_background(steps: Vec<CanaryStep>, starting_step: i32) -> Rollout {
 fn background_analysis_starts_at_its_step_and_is_terminated_when_the_rollout_ends() {
     let mut sim = with_errors_template(with_background(vec![w(50), pause_forever(), w(100)], 1));
     sim.set_image("web:2");
-    let v2 = hash_of("web:2");
-    let name = run_name(NAME, &v2, RunKind::Background, 0);
     sim.tick();
+    let name = current_run(&sim, RunKind::Background);
     assert!(run(&sim, &name).is_none(), "not before startingStep");
     sim.settle();
     assert_eq!(sim.status().current_step_index, Some(1));
@@ -202,19 +221,192 @@ fn background_analysis_starts_at_its_step_and_is_terminated_when_the_rollout_end
             .any(|a| *a == Action::TerminateAnalysisRun { name: name.clone() })
     );
     assert!(run(&sim, &name).unwrap().terminating);
+    // The run ends Terminated: no verdict, and nothing for the promoted rollout to act on.
+    finish_run(&mut sim, &name, AnalysisPhase::Terminated);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    assert!(!sim.status().abort);
+}
+
+/// Every way the step walk stops early, each while an analysis step's run is measuring (say 5
+/// measurements a minute apart): a pause request, `spec.paused`, an Inconclusive background
+/// analysis. The step's run and the background run are kept, and once the pause ends the step
+/// still waits for that same run's verdict: it never passes on a run stopped without its data.
+#[test]
+fn a_pause_during_a_step_analysis_keeps_its_runs_and_the_step_still_waits_for_them() {
+    for how in ["pause request", "spec.paused", "inconclusive background"] {
+        let mut sim =
+            with_errors_template(with_background(vec![w(50), analysis_step(), w(100)], 0));
+        let v1 = hash_of("web:1");
+        sim.set_image("web:2");
+        sim.settle();
+        assert_eq!(sim.status().current_step_index, Some(1), "{how}");
+        let step = current_run(&sim, RunKind::Step(1));
+        let bg = current_run(&sim, RunKind::Background);
+        assert!(
+            run(&sim, &step).is_some() && run(&sim, &bg).is_some(),
+            "{how}"
+        );
+        match how {
+            "pause request" => sim.request(RequestAction::Pause),
+            "spec.paused" => sim.set_paused(true),
+            _ => finish_run(&mut sim, &bg, AnalysisPhase::Inconclusive),
+        }
+        sim.settle();
+        assert_eq!(sim.status().phase, Some(Phase::Paused), "{how}");
+        assert_eq!(terminated(&sim), Vec::<String>::new(), "{how}");
+        assert!(!run(&sim, &step).unwrap().terminating, "{how}");
+        assert!(!run(&sim, &bg).unwrap().terminating, "{how}");
+
+        match how {
+            "pause request" => sim.request(RequestAction::Resume),
+            "spec.paused" => sim.set_paused(false),
+            _ => sim.request(RequestAction::Promote),
+        }
+        sim.settle();
+        assert_eq!(sim.status().current_step_index, Some(1), "{how}");
+        assert_eq!(sim.status().phase, Some(Phase::Progressing), "{how}");
+        assert_eq!(sim.status().stable_revision.as_deref(), Some(v1.as_str()));
+        assert_eq!(created(&sim).len(), 2, "{how}: no new run");
+
+        finish_run(&mut sim, &step, AnalysisPhase::Successful);
+        sim.settle();
+        assert_eq!(sim.status().phase, Some(Phase::Healthy), "{how}");
+    }
+}
+
+/// A blue-green preview pod becoming unavailable stops the machine before the pre-promotion
+/// gate; its run is still needed and keeps measuring.
+#[test]
+fn a_pre_promotion_run_survives_the_preview_becoming_unavailable() {
+    let mut sim = with_errors_template(blue_green(true, false));
+    let v1 = hash_of("web:1");
+    sim.set_image("web:2");
+    let v2 = hash_of("web:2");
+    sim.settle();
+    let pre = current_run(&sim, RunKind::PrePromotion);
+    assert!(run(&sim, &pre).is_some());
+    sim.world
+        .replica_sets
+        .iter_mut()
+        .find(|rs| rs.hash == v2)
+        .unwrap()
+        .available = 1;
+    sim.reconcile();
+    assert_eq!(terminated(&sim), Vec::<String>::new());
+    assert!(!run(&sim, &pre).unwrap().terminating);
+    sim.settle();
+    assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v1.as_str()));
+    finish_run(&mut sim, &pre, AnalysisPhase::Successful);
+    sim.settle();
+    assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v2.as_str()));
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+}
+
+/// A gateway reporting `Accepted=False` holds the steps before the analysis step's gate; the
+/// step's run is still needed and keeps measuring.
+#[test]
+fn a_step_run_survives_a_gateway_rejecting_the_route() {
+    use crate::traffic::Found;
+    let rollout = RolloutBuilder::canary()
+        .replicas(2)
+        .gateway("web")
+        .steps([w(50), analysis_step(), w(100)])
+        .build();
+    let mut sim = Sim::new(rollout);
+    let (key, doc) = http_route("web");
+    sim.world.traffic.insert(key.clone(), Found::Object(doc));
+    sim.world
+        .analysis
+        .templates
+        .insert((false, "errors".into()), errors_template());
+    sim.settle();
+    sim.set_image("web:2");
+    sim.settle();
+    assert_eq!(sim.status().current_step_index, Some(1));
+    let step = current_run(&sim, RunKind::Step(1));
+    assert!(run(&sim, &step).is_some());
+    sim.plans.clear();
+
+    let Some(Found::Object(mut doc)) = sim.world.traffic.get(&key).cloned() else {
+        panic!("no route");
+    };
+    doc["status"] = serde_json::json!({"parents": [{"parentRef": {"name": "eg"}, "conditions": [
+        {"type": "Accepted", "status": "False", "reason": "NotAllowedByListeners", "message": "no listener"}]}]});
+    sim.world
+        .traffic
+        .insert(key.clone(), Found::Object(doc.clone()));
+    sim.settle();
+    assert!(
+        sim.status()
+            .pause_conditions
+            .iter()
+            .any(|p| p.reason == PauseReason::TrafficRouteNotAccepted)
+    );
+    assert_eq!(terminated(&sim), Vec::<String>::new());
+
+    doc.as_object_mut().unwrap().remove("status");
+    sim.world.traffic.insert(key, Found::Object(doc));
+    sim.settle();
+    assert_eq!(sim.status().current_step_index, Some(1));
+    finish_run(&mut sim, &step, AnalysisPhase::Successful);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+}
+
+/// A step skipped by a promote no longer needs its run: that one is terminated.
+#[test]
+fn a_promote_past_an_analysis_step_terminates_its_run() {
+    let mut sim = with_errors_template(canary_rollout(vec![
+        w(50),
+        analysis_step(),
+        pause_forever(),
+    ]));
+    sim.set_image("web:2");
+    sim.settle();
+    let step = current_run(&sim, RunKind::Step(1));
+    sim.request(RequestAction::Promote);
+    sim.settle();
+    assert_eq!(sim.status().current_step_index, Some(2));
+    assert_eq!(terminated(&sim), vec![step.clone()]);
+    assert!(run(&sim, &step).unwrap().terminating);
+}
+
+/// A run stopped before its metrics decided (terminated by hand, say) has no verdict: the step
+/// does not pass on it. The rollout pauses for a person, as on an Inconclusive run.
+#[test]
+fn a_terminated_step_run_never_passes_the_step() {
+    let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
+    let v1 = hash_of("web:1");
+    sim.set_image("web:2");
+    let v2 = hash_of("web:2");
+    sim.settle();
+    let step = current_run(&sim, RunKind::Step(1));
+    finish_run(&mut sim, &step, AnalysisPhase::Terminated);
+    sim.settle();
+    let s = sim.status();
+    assert_eq!(s.current_step_index, Some(1));
+    assert_eq!(s.stable_revision.as_deref(), Some(v1.as_str()));
+    assert_eq!(s.phase, Some(Phase::Paused));
+    assert!(
+        s.pause_conditions
+            .iter()
+            .any(|p| p.reason == PauseReason::InconclusiveAnalysis)
+    );
+    assert!(s.message.as_deref().unwrap().contains("promote"), "{s:?}");
+    // A person accepts it, as an Inconclusive run.
+    sim.request(RequestAction::Promote);
+    sim.settle();
+    assert_eq!(sim.status().stable_revision.as_deref(), Some(v2.as_str()));
 }
 
 #[test]
 fn a_failing_background_analysis_aborts() {
     let mut sim = with_errors_template(with_background(vec![w(50), pause_forever(), w(100)], 0));
     sim.set_image("web:2");
-    let v2 = hash_of("web:2");
     sim.settle();
-    finish_run(
-        &mut sim,
-        &run_name(NAME, &v2, RunKind::Background, 0),
-        AnalysisPhase::Failed,
-    );
+    let name = current_run(&sim, RunKind::Background);
+    finish_run(&mut sim, &name, AnalysisPhase::Failed);
     let p = sim.reconcile();
     assert!(p.status.abort);
     assert_eq!(p.status.canary_weight, Some(0));
@@ -240,7 +432,7 @@ fn pre_promotion_analysis_gates_the_switch() {
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    let name = run_name(NAME, &v2, RunKind::PrePromotion, 0);
+    let name = current_run(&sim, RunKind::PrePromotion);
     assert!(run(&sim, &name).is_some());
     assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v1.as_str()));
     assert_eq!(sim.service(PREVIEW_SVC).as_deref(), Some(v2.as_str()));
@@ -257,11 +449,8 @@ fn a_failed_pre_promotion_analysis_keeps_the_old_active_service() {
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    finish_run(
-        &mut sim,
-        &run_name(NAME, &v2, RunKind::PrePromotion, 0),
-        AnalysisPhase::Failed,
-    );
+    let name = current_run(&sim, RunKind::PrePromotion);
+    finish_run(&mut sim, &name, AnalysisPhase::Failed);
     sim.settle();
     assert!(sim.status().abort);
     assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v1.as_str()));
@@ -282,7 +471,7 @@ fn a_failed_post_promotion_analysis_switches_back() {
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    let name = run_name(NAME, &v2, RunKind::PostPromotion, 0);
+    let name = current_run(&sim, RunKind::PostPromotion);
     assert!(run(&sim, &name).is_some());
     // Switched, but the old revision is still the stable one, at full size.
     assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v2.as_str()));
@@ -311,11 +500,8 @@ fn a_passed_post_promotion_analysis_completes_the_promotion() {
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    finish_run(
-        &mut sim,
-        &run_name(NAME, &v2, RunKind::PostPromotion, 0),
-        AnalysisPhase::Successful,
-    );
+    let name = current_run(&sim, RunKind::PostPromotion);
+    finish_run(&mut sim, &name, AnalysisPhase::Successful);
     sim.settle();
     assert_eq!(sim.status().stable_revision.as_deref(), Some(v2.as_str()));
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
@@ -327,7 +513,7 @@ fn a_full_promotion_skips_the_blue_green_analyses() {
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    let pre = run_name(NAME, &v2, RunKind::PrePromotion, 0);
+    let pre = current_run(&sim, RunKind::PrePromotion);
     assert!(run(&sim, &pre).is_some());
 
     sim.request(RequestAction::PromoteFull);
@@ -363,7 +549,7 @@ fn a_promote_switches_but_the_post_promotion_analysis_still_decides() {
     sim.settle();
     assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v2.as_str()));
     assert_eq!(sim.status().stable_revision.as_deref(), Some(v1.as_str()));
-    let post = run_name(NAME, &v2, RunKind::PostPromotion, 0);
+    let post = current_run(&sim, RunKind::PostPromotion);
     finish_run(&mut sim, &post, AnalysisPhase::Successful);
     sim.settle();
     assert_eq!(sim.status().stable_revision.as_deref(), Some(v2.as_str()));
@@ -437,9 +623,8 @@ fn history_keeps_the_newest_runs_within_the_limits() {
     .enumerate()
     {
         sim.set_image(&format!("web:{}", i + 2));
-        let hash = hash_of(&format!("web:{}", i + 2));
         sim.settle();
-        let name = run_name(NAME, &hash, RunKind::Step(0), 0);
+        let name = current_run(&sim, RunKind::Step(0));
         finish_run(&mut sim, &name, phase);
         sim.advance(1);
         sim.settle();
@@ -466,16 +651,20 @@ fn a_long_analysis_is_not_a_missed_progress_deadline() {
     r.spec.progress_deadline_abort = Some(true);
     let mut sim = with_errors_template(r);
     sim.set_image("web:2");
-    let v2 = hash_of("web:2");
     sim.settle();
-    let name = run_name(NAME, &v2, RunKind::Step(1), 0);
-    assert_eq!(sim.plans.last().unwrap().requeue_after, None);
-    // Ten minutes of measurements, then a pass.
-    sim.advance(600);
-    sim.world.analysis.runs[0].phase = Some(AnalysisPhase::Running);
-    sim.world.analysis.runs[0].updated = Some(sim.now);
-    sim.settle();
-    assert!(!sim.status().abort, "{:?}", sim.status().message);
+    let name = current_run(&sim, RunKind::Step(1));
+    // Ten minutes of measurements 10 s apart, each moving on the time the next one is owed from,
+    // then a pass.
+    for _ in 0..60 {
+        sim.advance(10);
+        let run = &mut sim.world.analysis.runs[0];
+        run.phase = Some(AnalysisPhase::Running);
+        run.updated = Some(sim.now);
+        run.owed_since = Some(sim.now + k8s_openapi::jiff::SignedDuration::from_secs(10));
+        sim.settle();
+        assert!(!sim.status().abort, "{:?}", sim.status().message);
+        assert_eq!(sim.status().phase, Some(Phase::Progressing));
+    }
     sim.advance(5);
     finish_run(&mut sim, &name, AnalysisPhase::Successful);
     sim.settle();
@@ -490,7 +679,7 @@ fn an_inconclusive_pre_promotion_analysis_pauses_and_promote_switches() {
     sim.set_image("web:2");
     let v2 = hash_of("web:2");
     sim.settle();
-    let name = run_name(NAME, &v2, RunKind::PrePromotion, 0);
+    let name = current_run(&sim, RunKind::PrePromotion);
     finish_run(&mut sim, &name, AnalysisPhase::Inconclusive);
     sim.settle();
     assert_eq!(sim.status().phase, Some(Phase::Paused));
@@ -509,11 +698,8 @@ fn an_inconclusive_background_analysis_pauses_the_steps_until_promote() {
     let v2 = hash_of("web:2");
     sim.settle();
     let step = sim.status().current_step_index;
-    finish_run(
-        &mut sim,
-        &run_name(NAME, &v2, RunKind::Background, 0),
-        AnalysisPhase::Inconclusive,
-    );
+    let name = current_run(&sim, RunKind::Background);
+    finish_run(&mut sim, &name, AnalysisPhase::Inconclusive);
     sim.settle();
     assert_eq!(sim.status().phase, Some(Phase::Paused));
     // The timed pause ends meanwhile; the steps still wait.
@@ -526,4 +712,146 @@ fn an_inconclusive_background_analysis_pauses_the_steps_until_promote() {
     sim.settle();
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
     assert_eq!(sim.status().stable_revision.as_deref(), Some(v2.as_str()));
+}
+
+/// A revision analysed, aborted, reverted in Git, then re-applied: its runs are kept as history
+/// under deterministic names, and the re-applied revision must not abort at once on the old
+/// failed run. It gets fresh runs, and waits for them.
+#[test]
+fn a_revision_re_applied_after_an_abort_gets_fresh_runs() {
+    let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
+    let v1 = hash_of("web:1");
+    sim.set_image("web:2");
+    sim.settle();
+    let failed = current_run(&sim, RunKind::Step(1));
+    finish_run(&mut sim, &failed, AnalysisPhase::Failed);
+    sim.settle();
+    assert!(sim.status().abort);
+    // The revert: back on stable, the failed run stays as history.
+    sim.set_image("web:1");
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    assert!(run(&sim, &failed).is_some());
+    // And the same template again.
+    sim.set_image("web:2");
+    sim.settle();
+    let s = sim.status();
+    assert!(!s.abort, "aborted at once on the old run: {:?}", s.message);
+    assert_eq!(s.current_step_index, Some(1));
+    assert_eq!(s.stable_revision.as_deref(), Some(v1.as_str()));
+    let fresh = current_run(&sim, RunKind::Step(1));
+    assert_ne!(fresh, failed);
+    assert_eq!(created(&sim), vec![failed.clone(), fresh.clone()]);
+    finish_run(&mut sim, &fresh, AnalysisPhase::Successful);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    assert!(
+        run(&sim, &failed).is_some(),
+        "the failed run stays as history"
+    );
+}
+
+/// A revision that passed its analysis, was rolled back, and comes back: its old Successful run
+/// must not pass the new attempt's gate at once.
+#[test]
+fn a_revision_that_comes_back_never_passes_on_its_old_successful_run() {
+    let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
+    sim.set_image("web:2");
+    let v2 = hash_of("web:2");
+    sim.settle();
+    let passed = current_run(&sim, RunKind::Step(1));
+    finish_run(&mut sim, &passed, AnalysisPhase::Successful);
+    sim.settle();
+    assert_eq!(sim.status().stable_revision.as_deref(), Some(v2.as_str()));
+    // Rolled forward to v3, then back to v2 (an undo): v2 is a new attempt, analysed again.
+    sim.set_image("web:3");
+    sim.settle();
+    let v3_run = current_run(&sim, RunKind::Step(1));
+    finish_run(&mut sim, &v3_run, AnalysisPhase::Successful);
+    sim.settle();
+    sim.set_image("web:2");
+    sim.settle();
+    let s = sim.status();
+    assert_eq!(
+        s.stable_revision.as_deref(),
+        Some(hash_of("web:3").as_str())
+    );
+    assert_eq!(s.current_step_index, Some(1), "{:?}", s.message);
+    let fresh = current_run(&sim, RunKind::Step(1));
+    assert_ne!(fresh, passed);
+    assert!(run(&sim, &fresh).is_some());
+}
+
+/// The attempt is counted above every attempt a run carries, so fresh names hold even if the
+/// status lost its count (a restore from a backup without status, say).
+#[test]
+fn a_lost_attempt_count_still_gives_fresh_runs() {
+    let mut sim = with_errors_template(canary_rollout(vec![w(50), analysis_step(), w(100)]));
+    sim.set_image("web:2");
+    sim.settle();
+    let failed = current_run(&sim, RunKind::Step(1));
+    finish_run(&mut sim, &failed, AnalysisPhase::Failed);
+    sim.settle();
+    sim.set_image("web:1");
+    sim.settle();
+    sim.rollout.status.as_mut().unwrap().analysis_attempt = None;
+    sim.set_image("web:2");
+    sim.settle();
+    assert!(!sim.status().abort, "{:?}", sim.status().message);
+    assert_ne!(current_run(&sim, RunKind::Step(1)), failed);
+}
+
+/// A gate on a run that never records a measurement (a web metric to a black-hole address with a
+/// long timeout, a Job that never ends) held the rollout forever: the progress deadline now
+/// counts from when the run began to owe a measurement, and the message names the run.
+#[test]
+fn a_gate_whose_run_records_nothing_trips_the_progress_deadline_naming_the_run() {
+    for abort in [false, true] {
+        let mut r = canary_rollout(vec![w(50), analysis_step(), w(100)]);
+        r.spec.progress_deadline_seconds = Some(60);
+        r.spec.progress_deadline_abort = Some(abort);
+        let mut sim = with_errors_template(r);
+        sim.set_image("web:2");
+        sim.settle();
+        let name = current_run(&sim, RunKind::Step(1));
+        // Picked up by the analysis controller, whose first measurement never returns.
+        run_mut(&mut sim, &name).phase = Some(AnalysisPhase::Running);
+        let p = sim.settle().pop().unwrap();
+        assert_eq!(sim.status().phase, Some(Phase::Progressing));
+        // Nothing about the run will change: the rollout looks again at the deadline.
+        assert_eq!(p.requeue_after, after(60), "{abort}");
+        sim.advance_to_requeue(&p);
+        sim.settle();
+        let s = sim.status();
+        let progressing = cond::find(&s.conditions, cond::PROGRESSING).unwrap();
+        if abort {
+            assert!(s.abort);
+            assert!(
+                sim.plans
+                    .iter()
+                    .flat_map(|p| &p.events)
+                    .any(|e| e.reason == cond::REASON_DEADLINE && e.message.contains(&name)),
+                "the warning names the run"
+            );
+        } else {
+            assert_eq!(progressing.reason, cond::REASON_DEADLINE, "{s:?}");
+            assert_eq!(s.phase, Some(Phase::Degraded));
+            assert!(
+                progressing
+                    .message
+                    .contains(&format!("analysis run {name}")),
+                "{}",
+                progressing.message
+            );
+        }
+    }
+}
+
+fn run_mut<'a>(sim: &'a mut Sim, name: &str) -> &'a mut ObservedRun {
+    sim.world
+        .analysis
+        .runs
+        .iter_mut()
+        .find(|r| r.name == name)
+        .unwrap()
 }

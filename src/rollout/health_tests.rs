@@ -253,7 +253,8 @@ fn at_step_analysis() -> (Sim, String) {
     let mut sim = with_errors_template(rollout);
     sim.set_image("web:2");
     sim.settle();
-    let run = run_name(NAME, &hash_of("web:2"), RunKind::Step(1), 0);
+    let attempt = sim.status().analysis_attempt.unwrap_or(0);
+    let run = run_name(NAME, &hash_of("web:2"), RunKind::Step(1), attempt);
     (sim, run)
 }
 
@@ -567,6 +568,8 @@ fn argocd_analysis_run_health_by_phase() {
         ("Failed", "Degraded"),
         ("Error", "Degraded"),
         ("Inconclusive", "Suspended"),
+        // A background analysis stopped at promotion is nothing wrong.
+        ("Terminated", "Healthy"),
     ] {
         let hs = run_lua(
             &script,

@@ -616,6 +616,7 @@ fn invalid(mut draft: Draft, old: &RolloutStatus, generation: Option<i64>, messa
 /// Notices a new revision in the spec: a fresh start of the steps, a revert to stable that needs
 /// no steps, or the very first deployment, which goes straight to stable.
 fn track_revision(draft: &mut Draft, hash: &str) {
+    let attempt = super::analysis::next_attempt(draft);
     let s = &mut draft.status;
     if s.stable_revision.is_none() {
         s.stable_revision = Some(hash.to_string());
@@ -624,6 +625,11 @@ fn track_revision(draft: &mut Draft, hash: &str) {
         return;
     }
     let first = s.current_revision.is_none();
+    if !first {
+        // A revision that comes back (a revert, the same template re-applied after an abort)
+        // starts a new analysis attempt: its old runs, kept as history, decide nothing.
+        s.analysis_attempt = Some(attempt);
+    }
     let abandoned = s
         .current_revision
         .replace(hash.to_string())
@@ -683,6 +689,7 @@ fn consume_request(draft: &mut Draft) {
         .as_ref()
         .map(|c| c.steps.len() as i32);
     let inconclusive = super::analysis::inconclusive_runs(draft);
+    let attempt = super::analysis::next_attempt(draft);
     let s = &mut draft.status;
     let (reason, message) = match request.action {
         RequestAction::Abort if in_progress && !s.abort => {
@@ -695,7 +702,7 @@ fn consume_request(draft: &mut Draft) {
         }
         RequestAction::Retry if s.abort => {
             // The analysis starts over in new runs; the failed ones stay as history.
-            s.analysis_attempt = Some(s.analysis_attempt.unwrap_or(0) + 1);
+            s.analysis_attempt = Some(attempt);
             s.accepted_analysis_runs.clear();
             s.abort = false;
             s.aborted_at = None;
@@ -827,16 +834,17 @@ fn requested_by(request: &Request) -> String {
 }
 
 /// Reports, and with `progressDeadlineAbort` acts on, a rollout that made no progress for
-/// `progressDeadlineSeconds`. Paused or finished rollouts have no deadline. The requeue at the
-/// deadline is set by [`finish`], once this plan's progress is known.
-fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
+/// `progressDeadlineSeconds`; returns the Progressing condition's message when it did not.
+/// Paused or finished rollouts have no deadline. A gate waiting on an analysis that records its
+/// measurements is progress; one whose run has owed a measurement for the whole deadline (a Job
+/// that never ends, a provider call that never returns) is not, and the message names that run.
+/// The requeue at the deadline is set by [`finish`], once this plan's progress is known.
+fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> Option<String> {
     let s = &draft.status;
     let in_progress = s.current_revision != s.stable_revision;
-    let waiting = !s.pause_conditions.is_empty()
-        || draft.spec.paused == Some(true)
-        || super::analysis::measuring(draft);
+    let waiting = !s.pause_conditions.is_empty() || draft.spec.paused == Some(true);
     if !in_progress || waiting || s.abort {
-        return false;
+        return None;
     }
     // Pods moving is progress; and neither a pause nor time spent with an invalid spec counts
     // against the deadline, so the clock starts again when one ends.
@@ -846,10 +854,19 @@ fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
         || cond::is_true(&old.conditions, cond::INVALID_SPEC);
     let seconds = progress_deadline_seconds(draft.spec);
     let since = s.last_progress_at.as_ref().map_or(draft.now, |t| t.0);
-    let since = super::analysis::last_activity(draft).map_or(since, |t| t.max(since));
-    if restarted || draft.now < draft.after_seconds(since, seconds) {
-        return false;
+    if restarted {
+        return None;
     }
+    let stuck = if super::analysis::measuring(draft) {
+        let (run, from) = super::analysis::stuck_run(draft, since, seconds)?;
+        format!(": analysis run {run} has recorded no measurement since {from}")
+    } else {
+        let since = super::analysis::last_activity(draft).map_or(since, |t| t.max(since));
+        if draft.now < draft.after_seconds(since, seconds) {
+            return None;
+        }
+        String::new()
+    };
     let was_exceeded = cond::find(&old.conditions, cond::PROGRESSING)
         .is_some_and(|c| c.reason == cond::REASON_DEADLINE);
     if draft.spec.progress_deadline_abort == Some(true) {
@@ -857,12 +874,17 @@ fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) -> bool {
         draft.status.aborted_at = Some(Time(draft.now));
         draft.warning(
             cond::REASON_DEADLINE,
-            format!("no progress for {seconds}s: aborting (progressDeadlineAbort)"),
+            format!("no progress for {seconds}s{stuck}: aborting (progressDeadlineAbort)"),
         );
     } else if !was_exceeded {
-        draft.warning(cond::REASON_DEADLINE, format!("no progress for {seconds}s"));
+        draft.warning(
+            cond::REASON_DEADLINE,
+            format!("no progress for {seconds}s{stuck}"),
+        );
     }
-    true
+    Some(format!(
+        "rollout made no progress within progressDeadlineSeconds{stuck}"
+    ))
 }
 
 fn progress_deadline_seconds(spec: &RolloutSpec) -> i32 {
@@ -972,7 +994,7 @@ fn finish(
     mut draft: Draft,
     old: &RolloutStatus,
     generation: Option<i64>,
-    deadline_exceeded: bool,
+    deadline_exceeded: Option<String>,
 ) -> Plan {
     let now = draft.now;
     let s = &draft.status;
@@ -995,12 +1017,8 @@ fn finish(
             cond::REASON_ABORTED,
             "rollout aborted: the stable revision has all traffic".to_string(),
         )
-    } else if deadline_exceeded {
-        (
-            Phase::Degraded,
-            cond::REASON_DEADLINE,
-            "rollout made no progress within progressDeadlineSeconds".to_string(),
-        )
+    } else if let Some(message) = deadline_exceeded {
+        (Phase::Degraded, cond::REASON_DEADLINE, message)
     } else if paused && !complete {
         (Phase::Paused, cond::REASON_PAUSED, pause_message(&draft))
     } else if healthy {
@@ -1032,11 +1050,20 @@ fn finish(
     }
     // Only a progressing rollout runs against its deadline; wake up when it passes.
     let in_progress = draft.status.current_revision != draft.status.stable_revision;
-    // Waiting for an analysis is not a lack of progress; the run's status changes wake us.
-    if in_progress && phase == Phase::Progressing && !super::analysis::gate_waiting(&draft) {
+    // Waiting for an analysis that measures is not a lack of progress, and the run's status
+    // changes wake us; one that stops measuring is, and nothing would wake us: look again when
+    // it passes the deadline.
+    if in_progress && phase == Phase::Progressing {
         let since = draft.status.last_progress_at.as_ref().map_or(now, |t| t.0);
-        let deadline = draft.after_seconds(since, progress_deadline_seconds(draft.spec));
-        draft.requeue_at(deadline);
+        let seconds = progress_deadline_seconds(draft.spec);
+        let deadline = if super::analysis::gate_waiting(&draft) {
+            super::analysis::next_gate_deadline(&draft, since, seconds)
+        } else {
+            Some(draft.after_seconds(since, seconds))
+        };
+        if let Some(at) = deadline {
+            draft.requeue_at(at);
+        }
     }
 
     let g = generation;

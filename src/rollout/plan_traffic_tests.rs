@@ -382,7 +382,8 @@ fn a_failed_step_analysis_zeroes_the_route_before_scaling() {
     // The analysis step holds the rollout at 50%, whatever time passes.
     assert_eq!(sim.status().current_step_index, Some(1));
     assert_eq!(weights(&sim), (50, 50));
-    let name = run_name(NAME, &v2, RunKind::Step(1), 0);
+    let attempt = sim.status().analysis_attempt.unwrap_or(0);
+    let name = run_name(NAME, &v2, RunKind::Step(1), attempt);
     finish_run(&mut sim, &name, AnalysisPhase::Failed);
     let plan = sim.reconcile();
     assert!(plan.status.abort);

@@ -673,3 +673,261 @@ async fn the_ready_made_templates_pass_a_server_side_dry_run() {
     }
     assert!(checked >= 8, "{checked}");
 }
+
+/// An AnalysisTemplate `name` with one web metric on `url` (the [`JsonServer`]'s answer
+/// `{"errorRate": x}`), `extra` merged into the metric.
+///
+/// [`JsonServer`]: crate::exporter::JsonServer
+async fn web_template(env: &TestEnv, name: &str, url: &str, extra: serde_json::Value) {
+    let mut metric = json!({
+        "name": "error-rate",
+        "successCondition": "result < 0.05",
+        "failureCondition": "result >= 0.05",
+        "provider": {"web": {
+            "url": url,
+            "jsonPath": "{$.errorRate}",
+            "headers": [{"key": "Authorization", "value": "Bearer t"}],
+        }},
+    });
+    metric
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    env.apply::<AnalysisTemplate>(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": name},
+        "spec": {"metrics": [metric]},
+    }))
+    .await;
+}
+
+fn measurements(run: &AnalysisRun) -> usize {
+    run.status
+        .as_ref()
+        .and_then(|s| s.metric_results.first())
+        .map_or(0, |m| m.count as usize)
+}
+
+fn kind_of(run: &AnalysisRun) -> String {
+    run.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(fledge::api::analysis::ANALYSIS_KIND_LABEL))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Issue 12: an analysis step of 6 measurements 1s apart; someone pauses after the first. The
+/// pause used to terminate the step's run (and the background run), which then ended Successful
+/// on the data it had, so the step passed on resume without its measurements. Now both runs keep
+/// measuring through the pause, the step passes only on its 6 measurements, and the background
+/// run, terminated at promotion, ends Terminated without making the rollout Degraded.
+#[tokio::test]
+async fn a_pause_during_a_step_analysis_never_passes_the_step_without_its_measurements() {
+    let mut env = TestEnv::canary("an-pause").await;
+    let server = crate::exporter::JsonServer::start("t").await;
+    server.set_body(json!({"errorRate": 0.01}));
+    web_template(
+        &env,
+        "step",
+        &server.url,
+        json!({"interval": "1s", "count": 6}),
+    )
+    .await;
+    web_template(&env, "bg", &server.url, json!({"interval": "1s"})).await;
+    let steps = json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "step"}]}}]);
+    let with_background = |version: &str| {
+        let mut r = canary_rollout("web", 2, version, steps.clone());
+        r["spec"]["strategy"]["canary"]["analysis"] =
+            json!({"templates": [{"templateName": "bg"}]});
+        r
+    };
+    let v1 = crate::canary::deploy_v1(&env, with_background("1")).await;
+    env.apply::<Rollout>(with_background("2")).await;
+    let step_run = env
+        .wait_for("the step's run measuring", MINUTE, || async {
+            let runs = runs(&env).await;
+            runs.iter()
+                .find(|r| kind_of(r) == "step" && measurements(r) >= 1)
+                .map(|r| r.metadata.name.clone().unwrap())
+                .ok_or_else(|| format!("{:?}", runs.iter().map(|r| &r.status).collect::<Vec<_>>()))
+        })
+        .await;
+
+    env.request("web", RequestAction::Pause).await;
+    // The controller has acted on the pause: the request is consumed and the rollout Paused.
+    let paused = env
+        .wait_rollout("web", "paused", MINUTE, |r| {
+            status(r).phase == Some(Phase::Paused) && status(r).request.is_none()
+        })
+        .await;
+    assert_eq!(status(&paused).current_step_index, Some(1));
+    for run in runs(&env).await {
+        assert!(
+            !run.spec.terminate,
+            "{} terminated by the pause: {:?}",
+            run.metadata.name.clone().unwrap(),
+            run.status
+        );
+    }
+    // Both runs go on measuring while paused.
+    env.wait_for("measurements while paused", MINUTE, || async {
+        let runs = runs(&env).await;
+        let counts: Vec<(String, usize)> =
+            runs.iter().map(|r| (kind_of(r), measurements(r))).collect();
+        if counts.iter().all(|(_, n)| *n >= 3) {
+            Ok(())
+        } else {
+            Err(format!("{counts:?}"))
+        }
+    })
+    .await;
+    let r = env.rollout("web").await;
+    assert_eq!(status(&r).phase, Some(Phase::Paused));
+    assert_eq!(status(&r).stable_revision.as_deref(), Some(v1.as_str()));
+
+    env.request("web", RequestAction::Resume).await;
+    let r = env
+        .wait_rollout("web", "v2 promoted", MINUTE, |r| {
+            let s = status(r);
+            s.phase == Some(Phase::Healthy) && s.stable_revision.as_deref() != Some(v1.as_str())
+        })
+        .await;
+    assert!(!status(&r).abort);
+    let run = env.api::<AnalysisRun>().get(&step_run).await.unwrap();
+    let s = run.status.clone().unwrap();
+    assert_eq!(s.phase, Some(AnalysisPhase::Successful), "{s:?}");
+    assert_eq!(s.metric_results[0].successful, 6, "{s:?}");
+
+    // The background run is stopped at promotion: Terminated, no verdict, and nothing wrong.
+    env.wait_for("the background run Terminated", MINUTE, || async {
+        let runs = runs(&env).await;
+        let bg = runs.iter().find(|r| kind_of(r) == "background");
+        match bg.and_then(|r| r.status.as_ref()).and_then(|s| s.phase) {
+            Some(AnalysisPhase::Terminated) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let r = env.rollout("web").await;
+    assert_eq!(status(&r).phase, Some(Phase::Healthy));
+    let metrics = env.operator(0).metrics().await;
+    assert!(
+        metrics.contains("fledge_analysis_runs_total{phase=\"Terminated\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// Issue 12: a revision whose analysis failed is reverted in Git, then re-applied. Its failed
+/// run, kept as history under a deterministic name, used to abort the re-applied revision at
+/// once. Now the revision starts a new analysis attempt with fresh runs, and passes on them.
+#[tokio::test]
+async fn a_revision_re_applied_after_an_abort_is_analysed_again_in_fresh_runs() {
+    let env = TestEnv::canary("an-again").await;
+    let server = crate::exporter::JsonServer::start("t").await;
+    server.set_body(json!({"errorRate": 0.5}));
+    web_template(
+        &env,
+        "step",
+        &server.url,
+        json!({"interval": "1s", "count": 2}),
+    )
+    .await;
+    let steps = json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "step"}]}}]);
+    let v1 = crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps.clone())).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps.clone()))
+        .await;
+    let r = env
+        .wait_rollout("web", "v2 aborted", MINUTE, |r| status(r).abort)
+        .await;
+    let v2 = status(&r).current_revision.unwrap();
+    let failed = runs(&env).await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].status.as_ref().and_then(|s| s.phase),
+        Some(AnalysisPhase::Failed)
+    );
+
+    // The revert, then the fix of what made the analysis fail, then the same template again.
+    env.apply::<Rollout>(canary_rollout("web", 2, "1", steps.clone()))
+        .await;
+    env.wait_rollout("web", "back on v1", MINUTE, |r| {
+        let s = status(r);
+        s.phase == Some(Phase::Healthy) && s.current_revision.as_deref() == Some(v1.as_str())
+    })
+    .await;
+    server.set_body(json!({"errorRate": 0.01}));
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps))
+        .await;
+    let r = env
+        .wait_rollout("web", "v2 promoted on fresh runs", MINUTE, |r| {
+            let s = status(r);
+            s.abort || s.stable_revision.as_deref() == Some(v2.as_str())
+        })
+        .await;
+    assert!(!status(&r).abort, "aborted again: {:?}", status(&r).message);
+    let runs = runs(&env).await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let fresh = runs
+        .iter()
+        .find(|r| r.metadata.name != failed[0].metadata.name)
+        .unwrap();
+    let s = fresh.status.clone().unwrap();
+    assert_eq!(s.phase, Some(AnalysisPhase::Successful), "{s:?}");
+    assert_eq!(s.metric_results[0].successful, 2);
+    let attempt = |r: &AnalysisRun| {
+        r.metadata.labels.as_ref().unwrap()[fledge::api::analysis::ANALYSIS_ATTEMPT_LABEL].clone()
+    };
+    assert_ne!(attempt(fresh), attempt(&failed[0]));
+}
+
+/// Issue 12: a gate on a web metric to a black-hole address (it accepts the connection and never
+/// answers) with a timeout far beyond the deadline: the run never records a measurement and used to hold the rollout
+/// forever. Now the progress deadline counts from when the run began to owe a measurement, and
+/// the Progressing condition names the stuck run.
+#[tokio::test]
+async fn a_gate_on_a_black_hole_trips_the_progress_deadline_naming_its_run() {
+    let env = TestEnv::canary("an-hole").await;
+    // Connections complete in the kernel's backlog; nothing ever reads or answers them.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/health", hole.local_addr().unwrap());
+    web_template(
+        &env,
+        "step",
+        &url,
+        json!({"provider": {"web": {"url": url, "timeoutSeconds": 60}}}),
+    )
+    .await;
+    let steps = json!([{"analysis": {"templates": [{"templateName": "step"}]}}]);
+    let with_deadline = |version: &str| {
+        let mut r = canary_rollout("web", 2, version, steps.clone());
+        r["spec"]["progressDeadlineSeconds"] = json!(5);
+        r
+    };
+    let v1 = crate::canary::deploy_v1(&env, with_deadline("1")).await;
+    env.apply::<Rollout>(with_deadline("2")).await;
+    let r = env
+        .wait_rollout("web", "the deadline naming the run", MINUTE, |r| {
+            fledge::api::conditions::find(
+                &status(r).conditions,
+                fledge::api::conditions::PROGRESSING,
+            )
+            .is_some_and(|c| {
+                c.reason == fledge::api::conditions::REASON_DEADLINE
+                    && c.message.contains("has recorded no measurement")
+            })
+        })
+        .await;
+    let s = status(&r);
+    assert_eq!(s.phase, Some(Phase::Degraded));
+    assert_eq!(s.stable_revision.as_deref(), Some(v1.as_str()));
+    let runs = runs(&env).await;
+    assert_eq!(runs.len(), 1);
+    let name = runs[0].metadata.name.clone().unwrap();
+    let message = s.message.unwrap_or_default();
+    assert!(
+        message.contains(&format!("analysis run {name}")),
+        "{message}"
+    );
+    drop(hole);
+}

@@ -14,6 +14,10 @@ elseif phase == "Failed" or phase == "Error" then
 elseif phase == "Inconclusive" then
   -- The Rollout waits for a person to promote or abort.
   hs.status = "Suspended"
+elseif phase == "Terminated" then
+  -- Stopped when no longer needed (its rollout promoted, aborted or replaced): no verdict,
+  -- and nothing wrong. A rollout that still needed it pauses, and says so itself.
+  hs.status = "Healthy"
 else
   -- Pending, Running, or not yet picked up by the controller.
   hs.status = "Progressing"
