@@ -13,6 +13,9 @@ pub const PROGRESSING: &str = "Progressing";
 pub const AVAILABLE: &str = "Available";
 pub const PAUSED: &str = "Paused";
 pub const INVALID_SPEC: &str = "InvalidSpec";
+/// A routing taken out of `trafficRouting` could not be read, so it may still send traffic to
+/// the canary; fledge retries until it can give it back to the stable.
+pub const RETIRED_ROUTING_PENDING: &str = "RetiredRoutingPending";
 
 pub const REASON_HEALTHY: &str = "RolloutHealthy";
 pub const REASON_PROGRESSING: &str = "RolloutProgressing";
@@ -22,6 +25,7 @@ pub const REASON_DEADLINE: &str = "ProgressDeadlineExceeded";
 pub const REASON_INVALID: &str = "InvalidSpec";
 pub const REASON_AVAILABLE: &str = "AvailableReplicas";
 pub const REASON_UNAVAILABLE: &str = "NotEnoughAvailableReplicas";
+pub const REASON_ROUTING_UNREADABLE: &str = "RoutingUnreadable";
 
 /// Sets condition `type_`, keeping `lastTransitionTime` when the status did not change, so that
 /// an unchanged rollout produces an unchanged status and no write.

@@ -250,13 +250,14 @@ pub struct CanaryStrategy {
     #[schemars(range(min = 0))]
     pub scale_down_delay_seconds: Option<i32>,
     /// Seconds the canary ReplicaSet stays up after an abort, for debugging. Only used with a
-    /// traffic router: without one the canary's pods carry traffic, so they go at once.
-    /// Defaults to 30.
+    /// traffic router: without one the canary's pods carry traffic, so they go as soon as the
+    /// stable's pods are available to replace them. Defaults to 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub abort_scale_down_delay_seconds: Option<i32>,
     /// With a traffic router, scale the stable ReplicaSet down as traffic moves to the canary
-    /// instead of keeping it at full size until promotion.
+    /// instead of keeping it at full size until promotion. Traffic moves back to the stable
+    /// (abort, revert) only as its pods become available again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic_stable_scale: Option<bool>,
     /// Shift traffic by editing the routing objects a gateway or mesh reads. Without it the
@@ -398,7 +399,9 @@ pub struct CanaryStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_canary_scale: Option<SetCanaryScale>,
     /// Send requests whose headers match to the canary only (needs `trafficRouting`). With no
-    /// `match`, removes the header route of that name. Removed when the rollout ends.
+    /// `match`, removes the header route of that name. Removed when the rollout ends. The canary
+    /// gets at least one pod for it, and the route is in place only while a canary pod is
+    /// available.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_header_route: Option<SetHeaderRoute>,
     /// Copy a share of the matching requests to the canary; responses are discarded (needs

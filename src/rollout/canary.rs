@@ -8,7 +8,8 @@ use crate::traffic::{TrafficState, routes_after};
 
 use super::analysis::{Gate, RunKind, gate, hold};
 use super::plan::{
-    DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft, scaled_value,
+    Action, DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft,
+    scaled_value,
 };
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
@@ -23,13 +24,45 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
 
     if current == stable {
         // Nothing in flight: the stable revision at full size, both Services on it, and the
-        // routes back to the stable Service alone.
-        d.route(&TrafficState::default());
+        // routes back to the stable Service alone. After a revert, the abandoned canary may
+        // still carry traffic: the routes give it back to the stable first, as far as the
+        // stable's available pods carry it, and its pods go only after that, as the stable's
+        // become available.
         d.status.current_step_index = Some(n);
         d.status.canary_weight = Some(100);
-        d.scale(&stable, r);
+        let serving = d.canary_service_revision().filter(|h| *h != stable);
+        let default = TrafficState::default();
+        let clear = match &serving {
+            Some(h) if d.routing.is_some() => {
+                let state = reachable(d, default.clone(), &default, h, &stable);
+                d.route(&state) && state == default
+            }
+            _ => {
+                d.route(&default);
+                true
+            }
+        };
+        let delayed = d.status.scale_down_at.as_ref().is_some_and(|t| t.0 > d.now);
+        let others: Vec<String> = d
+            .observed
+            .replica_sets
+            .iter()
+            .filter(|rs| rs.hash != stable && rs.replicas > 0 && !delayed)
+            .map(|rs| rs.hash.clone())
+            .collect();
+        if !clear {
+            d.scale(&stable, r);
+            d.pin(canary.stable_service.as_ref(), &stable);
+            d.held.extend(serving);
+            return;
+        }
+        fall_back(d, &canary, &stable, &others);
         d.pin(canary.stable_service.as_ref(), &stable);
-        d.pin(canary.canary_service.as_ref(), &stable);
+        if d.routing.is_some() || d.available(&stable) > 0 || others.is_empty() {
+            d.pin(canary.canary_service.as_ref(), &stable);
+        } else {
+            d.held.extend(serving);
+        }
         return;
     }
 
@@ -39,11 +72,10 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         return;
     }
     if d.status.abort {
-        // All traffic back on stable first: without a router the canary's pods carry traffic,
-        // so they go now; the stable revision comes back to full size at once.
-        d.scale(&stable, r);
-        d.scale(current, 0);
-        d.status.canary_weight = Some(0);
+        // Without a router the canary's pods carry traffic: the stable comes back and the
+        // canary goes as a Deployment would roll back, never below maxUnavailable.
+        fall_back(d, &canary, &stable, &[current.to_string()]);
+        d.status.canary_weight = Some(share(d.available(current), d.available(&stable)));
         return;
     }
     d.pin(canary.canary_service.as_ref(), current);
@@ -89,6 +121,85 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     d.scale(current, c_next);
     d.scale(&stable, s_next);
     d.status.canary_weight = Some(share(d.available(current), d.available(&stable)));
+}
+
+/// Back to `stable` at full size without losing availability, as a Deployment rolls back: the
+/// stable grows within `maxSurge`; the `others` lose their unavailable pods at once (they carry
+/// no traffic), and their available ones only as far as `maxUnavailable` allows, counting the
+/// stable's pods once they are available.
+fn fall_back(d: &mut Draft, canary: &CanaryStrategy, stable: &str, others: &[String]) {
+    let r = d.replicas;
+    let bounds = Bounds {
+        replicas: r,
+        surge: scaled_value(canary.max_surge.as_ref(), r, true).unwrap_or(1),
+        unavailable: scaled_value(canary.max_unavailable.as_ref(), r, false).unwrap_or(0),
+    };
+    // The stable's available pods that stay once it is down to its size.
+    let stable_now = d.replica_set(stable).map_or((0, 0), |rs| {
+        (
+            rs.replicas,
+            (rs.available - (rs.current - rs.replicas).max(0)).max(0),
+        )
+    });
+    // Scaled down, a ReplicaSet removes its pods that are not available first.
+    let mut sorted: Vec<(i32, i32, String)> = others
+        .iter()
+        .filter_map(|h| d.replica_set(h))
+        .map(|rs| {
+            (
+                rs.available.min(rs.replicas).max(0),
+                rs.replicas,
+                rs.hash.clone(),
+            )
+        })
+        .collect();
+    sorted.sort();
+    let available: i32 = sorted.iter().map(|(a, ..)| a).sum();
+    let (s_next, o_next) = next_sizes(bounds, stable_now, (available, available), (r, 0));
+    d.scale(stable, s_next);
+    let mut remove = available - o_next;
+    for (available, size, hash) in sorted {
+        let take = remove.min(available);
+        remove -= take;
+        d.scale(&hash, size.min(available) - take);
+        d.held.insert(hash);
+    }
+}
+
+/// `want`, limited so that traffic moves only onto available pods, in both directions: the
+/// canary (revision `serving`, which the canary Service selects) gets no more weight than its
+/// available pods carry, and no header or mirror route without an available pod; the weight
+/// comes back to the stable only as far as the stable's available pods carry it, and the header
+/// routes `in_force` stay while it has none.
+pub(crate) fn reachable(
+    d: &Draft,
+    want: TrafficState,
+    in_force: &TrafficState,
+    serving: &str,
+    stable: &str,
+) -> TrafficState {
+    let r = d.replicas;
+    let mut state = want;
+    let canary_pods = d.available(serving);
+    state.weight = state.weight.min(capacity(canary_pods, r));
+    if let Some(now) = d.routed_weight()
+        && state.weight < now
+    {
+        state.weight = state
+            .weight
+            .max(now.min(100 - capacity(d.available(stable), r)));
+    }
+    if canary_pods == 0 {
+        state.header_routes.clear();
+        state.mirror_routes.clear();
+    } else if d.available(stable) == 0 {
+        for h in &in_force.header_routes {
+            if !state.header_routes.iter().any(|x| x.name == h.name) {
+                state.header_routes.push(h.clone());
+            }
+        }
+    }
+    state
 }
 
 /// Where walking the steps stopped.
@@ -304,22 +415,48 @@ fn describe(step: &CanaryStep) -> String {
 fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
     let r = d.replicas;
     let n = canary.steps.len() as i32;
+    let serving = d
+        .canary_service_revision()
+        .unwrap_or_else(|| current.to_string());
+    let default = TrafficState::default();
     if d.status.abort {
-        // Traffic first, in this very reconcile; the canary's pods stay a while for debugging.
-        d.route(&TrafficState::default());
-        d.status.canary_weight = Some(0);
+        // Traffic first, in this very reconcile, as far as the stable's available pods carry it
+        // (dynamicStableScale may have left it few); the canary's pods stay a while for
+        // debugging, and at least until the routes send them nothing.
         d.scale(stable, r);
+        let i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
+        let in_force = traffic_after(canary, i, r, r);
+        let state = reachable(d, default.clone(), &in_force, &serving, stable);
+        let clear = d.route(&state) && state == default;
+        d.status.canary_weight = Some(state.weight);
+        if !clear && serving != current {
+            d.held.insert(serving);
+        }
         let delay = canary
             .abort_scale_down_delay_seconds
             .unwrap_or(DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS);
         let since = d.status.aborted_at.as_ref().map_or(d.now, |t| t.0);
         let until = d.after_seconds(since, delay);
-        if d.now >= until {
-            d.scale(current, 0);
-        } else {
+        if d.now < until {
             d.requeue_at(until);
+        } else if clear {
+            d.scale(current, 0);
         }
         return;
+    }
+    if serving != current && serving != stable {
+        // A canary replaced in flight: its traffic (weight, header and mirror routes) goes back
+        // to the stable before the canary Service moves to the new revision and its pods go.
+        let state = reachable(d, default.clone(), &default, &serving, stable);
+        if !(d.route(&state) && state == default) {
+            d.held.insert(serving);
+            d.scale(stable, r);
+            let i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
+            let (c, _) = routed_targets(d, canary, i);
+            d.scale(current, c);
+            d.status.canary_weight = Some(state.weight);
+            return;
+        }
     }
     d.pin(canary.canary_service.as_ref(), current);
 
@@ -347,9 +484,9 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
     let (c, s) = routed_targets(d, canary, i);
     d.scale(current, c);
     d.scale(stable, s);
-    let mut state = traffic_after(canary, i, c, r);
-    // Never more traffic than the available canary pods carry.
-    state.weight = state.weight.min(capacity(d.available(current), r));
+    let want = traffic_after(canary, i, c, r);
+    // Never more traffic than the available pods carry.
+    let state = reachable(d, want.clone(), &want, current, stable);
     d.route(&state);
     d.status.canary_weight = Some(d.routed_weight().unwrap_or(state.weight));
 }
@@ -364,7 +501,18 @@ fn holds(d: &Draft, state: &TrafficState) -> bool {
 /// the routes still send it needs.
 fn routed_targets(d: &Draft, canary: &CanaryStrategy, i: i32) -> (i32, i32) {
     let r = d.replicas;
-    let (c, _) = targets(canary, i, r);
+    let (mut c, _) = targets(canary, i, r);
+    // A header or mirror route is applied only once the canary has an available pod: it has
+    // at least one while one is in force, even before any weight.
+    let done = (i.max(0) as usize + 1).min(canary.steps.len());
+    let (headers, mirrors) = routes_after(&canary.steps, done);
+    if !headers.is_empty() || !mirrors.is_empty() || d.routes_extra() {
+        c = c.max(r.min(1));
+    }
+    // The canary keeps the pods the traffic the routes still send it needs: they go only once
+    // the routes have moved it (back to the stable, as fast as the stable's pods allow).
+    let routed = d.routed_weight().unwrap_or(0).clamp(0, 100);
+    c = c.max((r * routed + 99) / 100);
     if canary.dynamic_stable_scale != Some(true) {
         return (c, r);
     }
@@ -406,8 +554,8 @@ fn promote_routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable:
     d.scale(current, r);
     if !d.settled(current, r) {
         let (c, _) = targets(canary, n - 1, r);
-        let mut state = traffic_after(canary, n - 1, c.max(d.available(current)), r);
-        state.weight = state.weight.min(capacity(d.available(current), r));
+        let want = traffic_after(canary, n - 1, c.max(d.available(current)), r);
+        let state = reachable(d, want.clone(), &want, current, stable);
         d.route(&state);
         d.status.canary_weight = Some(d.routed_weight().unwrap_or(state.weight));
         return;
@@ -418,10 +566,18 @@ fn promote_routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable:
     if d.replica_set(stable).is_some_and(|rs| rs.replicas > 0) {
         d.delay_scale_down(delay);
     }
-    // The routes go back to the stable Service alone (the old pods, still up for the scale-down
-    // delay) and then that Service moves to the new pods: traffic never meets a missing backend.
-    d.route(&TrafficState::default());
+    // The stable Service moves to the new pods (all available) first, and then the routes go
+    // back to it alone: traffic never meets a Service without available pods, even when
+    // dynamicStableScale left the old stable none. route() puts its writes first, so the pin is
+    // moved ahead of them.
     d.pin(canary.stable_service.as_ref(), current);
+    d.route(&TrafficState::default());
+    if let Some(at) = d.actions.iter().position(|a| {
+        matches!(a, Action::PinService { name, .. } if Some(name) == canary.stable_service.as_ref())
+    }) {
+        let pin = d.actions.remove(at);
+        d.actions.insert(0, pin);
+    }
     d.status.stable_revision = Some(current.to_string());
     d.status.promote_full = false;
     d.status.canary_weight = Some(100);

@@ -421,7 +421,8 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     )
     .await?;
     publish_events(&ctx, &rollout, &plan.events).await;
-    // A routing API that is not served is looked for again, so that installing its CRD is enough.
+    // A routing API that is not served (or a cache not synced yet) is looked at again, so that
+    // installing its CRD is enough.
     let mut requeue = plan.requeue_after;
     if kinds.iter().any(|k| ctx.routes.unavailable(*k)) {
         let again = Duration::from_secs(30);

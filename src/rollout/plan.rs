@@ -109,6 +109,9 @@ pub(crate) struct Draft<'a> {
     pub routing: Option<Routing>,
     /// AnalysisRuns a gate asked for in this plan; others still running are terminated.
     pub wanted_runs: Vec<(String, super::analysis::RunKind)>,
+    /// Old revisions whose size the strategy decided in this plan (they may still carry traffic,
+    /// or keep the rollout available): not scaled down by the history clean-up.
+    pub held: BTreeSet<String>,
 }
 
 /// The routers of a Rollout and what they need to render.
@@ -255,8 +258,18 @@ impl Draft<'_> {
                 format!("{what} has no status from any gateway: fledge cannot tell whether traffic follows its weights"),
             );
         }
-        self.actions
-            .retain(|a| !matches!(a, Action::ApplyRoute { .. } | Action::DeleteRoute { .. }));
+        // Only this routing's own earlier writes are replaced: the writes that give a retired
+        // route back to the stable (see `retire_routing`) stay.
+        let own: BTreeSet<ObjectKey> = self
+            .routing
+            .iter()
+            .flat_map(|r| &r.routers)
+            .flat_map(|r| r.reads())
+            .collect();
+        self.actions.retain(|a| match a {
+            Action::ApplyRoute { key, .. } | Action::DeleteRoute { key } => !own.contains(key),
+            _ => true,
+        });
         self.actions.splice(0..0, actions);
         held
     }
@@ -278,6 +291,18 @@ impl Draft<'_> {
         pending_writes(objects, writes)
     }
 
+    /// The revision the canary Service selects now, if it is pinned.
+    pub fn canary_service_revision(&self) -> Option<String> {
+        let name = self
+            .spec
+            .strategy
+            .canary
+            .as_ref()?
+            .canary_service
+            .as_ref()?;
+        self.observed.services.get(name).cloned().flatten()
+    }
+
     /// The canary weight the routing objects carry now, as read back from them.
     pub fn routed_weight(&self) -> Option<i32> {
         let routing = self.routing.as_ref()?;
@@ -288,6 +313,17 @@ impl Draft<'_> {
             .map(|r| r.verify(&self.observed.traffic, &routing.target).weight)
             .next()
             .flatten()
+    }
+
+    /// Whether the routing objects carry a header or mirror route now, as read back.
+    pub fn routes_extra(&self) -> bool {
+        let Some(routing) = &self.routing else {
+            return false;
+        };
+        routing.routers.iter().any(|r| {
+            let read = r.verify(&self.observed.traffic, &routing.target);
+            !read.header_routes.is_empty() || !read.mirror_routes.is_empty()
+        })
     }
 
     pub fn after_seconds(&self, from: Timestamp, seconds: i32) -> Timestamp {
@@ -315,20 +351,21 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         requeue_at: None,
         routing: None,
         wanted_runs: Vec::new(),
+        held: BTreeSet::new(),
     };
     draft.status.selector = selector_string(&rollout.spec);
 
     let template = match validate(rollout, observed) {
         Ok(template) => template,
-        Err(message) => return invalid(draft, &old, generation, &message),
+        Err(message) => return invalid(draft, rollout, &old, generation, &message),
     };
     let hash = template_hash(template);
     match routing(rollout, observed, &old, &hash) {
         Ok(r) => draft.routing = r,
-        Err(message) => return invalid(draft, &old, generation, &message),
+        Err(message) => return invalid(draft, rollout, &old, generation, &message),
     }
     cond::remove(&mut draft.status.conditions, cond::INVALID_SPEC);
-    retire_routing(&mut draft, rollout, &old);
+    retire_routing(&mut draft, rollout, &old, generation);
     if draft.routing.is_some() && !rollout.finalizers().iter().any(|f| f == FINALIZER) {
         draft.actions.push(Action::AddFinalizer);
     }
@@ -486,13 +523,20 @@ pub fn routings(rollout: &Rollout) -> Vec<&TrafficRouting> {
 /// Routing objects the spec no longer names (its `trafficRouting` changed or was removed in
 /// the middle of a rollout) give the stable all traffic again and lose what fledge added, ahead
 /// of everything else in the plan. Until that is done, `appliedTrafficRouting` keeps naming them.
-fn retire_routing(draft: &mut Draft, rollout: &Rollout, old: &RolloutStatus) {
+/// An object that cannot be read (its API or cache is unavailable, or it is gone) may still send
+/// traffic to the canary, so the routing is kept, with a condition, and retried.
+fn retire_routing(
+    draft: &mut Draft,
+    rollout: &Rollout,
+    old: &RolloutStatus,
+    generation: Option<i64>,
+) {
     let spec = spec_routing(draft.spec);
     let applied = old
         .applied_traffic_routing
         .as_ref()
         .filter(|a| Some(*a) != spec);
-    let writes = match applied {
+    let (writes, unreadable) = match applied {
         Some(applied) => {
             // An object the new routing still names is the new routing's to write.
             let kept: BTreeSet<ObjectKey> = spec
@@ -501,16 +545,83 @@ fn retire_routing(draft: &mut Draft, rollout: &Rollout, old: &RolloutStatus) {
                 .iter()
                 .flat_map(|r| r.reads())
                 .collect();
-            removal_writes(rollout, applied, &draft.observed.traffic, &kept)
+            let objects = &draft.observed.traffic;
+            (
+                removal_writes(rollout, applied, objects, &kept),
+                unreadable(rollout, applied, objects, &kept),
+            )
         }
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
-    draft.status.applied_traffic_routing = if writes.is_empty() {
+    draft.status.applied_traffic_routing = if writes.is_empty() && unreadable.is_none() {
         spec.cloned()
     } else {
         applied.cloned()
     };
     draft.actions.splice(0..0, writes);
+    let conditions = &mut draft.status.conditions;
+    let Some(why) = unreadable else {
+        cond::remove(conditions, cond::RETIRED_ROUTING_PENDING);
+        return;
+    };
+    let message = format!(
+        "a routing taken out of trafficRouting cannot be given back to the stable: {why}; it \
+         stays in status.appliedTrafficRouting and is retried"
+    );
+    let reported = cond::find(&old.conditions, cond::RETIRED_ROUTING_PENDING)
+        .is_some_and(|c| c.message == message);
+    cond::set(
+        conditions,
+        cond::RETIRED_ROUTING_PENDING,
+        true,
+        cond::REASON_ROUTING_UNREADABLE,
+        &message,
+        generation,
+        draft.now,
+    );
+    if !reported {
+        draft.warning("RoutingNotRetired", message);
+    }
+    let at = draft.after_seconds(draft.now, RETIRE_RETRY_SECONDS);
+    draft.requeue_at(at);
+}
+
+/// How often a routing that could not be read is looked at again.
+const RETIRE_RETRY_SECONDS: i32 = 30;
+
+/// Why `routing`'s objects (other than those in `kept`) cannot be given back to the stable now,
+/// if they cannot: one is not read, its API is unavailable, or an object it needs is missing.
+/// An object fledge creates itself (a TrafficSplit, a canary Ingress) may be missing.
+fn unreadable(
+    rollout: &Rollout,
+    routing: &TrafficRouting,
+    objects: &traffic::Objects,
+    kept: &BTreeSet<ObjectKey>,
+) -> Option<String> {
+    let status = rollout.status.clone().unwrap_or_default();
+    let stable = status.stable_revision.unwrap_or_default();
+    let current = status.current_revision.unwrap_or_else(|| stable.clone());
+    let target = target(rollout, &stable, &current);
+    for router in traffic::routers(routing, &rollout.name_any()) {
+        let keys = router.reads();
+        if keys.iter().any(|k| kept.contains(k)) {
+            continue;
+        }
+        for key in &keys {
+            match objects.get(key) {
+                Some(Found::Object(_)) => {}
+                Some(Found::NoApi(why)) => return Some(format!("cannot read {key}: {why}")),
+                None => return Some(format!("{key} was not read")),
+                // check() requires the objects the router edits and not the ones it creates.
+                Some(Found::Missing) => {
+                    if let Err(why) = router.check(objects, &target) {
+                        return Some(why);
+                    }
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The writes that give the stable all traffic on `routing`'s objects and take out what fledge
@@ -559,7 +670,13 @@ pub fn cleanup(rollout: &Rollout, observed: &Observed) -> Vec<Action> {
 
 /// An invalid spec changes nothing in the cluster: what runs keeps running. The status says
 /// why, and the controller waits for a change of the Rollout or the objects it names.
-fn invalid(mut draft: Draft, old: &RolloutStatus, generation: Option<i64>, message: &str) -> Plan {
+fn invalid(
+    mut draft: Draft,
+    rollout: &Rollout,
+    old: &RolloutStatus,
+    generation: Option<i64>,
+    message: &str,
+) -> Plan {
     let now = draft.now;
     let c = &mut draft.status.conditions;
     for (type_, status) in [
@@ -604,13 +721,81 @@ fn invalid(mut draft: Draft, old: &RolloutStatus, generation: Option<i64>, messa
         }
         None => {}
     }
+    abort_while_invalid(&mut draft, rollout);
+    let revisions = super::revision::assign(&draft.observed.replica_sets, &draft.actions);
     Plan {
-        actions: Vec::new(),
+        actions: draft.actions,
         status: draft.status,
         requeue_after: None,
         events: draft.events,
-        revisions: Default::default(),
+        revisions,
     }
+}
+
+/// An abort, or a failed analysis of the revision in flight, while the spec is invalid: the
+/// stable gets all traffic through the routing fledge last applied (the spec's may be the very
+/// thing that is broken), as far as the stable's available pods carry it; its ReplicaSet is
+/// scaled back up for the rest. Nothing else changes until the spec is fixed.
+fn abort_while_invalid(draft: &mut Draft, rollout: &Rollout) {
+    let s = &draft.status;
+    let (Some(stable), Some(current)) = (s.stable_revision.clone(), s.current_revision.clone())
+    else {
+        return;
+    };
+    if stable == current {
+        return;
+    }
+    if !draft.status.abort {
+        let attempt = draft.status.analysis_attempt.unwrap_or(0);
+        let failed = draft.observed.analysis.runs.iter().find(|r| {
+            r.hash == current
+                && r.attempt == attempt
+                && matches!(
+                    r.phase,
+                    Some(crate::api::analysis::AnalysisPhase::Failed)
+                        | Some(crate::api::analysis::AnalysisPhase::Error)
+                )
+        });
+        let Some(run) = failed else { return };
+        let message = format!(
+            "analysis run {} {}: {}; aborting",
+            run.name,
+            run.phase.unwrap_or_default().as_str(),
+            run.message.clone().unwrap_or_default()
+        );
+        draft.status.abort = true;
+        draft.status.aborted_at = Some(Time(draft.now));
+        draft.warning("AnalysisFailed", message);
+    }
+    let Some(applied) = old_routing(rollout) else {
+        return;
+    };
+    draft.routing = Some(Routing {
+        routers: traffic::routers(applied, &rollout.name_any()),
+        target: target(rollout, &stable, &current),
+        rejected: None,
+    });
+    if draft.replica_set(&stable).is_some() {
+        draft.scale(&stable, draft.replicas);
+    }
+    let serving = draft.canary_service_revision().unwrap_or(current);
+    let state = super::canary::reachable(
+        draft,
+        TrafficState::default(),
+        &TrafficState::default(),
+        &serving,
+        &stable,
+    );
+    draft.route(&state);
+    draft.status.canary_weight = Some(state.weight);
+}
+
+/// The routing fledge last applied, as the status records it.
+fn old_routing(rollout: &Rollout) -> Option<&TrafficRouting> {
+    rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.applied_traffic_routing.as_ref())
 }
 
 /// Notices a new revision in the spec: a fresh start of the steps, a revert to stable that needs
@@ -644,8 +829,13 @@ fn track_revision(draft: &mut Draft, hash: &str) {
     s.pause_conditions
         .retain(|p| p.reason == PauseReason::UserPaused);
     let to_stable = s.stable_revision.as_deref() == Some(hash);
-    // A canary replaced before promotion never served as stable: its pods go at once.
-    if let Some(prev) = abandoned {
+    // A canary replaced before promotion never served as stable: its pods go at once, unless
+    // they may still carry traffic: with a router, until the routes send it none; on a revert
+    // without one, as the stable's pods become available (see `canary::plan`).
+    let drained = draft.spec.strategy.canary.is_some() && (draft.routing.is_some() || to_stable);
+    if let Some(prev) = abandoned
+        && !drained
+    {
         draft.scale(&prev, 0);
     }
     if to_stable {
@@ -910,11 +1100,13 @@ fn retire_old_revisions(draft: &mut Draft) {
     let mut scaled_to_zero = Vec::new();
     let mut waiting = false;
     for rs in old {
-        // A revision this plan already sized (an abandoned canary going to 0) is settled.
-        let planned = draft
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::ApplyReplicaSet { hash, .. } if *hash == rs.hash));
+        // A revision this plan already sized (an abandoned canary going to 0, or one that still
+        // carries traffic) is settled.
+        let planned = draft.held.contains(&rs.hash)
+            || draft
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::ApplyReplicaSet { hash, .. } if *hash == rs.hash));
         match delay_until {
             _ if planned || rs.replicas == 0 => scaled_to_zero.push(rs),
             Some(at) if at > draft.now => {

@@ -670,8 +670,10 @@ fn new_revision_replaces_the_in_flight_canary_and_restarts_the_steps() {
 
 // 7. Back to the stable revision.
 
+/// The steps are skipped at once; without a router the pods go back as a Deployment rolls back
+/// (the stable grows within maxSurge, the canary's pods go as the stable's become available).
 #[test]
-fn going_back_to_the_stable_revision_is_immediate() {
+fn going_back_to_the_stable_revision_skips_the_steps() {
     let rollout = RolloutBuilder::canary()
         .replicas(4)
         .steps([w(50), pause_forever(), w(75)])
@@ -684,9 +686,7 @@ fn going_back_to_the_stable_revision_is_immediate() {
     assert_eq!(reasons(&p), ["RolledBack"]);
     assert_eq!(p.status.current_step_index, Some(3), "no steps");
     assert!(p.status.pause_conditions.is_empty());
-    assert!(p.actions.contains(&apply_rs(&h1, 4)));
-    assert!(p.actions.contains(&apply_rs(&h2, 0)));
-    assert!(p.actions.contains(&pin(CANARY_SVC, &h1)));
+    assert_eq!(p.actions, vec![apply_rs(&h1, 3), pin(CANARY_SVC, &h1)]);
     sim.settle();
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
     assert_eq!(sim.sizes(&h2, &h1), (0, 4));
@@ -800,8 +800,10 @@ fn blue_green_abort_goes_back_to_the_stable_revision() {
 
 // 9. Runtime requests.
 
+/// Without a router the canary's pods carry traffic: an abort brings the stable back within
+/// maxSurge (25% of 4: one pod) before the canary's available pods go.
 #[test]
-fn abort_puts_all_traffic_back_on_stable_in_the_same_plan() {
+fn abort_puts_all_traffic_back_on_stable_as_a_deployment_rolls_back() {
     let rollout = RolloutBuilder::canary()
         .replicas(4)
         .steps([w(50), pause_forever()])
@@ -813,9 +815,8 @@ fn abort_puts_all_traffic_back_on_stable_in_the_same_plan() {
     let p = sim.reconcile();
     assert_eq!(reasons(&p), ["AbortRequested"]);
     assert_eq!(p.status.request, None);
-    assert!(p.actions.contains(&apply_rs(&h2, 0)));
-    assert!(p.actions.contains(&apply_rs(&h1, 4)));
-    assert_eq!(p.status.canary_weight, Some(0));
+    assert_eq!(p.actions, vec![apply_rs(&h1, 3)]);
+    assert_eq!(p.status.canary_weight, Some(50));
     assert!(p.status.abort);
     assert_eq!(p.status.phase, Some(Phase::Degraded));
     assert_eq!(
@@ -830,6 +831,7 @@ fn abort_puts_all_traffic_back_on_stable_in_the_same_plan() {
     sim.settle();
     assert_eq!(sim.status().phase, Some(Phase::Degraded), "stays aborted");
     assert_eq!(sim.sizes(&h2, &h1), (0, 4));
+    assert_eq!(sim.status().canary_weight, Some(0));
 }
 
 #[test]
@@ -1075,6 +1077,7 @@ fn progress_deadline_abort_aborts() {
     assert!(p.status.abort);
     assert_eq!(p.status.phase, Some(Phase::Degraded));
     assert_eq!(p.status.canary_weight, Some(0));
+    // The canary's pod never became available: it goes at once.
     assert!(p.actions.contains(&apply_rs(&hash_of("web:2"), 0)));
     assert_eq!(
         condition(&p.status, cond::PROGRESSING),
@@ -1532,7 +1535,13 @@ mod properties {
 
     fn finished(sim: &Sim) -> bool {
         let s = sim.status();
-        (s.abort && s.phase == Some(Phase::Degraded))
+        let back_on_stable = s.stable_revision.as_deref().is_some_and(|stable| {
+            sim.world
+                .replica_sets
+                .iter()
+                .all(|rs| rs.hash == stable || rs.replicas == 0)
+        });
+        (s.abort && s.phase == Some(Phase::Degraded) && back_on_stable)
             || (s.phase == Some(Phase::Healthy) && s.current_revision == s.stable_revision)
     }
 
@@ -1638,9 +1647,14 @@ mod properties {
                     prop_assert!(available >= replicas - max_unavailable, "available {} {}", available, label);
                 }
                 if s.abort && s.current_revision != s.stable_revision {
-                    prop_assert_eq!(s.canary_weight, Some(0));
-                    prop_assert_eq!(sim.size(&h2), 0, "{}", label);
-                    prop_assert_eq!(sim.size(&h1), replicas, "{}", label);
+                    // Back to the stable as a Deployment rolls back: the stable never shrinks,
+                    // the canary never grows, and no plan takes the available pods below
+                    // maxUnavailable (or below what there was, when it already was).
+                    prop_assert!(sim.size(&h1) >= old(&h1).replicas.min(replicas), "{}", label);
+                    prop_assert!(sim.size(&h2) <= old(&h2).replicas, "{}", label);
+                    let was = old(&h1).available + old(&h2).available;
+                    let available = old(&h1).available.min(sim.size(&h1)) + old(&h2).available.min(sim.size(&h2));
+                    prop_assert!(available >= was.min(replicas - max_unavailable), "available {} of {} {}", available, was, label);
                     prop_assert_eq!(sim.service(STABLE_SVC), Some(h1.clone()));
                 }
                 Ok(())
@@ -1733,4 +1747,114 @@ fn workload_ref_scale_down_never_leaves_the_deployment() {
             .any(|a| matches!(a, Action::ScaleDownWorkload { .. }))
     }));
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
+}
+
+/// Pods that stay available once `sim`'s latest plan is applied: each ReplicaSet keeps at most
+/// its new size of the pods that were available before (removed pods may be available ones).
+fn available_after(before: &Observed, sim: &Sim) -> i32 {
+    sim.world
+        .replica_sets
+        .iter()
+        .map(|rs| {
+            let was = before
+                .replica_sets
+                .iter()
+                .find(|b| b.hash == rs.hash)
+                .map_or(0, |b| b.available);
+            was.min(rs.replicas)
+        })
+        .sum()
+}
+
+/// Drives `sim` with pods becoming available one at a time, checking after every reconcile that
+/// fledge never takes the available pods below `floor`; stops once `done` holds.
+fn drive_slowly(sim: &mut Sim, floor: i32, done: impl Fn(&Sim) -> bool) {
+    for i in 0..100 {
+        let before = sim.world.clone();
+        sim.reconcile();
+        let available = available_after(&before, sim);
+        assert!(
+            available >= floor,
+            "reconcile {i}: {available} available pods, fewer than {floor}: {:?}",
+            sim.world.replica_sets
+        );
+        if done(sim) {
+            return;
+        }
+        sim.sync_pods();
+        ready_one(sim);
+    }
+    panic!("never done: {:?}", sim.world.replica_sets);
+}
+
+/// Scenario (no router): at setWeight 100 the canary has all 4 pods and the stable none; an
+/// abort (maxUnavailable 0) must bring the stable's pods up before the canary's go, as a
+/// Deployment rolls back, instead of scaling the canary to 0 and the stable up in one go.
+#[test]
+fn abort_at_weight_100_without_a_router_keeps_pods_available() {
+    let mut sim = updating(
+        RolloutBuilder::canary()
+            .replicas(4)
+            .max_unavailable(int(0))
+            .steps([w(100), pause_forever()])
+            .build(),
+    );
+    sim.settle();
+    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
+    assert_eq!(sim.sizes(&v2, &v1), (4, 0));
+    sim.request(RequestAction::Abort);
+    drive_slowly(&mut sim, 4, |sim| sim.sizes(&v2, &v1) == (0, 4));
+    assert!(sim.status().abort);
+    sim.settle();
+    assert_eq!(sim.status().canary_weight, Some(0));
+    assert_eq!(sim.status().phase, Some(Phase::Degraded));
+}
+
+/// Scenario (no router): the same, when a failed analysis or the progress deadline aborts: the
+/// abort path is shared, so the progress-deadline abort is the one exercised here.
+#[test]
+fn a_progress_deadline_abort_at_weight_100_keeps_pods_available() {
+    let mut sim = updating(
+        RolloutBuilder::canary()
+            .replicas(4)
+            .progress_deadline(60)
+            .progress_deadline_abort()
+            .steps([w(100), w(100)])
+            .build(),
+    );
+    // Step 0 cannot complete: one new pod never becomes available, so the rollout stays at 3
+    // available canary pods and 1 stable.
+    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
+    for _ in 0..20 {
+        sim.reconcile();
+        sim.sync_pods();
+        for rs in &mut sim.world.replica_sets {
+            rs.available = rs.current.min(if rs.hash == v2 { 3 } else { rs.current });
+            rs.ready = rs.available;
+        }
+    }
+    assert_eq!(sim.sizes(&v2, &v1), (4, 1), "{:?}", sim.world.replica_sets);
+    sim.advance(61);
+    drive_slowly(&mut sim, 4, |sim| sim.sizes(&v2, &v1) == (0, 4));
+    assert!(sim.status().abort);
+}
+
+/// Scenario (no router): Git reverts to the stable template while the canary has all the pods
+/// (setWeight 100): the stable comes back before the abandoned canary's pods go.
+#[test]
+fn a_revert_at_weight_100_without_a_router_keeps_pods_available() {
+    let mut sim = updating(
+        RolloutBuilder::canary()
+            .replicas(4)
+            .steps([w(100), pause_forever()])
+            .build(),
+    );
+    sim.settle();
+    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
+    assert_eq!(sim.sizes(&v2, &v1), (4, 0));
+    sim.set_image("web:1");
+    drive_slowly(&mut sim, 4, |sim| sim.sizes(&v2, &v1) == (0, 4));
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    assert_eq!(sim.service(CANARY_SVC), Some(v1));
 }

@@ -394,3 +394,628 @@ fn a_failed_step_analysis_zeroes_the_route_before_scaling() {
     );
     assert_eq!(weights(&sim), (100, 0));
 }
+
+/// Two HTTPRoutes, `web` and `api`, each with one rule to the stable Service.
+fn with_two_routes(steps: Vec<crate::api::CanaryStep>) -> Sim {
+    let mut rollout = RolloutBuilder::canary()
+        .replicas(2)
+        .gateway("web")
+        .steps(steps)
+        .build();
+    let routing = rollout
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .unwrap()
+        .traffic_routing
+        .as_mut()
+        .unwrap();
+    routing
+        .gateway_api
+        .as_mut()
+        .unwrap()
+        .http_routes
+        .push(crate::api::RouteRef { name: "api".into() });
+    let mut sim = Sim::new(rollout);
+    for name in ["web", "api"] {
+        let (key, doc) = http_route(name);
+        sim.world.traffic.insert(key, Found::Object(doc));
+    }
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    sim.plans.clear();
+    sim
+}
+
+fn keep_only_route(sim: &mut Sim, name: &str) {
+    let routing = sim
+        .rollout
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .unwrap()
+        .traffic_routing
+        .as_mut()
+        .unwrap();
+    routing
+        .gateway_api
+        .as_mut()
+        .unwrap()
+        .http_routes
+        .retain(|r| r.name == name);
+}
+
+fn route_named(sim: &Sim, name: &str) -> Value {
+    match sim.world.traffic.get(&http_route(name).0) {
+        Some(Found::Object(v)) => v.clone(),
+        other => panic!("no route {name}: {other:?}"),
+    }
+}
+
+/// Scenario: mid-rollout (50% and a header route on both `web` and `api`), Git takes `web` out
+/// of trafficRouting and keeps `api`. `web` must give the stable all traffic again (and lose the
+/// header rule), even though `api` is still routed and written in the same plan.
+#[test]
+fn a_route_dropped_while_another_stays_gives_its_share_back_to_stable() {
+    let mut sim = with_two_routes(vec![w(50), header("beta"), pause_forever()]);
+    sim.set_image("web:2");
+    sim.settle();
+    assert_eq!(weights(&sim), (50, 50));
+    assert_eq!(
+        route_named(&sim, "api")["spec"]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    keep_only_route(&mut sim, "api");
+    let p = sim.reconcile();
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::ApplyRoute { key, .. } if *key == route_key())),
+        "the dropped route is given back in the first plan: {:?}",
+        p.actions
+    );
+    sim.settle();
+    assert_eq!(
+        route(&sim)["spec"]["rules"],
+        serde_json::json!([{"backendRefs": [{"name": STABLE_SVC, "port": 80, "weight": 100}]}]),
+        "no canary backend, no header rule on the dropped route"
+    );
+    assert_eq!(
+        route_named(&sim, "api")["spec"]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "the route still named keeps the canary's traffic"
+    );
+    assert_eq!(
+        sim.status().applied_traffic_routing,
+        sim.rollout
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .unwrap()
+            .traffic_routing
+    );
+}
+
+/// Scenario: `web` is dropped from trafficRouting while fledge cannot read it (its cache or API
+/// is unavailable, or the object is gone). The old routing is not forgotten: it stays in
+/// status.appliedTrafficRouting with a condition and one warning, the controller comes back, and
+/// once the route can be read it is given back to the stable.
+#[test]
+fn an_unreadable_dropped_route_is_kept_in_status_and_retried() {
+    let mut sim = with_two_routes(vec![w(50), header("beta"), pause_forever()]);
+    sim.set_image("web:2");
+    sim.settle();
+    let applied = sim.status().applied_traffic_routing.clone();
+    assert!(applied.is_some());
+    let doc = route(&sim);
+
+    keep_only_route(&mut sim, "api");
+    for unreadable in [
+        Found::NoApi("the HTTPRoute cache has not synced yet".into()),
+        Found::Missing,
+    ] {
+        sim.world.traffic.insert(route_key(), unreadable);
+        let p = sim.reconcile();
+        assert_eq!(
+            p.status.applied_traffic_routing, applied,
+            "the old routing is kept while its route cannot be read"
+        );
+        let c = p
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == crate::api::conditions::RETIRED_ROUTING_PENDING)
+            .expect("a condition says why");
+        assert!(c.message.contains("HTTPRoute \"web\""), "{}", c.message);
+        assert!(p.requeue_after.is_some(), "retried");
+        // The same problem is reported once, not at every reconcile.
+        let again = sim.reconcile();
+        assert!(again.events.is_empty(), "{:?}", again.events);
+    }
+    assert!(
+        sim.plans
+            .iter()
+            .flat_map(|p| &p.events)
+            .any(|e| e.warning && e.reason == "RoutingNotRetired")
+    );
+
+    sim.world.traffic.insert(route_key(), Found::Object(doc));
+    sim.settle();
+    assert_eq!(
+        route(&sim)["spec"]["rules"],
+        serde_json::json!([{"backendRefs": [{"name": STABLE_SVC, "port": 80, "weight": 100}]}]),
+    );
+    assert_eq!(
+        sim.status().applied_traffic_routing,
+        sim.rollout
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .unwrap()
+            .traffic_routing
+    );
+    assert!(
+        !sim.status()
+            .conditions
+            .iter()
+            .any(|c| c.type_ == crate::api::conditions::RETIRED_ROUTING_PENDING)
+    );
+}
+
+/// Scenario: mid-rollout with a router (50% and a header route), the spec becomes invalid (the
+/// pod template is gone) and someone aborts. The abort must give the stable all traffic through
+/// the routing fledge last applied, in that very plan, though the spec cannot be planned.
+#[test]
+fn an_abort_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
+    let mut sim = paused_with_a_header_route();
+    assert_eq!(weights(&sim), (50, 50));
+    sim.world.template = Err("workloadRef: Deployment \"web\" not found".into());
+    let p = sim.reconcile();
+    assert!(
+        p.status
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("InvalidSpec")
+    );
+    assert_eq!(
+        weights(&sim),
+        (50, 50),
+        "an invalid spec alone moves nothing"
+    );
+
+    sim.request(RequestAction::Abort);
+    let p = sim.reconcile();
+    assert!(p.status.abort);
+    assert!(
+        matches!(&p.actions[..], [Action::ApplyRoute { .. }]),
+        "only the route is written: {:?}",
+        p.actions
+    );
+    assert_eq!(weights(&sim), (100, 0));
+    assert_eq!(
+        route(&sim)["spec"]["rules"].as_array().unwrap().len(),
+        1,
+        "no header rule"
+    );
+    assert_eq!(sim.status().canary_weight, Some(0));
+}
+
+/// Scenario: a step analysis is running at 50% when the spec becomes invalid (a renamed route:
+/// trafficRouting names an HTTPRoute that does not exist); the analysis then fails. The failure
+/// aborts, and the stable gets all traffic through the route fledge last applied.
+#[test]
+fn a_failed_analysis_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
+    use super::analysis::{RunKind, run_name};
+    use crate::api::analysis::AnalysisPhase;
+    let rollout = RolloutBuilder::canary()
+        .replicas(2)
+        .gateway("web")
+        .steps([w(50), analysis_step(), w(100)])
+        .build();
+    let mut sim = Sim::new(rollout);
+    let (key, doc) = http_route("web");
+    sim.world.traffic.insert(key, Found::Object(doc));
+    sim.world
+        .analysis
+        .templates
+        .insert((false, "errors".into()), errors_template());
+    sim.settle();
+    sim.set_image("web:2");
+    sim.settle();
+    assert_eq!(weights(&sim), (50, 50));
+    let v2 = hash_of("web:2");
+    let name = run_name(NAME, &v2, RunKind::Step(1), 0);
+
+    // The route is renamed in Git, to one that does not exist.
+    let routing = sim.rollout.spec.strategy.canary.as_mut().unwrap();
+    routing
+        .traffic_routing
+        .as_mut()
+        .unwrap()
+        .gateway_api
+        .as_mut()
+        .unwrap()
+        .http_routes[0]
+        .name = "web-renamed".into();
+    let p = sim.reconcile();
+    assert!(p.status.message.as_deref().unwrap().contains("web-renamed"));
+    assert!(!p.status.abort);
+
+    finish_run(&mut sim, &name, AnalysisPhase::Failed);
+    let p = sim.reconcile();
+    assert!(p.status.abort, "a failed analysis aborts");
+    assert!(
+        p.events.iter().any(|e| e.reason == "AnalysisFailed"),
+        "{:?}",
+        p.events
+    );
+    assert_eq!(weights(&sim), (100, 0));
+}
+
+fn header_rules(sim: &Sim) -> usize {
+    route(sim)["spec"]["rules"].as_array().unwrap().len() - 1
+}
+
+/// Available pods of the revision Service `name` selects.
+fn served_by(sim: &Sim, name: &str) -> i32 {
+    sim.service(name)
+        .and_then(|h| sim.rs(&h).map(|rs| rs.available))
+        .unwrap_or(0)
+}
+
+/// The route sends traffic only to Services whose revision has available pods: the weight of
+/// each backend, and the header rules (to the canary Service).
+fn assert_traffic_on_available_pods(sim: &Sim, what: &str) {
+    let (stable, canary) = weights(sim);
+    if stable > 0 {
+        assert!(
+            served_by(sim, STABLE_SVC) > 0,
+            "{what}: weight {stable} to a stable Service without available pods: {:?}",
+            sim.world.replica_sets
+        );
+    }
+    if canary > 0 || header_rules(sim) > 0 {
+        assert!(
+            served_by(sim, CANARY_SVC) > 0,
+            "{what}: weight {canary} or {} header rules to a canary Service without available \
+             pods: {:?}",
+            header_rules(sim),
+            sim.world.replica_sets
+        );
+    }
+}
+
+/// Scenario: `[setHeaderRoute, pause {}]` before any weight. The canary gets a pod for the header
+/// route, and the route is applied only once that pod is available; when the pod stops being
+/// available, the header route is taken out first.
+#[test]
+fn a_header_route_waits_for_an_available_canary_pod_and_goes_when_it_goes() {
+    let mut sim = with_route(
+        RolloutBuilder::canary()
+            .replicas(2)
+            .gateway("web")
+            .steps([header("beta"), pause_forever()])
+            .build(),
+    );
+    sim.set_image("web:2");
+    let v2 = hash_of("web:2");
+    sim.reconcile();
+    assert_eq!(
+        header_rules(&sim),
+        0,
+        "no header route to a canary without pods"
+    );
+    assert_eq!(sim.size(&v2), 1, "the header route's canary gets a pod");
+    sim.sync_pods();
+    sim.reconcile();
+    assert_eq!(
+        header_rules(&sim),
+        0,
+        "no header route to a pod not yet available"
+    );
+    assert_eq!(sim.status().current_step_index, Some(0), "the step waits");
+    sim.pods_ready();
+    sim.settle();
+    assert_eq!(header_rules(&sim), 1);
+    assert_eq!(sim.status().current_step_index, Some(1));
+    assert_eq!(weights(&sim), (100, 0));
+
+    // The canary's pod stops being available: the header route goes.
+    sim.world
+        .replica_sets
+        .iter_mut()
+        .find(|rs| rs.hash == v2)
+        .unwrap()
+        .available = 0;
+    sim.reconcile();
+    assert_eq!(header_rules(&sim), 0);
+}
+
+/// Scenario: revision 2 has a header route (its only pod available); revision 3 replaces it. The
+/// header route leaves the canary Service before that Service moves to revision 3 (no pods yet)
+/// and before revision 2's pod goes.
+#[test]
+fn replacing_a_canary_moves_its_header_route_away_before_its_pods_go() {
+    let mut sim = with_route(
+        RolloutBuilder::canary()
+            .replicas(2)
+            .gateway("web")
+            .steps([header("beta"), pause_forever()])
+            .build(),
+    );
+    sim.set_image("web:2");
+    sim.settle();
+    let (v2, v3) = (hash_of("web:2"), hash_of("web:3"));
+    assert_eq!(header_rules(&sim), 1);
+    assert_eq!(sim.service(CANARY_SVC), Some(v2.clone()));
+
+    sim.set_image("web:3");
+    let p = sim.reconcile();
+    assert_eq!(header_rules(&sim), 0, "{:?}", p.actions);
+    assert_eq!(
+        sim.service(CANARY_SVC),
+        Some(v2.clone()),
+        "the canary Service keeps revision 2 until the route sends it nothing"
+    );
+    assert_eq!(sim.size(&v2), 1, "revision 2's pod stays until then");
+    let p = sim.reconcile();
+    assert!(
+        p.actions.contains(&Action::ApplyReplicaSet {
+            hash: v2.clone(),
+            replicas: 0
+        }),
+        "{:?}",
+        p.actions
+    );
+    assert_eq!(sim.service(CANARY_SVC), Some(v3.clone()));
+    sim.sync_pods();
+    sim.pods_ready();
+    sim.settle();
+    assert_eq!(
+        header_rules(&sim),
+        1,
+        "the header route again, once revision 3 has a pod"
+    );
+    assert_eq!(sim.service(CANARY_SVC), Some(v3));
+}
+
+fn dynamic(mut rollout: crate::api::Rollout) -> crate::api::Rollout {
+    rollout
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .unwrap()
+        .dynamic_stable_scale = Some(true);
+    rollout
+}
+
+/// Scenario: dynamicStableScale at setWeight 100 has scaled the stable to 0. An abort brings the
+/// stable's pods back first, and moves the weight back only as they become available.
+#[test]
+fn dynamic_stable_scale_abort_moves_traffic_back_only_onto_available_stable_pods() {
+    let mut sim = with_route(dynamic(
+        RolloutBuilder::canary()
+            .replicas(2)
+            .gateway("web")
+            .steps([w(100), pause_forever()])
+            .build(),
+    ));
+    sim.set_image("web:2");
+    sim.settle();
+    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
+    assert_eq!(weights(&sim), (0, 100));
+    assert_eq!(sim.sizes(&v2, &v1), (2, 0));
+
+    sim.request(RequestAction::Abort);
+    let p = sim.reconcile();
+    assert!(p.status.abort);
+    assert_traffic_on_available_pods(&sim, "abort");
+    assert_eq!(sim.size(&v1), 2, "the stable comes back first");
+    sim.sync_pods();
+    sim.reconcile();
+    assert_traffic_on_available_pods(&sim, "stable pods starting");
+    assert_eq!(weights(&sim), (0, 100));
+    // One stable pod of two: half the traffic.
+    sim.world
+        .replica_sets
+        .iter_mut()
+        .find(|rs| rs.hash == v1)
+        .unwrap()
+        .available = 1;
+    sim.reconcile();
+    assert_eq!(weights(&sim), (50, 50));
+    assert_eq!(
+        sim.size(&v2),
+        2,
+        "the canary keeps its pods while it has traffic"
+    );
+    sim.pods_ready();
+    sim.reconcile();
+    assert_eq!(weights(&sim), (100, 0));
+    sim.advance(30);
+    sim.settle();
+    assert_eq!(sim.sizes(&v2, &v1), (0, 2));
+}
+
+/// Scenario: dynamicStableScale promotes from setWeight 100 with the stable at 0 pods: the stable
+/// Service moves to the new pods before the routes send it everything.
+#[test]
+fn dynamic_stable_scale_promotion_never_routes_to_a_stable_without_pods() {
+    let mut sim = with_route(dynamic(
+        RolloutBuilder::canary()
+            .replicas(2)
+            .gateway("web")
+            .steps([w(50), w(100), pause_forever()])
+            .build(),
+    ));
+    sim.set_image("web:2");
+    for i in 0..30 {
+        let p = sim.tick();
+        assert_traffic_on_available_pods(&sim, &format!("tick {i}"));
+        if p.status.phase == Some(Phase::Paused) {
+            break;
+        }
+    }
+    assert_eq!(weights(&sim), (0, 100));
+    assert_eq!(sim.size(&hash_of("web:1")), 0);
+    sim.request(RequestAction::Promote);
+    let p = sim.reconcile();
+    let pin = p
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::PinService { name, .. } if name == STABLE_SVC));
+    let route = p
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::ApplyRoute { .. }));
+    assert!(
+        pin.is_some() && pin < route,
+        "the stable Service moves before the route: {:?}",
+        p.actions
+    );
+    assert_traffic_on_available_pods(&sim, "promotion");
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    assert_eq!(weights(&sim), (100, 0));
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::api::{CanaryStep, SetMirrorRoute};
+
+    fn mirror(name: &str) -> CanaryStep {
+        CanaryStep {
+            set_mirror_route: Some(SetMirrorRoute {
+                name: name.into(),
+                percentage: Some(50),
+                matches: vec![],
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn step() -> impl Strategy<Value = CanaryStep> {
+        prop_oneof![
+            4 => (0..=100i32).prop_map(w),
+            1 => Just(pause_forever()),
+            1 => (0..60u32).prop_map(|s| pause(&format!("{s}s"))),
+            1 => (0..8i32).prop_map(scale_replicas),
+            1 => Just(header("beta")),
+            1 => Just(mirror("shadow")),
+        ]
+    }
+
+    fn request() -> impl Strategy<Value = RequestAction> {
+        prop_oneof![
+            Just(RequestAction::Abort),
+            Just(RequestAction::Promote),
+            Just(RequestAction::PromoteFull),
+        ]
+    }
+
+    /// Every rule fledge added (header and mirror routes) sends to the canary Service.
+    fn violations(sim: &Sim) -> Option<String> {
+        let (stable, canary) = weights(sim);
+        let added = header_rules(sim);
+        if stable > 0 && served_by(sim, STABLE_SVC) == 0 {
+            return Some(format!(
+                "weight {stable} to a stable Service without available pods"
+            ));
+        }
+        if (canary > 0 || added > 0) && served_by(sim, CANARY_SVC) == 0 {
+            return Some(format!(
+                "weight {canary} and {added} header/mirror rules to a canary Service without \
+                 available pods"
+            ));
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// With a router (and dynamicStableScale or not), through steps with weights, header and
+        /// mirror routes, aborts, promotions and a revision replaced in flight: no route ever
+        /// sends traffic to a Service whose revision has no available pod, and an abort ends
+        /// with the stable holding all traffic.
+        #[test]
+        fn routed_canaries_route_only_to_available_pods(
+            replicas in 1..6i32,
+            steps in proptest::collection::vec(step(), 0..7),
+            dynamic_scale in any::<bool>(),
+            requests in proptest::collection::vec((0..40usize, request()), 0..3),
+            replace_at in proptest::option::of(0..30usize),
+            slow_pods in any::<bool>(),
+        ) {
+            let mut rollout = RolloutBuilder::canary()
+                .replicas(replicas)
+                .gateway("web")
+                .steps(steps)
+                .build();
+            rollout.spec.strategy.canary.as_mut().unwrap().dynamic_stable_scale = Some(dynamic_scale);
+            let mut sim = with_route(rollout);
+            sim.set_image("web:2");
+            let mut done = false;
+            for i in 0..300 {
+                for (_, action) in requests.iter().filter(|(at, _)| *at == i) {
+                    sim.request(*action);
+                }
+                if replace_at == Some(i) {
+                    sim.set_image("web:3");
+                }
+                let p = sim.reconcile();
+                if let Some(v) = violations(&sim) {
+                    return Err(TestCaseError::fail(format!(
+                        "reconcile {i}: {v}: {:?}\n{:#?}", sim.world.replica_sets, p
+                    )));
+                }
+                let s = sim.status();
+                let settled = sim.world.replica_sets.iter().all(|rs| rs.current == rs.replicas && rs.available == rs.replicas);
+                if s.abort && s.phase == Some(Phase::Degraded) && weights(&sim) == (100, 0) && header_rules(&sim) == 0 && settled {
+                    done = true;
+                    break;
+                }
+                if s.phase == Some(Phase::Healthy) && s.current_revision == s.stable_revision && replace_at.is_none_or(|at| at < i) && settled {
+                    prop_assert_eq!(weights(&sim), (100, 0));
+                    done = true;
+                    break;
+                }
+                if p.status.phase == Some(Phase::Paused) {
+                    if p.requeue_after.is_some() {
+                        sim.advance_to_requeue(&p);
+                    } else {
+                        sim.request(RequestAction::Promote);
+                    }
+                } else if p.status.phase == Some(Phase::Degraded) && p.requeue_after.is_some() {
+                    // abortScaleDownDelaySeconds passes.
+                    sim.advance_to_requeue(&p);
+                }
+                sim.sync_pods();
+                if slow_pods {
+                    for rs in &mut sim.world.replica_sets {
+                        rs.available = (rs.available + 1).min(rs.current);
+                        rs.ready = rs.available;
+                    }
+                } else {
+                    sim.pods_ready();
+                }
+            }
+            prop_assert!(done, "did not finish: {:#?}", sim.status());
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -163,6 +163,10 @@ impl RouteCaches {
     pub fn get(&self, namespace: &str, key: &ObjectKey) -> Found {
         let states = self.states.read().unwrap_or_else(|e| e.into_inner());
         match states.get(&key.kind) {
+            // Not in a cache that holds no full list yet is not "missing".
+            Some(State::Ready(store)) if store.wait_until_ready().now_or_never().is_none() => {
+                Found::NoApi(format!("the {} cache has not synced yet", key.kind.name()))
+            }
             Some(State::Ready(store)) => {
                 let r = ObjectRef::new_with(&key.name, key.kind.api_resource()).within(namespace);
                 match store.get(&r) {
@@ -178,10 +182,15 @@ impl RouteCaches {
         }
     }
 
-    /// Whether a kind is unavailable, so that reconciles retry it later.
+    /// Whether a kind is unavailable, or its cache has not synced yet, so that reconciles retry
+    /// it later.
     pub fn unavailable(&self, kind: Kind) -> bool {
         let states = self.states.read().unwrap_or_else(|e| e.into_inner());
-        matches!(states.get(&kind), Some(State::Unavailable { .. }))
+        match states.get(&kind) {
+            Some(State::Unavailable { .. }) => true,
+            Some(State::Ready(store)) => store.wait_until_ready().now_or_never().is_none(),
+            None => false,
+        }
     }
 }
 

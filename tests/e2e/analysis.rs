@@ -472,7 +472,9 @@ async fn web_provider_reads_json_with_a_header_from_a_secret() {
     env.apply::<Rollout>(canary_rollout("web", 2, "3", steps))
         .await;
     let r = env
-        .wait_rollout("web", "v3 aborted", MINUTE, |r| status(r).abort)
+        .wait_rollout("web", "v3 aborted, back on stable", MINUTE, |r| {
+            status(r).abort && status(r).canary_weight == Some(0)
+        })
         .await;
     assert_eq!(status(&r).canary_weight, Some(0));
 }
@@ -536,7 +538,9 @@ async fn job_provider_succeeds_fails_and_cleans_up() {
     env.apply::<Rollout>(canary_rollout("web", 2, "3", steps))
         .await;
     let r = env
-        .wait_rollout("web", "v3 aborted", MINUTE, |r| status(r).abort)
+        .wait_rollout("web", "v3 aborted, back on stable", MINUTE, |r| {
+            status(r).abort && status(r).canary_weight == Some(0)
+        })
         .await;
     assert_eq!(status(&r).canary_weight, Some(0));
     let failed: Vec<_> = runs(&env)

@@ -146,8 +146,8 @@ async fn abort_then_retry() {
 
     env.request("web", RequestAction::Abort).await;
     let r = env
-        .wait_rollout("web", "Degraded after abort", MINUTE, |r| {
-            phase(r) == Some(Phase::Degraded)
+        .wait_rollout("web", "Degraded after abort, back on stable", MINUTE, |r| {
+            phase(r) == Some(Phase::Degraded) && r.status.as_ref().unwrap().canary_weight == Some(0)
         })
         .await;
     let s = r.status.unwrap();
@@ -199,4 +199,62 @@ async fn scale_subresource_drives_replicas_like_an_hpa() {
         .expect("scaling through /scale");
     env.wait_replica_sets("5 pods of the stable revision", vec![(v1, 5, 5)])
         .await;
+}
+
+/// Scenario (no router): at setWeight 100 the canary has all 4 pods and the stable none; an abort
+/// with maxUnavailable 0 rolls back as a Deployment would. minReadySeconds makes new pods take a
+/// while to become available; watching the ReplicaSets, the available pods never drop below 4.
+#[tokio::test]
+async fn abort_at_weight_100_with_max_unavailable_0_keeps_every_pod_available() {
+    let env = TestEnv::canary("canary-abort-100").await;
+    let steps = json!([{"setWeight": 100}, {"pause": {}}]);
+    let rollout = |v: &str| {
+        let mut r = canary_rollout("web", 4, v, steps.clone());
+        r["spec"]["minReadySeconds"] = json!(2);
+        r["spec"]["strategy"]["canary"]["maxUnavailable"] = json!(0);
+        r
+    };
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    let r = env
+        .wait_rollout("web", "paused at step 1", MINUTE, |r| {
+            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+        })
+        .await;
+    let v2 = r.status.unwrap().current_revision.unwrap();
+    env.wait_replica_sets(
+        "all pods on the canary",
+        vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)],
+    )
+    .await;
+
+    env.request("web", RequestAction::Abort).await;
+    let start = std::time::Instant::now();
+    let mut lowest = (i32::MAX, Vec::new());
+    loop {
+        let sets = env.replica_sets().await;
+        let available: i32 = sets.iter().map(|s| s.2).sum();
+        if available < lowest.0 {
+            lowest = (available, sets.clone());
+        }
+        if sets == vec![(v1.clone(), 4, 4), (v2.clone(), 0, 0)]
+            || sets == vec![(v2.clone(), 0, 0), (v1.clone(), 4, 4)]
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < MINUTE,
+            "not back on the stable after a minute: {sets:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        lowest.0 >= 4,
+        "available pods dropped to {} during the abort: {:?}",
+        lowest.0,
+        lowest.1
+    );
+    let r = env.rollout("web").await;
+    assert_eq!(phase(&r), Some(Phase::Degraded));
+    assert_eq!(env.service_hash("web-stable").await, Some(v1));
 }

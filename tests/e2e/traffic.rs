@@ -718,3 +718,214 @@ async fn nginx_canary_ingress_carries_weight_and_header() {
             .is_none()
     );
 }
+
+fn header_step() -> Value {
+    json!({"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}})
+}
+
+/// Scenario: mid-rollout (40%), Git takes the HTTPRoute out of trafficRouting and keeps the
+/// GRPCRoute. The HTTPRoute gives the stable all traffic again, though another route is still
+/// routed (and written) by the same Rollout.
+#[tokio::test]
+async fn dropping_one_of_two_routes_mid_rollout_gives_its_share_back_to_stable() {
+    let env = gateway_env("gw-drop-one").await;
+    let steps = json!([{"setWeight": 40}, {"pause": {}}]);
+    let rollout =
+        |v: &str, routing: Value| with_routing(canary_rollout("web", 2, v, steps.clone()), routing);
+    deploy_v1(&env, rollout("1", gateway_routing())).await;
+    env.apply::<Rollout>(rollout("2", gateway_routing())).await;
+    env.wait_rollout("web", "paused at step 1", MINUTE, |r| step(r) == Some(1))
+        .await;
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    assert_eq!(weights(&route, 1), (Some(60), Some(40)), "{route}");
+
+    let grpc_only = json!({"gatewayAPI": {"grpcRoutes": [{"name": "api"}]}});
+    env.apply::<Rollout>(rollout("2", grpc_only)).await;
+    wait_doc(
+        &env,
+        &http_route(),
+        "web",
+        "the dropped route back on stable",
+        |r| weights(r, 1) == (Some(100), None),
+    )
+    .await;
+    let r = env
+        .wait_rollout(
+            "web",
+            "the routing in status follows the spec",
+            MINUTE,
+            |r| {
+                let spec = r
+                    .spec
+                    .strategy
+                    .canary
+                    .as_ref()
+                    .unwrap()
+                    .traffic_routing
+                    .clone();
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| spec.is_some() && s.applied_traffic_routing == spec)
+            },
+        )
+        .await;
+    assert_eq!(step(&r), Some(1));
+    let grpc = get_doc(&env, &grpc_route(), "api").await.unwrap();
+    assert_eq!(
+        weights(&grpc, 0),
+        (Some(60), Some(40)),
+        "the kept route keeps the canary's share: {grpc}"
+    );
+}
+
+/// Scenario: mid-rollout (40% and a header route), Git renames the HTTPRoute in trafficRouting to
+/// one that does not exist, so the spec is invalid; then someone aborts. The stable gets all
+/// traffic through the routes fledge last applied, while the spec is still invalid.
+#[tokio::test]
+async fn an_abort_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
+    let env = gateway_env("gw-abort-invalid").await;
+    let steps = json!([{"setWeight": 40}, header_step(), {"pause": {}}]);
+    let rollout =
+        |v: &str, routing: Value| with_routing(canary_rollout("web", 2, v, steps.clone()), routing);
+    deploy_v1(&env, rollout("1", gateway_routing())).await;
+    env.apply::<Rollout>(rollout("2", gateway_routing())).await;
+    env.wait_rollout("web", "paused at step 2", MINUTE, |r| step(r) == Some(2))
+        .await;
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    assert_eq!(
+        route["spec"]["rules"].as_array().unwrap().len(),
+        3,
+        "{route}"
+    );
+
+    let renamed = json!({"gatewayAPI": {"httpRoutes": [{"name": "web-renamed"}], "grpcRoutes": [{"name": "api"}]}});
+    env.apply::<Rollout>(rollout("2", renamed)).await;
+    env.wait_rollout("web", "InvalidSpec", MINUTE, |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.message.as_deref())
+            .is_some_and(|m| m.starts_with("InvalidSpec") && m.contains("web-renamed"))
+    })
+    .await;
+    env.request("web", RequestAction::Abort).await;
+    let route = wait_doc(
+        &env,
+        &http_route(),
+        "web",
+        "the route back on stable",
+        |r| {
+            r["spec"]["rules"].as_array().unwrap().len() == 2
+                && weights(r, 1) == (Some(100), Some(0))
+        },
+    )
+    .await;
+    assert_eq!(weights(&route, 1), (Some(100), Some(0)));
+    wait_doc(
+        &env,
+        &grpc_route(),
+        "api",
+        "the GRPCRoute back on stable",
+        |r| weights(r, 0) == (Some(100), Some(0)),
+    )
+    .await;
+    let r = env.rollout("web").await;
+    assert!(r.status.unwrap().abort);
+}
+
+/// Scenario: `[setHeaderRoute, pause {}]` before any weight, with pods that take 2 s to become
+/// available. The header rule appears only once a canary pod is available (watching the route
+/// and the ReplicaSets), and the rollout pauses with it in place.
+#[tokio::test]
+async fn a_header_route_before_any_weight_waits_for_an_available_canary_pod() {
+    let env = gateway_env("gw-header-first").await;
+    let steps = json!([header_step(), {"pause": {}}]);
+    let rollout = |v: &str| {
+        let mut r = with_routing(
+            canary_rollout("web", 2, v, steps.clone()),
+            gateway_routing(),
+        );
+        r["spec"]["minReadySeconds"] = json!(2);
+        r
+    };
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    let start = std::time::Instant::now();
+    loop {
+        let route = get_doc(&env, &http_route(), "web").await.unwrap();
+        let headed = route["spec"]["rules"].as_array().unwrap().len() == 3;
+        let canary_available: i32 = env
+            .replica_sets()
+            .await
+            .iter()
+            .filter(|s| s.0 != v1)
+            .map(|s| s.2)
+            .sum();
+        assert!(
+            !headed || canary_available > 0,
+            "a header route to a canary without available pods: {route}"
+        );
+        let r = env.rollout("web").await;
+        if step(&r) == Some(1) && phase(&r) == Some(Phase::Paused) {
+            assert!(headed, "paused with the header route in place: {route}");
+            break;
+        }
+        assert!(
+            start.elapsed() < MINUTE,
+            "never paused at step 1: {:?}",
+            r.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Scenario: dynamicStableScale at setWeight 100 has scaled the stable to 0; an abort. Watching
+/// the route and the ReplicaSets: the route gives the stable traffic only while the stable has
+/// available pods (they take 2 s), and ends with the stable holding all of it.
+#[tokio::test]
+async fn dynamic_stable_scale_abort_moves_traffic_back_only_onto_available_stable_pods() {
+    let env = gateway_env("gw-dynamic-abort").await;
+    let steps = json!([{"setWeight": 100}, {"pause": {}}]);
+    let rollout = |v: &str| {
+        let mut r = with_routing(
+            canary_rollout("web", 2, v, steps.clone()),
+            gateway_routing(),
+        );
+        r["spec"]["minReadySeconds"] = json!(2);
+        r["spec"]["strategy"]["canary"]["dynamicStableScale"] = json!(true);
+        r
+    };
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    env.wait_rollout("web", "paused at step 1", MINUTE, |r| {
+        step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+    })
+    .await;
+    env.wait_for("the stable scaled to 0", MINUTE, || async {
+        let sets = env.replica_sets().await;
+        match sets.iter().find(|s| s.0 == v1) {
+            Some((_, 0, 0)) => Ok(()),
+            _ => Err(format!("{sets:?}")),
+        }
+    })
+    .await;
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    assert_eq!(weights(&route, 1), (Some(0), Some(100)), "{route}");
+
+    env.request("web", RequestAction::Abort).await;
+    let start = std::time::Instant::now();
+    loop {
+        let route = get_doc(&env, &http_route(), "web").await.unwrap();
+        let (stable, _) = weights(&route, 1);
+        let sets = env.replica_sets().await;
+        let stable_available = sets.iter().find(|s| s.0 == v1).map_or(0, |s| s.2);
+        assert!(
+            stable.unwrap_or(0) == 0 || stable_available > 0,
+            "weight {stable:?} to a stable without available pods: {sets:?}"
+        );
+        if weights(&route, 1) == (Some(100), Some(0)) {
+            break;
+        }
+        assert!(start.elapsed() < MINUTE, "never back on stable: {route}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
