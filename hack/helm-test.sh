@@ -71,12 +71,15 @@ must_render --set controller.replicas=3 --set podDisruptionBudget.minAvailable=6
 must_fail "rbac.analysis.secretNames is set but rbac.analysis.secrets is false" --set rbac.analysis.secrets=false --set 'rbac.analysis.secretNames={a}'
 template --set rbac.analysis.secrets=true --set 'rbac.analysis.secretNames={a,b}' | grep -qF 'resourceNames: ["a","b"]' \
   || { echo "rbac.analysis.secretNames does not become the Secrets rule's resourceNames" >&2; exit 1; }
+if template --set rolloutStatusPolicy.enabled=false | grep -qE '^kind: ValidatingAdmissionPolicy'; then
+  echo "rolloutStatusPolicy.enabled=false still renders the status policy" >&2; exit 1
+fi
 
 # The rendering is what it claims: least-privilege, hardened and highly available, whatever the
 # values in ci/.
 step "rendered manifests: security and availability settings"
 python3 - "$out"/*.yaml <<'PY'
-import sys, yaml
+import re, sys, yaml
 bad = []
 for path in sys.argv[1:]:
     file = path.rsplit('/', 1)[-1]
@@ -147,6 +150,58 @@ for path in sys.argv[1:]:
                         bad.append(f"{where}: a rollout manager writes only requests: {rule}")
                     if {"pods", "events"} & set(rule["resources"]):
                         bad.append(f"{where}: the plugin reads no pods or Events: {rule}")
+
+# The Rollout status policy: on in every rendering, it exempts exactly the controller's
+# ServiceAccount, guards every status field of the CRD but `request`, and binds the Rollouts of
+# this installation (its namespace in namespaced mode, its instance id).
+crd = next(d for d in yaml.safe_load_all(open("crds/fledge.yaml"))
+           if d and d["spec"]["names"]["kind"] == "Rollout")
+status_fields = {f for v in crd["spec"]["versions"]
+                 for f in v["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]}
+for path in sys.argv[1:]:
+    file = path.rsplit('/', 1)[-1]
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    policies = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    bindings = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+    if len(policies) != 1 or len(bindings) != 1:
+        bad.append(f"{file}: not one status policy and one binding: {len(policies)}, {len(bindings)}")
+        continue
+    policy, binding = policies[0]["spec"], bindings[0]["spec"]
+    where = f"{file}: ValidatingAdmissionPolicy/{policies[0]['metadata']['name']}"
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    controller = f"system:serviceaccount:{deployment['metadata']['namespace']}:{sa}"
+    rules = policy["matchConstraints"]["resourceRules"]
+    if rules != [{"apiGroups": ["fledge.dev"], "apiVersions": ["*"], "operations": ["UPDATE"],
+                  "resources": ["rollouts/status"]}]:
+        bad.append(f"{where}: does not match every status write of Rollouts: {rules}")
+    if policy.get("failurePolicy") != "Fail":
+        bad.append(f"{where}: failurePolicy is not Fail")
+    conditions = [c["expression"] for c in policy.get("matchConditions", [])]
+    if conditions != [f'request.userInfo.username != "{controller}"']:
+        bad.append(f"{where}: does not exempt exactly {controller}: {conditions}")
+    changed = next(v["expression"] for v in policy["variables"] if v["name"] == "changed")
+    guarded = set(re.findall(r"object\.\?status\.\?(\w+) == oldObject\.\?status\.\?\1 \? \[\] : \['status\.\1'\]", changed))
+    if guarded != status_fields - {"request"}:
+        bad.append(f"{where}: leaves status fields unguarded: {sorted(status_fields - {'request'} - guarded)}, "
+                   f"guards what only clients write or the CRD lacks: {sorted(guarded - (status_fields - {'request'}))}")
+    if [v["expression"] for v in policy["validations"]] != ["size(variables.changed) == 0"]:
+        bad.append(f"{where}: validations {policy['validations']}")
+    if binding["policyName"] != policies[0]["metadata"]["name"] or binding["validationActions"] != ["Deny"]:
+        bad.append(f"{where}: binding does not deny with it: {binding}")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    namespace = next((a.split("=", 1)[1] for a in args if a.startswith("--namespace=")), None)
+    selector = binding["matchResources"].get("namespaceSelector")
+    want = None if namespace is None else {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [namespace]}]}
+    if selector != want:
+        bad.append(f"{where}: namespaceSelector {selector}, the controller watches {namespace or 'every namespace'}")
+    instance = next((a.split("=", 1)[1] for a in args if a.startswith("--instance-id=")), None)
+    selector = binding["matchResources"].get("objectSelector")
+    want = ({"matchLabels": {"fledge.dev/instance-id": instance}} if instance else
+            {"matchExpressions": [{"key": "fledge.dev/instance-id", "operator": "DoesNotExist"}]})
+    if selector != want:
+        bad.append(f"{where}: objectSelector {selector}, the controller's instance id is {instance}")
 for b in bad:
     print(b, file=sys.stderr)
 sys.exit(1 if bad else 0)

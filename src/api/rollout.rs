@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::DURATION_PATTERN;
 
+/// The most pods a Rollout, a canary scale or a blue-green preview may ask for. Far above any
+/// real cluster, and low enough that every percentage and sum of replica counts the controller
+/// computes fits in an i32 (100 times it is 10^8).
+pub const MAX_REPLICAS: i32 = 1_000_000;
+
 /// A Rollout replaces a Deployment: it runs the pods of `template` and moves each new revision
 /// from 0% to 100% of traffic in steps (canary) or in one switch (blue-green).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -39,7 +44,7 @@ use super::duration::DURATION_PATTERN;
 pub struct RolloutSpec {
     /// Number of desired pods. Defaults to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = MAX_REPLICAS))]
     pub replicas: Option<i32>,
 
     /// Label selector for the pods. It must match the labels of the pod template.
@@ -503,7 +508,7 @@ pub struct SetCanaryScale {
     pub weight: Option<i32>,
     /// Canary pods as a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = MAX_REPLICAS))]
     pub replicas: Option<i32>,
     /// Go back to sizing the canary by its traffic weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -523,7 +528,7 @@ pub struct BlueGreenStrategy {
     pub preview_service: Option<String>,
     /// Pods of the new revision before promotion. Defaults to `replicas`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = MAX_REPLICAS))]
     pub preview_replica_count: Option<i32>,
     /// Promote on its own once the new revision is available. Defaults to true; when false the
     /// rollout waits for `kubectl fledge promote`.

@@ -321,7 +321,9 @@ fn promote(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) 
 pub(crate) fn targets(canary: &CanaryStrategy, i: i32, replicas: i32) -> (i32, i32) {
     let done = &canary.steps[..(i.max(0) as usize + 1).min(canary.steps.len())];
     let weight = done.iter().rev().find_map(|s| s.set_weight).unwrap_or(0);
-    let by_weight = |w: i32| (replicas * w + 99) / 100;
+    // In i64: 100% of more than 21_474_836 replicas overflows an i32 product.
+    let by_weight =
+        |w: i32| i32::try_from((i64::from(replicas) * i64::from(w) + 99) / 100).unwrap_or(i32::MAX);
     let scale = done.iter().rev().find_map(|s| s.set_canary_scale.as_ref());
     let canary_pods = match scale {
         Some(sc) if sc.match_traffic_weight != Some(true) => sc
@@ -371,23 +373,28 @@ pub(crate) fn next_sizes(
     }
     if s > s_target {
         let min_available = b.replicas - b.unavailable;
-        let removable = (c_avail.min(c) + s_avail.min(s) - min_available).max(0);
-        s = s_target.max(s - removable);
+        // In i64, here and below: maxSurge may be any i32, and ReplicaSets scaled out of band
+        // may hold up to i32::MAX pods each. Each result lies between two i32 sizes.
+        let available = i64::from(c_avail.min(c)) + i64::from(s_avail.min(s));
+        let removable = (available - i64::from(min_available)).max(0);
+        s = (i64::from(s) - removable).max(i64::from(s_target)) as i32;
     }
     if c < c_target {
-        let cap = (b.replicas + surge).max(c_target + s_target);
-        let room = (cap - (c + s)).max(0);
-        c = c_target.min(c + room);
+        let cap = (i64::from(b.replicas) + i64::from(surge))
+            .max(i64::from(c_target) + i64::from(s_target));
+        let room = (cap - i64::from(c) - i64::from(s)).max(0);
+        c = (i64::from(c) + room).min(i64::from(c_target)) as i32;
     }
     (c, s)
 }
 
 /// The canary's share of available pods, in percent.
 fn share(canary: i32, stable: i32) -> i32 {
-    if canary + stable == 0 {
+    let total = f64::from(canary) + f64::from(stable);
+    if total == 0.0 {
         return 0;
     }
-    (f64::from(canary) * 100.0 / f64::from(canary + stable)).round() as i32
+    (f64::from(canary) * 100.0 / total).round() as i32
 }
 
 fn describe(step: &CanaryStep) -> String {
@@ -544,7 +551,7 @@ fn capacity(pods: i32, replicas: i32) -> i32 {
     if replicas <= 0 {
         return 100;
     }
-    (pods.max(0) * 100 / replicas).min(100)
+    (i64::from(pods.max(0)) * 100 / i64::from(replicas)).min(100) as i32
 }
 
 /// After the last step: the canary at full size, then, in one plan, the routes back to the stable

@@ -20,6 +20,8 @@ pub mod plan;
 mod plan_tests;
 #[cfg(test)]
 mod plan_traffic_tests;
+#[cfg(test)]
+mod replicas_tests;
 pub mod restart;
 pub mod revision;
 pub mod spec_checks;

@@ -1170,14 +1170,16 @@ fn scale_down_workload(draft: &mut Draft) {
 fn count_replicas(draft: &mut Draft, hash: &str) {
     let sets = &draft.observed.replica_sets;
     let s = &mut draft.status;
-    s.replicas = Some(sets.iter().map(|r| r.current).sum());
-    s.ready_replicas = Some(sets.iter().map(|r| r.ready).sum());
-    s.available_replicas = Some(sets.iter().map(|r| r.available).sum());
+    // Saturating: ReplicaSets scaled out of band could add up past i32::MAX.
+    let sum = |n: fn(&ObservedReplicaSet) -> i32| sets.iter().map(n).fold(0, i32::saturating_add);
+    s.replicas = Some(sum(|r| r.current));
+    s.ready_replicas = Some(sum(|r| r.ready));
+    s.available_replicas = Some(sum(|r| r.available));
     s.updated_replicas = Some(
         sets.iter()
             .filter(|r| r.hash == hash)
             .map(|r| r.current)
-            .sum(),
+            .fold(0, i32::saturating_add),
     );
 }
 
@@ -1377,8 +1379,19 @@ pub fn scaled_value(
     total: i32,
     round_up: bool,
 ) -> Result<i32, String> {
+    // In i64: a percentage of more than 21_474_836 replicas overflows an i32 product. The result
+    // is at most `total` (pct <= 100), so it fits again.
+    let percent = |pct: i32| {
+        let product = i64::from(total) * i64::from(pct);
+        let n = if round_up {
+            (product + 99) / 100
+        } else {
+            product / 100
+        };
+        i32::try_from(n).unwrap_or(i32::MAX)
+    };
     let n = match value {
-        None => return Ok(if round_up { (total * 25 + 99) / 100 } else { 0 }),
+        None => return Ok(if round_up { percent(25) } else { 0 }),
         Some(IntOrString::Int(n)) => *n,
         Some(IntOrString::String(s)) => {
             let pct: i32 = s
@@ -1386,11 +1399,7 @@ pub fn scaled_value(
                 .and_then(|p| p.parse().ok())
                 .filter(|p| (0..=100).contains(p))
                 .ok_or_else(|| format!("{s:?} is neither a number nor a percentage like 25%"))?;
-            if round_up {
-                (total * pct + 99) / 100
-            } else {
-                total * pct / 100
-            }
+            percent(pct)
         }
     };
     if n < 0 {

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::plan::scaled_value;
-use crate::api::RolloutSpec;
+use crate::api::{MAX_REPLICAS, RolloutSpec};
 
 /// One problem, at a field path relative to `spec`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,12 +24,27 @@ impl fmt::Display for SpecProblem {
 pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
     let mut out = Vec::new();
     let mut add = |path: String, message: String| out.push(SpecProblem { path, message });
+    // The schema has these maxima, but a Rollout stored before it had them (or under an older
+    // CRD) may not, and all replica arithmetic relies on them.
+    let over = |n: Option<i32>| {
+        n.filter(|n| *n > MAX_REPLICAS)
+            .map(|n| format!("must be at most {MAX_REPLICAS}, not {n}"))
+    };
+    if let Some(m) = over(spec.replicas) {
+        add("replicas".into(), m);
+    }
     if let Some(c) = &spec.strategy.canary {
         for (i, step) in c.steps.iter().enumerate() {
             if let Some(d) = step.pause.as_ref().and_then(|p| p.duration.as_deref())
                 && let Err(e) = crate::api::duration::parse(d)
             {
                 add(format!("strategy.canary.steps[{i}].pause.duration"), e);
+            }
+            if let Some(m) = over(step.set_canary_scale.as_ref().and_then(|s| s.replicas)) {
+                add(
+                    format!("strategy.canary.steps[{i}].setCanaryScale.replicas"),
+                    m,
+                );
             }
         }
         let replicas = spec.replicas.unwrap_or(1);
@@ -49,6 +64,14 @@ pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
                 ),
             );
         }
+    }
+    if let Some(m) = over(
+        spec.strategy
+            .blue_green
+            .as_ref()
+            .and_then(|b| b.preview_replica_count),
+    ) {
+        add("strategy.blueGreen.previewReplicaCount".into(), m);
     }
     if let Some(b) = &spec.strategy.blue_green
         && b.preview_service.as_deref() == Some(b.active_service.as_str())

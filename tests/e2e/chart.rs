@@ -5,6 +5,12 @@
 //! A second ServiceAccount bound to the chart's rollout-manager role promotes the rollout and
 //! runs `kubectl fledge get rollout`, and is refused a spec change and pods.
 //!
+//! The chart's ValidatingAdmissionPolicy is installed too, before the controller writes: the
+//! manager can still promote and abort (status.request), but is refused any other status
+//! change, status.stableRevision above all (setting it to an old revision would make the
+//! controller scale that up and send it production traffic), by a merge, JSON or apply patch;
+//! the controller, as the chart's ServiceAccount, takes a canary through to the end under it.
+//!
 //! Needs helm: `$HELM`, or the binary hack/build-helm.sh builds and caches.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +18,9 @@ use std::process::Command;
 
 use fledge::api::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate};
 use fledge::api::{Phase, Request, RequestAction, Rollout};
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
@@ -34,6 +43,14 @@ const RBAC_KINDS: [&str; 5] = [
     "ClusterRole",
     "ClusterRoleBinding",
 ];
+/// The chart's guard of Rollout status, cluster-scoped like the ClusterRoles.
+const POLICY_KINDS: [&str; 2] = [
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+];
+
+/// Text of the policy's refusal.
+const POLICY_REFUSAL: &str = "only the fledge controller";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -184,20 +201,24 @@ async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_on
     let rbac: Vec<_> = rendered
         .into_iter()
         .filter(|o| {
-            o.types
-                .as_ref()
-                .is_some_and(|t| RBAC_KINDS.contains(&t.kind.as_str()))
+            o.types.as_ref().is_some_and(|t| {
+                RBAC_KINDS.contains(&t.kind.as_str()) || POLICY_KINDS.contains(&t.kind.as_str())
+            })
         })
         .collect();
-    assert!(
-        rbac.iter()
-            .any(|o| o.types.as_ref().unwrap().kind == "Role"),
-        "namespaced mode renders a Role"
-    );
+    for kind in ["Role", POLICY_KINDS[0], POLICY_KINDS[1]] {
+        assert!(
+            rbac.iter().any(|o| o.types.as_ref().unwrap().kind == kind),
+            "namespaced mode renders a {kind} by default"
+        );
+    }
     apply_all(&env.client, &rbac).await;
     let cluster_scoped: Vec<_> = rbac
         .iter()
-        .filter(|o| o.types.as_ref().unwrap().kind.starts_with("Cluster"))
+        .filter(|o| {
+            let kind = &o.types.as_ref().unwrap().kind;
+            kind.starts_with("Cluster") || POLICY_KINDS.contains(&kind.as_str())
+        })
         .cloned()
         .collect();
 
@@ -241,6 +262,24 @@ async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_on
         .status
         .and_then(|s| s.stable_revision)
         .expect("a stable revision");
+    // The policy is in force before the controller writes anything more: it binds everyone but
+    // the controller, so even the cluster admin's change of status.stableRevision is refused (a
+    // dry run, in case it is not in force yet).
+    env.wait_for("the status policy in force", MINUTE, || async {
+        let tried = env
+            .rollouts()
+            .patch_status(
+                "web",
+                &PatchParams::default().dry_run(),
+                &Patch::Merge(json!({"status": {"stableRevision": "0123456789"}})),
+            )
+            .await;
+        match tried {
+            Err(kube::Error::Api(s)) if s.message.contains(POLICY_REFUSAL) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     env.apply::<Rollout>(rollout("2")).await;
     env.wait_rollout("web", "v2 paused at the pause step", MINUTE, |r| {
         phase(r) == Some(Phase::Paused)
@@ -319,6 +358,107 @@ async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_on
     })
     .await;
 
+    let v2 = env
+        .rollout("web")
+        .await
+        .status
+        .and_then(|s| s.stable_revision)
+        .expect("v2 stable");
+
+    // Anything in the status but the request is the controller's: setting stableRevision back
+    // to v1 would redeploy it without a rollout; the other fields steer the controller as much.
+    // Each write is refused as a whole, the request in it included.
+    let refusals = [
+        (
+            Patch::Merge(json!({"status": {"stableRevision": v1}})),
+            "status.stableRevision",
+        ),
+        (
+            Patch::Merge(json!({"status": {
+                "request": {"action": "promote", "requestedBy": "release-manager"},
+                "currentStepIndex": 0,
+                "abort": true,
+            }})),
+            "status.abort, status.currentStepIndex",
+        ),
+        (
+            Patch::Json(
+                serde_json::from_value(json!([
+                    {"op": "remove", "path": "/status/stableRevision"},
+                ]))
+                .unwrap(),
+            ),
+            "status.stableRevision",
+        ),
+        (
+            Patch::Merge(json!({"status": {"conditions": null, "phase": "Healthy"}})),
+            "status.conditions",
+        ),
+    ];
+    for (patch, fields) in &refusals {
+        let refused = rollouts
+            .patch_status("web", &PatchParams::default(), patch)
+            .await;
+        assert!(
+            matches!(&refused, Err(kube::Error::Api(s))
+                if s.code == 403 && s.message.contains(POLICY_REFUSAL)
+                    && s.message.contains(&format!("this write changes {fields}"))),
+            "a rollout manager must not write {fields}: {refused:?}"
+        );
+    }
+    let applied = rollouts
+        .patch_status(
+            "web",
+            &PatchParams::apply("release-manager").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "fledge.dev/v1alpha1", "kind": "Rollout",
+                "metadata": {"name": "web"},
+                "status": {"stableRevision": v1},
+            })),
+        )
+        .await;
+    assert!(
+        matches!(&applied, Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(POLICY_REFUSAL)),
+        "a rollout manager must not apply status.stableRevision: {applied:?}"
+    );
+    let status = env.rollout("web").await.status.expect("a status");
+    assert_eq!(
+        (status.stable_revision.as_ref(), status.request.as_ref()),
+        (Some(&v2), None),
+        "nothing of the refused writes was kept"
+    );
+
+    // ... while abort, like promote, is the manager's to ask for, as `kubectl fledge` files it.
+    env.apply::<Rollout>(rollout("3")).await;
+    env.wait_rollout("web", "v3 paused at the pause step", MINUTE, |r| {
+        phase(r) == Some(Phase::Paused)
+            && r.status.as_ref().and_then(|s| s.current_revision.as_ref()) != Some(&v2)
+    })
+    .await;
+    let (code, out, err) = plugin_as(&env, &manager_kubeconfig, &["abort", "web"]);
+    assert_eq!(code, 0, "abort as a rollout manager: {out}{err}");
+    env.wait_rollout(
+        "web",
+        "v3 aborted, v2 stable with all traffic",
+        MINUTE,
+        |r| {
+            let s = r.status.as_ref();
+            s.is_some_and(|s| s.abort && s.stable_revision.as_ref() == Some(&v2))
+                && phase(r) == Some(Phase::Degraded)
+        },
+    )
+    .await;
+    env.wait_for("the route back on the stable alone", MINUTE, || async {
+        let route = get_doc(&env, &http_route(), "web")
+            .await
+            .ok_or("no route")?;
+        match weights(&route, 1).1 {
+            None | Some(0) => Ok(()),
+            w => Err(format!("canary weight {w:?}: {route:#}")),
+        }
+    })
+    .await;
+
     // What the plugin reads is granted: `get rollout` lists the ReplicaSets and AnalysisRuns.
     let (code, out, err) = plugin_as(&env, &manager_kubeconfig, &["get", "rollout", "web"]);
     assert_eq!(code, 0, "get rollout as a rollout manager: {out}{err}");
@@ -373,7 +513,9 @@ async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_on
 
     let logs = env.operator(0).logs();
     assert!(
-        !logs.to_ascii_lowercase().contains("forbidden"),
+        !logs.to_ascii_lowercase().contains("forbidden")
+            && !logs.contains(POLICY_REFUSAL)
+            && !logs.contains("denied request"),
         "the operator was refused something:\n{logs}"
     );
 
@@ -382,6 +524,18 @@ async fn namespaced_chart_rbac_is_enough_for_a_canary_and_rollout_manager_can_on
         let kind = &obj.types.as_ref().unwrap().kind;
         let name = obj.name_any();
         let deleted = match kind.as_str() {
+            "ValidatingAdmissionPolicy" => {
+                Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .map(|_| ())
+            }
+            "ValidatingAdmissionPolicyBinding" => {
+                Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .map(|_| ())
+            }
             "ClusterRole" => {
                 Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(env.client.clone())
                     .delete(&name, &DeleteParams::default())
