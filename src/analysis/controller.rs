@@ -263,11 +263,13 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
     }
     let now = Timestamp::now();
     let schedule = run::assess(&spec, &mut status, now);
+    write_status(&ctx, &run, &old, &status).await?;
+    // Only on a status that was written (or needed no write): a measurement started on one
+    // that a conflict threw away would wait for a status that never comes.
     if !status.phase.is_some_and(AnalysisPhase::is_terminal) {
         ctx.pool
             .start(&run, &spec.metrics, &status, &schedule.due, &redactor);
     }
-    write_status(&ctx, &run, &old, &status).await?;
     // Counted once recorded: a write lost to a conflict measures again, and counts then.
     for (provider, phase) in taken {
         ctx.metrics.measurement(provider, phase.as_str());

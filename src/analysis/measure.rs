@@ -130,6 +130,8 @@ impl<P: MetricProvider + Clone + Send + Sync + 'static> Pool<P> {
     }
 
     /// Starts measuring each of `due` not being measured already, and returns at once.
+    /// `status` must be one the API server has (written, or needing no write): a result waits
+    /// for a status at least as far as the one it started on.
     pub fn start(
         &self,
         run: &Arc<AnalysisRun>,
@@ -402,6 +404,40 @@ mod tests {
             });
         assert!(pool.take(&a, &moved).is_empty());
         assert!(!pool.busy(&a, "fast"));
+    }
+
+    /// A copy of the run older than the status the measurement started on (the cache has not
+    /// seen the write yet) leaves the result for the next look.
+    #[tokio::test]
+    async fn a_result_waits_for_a_stale_copy_to_catch_up() {
+        let (pool, mut woken) = Pool::new(
+            Fake {
+                release: Arc::new(Notify::new()),
+            },
+            1,
+        );
+        let a = run("a");
+        let mut written = AnalysisRunStatus::default();
+        written
+            .metric_results
+            .push(crate::api::analysis::MetricResult {
+                name: "fast".into(),
+                count: 1,
+                ..Default::default()
+            });
+        pool.start(
+            &a,
+            &[metric("fast")],
+            &written,
+            &due("fast"),
+            &Redactor::default(),
+        );
+        tokio::time::timeout(Duration::from_secs(10), woken.next())
+            .await
+            .unwrap();
+        assert!(pool.take(&a, &AnalysisRunStatus::default()).is_empty());
+        assert!(pool.busy(&a, "fast"), "kept");
+        assert_eq!(pool.take(&a, &written).len(), 1);
     }
 
     #[test]
