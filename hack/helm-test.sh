@@ -96,6 +96,14 @@ for path in sys.argv[1:]:
     args = [a for d in docs if d["kind"] == "Deployment" for a in d["spec"]["template"]["spec"]["containers"][0]["args"]]
     if f"--job-provider={str(jobs).lower()}" not in args:
         bad.append(f"{file}: rights on Jobs {'granted' if jobs else 'not granted'}, but the controller has {[a for a in args if a.startswith('--job-provider')]}")
+    # Analyses never reach the cloud metadata service, and measure only Rollouts' runs, unless
+    # a values file says otherwise on purpose.
+    if file == "default.yaml":
+        if "--allow-standalone-analysis-runs=false" not in args:
+            bad.append(f"{file}: standalone AnalysisRuns are measured by default")
+        denied = [a for a in args if a.startswith("--analysis-denied-cidrs=")]
+        if not denied or "169.254.0.0/16" not in denied[0].split("=", 1)[1].split(","):
+            bad.append(f"{file}: the metadata range is not denied by default: {denied}")
     for doc in docs:
         kind, name = doc["kind"], doc["metadata"]["name"]
         where = f"{file}: {kind}/{name}"

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::quote;
 use crate::api::analysis::{Argument, Metric};
 use crate::rollout::spec_checks::SpecProblem;
 
@@ -27,13 +28,70 @@ fn placeholders(text: &str) -> Vec<(std::ops::Range<usize>, &str)> {
     out
 }
 
-/// Replaces every `{{args.NAME}}` in `text`. An unknown name is an error naming it.
-pub fn substitute(text: &str, args: &BTreeMap<String, String>) -> Result<String, String> {
-    replace(text, |name| {
-        args.get(name)
-            .cloned()
-            .ok_or_else(|| format!("{{{{args.{name}}}}} names no argument with a value"))
-    })
+/// An argument's value as substitution sees it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ArgValue {
+    /// The text; `None` when not known yet (a lint before the Rollout gives it, a Secret not
+    /// read): a stand-in valid where it stands is put in.
+    pub text: Option<String>,
+    /// From a Secret: never written into a Job, and redacted wherever a run shows text.
+    pub secret: bool,
+}
+
+impl ArgValue {
+    pub fn text(v: impl Into<String>) -> ArgValue {
+        ArgValue {
+            text: Some(v.into()),
+            secret: false,
+        }
+    }
+
+    pub fn secret(v: impl Into<String>) -> ArgValue {
+        ArgValue {
+            text: Some(v.into()),
+            secret: true,
+        }
+    }
+
+    pub fn unknown(secret: bool) -> ArgValue {
+        ArgValue { text: None, secret }
+    }
+}
+
+/// Argument values by name.
+pub type Values = BTreeMap<String, ArgValue>;
+
+/// Replaces every `{{args.NAME}}` in `text`, the string at `path` of a metric, each value
+/// written as its spot needs ([`quote::write`]): the value can never change the structure of
+/// the condition, query, URL or body it lands in. An unknown name, or a value that cannot stand
+/// where it is, is an error naming the argument (never showing its value). The text each
+/// Secret's value became is added to `secrets`, for redaction.
+pub fn substitute_field(
+    path: &str,
+    text: &str,
+    args: &Values,
+    secrets: &mut Vec<String>,
+) -> Result<String, String> {
+    let found = placeholders(text);
+    let ranges: Vec<_> = found.iter().map(|(r, _)| r.clone()).collect();
+    let spots = quote::spots(quote::Field::of(path), text, &ranges);
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    for ((range, name), spot) in found.into_iter().zip(spots) {
+        let arg = args
+            .get(name)
+            .ok_or_else(|| format!("{{{{args.{name}}}}} names no argument with a value"))?;
+        let written = quote::write(spot, arg.text.as_deref(), arg.secret)
+            .map_err(|why| format!("argument {name:?} {why}"))?;
+        if arg.secret && arg.text.is_some() {
+            secrets.push(written.clone());
+        }
+        out.push_str(&text[done..range.start]);
+        out.push_str(&written);
+        done = range.end;
+    }
+    out.push_str(&text[done..]);
+    Ok(out)
 }
 
 /// `text` with every `{{args.NAME}}` as [`PLACEHOLDER`], whatever NAME: a field as lint reads it
@@ -59,9 +117,15 @@ fn replace<E>(text: &str, mut value: impl FnMut(&str) -> Result<String, E>) -> R
 
 /// Replaces `{{args.NAME}}` in every string of a metric: provider fields, conditions, the Job.
 /// A problem's path is relative to the metric, like `provider.prometheus.query`.
-pub fn substitute_metric(
+pub fn substitute_metric(metric: &Metric, args: &Values) -> Result<Metric, SpecProblem> {
+    substitute_metric_with(metric, args, &mut Vec::new())
+}
+
+/// [`substitute_metric`], adding to `secrets` the text each Secret's value became.
+pub fn substitute_metric_with(
     metric: &Metric,
-    args: &BTreeMap<String, String>,
+    args: &Values,
+    secrets: &mut Vec<String>,
 ) -> Result<Metric, SpecProblem> {
     let problem = |path: &str, message: String| SpecProblem {
         path: path.to_string(),
@@ -69,7 +133,7 @@ pub fn substitute_metric(
     };
     let json = serde_json::to_value(metric).map_err(|e| problem("", e.to_string()))?;
     let json = map_strings(json, "", &mut |path, s| {
-        substitute(&s, args).map_err(|e| problem(path, e))
+        substitute_field(path, &s, args, secrets).map_err(|e| problem(path, e))
     })?;
     serde_json::from_value(json).map_err(|e| problem("", e.to_string()))
 }
@@ -182,11 +246,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn args(pairs: &[(&str, &str)]) -> Values {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), ArgValue::text(*v)))
             .collect()
+    }
+
+    fn substitute(text: &str, a: &Values) -> Result<String, String> {
+        substitute_field("provider.prometheus.query", text, a, &mut Vec::new())
     }
 
     #[test]
@@ -197,7 +265,13 @@ mod tests {
             "rate(x{svc=\"web\",ns=\"prod\"}[1m])"
         );
         assert_eq!(
-            substitute("{{ .Values.x }} {{", &a).unwrap(),
+            substitute_field(
+                "provider.job.spec",
+                "{{ .Values.x }} {{",
+                &a,
+                &mut Vec::new()
+            )
+            .unwrap(),
             "{{ .Values.x }} {{"
         );
         assert_eq!(
@@ -206,6 +280,144 @@ mod tests {
         );
         let err = substitute("{{args.nope}}", &a).unwrap_err();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    fn metric(yaml: &str) -> Metric {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    /// An annotation value holding `"}` closes the label matcher it lands in and adds
+    /// `or vector(1)`, which makes the query always answer 1: escaped, it stays a label value.
+    #[test]
+    fn a_hostile_value_cannot_rewrite_a_promql_query() {
+        let m = metric(
+            r#"
+name: rate
+provider:
+  prometheus:
+    address: http://prometheus:9090
+    query: sum(rate(http_requests_total{app="{{args.app}}"}[{{args.window}}]))
+"#,
+        );
+        let hostile = r#"web"} or vector(1) or x{a=""#;
+        let mut a = args(&[("app", hostile), ("window", "5m")]);
+        let got = substitute_metric(&m, &a).unwrap();
+        assert_eq!(
+            got.provider.prometheus.unwrap().query,
+            r#"sum(rate(http_requests_total{app="web\"} or vector(1) or x{a=\""}[5m]))"#
+        );
+        a.insert("window".into(), ArgValue::text("5m])) or vector(1"));
+        let err = substitute_metric(&m, &a).unwrap_err();
+        assert_eq!(err.path, "provider.prometheus.query");
+        assert!(
+            err.message
+                .starts_with("argument \"window\" stands outside quotes")
+                && !err.message.contains("vector"),
+            "{err}"
+        );
+    }
+
+    /// `result >= {{args.threshold}}` with `0 || true` was `result >= 0 || true`: always true.
+    /// Now the value is the string "0 || true", which compares with no number: an error, never
+    /// a pass.
+    #[test]
+    fn a_hostile_value_cannot_turn_a_condition_into_true() {
+        use crate::analysis::condition::Conditions;
+        use crate::analysis::value::MetricValue;
+        let m = metric(
+            r#"
+name: rate
+successCondition: result >= {{args.threshold}}
+failureCondition: result < {{args.threshold}} || result.matches('{{args.bad}}')
+provider: {web: {url: "http://x"}}
+"#,
+        );
+        let a = args(&[("threshold", "0 || true"), ("bad", "') || true || ('")]);
+        let got = substitute_metric(&m, &a).unwrap();
+        assert_eq!(
+            got.success_condition.as_deref(),
+            Some(r#"result >= "0 || true""#)
+        );
+        let c = Conditions::compile(
+            got.success_condition.as_deref(),
+            got.failure_condition.as_deref(),
+        )
+        .unwrap();
+        assert!(c.judge(&MetricValue::Number(0.5)).is_err());
+        let fine = substitute_metric(&m, &args(&[("threshold", "0.99"), ("bad", "x")])).unwrap();
+        assert_eq!(fine.success_condition.as_deref(), Some("result >= 0.99"));
+    }
+
+    #[test]
+    fn hostile_values_in_urls_bodies_and_jobs() {
+        let m = metric(
+            r#"
+name: hook
+provider:
+  web:
+    url: "{{args.base}}/api/{{args.svc}}?ns={{args.ns}}"
+    method: POST
+    body: '{"service": "{{args.svc}}", "limit": {{args.limit}}}'
+    headers: [{key: X-Tenant, value: "{{args.tenant}}"}]
+"#,
+        );
+        let a = args(&[
+            ("base", "http://checks.example"),
+            ("svc", "a/../../admin?x=1#"),
+            ("ns", "p&debug=true"),
+            ("limit", "1, \"admin\": true"),
+            ("tenant", "t1"),
+        ]);
+        let web = substitute_metric(&m, &a).unwrap().provider.web.unwrap();
+        assert_eq!(
+            web.url,
+            "http://checks.example/api/a%2F..%2F..%2Fadmin%3Fx%3D1%23?ns=p%26debug%3Dtrue"
+        );
+        let body: serde_json::Value = serde_json::from_str(web.body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"service": "a/../../admin?x=1#", "limit": "1, \"admin\": true"})
+        );
+        let mut bad = a.clone();
+        bad.insert("tenant".into(), ArgValue::text("t\r\nAuthorization: x"));
+        assert!(
+            substitute_metric(&m, &bad)
+                .unwrap_err()
+                .message
+                .contains("\"tenant\"")
+        );
+
+        let job = metric(
+            r#"
+name: smoke
+provider: {job: {spec: {template: {spec: {containers: [{name: c, image: i, args: ["{{args.token}}"]}]}}}}}
+"#,
+        );
+        let secret: Values = [("token".to_string(), ArgValue::secret("s3cret"))].into();
+        let err = substitute_metric(&job, &secret).unwrap_err();
+        assert!(
+            err.message.contains("Secret") && !err.message.contains("s3cret"),
+            "{err}"
+        );
+        let unknown: Values = [("token".to_string(), ArgValue::unknown(true))].into();
+        assert!(
+            substitute_metric(&job, &unknown).is_err(),
+            "lint says it too"
+        );
+    }
+
+    #[test]
+    fn a_secret_records_what_it_became() {
+        let m = metric(
+            r#"
+name: q
+provider: {prometheus: {address: "http://p", query: 'up{token="{{args.t}}"}'}}
+"#,
+        );
+        let a: Values = [("t".to_string(), ArgValue::secret("a\"b"))].into();
+        let mut secrets = Vec::new();
+        substitute_metric_with(&m, &a, &mut secrets).unwrap();
+        assert_eq!(secrets, ["a\\\"b"]);
     }
 
     #[test]

@@ -55,8 +55,27 @@ impl Condition {
         })
     }
 
-    /// Evaluates the condition with `result` bound to `value`; it must give a bool.
+    /// Evaluates the condition with `result` bound to `value`; it must give a bool. A result
+    /// of more than [`MAX_RESULT_VALUES`] values, or a condition that would take more than
+    /// [`MAX_COST`] steps over it (`result.all(x, result.all(y, ...))` over a long list), is
+    /// refused before evaluating: CEL here has no cost limit of its own.
     pub fn eval(&self, value: &MetricValue) -> Result<bool, String> {
+        let size = values_in(value);
+        if size > MAX_RESULT_VALUES {
+            return Err(format!(
+                "the result has {size} values, more than the {MAX_RESULT_VALUES} a condition is                  evaluated on: narrow the query (an aggregation, a jsonPath)"
+            ));
+        }
+        let cost = cost(
+            &self.expression,
+            size as u64 + literal_items(&self.expression),
+        );
+        if cost > MAX_COST {
+            return Err(format!(
+                "condition {:?} would take about {cost} steps over a result of {size} values,                  more than the limit of {MAX_COST}: avoid nesting macros like all() and                  exists() over the result",
+                self.source
+            ));
+        }
         let mut ctx = Context::default();
         ctx.add_function("isNaN", is_nan);
         ctx.add_function("isInf", is_inf);
@@ -74,6 +93,114 @@ impl Condition {
             Err(e) => Err(format!("condition {:?}: {e}", self.source)),
         }
     }
+}
+
+/// The most values (numbers, list items, JSON nodes) a result may have for a condition to be
+/// evaluated on it.
+pub const MAX_RESULT_VALUES: usize = 10_000;
+
+/// The most steps a condition may take, as [`cost`] estimates them.
+pub const MAX_COST: u64 = 10_000_000;
+
+/// How many values `v` holds, counting every list item and JSON node.
+fn values_in(v: &MetricValue) -> usize {
+    fn json(j: &serde_json::Value) -> usize {
+        match j {
+            serde_json::Value::Array(items) => 1 + items.iter().map(json).sum::<usize>(),
+            serde_json::Value::Object(map) => 1 + map.values().map(json).sum::<usize>(),
+            _ => 1,
+        }
+    }
+    match v {
+        MetricValue::Number(_) => 1,
+        MetricValue::List(items) => 1 + items.iter().map(values_in).sum::<usize>(),
+        MetricValue::Json(j) => json(j),
+    }
+}
+
+/// Items of the list and map literals in the condition: a macro may range over those too.
+fn literal_items(e: &IdedExpr) -> u64 {
+    use cel::common::ast::Expr;
+    let mut n = 0;
+    visit(e, &mut |e| match &e.expr {
+        Expr::List(l) => n += l.elements.len() as u64,
+        Expr::Map(m) => n += m.entries.len() as u64,
+        _ => {}
+    });
+    n
+}
+
+fn visit(e: &IdedExpr, f: &mut impl FnMut(&IdedExpr)) {
+    use cel::common::ast::{EntryExpr, Expr};
+    f(e);
+    match &e.expr {
+        Expr::Call(call) => {
+            if let Some(t) = &call.target {
+                visit(t, f);
+            }
+            call.args.iter().for_each(|a| visit(a, f));
+        }
+        Expr::Comprehension(c) => {
+            for part in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                visit(part, f);
+            }
+        }
+        Expr::List(l) => l.elements.iter().for_each(|x| visit(x, f)),
+        Expr::Map(m) => m.entries.iter().for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(me) => {
+                visit(&me.key, f);
+                visit(&me.value, f);
+            }
+            EntryExpr::StructField(sf) => visit(&sf.value, f),
+        }),
+        Expr::Struct(st) => st.entries.iter().for_each(|entry| {
+            if let EntryExpr::StructField(sf) = &entry.expr {
+                visit(&sf.value, f);
+            }
+        }),
+        Expr::Select(s) => visit(&s.operand, f),
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+}
+
+/// An upper estimate of the steps `e` takes when no list it ranges over is longer than `n`:
+/// one per node, and a macro's body once per item, so nesting multiplies.
+fn cost(e: &IdedExpr, n: u64) -> u64 {
+    use cel::common::ast::{EntryExpr, Expr};
+    let sum = |items: &mut dyn Iterator<Item = &IdedExpr>| {
+        items.fold(0u64, |acc, x| acc.saturating_add(cost(x, n)))
+    };
+    let children = match &e.expr {
+        Expr::Call(call) => sum(&mut call.target.iter().map(|t| &**t).chain(call.args.iter())),
+        Expr::Comprehension(c) => {
+            let body = cost(&c.loop_cond, n).saturating_add(cost(&c.loop_step, n));
+            sum(&mut [&c.iter_range, &c.accu_init, &c.result].into_iter())
+                .saturating_add(n.max(1).saturating_mul(body))
+        }
+        Expr::List(l) => sum(&mut l.elements.iter()),
+        Expr::Map(m) => m.entries.iter().fold(0u64, |acc, entry| {
+            acc.saturating_add(match &entry.expr {
+                EntryExpr::MapEntry(me) => cost(&me.key, n).saturating_add(cost(&me.value, n)),
+                EntryExpr::StructField(sf) => cost(&sf.value, n),
+            })
+        }),
+        Expr::Struct(st) => st
+            .entries
+            .iter()
+            .fold(0u64, |acc, entry| match &entry.expr {
+                EntryExpr::StructField(sf) => acc.saturating_add(cost(&sf.value, n)),
+                EntryExpr::MapEntry(_) => acc,
+            }),
+        Expr::Select(s) => cost(&s.operand, n),
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => 0,
+    };
+    children.saturating_add(1)
 }
 
 /// What `==` and `!=` call after [`equality_by_value`]. The names cannot be written in a
@@ -431,6 +558,28 @@ mod tests {
             judge(Some("result.ok && result.rate < 1"), None, json),
             Successful
         );
+    }
+
+    /// A nested `all` over a long list is n² steps on the thread evaluating it: 5 000 values
+    /// are 25 million steps, seconds of a runtime thread. Refused before evaluating, with a
+    /// message; a single pass over the same list is fine, and a list past the size limit is
+    /// refused whatever the condition.
+    #[test]
+    fn a_nested_macro_over_a_large_result_is_refused_not_evaluated() {
+        let list = MetricValue::List((0..5_000).map(|i| MetricValue::Number(i as f64)).collect());
+        let nested = Condition::compile("result.all(x, result.all(y, x <= y || x > y))").unwrap();
+        let err = nested.eval(&list).unwrap_err();
+        assert!(
+            err.contains("would take about") && err.contains("5001 values"),
+            "{err}"
+        );
+        let flat = Condition::compile("result.all(x, x >= 0)").unwrap();
+        assert_eq!(flat.eval(&list), Ok(true));
+        let huge = MetricValue::Json(serde_json::json!((0..20_000).collect::<Vec<_>>()));
+        let err = flat.eval(&huge).unwrap_err();
+        assert!(err.contains("20001 values"), "{err}");
+        let small = MetricValue::List(vec![MetricValue::Number(1.0); 100]);
+        assert_eq!(nested.eval(&small), Ok(true));
     }
 
     #[test]

@@ -17,9 +17,12 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
-use super::providers::{MetricProvider, Providers};
-use super::{args, condition::Conditions, run};
+use super::measure::{self, Pool};
+use super::providers::{MetricProvider, Providers, network::Denied};
+use super::redact::Redactor;
+use super::{args, run};
 use crate::api::INSTANCE_ID_LABEL;
+use crate::api::Rollout;
 use crate::api::analysis::{
     ANALYSIS_RUN_LABEL, AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus,
 };
@@ -35,11 +38,29 @@ pub enum Error {
     Serialize(#[source] serde_json::Error),
     #[error("cleaning up AnalysisRun {0:?}: {1}")]
     CleanUp(String, String),
+    #[error("reading the Rollout that owns AnalysisRun {0:?}: {1}")]
+    Owner(String, #[source] Box<kube::Error>),
 }
+
+/// How the analysis controller measures.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Run `job` metrics as Jobs (needs rights on Jobs).
+    pub job_provider: bool,
+    /// Measure runs that no Rollout owns (`--allow-standalone-analysis-runs`).
+    pub allow_standalone_runs: bool,
+    /// Address ranges no measurement connects to (`--analysis-denied-cidrs`).
+    pub denied: Denied,
+}
+
+/// Measurements running at once, over all runs; more wait for a turn on their own task.
+pub const MEASUREMENTS_AT_ONCE: usize = 64;
 
 struct Context {
     client: Client,
     providers: Providers,
+    pool: Pool<Providers>,
+    allow_standalone_runs: bool,
     recorder: Recorder,
     metrics: Arc<Metrics>,
 }
@@ -57,11 +78,12 @@ pub async fn run(
     client: Client,
     scope: Scope,
     concurrency: u16,
-    job_provider: bool,
+    options: Options,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let providers = match Providers::new(client.clone(), job_provider) {
+    let job_provider = options.job_provider;
+    let providers = match Providers::new(client.clone(), job_provider, options.denied.clone()) {
         Ok(p) => p,
         Err(error) => {
             warn!(%error, "analysis controller not started");
@@ -83,13 +105,18 @@ pub async fn run(
         controller: "fledge".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    // A finished measurement wakes its run; the reconcile workers never wait for one.
+    let (pool, finished) = Pool::new(providers.clone(), MEASUREMENTS_AT_ONCE);
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
         providers,
+        pool,
+        allow_standalone_runs: options.allow_standalone_runs,
         metrics,
     });
-    let mut controller = Controller::new(runs, watcher::Config::default().labels(&selector));
+    let mut controller =
+        Controller::new(runs, watcher::Config::default().labels(&selector)).reconcile_on(finished);
     if job_provider {
         controller = controller.owns(jobs, watcher::Config::default().labels(ANALYSIS_RUN_LABEL));
     } else {
@@ -111,20 +138,19 @@ pub async fn run(
         .await;
 }
 
-/// The run's arguments with values: literals as given, Secrets read now.
-async fn resolve_args(
-    ctx: &Context,
-    run: &AnalysisRun,
-) -> Result<BTreeMap<String, String>, String> {
+/// The run's arguments with values: literals as given, Secrets read now (and marked so).
+async fn resolve_args(ctx: &Context, run: &AnalysisRun) -> Result<args::Values, String> {
     let ns = run.namespace().unwrap_or_default();
     let mut out = BTreeMap::new();
     for a in &run.spec.args {
         let value = match (&a.value, &a.value_from) {
-            (Some(v), _) => v.clone(),
+            (Some(v), _) => args::ArgValue::text(v.clone()),
             (None, Some(from)) => match (&from.secret_key_ref, &from.field_ref) {
-                (Some(s), _) => super::providers::secret_value(&ctx.client, &ns, s)
-                    .await
-                    .map_err(|e| format!("argument {:?}: {e}", a.name))?,
+                (Some(s), _) => args::ArgValue::secret(
+                    super::providers::secret_value(&ctx.client, &ns, s)
+                        .await
+                        .map_err(|e| format!("argument {:?}: {e}", a.name))?,
+                ),
                 (None, Some(f)) => {
                     return Err(format!(
                         "argument {:?}: fieldRef {:?} is resolved by the Rollout that creates the run",
@@ -140,18 +166,49 @@ async fn resolve_args(
     Ok(out)
 }
 
-/// The spec with `{{args}}` replaced and checked, or why the run cannot start.
-async fn resolved_spec(ctx: &Context, run: &AnalysisRun) -> Result<AnalysisRunSpec, String> {
+/// The spec with `{{args}}` replaced and checked, with what takes the Secrets' values out of
+/// what the run shows; or why the run cannot start (redacted too).
+async fn resolved_spec(
+    ctx: &Context,
+    run: &AnalysisRun,
+) -> Result<(AnalysisRunSpec, Redactor), String> {
     let values = resolve_args(ctx, run).await?;
+    let mut redactor = Redactor::new(
+        values
+            .values()
+            .filter(|v| v.secret)
+            .filter_map(|v| v.text.clone()),
+    );
+    let mut written = Vec::new();
     let mut spec = run.spec.clone();
-    spec.metrics = spec
+    let substituted = spec
         .metrics
         .iter()
         .enumerate()
-        .map(|(i, m)| args::substitute_metric(m, &values).map_err(|p| format!("metrics[{i}].{p}")))
-        .collect::<Result<_, _>>()?;
-    run::validate(&spec.metrics)?;
-    Ok(spec)
+        .map(|(i, m)| {
+            args::substitute_metric_with(m, &values, &mut written)
+                .map_err(|p| format!("metrics[{i}].{p}"))
+        })
+        .collect::<Result<_, _>>();
+    written.iter().for_each(|w| redactor.add(w));
+    spec.metrics = substituted.map_err(|e| redactor.text(&e))?;
+    run::validate(&spec.metrics).map_err(|e| redactor.text(&e))?;
+    Ok((spec, redactor))
+}
+
+/// True when the Rollout that owns `run` exists (an owner reference alone can be written by
+/// whoever creates the run).
+async fn owned_by_a_rollout(ctx: &Context, run: &AnalysisRun) -> Result<bool, Error> {
+    let Some((name, uid)) = measure::owning_rollout(run) else {
+        return Ok(false);
+    };
+    let rollouts =
+        Api::<Rollout>::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let owner = rollouts
+        .get_opt(&name)
+        .await
+        .map_err(|e| Error::Owner(run.name_any(), Box::new(e)))?;
+    Ok(owner.is_some_and(|r| r.metadata.uid.as_deref() == Some(uid.as_str())))
 }
 
 #[instrument(skip_all, fields(run = %run.name_any(), namespace = run.namespace().unwrap_or_default()))]
@@ -161,13 +218,20 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
     }
     let old = run.status.clone().unwrap_or_default();
     if old.phase.is_some_and(AnalysisPhase::is_terminal) {
+        ctx.pool.forget(&run);
         clean_up(&ctx, &run).await?;
         return Ok(Requeue::await_change());
     }
     let mut status = old.clone();
     let now = Timestamp::now();
 
-    let spec = match resolved_spec(&ctx, &run).await {
+    // A run created directly would be measured from the controller's network position.
+    let spec = if ctx.allow_standalone_runs || owned_by_a_rollout(&ctx, &run).await? {
+        resolved_spec(&ctx, &run).await
+    } else {
+        Err(measure::STANDALONE_REFUSED.to_string())
+    };
+    let (spec, redactor) = match spec {
         Ok(spec) => spec,
         Err(message) => {
             // An invalid run never measures; the Rollout reads Error and aborts.
@@ -182,34 +246,17 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
         }
     };
 
-    let schedule = run::assess(&spec, &mut status, now);
-    let measured = futures::future::join_all(schedule.due.iter().map(|due| {
-        let spec = &spec;
-        let ctx = &ctx;
-        let run = &run;
-        async move {
-            let metric = spec.metrics.iter().find(|m| m.name == due.metric)?;
-            let conditions = Conditions::compile(
-                metric.success_condition.as_deref(),
-                metric.failure_condition.as_deref(),
-            )
-            .unwrap_or_default();
-            let started = due
-                .resume
-                .as_ref()
-                .and_then(|m| m.started_at.as_ref())
-                .map_or_else(Timestamp::now, |t| t.0);
-            let outcome = ctx
-                .providers
-                .measure(run, metric, due.resume.as_ref())
-                .await;
-            let m = run::measurement(outcome, &conditions, started, Timestamp::now());
-            Some((metric.name.clone(), metric.provider.kind(), m))
-        }
-    }))
-    .await;
+    run::assess(&spec, &mut status, now);
+    // Measurements run on tasks of their own (see `measure`): take the finished ones, start
+    // the due ones, and never wait for a provider here.
+    let measured = ctx.pool.take(&run, &status);
     let mut taken = Vec::new();
-    for (name, provider, m) in measured.into_iter().flatten() {
+    for measure::Finished {
+        metric: name,
+        provider,
+        measurement: m,
+    } in measured
+    {
         tracing::debug!(metric = %name, phase = m.phase.as_str(), value = ?m.value, message = ?m.message, "measured");
         // A Job still running is looked at again later: one measurement, counted when it ends.
         if m.phase.is_terminal() {
@@ -220,6 +267,13 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
     let now = Timestamp::now();
     let schedule = run::assess(&spec, &mut status, now);
     save(&ctx, &run, &old, &mut status).await?;
+    // Only on a status that was written (or needed no write): a measurement started on one
+    // that a conflict threw away would wait for a status that never comes. A status the API
+    // server refused ends the run (see `save`), and nothing more is measured then.
+    if !status.phase.is_some_and(AnalysisPhase::is_terminal) {
+        ctx.pool
+            .start(&run, &spec.metrics, &status, &schedule.due, &redactor);
+    }
     // Counted once recorded: a write lost to a conflict measures again, and counts then.
     for (provider, phase) in taken {
         ctx.metrics.measurement(provider, phase.as_str());
@@ -229,11 +283,14 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
         record_phase(&ctx, &run, &status).await;
     }
     if status.phase.is_some_and(AnalysisPhase::is_terminal) {
+        ctx.pool.forget(&run);
         clean_up(&ctx, &run).await?;
         return Ok(Requeue::await_change());
     }
     let waiting_on_jobs = schedule.due.iter().any(|d| d.resume.is_some());
-    Ok(if schedule.due.iter().any(|d| d.resume.is_none()) {
+    // A measurement under way wakes the run when it finishes.
+    let due_idle = |d: &run::Due| d.resume.is_none() && !ctx.pool.busy(&run, &d.metric);
+    Ok(if schedule.due.iter().any(due_idle) {
         // Measurements back to back (no interval): go on at once.
         Requeue::requeue(Duration::from_millis(100))
     } else {

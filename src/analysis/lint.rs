@@ -2,17 +2,16 @@
 //! every `{{args.NAME}}` names a declared argument, and with the arguments filled in, what
 //! [`run::problems`] checks when the run starts (durations, providers, conditions that compile).
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
-use super::args::{self, PLACEHOLDER};
+use super::args::{self, ArgValue, Values};
 use super::run;
 use crate::api::analysis::{AnalysisTemplateSpec, Argument, Metric};
 use crate::rollout::spec_checks::SpecProblem;
 
 /// Every problem of a template, each at a path relative to its spec, like
 /// `metrics[0].successCondition`. Empty when the template is fine. Arguments without a value
-/// (the Rollout gives it) are taken as [`PLACEHOLDER`] for the check.
+/// (the Rollout gives it) are taken as a stand-in valid where each stands.
 pub fn lint_template(spec: &AnalysisTemplateSpec) -> Vec<SpecProblem> {
     lint_metrics(&spec.metrics, &spec.args)
 }
@@ -23,23 +22,32 @@ pub fn lint_metrics(metrics: &[Metric], args: &[Argument]) -> Vec<SpecProblem> {
     run::each_metric(metrics, |m| lint_metric(m, &values))
 }
 
-/// Compiles a condition as a template has it, each `{{args.NAME}}` taken as [`PLACEHOLDER`].
+/// Compiles a condition as a template has it, each `{{args.NAME}}` taken as
+/// [`args::PLACEHOLDER`].
 pub fn compile_condition(source: &str) -> Result<(), String> {
     super::condition::Condition::compile(&args::with_placeholders(source)).map(drop)
 }
 
-/// The values a lint substitutes: each argument's own, else [`PLACEHOLDER`].
-pub fn values(args: &[Argument]) -> BTreeMap<String, String> {
+/// The values a lint substitutes: each argument's own, else one not known yet (a stand-in valid
+/// where it stands); a Secret's is never known here, but is known to be a Secret's.
+pub fn values(args: &[Argument]) -> Values {
     args.iter()
         .map(|a| {
-            let value = a.value.clone().unwrap_or_else(|| PLACEHOLDER.into());
+            let secret = a
+                .value_from
+                .as_ref()
+                .is_some_and(|f| f.secret_key_ref.is_some());
+            let value = match &a.value {
+                Some(v) => ArgValue::text(v.clone()),
+                None => ArgValue::unknown(secret),
+            };
             (a.name.clone(), value)
         })
         .collect()
 }
 
 /// The problems of one metric with `values` filled in, at paths relative to the metric.
-pub fn lint_metric(metric: &Metric, values: &BTreeMap<String, String>) -> Vec<SpecProblem> {
+pub fn lint_metric(metric: &Metric, values: &Values) -> Vec<SpecProblem> {
     let mut problems = Vec::new();
     let mut values = values.clone();
     for (path, name) in args::references(metric) {
@@ -50,7 +58,7 @@ pub fn lint_metric(metric: &Metric, values: &BTreeMap<String, String>) -> Vec<Sp
                 path,
                 message: format!("uses {{{{args.{name}}}}} but no argument {name:?} is declared"),
             });
-            undeclared.insert(PLACEHOLDER.into());
+            undeclared.insert(ArgValue::unknown(false));
         }
     }
     match args::substitute_metric(metric, &values) {
@@ -120,8 +128,6 @@ metrics:
 /// results as it says.
 #[cfg(test)]
 mod ready_made {
-    use std::collections::BTreeMap;
-
     use serde::Deserialize;
 
     use crate::analysis::args::substitute_metric;
@@ -167,14 +173,7 @@ mod ready_made {
             let spec: AnalysisTemplateSpec = t.spec.clone().into();
             let problems = super::lint_template(&spec);
             assert!(problems.is_empty(), "{file} {name}: {problems:?}");
-            let args: BTreeMap<String, String> = spec
-                .args
-                .iter()
-                .map(|a| {
-                    let v = a.value.clone().unwrap_or_else(|| "sample".into());
-                    (a.name.clone(), v)
-                })
-                .collect();
+            let args = super::values(&spec.args);
             let samples: &[(f64, AnalysisPhase)] = if name.ends_with("success-rate") {
                 &[
                     (0.999, Successful),

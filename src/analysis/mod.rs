@@ -5,7 +5,10 @@ pub mod args;
 pub mod condition;
 pub mod controller;
 pub mod lint;
+pub mod measure;
 pub mod providers;
+pub mod quote;
+pub mod redact;
 pub mod run;
 #[cfg(test)]
 mod run_tests;

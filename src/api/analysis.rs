@@ -292,10 +292,15 @@ pub struct WebMetric {
     /// too). Not set: the whole answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_path: Option<String>,
-    /// Request timeout in seconds. Defaults to 10.
+    /// Request timeout in seconds, for the whole exchange (redirects and reading the answer
+    /// included). Defaults to 10, at most 60.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 60))]
     pub timeout_seconds: Option<i64>,
+    /// Follow redirects (at most 10). Off by default: a redirect is then an error. Headers from
+    /// Secrets are never sent after a redirect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<bool>,
 }
 
 /// HTTP methods of the web provider.

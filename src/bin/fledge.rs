@@ -82,6 +82,15 @@ struct ControllerArgs {
     /// watched and a `job` metric's measurements fail with an error saying so.
     #[arg(long, env = "FLEDGE_JOB_PROVIDER", default_value_t = true, action = clap::ArgAction::Set)]
     job_provider: bool,
+    /// Measure AnalysisRuns that no Rollout owns. When false, such a run ends in Error: whoever
+    /// may create AnalysisRuns could otherwise send requests from the controller's network
+    /// position.
+    #[arg(long, env = "FLEDGE_ALLOW_STANDALONE_ANALYSIS_RUNS", default_value_t = false, action = clap::ArgAction::Set)]
+    allow_standalone_analysis_runs: bool,
+    /// Address ranges (comma-separated CIDRs) that analysis measurements never connect to,
+    /// checked on the addresses a host resolves to and on every redirect. Empty: none.
+    #[arg(long, env = "FLEDGE_ANALYSIS_DENIED_CIDRS", default_value = fledge::analysis::providers::network::DEFAULT_DENIED, value_parser = denied_cidrs)]
+    analysis_denied_cidrs: fledge::analysis::providers::network::Denied,
 }
 
 fn main() -> std::process::ExitCode {
@@ -221,7 +230,11 @@ async fn run_controllers(
             client,
             scope,
             args.concurrency,
-            args.job_provider,
+            fledge::analysis::controller::Options {
+                job_provider: args.job_provider,
+                allow_standalone_runs: args.allow_standalone_analysis_runs,
+                denied: args.analysis_denied_cidrs.clone(),
+            },
             metrics,
             stopped(stop),
         ),
@@ -260,6 +273,11 @@ fn leader_timing(args: &ControllerArgs) -> fledge::Result<fledge::leader::Timing
             args.lease_retry_period_seconds
         ))
     })
+}
+
+fn denied_cidrs(s: &str) -> Result<fledge::analysis::providers::network::Denied, String> {
+    let list = fledge::analysis::providers::network::parse_list(s)?;
+    Ok(fledge::analysis::providers::network::Denied(Arc::new(list)))
 }
 
 /// An instance id becomes a label value and part of the Lease's name (`fledge-controller-<id>`),

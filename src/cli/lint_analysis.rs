@@ -80,10 +80,11 @@ fn declared_args(spec: &Value, out: &mut Vec<Finding>) -> Vec<Argument> {
                         format!("{n:?} is declared twice"),
                     ));
                 } else {
+                    // A Secret's value may not be written into a Job: lint says so too.
                     args.push(Argument {
                         name: n.to_string(),
                         value: arg["value"].as_str().map(String::from),
-                        ..Default::default()
+                        value_from: serde_json::from_value(arg["valueFrom"].clone()).ok(),
                     });
                 }
             }

@@ -121,9 +121,10 @@ fn lint_reports_every_problem_with_its_path() {
 
 #[test]
 fn lint_fills_in_arguments_as_a_run_does() {
-    // `max` has no value (the Rollout gives it): a neutral number stands in. `word` has one, and
-    // the condition is checked with it. Placeholders in queries and URLs are filled in too, and
-    // one naming no argument is reported at its field.
+    // `max` has no value (the Rollout gives it): a stand-in valid where it stands is put in.
+    // `word` has one, and each field is checked with it as a run writes it: a literal string in
+    // the condition (no longer code), refused outside quotes in a query. Placeholders in
+    // queries and URLs are filled in too, and one naming no argument is reported at its field.
     let (out, code) = lint_text(
         "t.yaml",
         r#"
@@ -131,7 +132,7 @@ apiVersion: fledge.dev/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: t}
 spec:
-  args: [{name: max}, {name: floor, value: "0.5"}, {name: word, value: high}]
+  args: [{name: max}, {name: floor, value: "0.5"}, {name: word, value: "1m]) or vector(1"}]
   metrics:
   - name: ok
     successCondition: "result <= {{args.max}} && result >= {{ args.floor }}"
@@ -139,13 +140,16 @@ spec:
   - name: bad
     failureCondition: "result < {{args.word}}"
     provider: {web: {url: "http://x/{{args.nope}}"}}
+  - name: window
+    successCondition: "result < 1"
+    provider: {prometheus: {address: "http://p", query: 'rate(x[{{args.word}}])'}}
 "#,
     );
     assert_eq!(code, exit::FAILED);
     assert_eq!(
         out,
         r#"t.yaml: AnalysisTemplate "t": error: spec.metrics[1].provider.web.url: uses {{args.nope}} but no argument "nope" is declared
-t.yaml: AnalysisTemplate "t": error: spec.metrics[1].failureCondition: "result < high" is not a valid CEL expression: undeclared reference to "high": a condition can only use `result` (arguments are written {{args.NAME}})
+t.yaml: AnalysisTemplate "t": error: spec.metrics[2].provider.prometheus.query: argument "word" stands outside quotes in the query, where only a number, a duration (like 5m) or a metric or label name may stand, and its value is none of those: put it in a quoted label matcher (label="{{args.NAME}}") to use any text
 t.yaml: 1 object checked, 2 errors, 0 warnings
 "#
     );

@@ -935,3 +935,300 @@ async fn a_gate_on_a_black_hole_trips_the_progress_deadline_naming_its_run() {
     );
     drop(hole);
 }
+
+/// A local HTTP server for provider tests: `answer(request)` gives the whole response; every
+/// request is kept, as text. `None` accepts and never answers (a black hole).
+struct Endpoint {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Endpoint {
+    async fn start(answer: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Endpoint {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answer = std::sync::Arc::new(answer);
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (answer, log) = (answer.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16384];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                    log.lock().unwrap().push(request.clone());
+                    match answer(&request) {
+                        Some(response) => {
+                            let _ = socket.write_all(response.as_bytes()).await;
+                            let _ = socket.shutdown().await;
+                        }
+                        None => tokio::time::sleep(Duration::from_secs(600)).await,
+                    }
+                });
+            }
+        });
+        Endpoint { url, seen, task }
+    }
+
+    fn seen(&self) -> String {
+        self.seen.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn http(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A standalone AnalysisRun (no Rollout owns it) of one web metric.
+fn web_run(name: &str, web: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisRun",
+        "metadata": {"name": name},
+        "spec": {"metrics": [{
+            "name": "check",
+            "successCondition": "result == 1",
+            "consecutiveErrorLimit": 1,
+            "provider": {"web": web},
+        }]},
+    })
+}
+
+async fn wait_run_done(env: &TestEnv, name: &str) -> AnalysisRun {
+    env.wait_for(&format!("run {name} ended"), MINUTE, || async {
+        let run = env
+            .api::<AnalysisRun>()
+            .get(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        match run.status.as_ref().and_then(|s| s.phase) {
+            Some(p) if p.is_terminal() => Ok(run),
+            _ => Err(format!("{:?}", run.status)),
+        }
+    })
+    .await
+}
+
+/// A Secret-backed argument in a web URL, and an endpoint that answers 500 echoing the request
+/// line: the token reached the measurement's message, the run's message, its Event and the
+/// operator's log. It must appear in none of them, in no form (raw or percent-encoded).
+#[tokio::test]
+async fn a_secret_backed_argument_appears_nowhere_in_status_events_or_logs() {
+    let mut env = TestEnv::canary("an-redact").await;
+    let token = "tok en/zq81-s3cr3t";
+    let encoded = "tok%20en%2Fzq81-s3cr3t";
+    let server = Endpoint::start(|request| {
+        let line = request.lines().next().unwrap_or_default().to_string();
+        Some(http(
+            "500 Internal Server Error",
+            "",
+            &format!("{{\"bad\": \"{line}\"}}"),
+        ))
+    })
+    .await;
+    env.apply::<k8s_openapi::api::core::v1::Secret>(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "api-token"},
+        "stringData": {"token": token},
+    }))
+    .await;
+    env.apply::<AnalysisTemplate>(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "error-rate"},
+        "spec": {
+            "args": [{"name": "base"}, {"name": "token"}],
+            "metrics": [{
+                "name": "error-rate",
+                "consecutiveErrorLimit": 1,
+                "successCondition": "result < 0.05",
+                "provider": {"web": {"url": "{{args.base}}/check?token={{args.token}}"}},
+            }],
+        },
+    }))
+    .await;
+    let steps = json!([{"setWeight": 50}, {"analysis": {
+        "templates": [{"templateName": "error-rate"}],
+        "args": [
+            {"name": "base", "value": server.url},
+            {"name": "token", "valueFrom": {"secretKeyRef": {"name": "api-token", "key": "token"}}},
+        ],
+    }}]);
+    crate::canary::deploy_v1(&env, canary_rollout("web", 2, "1", steps.clone())).await;
+    env.apply::<Rollout>(canary_rollout("web", 2, "2", steps))
+        .await;
+    env.wait_rollout("web", "v2 aborted", MINUTE, |r| status(r).abort)
+        .await;
+    assert!(
+        server
+            .seen()
+            .contains(&format!("GET /check?token={encoded} ")),
+        "the endpoint got the token, percent-encoded: {}",
+        server.seen()
+    );
+    let runs = serde_json::to_string(&runs(&env).await).unwrap();
+    assert!(runs.contains("[redacted]"), "{runs}");
+    let events = env
+        .api::<k8s_openapi::api::core::v1::Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let events = serde_json::to_string(&events.items).unwrap();
+    assert!(events.contains("AnalysisRunError"), "{events}");
+    let rollout = serde_json::to_string(&env.rollout("web").await).unwrap();
+    let logs = env.operator(0).logs();
+    for (what, text) in [
+        ("runs", &runs),
+        ("events", &events),
+        ("rollout", &rollout),
+        ("log", &logs),
+    ] {
+        for form in [token, encoded, "zq81-s3cr3t"] {
+            assert!(!text.contains(form), "{what} shows {form:?}: {text}");
+        }
+    }
+}
+
+/// The endpoint redirects to another server: before, the API key from a Secret went along.
+/// With `followRedirects: true` the redirect is followed without it; without, it is an error.
+#[tokio::test]
+async fn a_redirect_never_carries_a_secret_header_and_is_followed_only_when_asked() {
+    let mut env = TestEnv::new("an-redirect").await;
+    env.start_operator_with(&[
+        "--leader-elect=false",
+        "--allow-standalone-analysis-runs=true",
+    ]);
+    let landing = Endpoint::start(|_| Some(http("200 OK", "", r#"{"v": 1}"#))).await;
+    let target = format!("{}/landing", landing.url);
+    let start =
+        Endpoint::start(move |_| Some(http("302 Found", &format!("Location: {target}\r\n"), "")))
+            .await;
+    env.apply::<k8s_openapi::api::core::v1::Secret>(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "api-key"},
+        "stringData": {"key": "k-77-s3cr3t"},
+    }))
+    .await;
+    let web = |follow: bool| {
+        json!({
+            "url": format!("{}/start", start.url),
+            "jsonPath": "$.v",
+            "followRedirects": follow,
+            "headers": [
+                {"key": "X-Api-Key", "valueFrom": {"secretKeyRef": {"name": "api-key", "key": "key"}}},
+                {"key": "X-Team", "value": "shop"},
+            ],
+        })
+    };
+    env.apply::<AnalysisRun>(web_run("not-followed", web(false)))
+        .await;
+    let run = wait_run_done(&env, "not-followed").await;
+    let s = run.status.unwrap();
+    assert_eq!(s.phase, Some(AnalysisPhase::Error), "{s:?}");
+    assert!(s.message.unwrap_or_default().contains("followRedirects"));
+    assert_eq!(landing.seen(), "", "not followed");
+
+    env.apply::<AnalysisRun>(web_run("followed", web(true)))
+        .await;
+    let s = wait_run_done(&env, "followed").await.status.unwrap();
+    assert_eq!(s.phase, Some(AnalysisPhase::Successful), "{s:?}");
+    let seen = landing.seen().to_lowercase();
+    assert!(seen.contains("x-team: shop"), "{seen}");
+    assert!(!seen.contains("k-77-s3cr3t"), "{seen}");
+    assert!(
+        start.seen().contains("k-77-s3cr3t"),
+        "the named URL gets it"
+    );
+}
+
+/// An AnalysisRun created directly, not by a Rollout, would be measured from the controller's
+/// network position by whoever may create AnalysisRuns: by default it ends in Error, and its
+/// endpoint is never called.
+#[tokio::test]
+async fn a_standalone_analysis_run_is_refused_by_default() {
+    let env = TestEnv::canary("an-standalone").await;
+    let server = Endpoint::start(|_| Some(http("200 OK", "", "1"))).await;
+    env.apply::<AnalysisRun>(web_run("direct", json!({"url": server.url})))
+        .await;
+    let s = wait_run_done(&env, "direct").await.status.unwrap();
+    assert_eq!(s.phase, Some(AnalysisPhase::Error), "{s:?}");
+    assert_eq!(
+        s.message.as_deref(),
+        Some(fledge::analysis::measure::STANDALONE_REFUSED)
+    );
+    assert_eq!(server.seen(), "", "never measured");
+}
+
+/// One reconcile worker (`--concurrency=1`), a run whose endpoint never answers (60 s
+/// timeout) and a run whose endpoint answers at once: before, the slow measurement held the
+/// only worker for its whole timeout and the fast run waited. Now the fast run ends while the
+/// slow one is still out.
+#[tokio::test]
+async fn a_slow_provider_does_not_stall_another_runs_gate() {
+    let mut env = TestEnv::new("an-slow").await;
+    env.start_operator_with(&[
+        "--leader-elect=false",
+        "--allow-standalone-analysis-runs=true",
+        "--concurrency=1",
+    ]);
+    let black_hole = Endpoint::start(|_| None).await;
+    let fast = Endpoint::start(|_| Some(http("200 OK", "", "1"))).await;
+    env.apply::<AnalysisRun>(web_run(
+        "slow",
+        json!({"url": black_hole.url, "timeoutSeconds": 60}),
+    ))
+    .await;
+    env.wait_for("the slow endpoint called", MINUTE, || async {
+        if black_hole.seen().is_empty() {
+            Err("not yet".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    env.apply::<AnalysisRun>(web_run("fast", json!({"url": fast.url})))
+        .await;
+    let fast_run = env
+        .wait_for("the fast run ended", Duration::from_secs(30), || async {
+            let run = env
+                .api::<AnalysisRun>()
+                .get("fast")
+                .await
+                .map_err(|e| e.to_string())?;
+            match run.status.as_ref().and_then(|s| s.phase) {
+                Some(p) if p.is_terminal() => Ok(run),
+                _ => Err(format!("{:?}", run.status)),
+            }
+        })
+        .await;
+    assert_eq!(
+        fast_run.status.unwrap().phase,
+        Some(AnalysisPhase::Successful)
+    );
+    let slow = env.api::<AnalysisRun>().get("slow").await.unwrap();
+    let measured = slow
+        .status
+        .iter()
+        .flat_map(|s| &s.metric_results)
+        .map(|r| r.measurements.len())
+        .sum::<usize>();
+    assert_eq!(
+        measured, 0,
+        "the slow measurement is still out: {:?}",
+        slow.status
+    );
+}

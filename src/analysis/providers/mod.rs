@@ -2,15 +2,17 @@
 //! controller hands each due metric to [`Providers::measure`].
 
 pub mod job;
+pub mod network;
 pub mod prometheus;
 pub mod web;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
+use super::redact::Redactor;
 use super::value::Outcome;
 use crate::api::analysis::{AnalysisRun, Measurement, Metric, SecretKeyRef, WebHeader};
 
@@ -43,8 +45,13 @@ pub struct Providers {
 }
 
 impl Providers {
-    pub fn new(client: kube::Client, job_provider: bool) -> Result<Providers, String> {
-        let http = http_clients()?;
+    /// `denied`: address ranges no measurement connects to (`--analysis-denied-cidrs`).
+    pub fn new(
+        client: kube::Client,
+        job_provider: bool,
+        denied: network::Denied,
+    ) -> Result<Providers, String> {
+        let http = http_clients(denied)?;
         Ok(Providers {
             prometheus: prometheus::Prometheus::new(http.clone(), client.clone()),
             web: web::Web::new(http, client.clone()),
@@ -85,11 +92,13 @@ impl MetricProvider for Providers {
 }
 
 /// HTTP clients: one verifying certificates, one not (`insecure: true`). Both use the process's
-/// rustls provider (ring), so there is one TLS stack.
+/// rustls provider (ring), so there is one TLS stack. Neither follows redirects (the web
+/// provider does, when a metric asks, without its Secrets) nor connects to a denied address.
 #[derive(Clone)]
 pub struct HttpClients {
     pub verifying: reqwest::Client,
     pub insecure: reqwest::Client,
+    pub denied: network::Denied,
 }
 
 impl HttpClients {
@@ -102,19 +111,45 @@ impl HttpClients {
     }
 }
 
-fn http_clients() -> Result<HttpClients, String> {
+fn http_clients(denied: network::Denied) -> Result<HttpClients, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let build = |insecure: bool| {
         reqwest::Client::builder()
             .tls_danger_accept_invalid_certs(insecure)
             .connect_timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(network::Resolver(denied.clone()))
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))
     };
     Ok(HttpClients {
         verifying: build(false)?,
         insecure: build(true)?,
+        denied: denied.clone(),
     })
+}
+
+/// An error with its causes, so "connection refused" is not hidden behind "request failed";
+/// the URL a reqwest error names is left out (the caller names the URL it was given, which
+/// redaction knows).
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let one = |e: &(dyn std::error::Error + 'static)| {
+        let text = e.to_string();
+        match e.downcast_ref::<reqwest::Error>().and_then(|r| r.url()) {
+            Some(url) => text
+                .replace(&format!(" for url ({url})"), "")
+                .replace(url.as_str(), "<url>"),
+            None => text,
+        }
+    };
+    let mut s = one(e);
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&one(cause));
+        source = cause.source();
+    }
+    s
 }
 
 /// Reads one key of a Secret in `namespace`.
@@ -153,20 +188,43 @@ pub async fn secret_value(
         .map_err(|_| format!("Secret {:?} key {:?} is not UTF-8", r.name, r.key))
 }
 
+/// Request headers, those from Secrets read now.
+#[derive(Clone, Debug, Default)]
+pub struct Headers {
+    pub values: BTreeMap<String, String>,
+    /// Names of the headers whose value came from a Secret: never sent across a redirect, and
+    /// redacted from what the measurement shows.
+    pub from_secrets: BTreeSet<String>,
+}
+
+impl Headers {
+    /// Takes the Secrets' values out of what a measurement shows (an answer may echo them).
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(
+            self.from_secrets
+                .iter()
+                .filter_map(|k| self.values.get(k).cloned()),
+        )
+    }
+}
+
 /// Header names and values, those from Secrets read now.
 pub async fn headers(
     client: &kube::Client,
     namespace: &str,
     headers: &[WebHeader],
-) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
+) -> Result<Headers, String> {
+    let mut out = Headers::default();
     for h in headers {
         let value = match (&h.value, &h.value_from) {
             (Some(v), _) => v.clone(),
-            (None, Some(from)) => secret_value(client, namespace, &from.secret_key_ref).await?,
+            (None, Some(from)) => {
+                out.from_secrets.insert(h.key.clone());
+                secret_value(client, namespace, &from.secret_key_ref).await?
+            }
             (None, None) => return Err(format!("header {:?} has no value", h.key)),
         };
-        out.insert(h.key.clone(), value);
+        out.values.insert(h.key.clone(), value);
     }
     Ok(out)
 }
@@ -189,7 +247,8 @@ mod tests {
     #[tokio::test]
     async fn a_disabled_job_provider_refuses_job_metrics_without_calling_the_api() {
         let (client, mut handle) = mock_client();
-        let providers = Providers::new(client, false).expect("providers");
+        let providers =
+            Providers::new(client, false, network::Denied::default()).expect("providers");
         let run: AnalysisRun = serde_json::from_value(json!({
             "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisRun",
             "metadata": {"name": "r", "namespace": "web", "uid": "u"},

@@ -41,6 +41,14 @@ impl MetricProvider for Prometheus {
             .and_then(|t| crate::api::duration::parse(t).ok())
             .filter(|t| !t.is_zero())
             .unwrap_or(DEFAULT_TIMEOUT);
+        match reqwest::Url::parse(&p.address) {
+            Ok(url) => {
+                if let Err(e) = self.http.denied.check_url(&url) {
+                    return Outcome::Error(format!("prometheus address {}: {e}", p.address));
+                }
+            }
+            Err(e) => return Outcome::Error(format!("prometheus address {:?}: {e}", p.address)),
+        }
         let http = self.http.pick(p.insecure == Some(true)).clone();
         let client = match prometheus_http_query::Client::from(http, &p.address) {
             Ok(c) => c,
@@ -53,7 +61,8 @@ impl MetricProvider for Prometheus {
             Ok(h) => h,
             Err(e) => return Outcome::Error(e),
         };
-        let mut pairs: Vec<(String, String)> = headers.into_iter().collect();
+        let mut redactor = headers.redactor();
+        let mut pairs: Vec<(String, String)> = headers.values.into_iter().collect();
         if let Some(r) = p
             .authentication
             .as_ref()
@@ -61,6 +70,7 @@ impl MetricProvider for Prometheus {
         {
             match super::secret_value(&self.client, &ns, r).await {
                 Ok(token) => {
+                    redactor.add(token.trim());
                     pairs.push(("authorization".into(), format!("Bearer {}", token.trim())))
                 }
                 Err(e) => return Outcome::Error(e),
@@ -80,31 +90,25 @@ impl MetricProvider for Prometheus {
             query = query.header(name, value);
         }
         // The query parameter bounds evaluation on the server; this bounds the whole exchange.
-        match tokio::time::timeout(timeout + Duration::from_secs(1), query.get()).await {
-            Err(_) => Outcome::Error(format!(
-                "prometheus at {} did not answer within {timeout:?}",
-                p.address
-            )),
-            Ok(Err(e)) => Outcome::Error(format!("prometheus at {}: {}", p.address, chain(&e))),
-            Ok(Ok(result)) => outcome(&p.query, result.data()),
-        }
+        let outcome =
+            match tokio::time::timeout(timeout + Duration::from_secs(1), query.get()).await {
+                Err(_) => Outcome::Error(format!(
+                    "prometheus at {} did not answer within {timeout:?}",
+                    p.address
+                )),
+                Ok(Err(e)) => Outcome::Error(format!(
+                    "prometheus at {}: {}",
+                    p.address,
+                    super::error_text(&e)
+                )),
+                Ok(Ok(result)) => outcome(&p.query, result.data()),
+            };
+        redactor.outcome(outcome)
     }
 
     async fn clean_up(&self, _: &AnalysisRun) -> Result<(), String> {
         Ok(())
     }
-}
-
-/// An error with its causes, so "connection refused" is not hidden behind "request failed".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }
 
 /// A scalar or a one-element vector is a number, a longer vector a list, an empty vector no data.
