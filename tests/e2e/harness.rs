@@ -94,8 +94,7 @@ impl Operator {
 
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child);
     }
 }
 
@@ -160,6 +159,7 @@ impl TestEnv {
             .stderr(Stdio::from(file))
             .spawn()
             .expect("starting the fledge binary");
+        record_child(&child);
         self.operators.push(Operator { child, log });
         index
     }
@@ -296,6 +296,39 @@ impl TestEnv {
         }
     }
 
+    /// Makes operator 0 look at Rollout `name` again, and returns once it has: touches the
+    /// Rollout (an annotation the planner ignores) and waits until `fledge_reconcile_total`, which
+    /// counts reconciles as they start, has moved past its value from before the touch. A test
+    /// that asserts that nothing happened calls this first, so it cannot pass only because the
+    /// operator had not looked yet.
+    pub async fn reconciled(&self, name: &str) {
+        let before = reconciles_started(&self.operators[0].metrics().await);
+        let touch = NEXT.fetch_add(1, Ordering::SeqCst).to_string();
+        self.rollouts()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"metadata": {"annotations": {"e2e.fledge.dev/touch": touch}}}),
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("touching {name}: {e}"));
+        self.wait_for(
+            "the operator to reconcile again",
+            Duration::from_secs(30),
+            || async {
+                let now = reconciles_started(&self.operators[0].metrics().await);
+                if now > before {
+                    Ok(())
+                } else {
+                    Err(format!("fledge_reconcile_total still {now}"))
+                }
+            },
+        )
+        .await
+    }
+
     /// Waits until the Rollout satisfies `pred`; the failure message shows its status.
     pub async fn wait_rollout(
         &self,
@@ -316,11 +349,37 @@ impl TestEnv {
     }
 }
 
+/// `fledge_reconcile_total` from an operator's `/metrics` text.
+fn reconciles_started(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("fledge_reconcile_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Records a child process in `$FLEDGE_E2E_PIDS_DIR` (one empty file named after its pid), so
+/// that `hack/test.sh` can stop exactly these processes if the test binary itself is killed
+/// before its `Drop`s run, and nothing else that happens to look alike.
+pub fn record_child(child: &Child) {
+    if let Some(dir) = std::env::var_os("FLEDGE_E2E_PIDS_DIR") {
+        let _ = std::fs::write(PathBuf::from(dir).join(child.id().to_string()), "");
+    }
+}
+
+/// Stops a child started by a test and forgets its record.
+pub fn stop_child(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Some(dir) = std::env::var_os("FLEDGE_E2E_PIDS_DIR") {
+        let _ = std::fs::remove_file(PathBuf::from(dir).join(child.id().to_string()));
+    }
+}
+
 impl Drop for TestEnv {
     fn drop(&mut self) {
         for (i, op) in self.operators.iter_mut().enumerate() {
-            let _ = op.child.kill();
-            let _ = op.child.wait();
+            stop_child(&mut op.child);
             if std::thread::panicking() {
                 eprintln!(
                     "----- operator {i} log ({}) -----\n{}",
