@@ -1,4 +1,4 @@
-//! Tier 1 of DESIGN.md: the pure planner, one test per transition, and property tests over whole
+//! Tier 1 of docs/design.md ("Test tiers"): the pure planner, one test per transition, and property tests over whole
 //! simulated rollouts. Every reconcile of a [`Sim`] also checks determinism, the status fixpoint
 //! and kstatus (see [`super::fixtures`]).
 
