@@ -1734,3 +1734,26 @@ fn workload_ref_scale_down_never_leaves_the_deployment() {
     }));
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
 }
+
+/// Logs name each write in a few words: a route's whole document never goes to the info log.
+#[test]
+fn action_summaries_are_short_and_leave_out_bodies() {
+    let key = crate::traffic::ObjectKey {
+        kind: crate::traffic::Kind::HttpRoute,
+        name: "web".into(),
+    };
+    let actions = vec![
+        Action::ApplyRoute {
+            key,
+            body: serde_json::json!({"spec": {"rules": [{"backendRefs": [{"name": "web-canary", "weight": 20}]}]}}),
+        },
+        Action::ApplyReplicaSet {
+            hash: "abc".into(),
+            replicas: 3,
+        },
+    ];
+    assert_eq!(
+        super::plan::summary(&actions),
+        r#"apply HTTPRoute "web"; scale abc to 3"#
+    );
+}
