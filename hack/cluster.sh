@@ -191,7 +191,6 @@ EOF
 prometheus_bin() {
   local cached=$FLEDGE_CACHE/prometheus-$PROMETHEUS_GO_VERSION/bin/prometheus
   local unpacked=$FLEDGE_CACHE/prometheus-deb/usr/bin/prometheus
-  if [ -x /usr/bin/prometheus ]; then echo /usr/bin/prometheus; return; fi
   if [ -x "$unpacked" ]; then echo "$unpacked"; return; fi
   if [ -x "$cached" ]; then echo "$cached"; return; fi
   # Debian's package, unpacked into the cache rather than installed: installing it would also
@@ -207,6 +206,7 @@ prometheus_bin() {
     fi
     rm -rf "$tmp"
   fi
+  if [ -x /usr/bin/prometheus ]; then echo /usr/bin/prometheus; return; fi
   # Fallback: build from the module proxy. Its go.mod has replace/exclude directives, so `go
   # install pkg@version` refuses it; build inside the downloaded module instead.
   log "building prometheus $PROMETHEUS_GO_VERSION from source (slow, once) ..."
