@@ -82,8 +82,13 @@ impl Operator {
             .filter(|l| l.contains("serving HTTP"))
             .flat_map(|l| l.split([' ', '"', '=']))
             .filter(|w| w.starts_with("127.0.0.1:"));
+        // A port that accepts and never answers must not hang the test's waits.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client");
         for addr in addrs {
-            if let Ok(r) = reqwest::get(format!("http://{addr}/metrics")).await
+            if let Ok(r) = http.get(format!("http://{addr}/metrics")).send().await
                 && r.status().is_success()
             {
                 return r.text().await.unwrap_or_default();
@@ -296,13 +301,16 @@ impl TestEnv {
         }
     }
 
-    /// Makes operator 0 look at Rollout `name` again, and returns once it has: touches the
-    /// Rollout (an annotation the planner ignores) and waits until `fledge_reconcile_total`, which
-    /// counts reconciles as they start, has moved past its value from before the touch. A test
-    /// that asserts that nothing happened calls this first, so it cannot pass only because the
-    /// operator had not looked yet.
+    /// Makes operator 0 look at Rollout `name` again, and returns once it has, writes included:
+    /// notes how many reconciles have started (`fledge_reconcile_total`), touches the Rollout (an
+    /// annotation the planner ignores, so that one more comes), and waits until more reconciles
+    /// than that have *finished* (`fledge_reconcile_duration_seconds_count`, recorded after the
+    /// writes). Reconciles of one Rollout never overlap, so the last one finished started after
+    /// the caller's last look at the Rollout. A test that asserts that nothing happened calls this
+    /// first (with one Rollout in its namespace), so it cannot pass only because the operator had
+    /// not looked yet, or had not written yet.
     pub async fn reconciled(&self, name: &str) {
-        let before = reconciles_started(&self.operators[0].metrics().await);
+        let started = counter(&self.operators[0].metrics().await, "fledge_reconcile_total");
         let touch = NEXT.fetch_add(1, Ordering::SeqCst).to_string();
         self.rollouts()
             .patch(
@@ -318,11 +326,14 @@ impl TestEnv {
             "the operator to reconcile again",
             Duration::from_secs(30),
             || async {
-                let now = reconciles_started(&self.operators[0].metrics().await);
-                if now > before {
+                let metrics = self.operators[0].metrics().await;
+                let finished = counter(&metrics, "fledge_reconcile_duration_seconds_count");
+                if finished > started {
                     Ok(())
                 } else {
-                    Err(format!("fledge_reconcile_total still {now}"))
+                    Err(format!(
+                        "{finished} reconciles finished, {started} had started before"
+                    ))
                 }
             },
         )
@@ -349,11 +360,11 @@ impl TestEnv {
     }
 }
 
-/// `fledge_reconcile_total` from an operator's `/metrics` text.
-fn reconciles_started(metrics: &str) -> u64 {
+/// The value of the unlabelled sample `name` in an operator's `/metrics` text (0 when absent).
+fn counter(metrics: &str, name: &str) -> u64 {
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix("fledge_reconcile_total "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map_or(0, |v| v as u64)
 }
