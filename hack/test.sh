@@ -34,7 +34,7 @@ cargo test --locked --test e2e --no-run
 
 # A cluster of our own, in its own dir, so a developer's running cluster is left alone.
 export FLEDGE_CLUSTER_DIR=${FLEDGE_TEST_CLUSTER_DIR:-/tmp/fledge-test-cluster-$$}
-# The e2e tests record each process they start (operators, a Prometheus of their own) as a file
+# The e2e tests record each process they start (operators, the plugin, a Prometheus of their own) as a file
 # named after its pid in FLEDGE_E2E_PIDS_DIR and stop it themselves; a test binary that was itself
 # killed leaves them behind, so they go here: by recorded pid, and only while that pid still runs
 # a binary the tests start (a recycled pid belongs to someone else).
@@ -45,7 +45,7 @@ stop_recorded_children() {
     [ -e "$f" ] || continue
     pid=${f##*/}
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-    case $exe in "$PWD/target/debug/fledge"* | */prometheus*) kill -KILL "$pid" 2>/dev/null || true ;; esac
+    case $exe in "$PWD/target/debug/fledge"* | "$PWD/target/debug/kubectl-fledge"* | */prometheus*) kill -KILL "$pid" 2>/dev/null || true ;; esac
   done
   rm -rf "$FLEDGE_E2E_PIDS_DIR"
 }

@@ -387,6 +387,23 @@ pub fn stop_child(child: &mut Child) {
     }
 }
 
+/// A child process the test started, stopped when the guard goes, also when the test panics
+/// half-way (a `kill` at the end of the test would be skipped then).
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn new(child: Child) -> ChildGuard {
+        record_child(&child);
+        ChildGuard(child)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        stop_child(&mut self.0);
+    }
+}
+
 impl Drop for TestEnv {
     fn drop(&mut self) {
         for (i, op) in self.operators.iter_mut().enumerate() {
