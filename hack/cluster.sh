@@ -12,7 +12,8 @@
 # Everything lives in the state dir FLEDGE_CLUSTER_DIR (default /tmp/fledge-cluster-$USER), nothing
 # in the repo. Ports are picked free at `up`, so clusters with different dirs run side by side.
 # Exported by `env`: KUBECONFIG (admin, system:masters, inline certs), FLEDGE_CLUSTER_DIR,
-# FLEDGE_PROMETHEUS_URL, FLEDGE_PROMETHEUS_TARGETS_DIR, and PATH with the built kubectl first.
+# FLEDGE_PROMETHEUS_URL, FLEDGE_PROMETHEUS_TARGETS_DIR, FLEDGE_PROMETHEUS_BIN (the binary it
+# runs), and PATH with the built kubectl first.
 #
 # Tests add a Prometheus scrape target (Prometheus 2.42 has no scrape_config_files, so file_sd) by
 # writing $FLEDGE_PROMETHEUS_TARGETS_DIR/<name>.json (write <name>.json.tmp, then rename):
@@ -92,6 +93,7 @@ cmd_env() {
   printf 'export FLEDGE_CLUSTER_DIR=%q\n' "$dir"
   printf 'export FLEDGE_PROMETHEUS_URL=%q\n' "http://127.0.0.1:$PROMETHEUS_PORT"
   printf 'export FLEDGE_PROMETHEUS_TARGETS_DIR=%q\n' "$dir/prometheus/targets"
+  if [ -n "${PROMETHEUS_BIN:-}" ]; then printf 'export FLEDGE_PROMETHEUS_BIN=%q\n' "$PROMETHEUS_BIN"; fi
   printf 'export PATH=%q:"$PATH"\n' "$K8S_BIN:$KWOK_BIN"
 }
 
@@ -188,16 +190,23 @@ EOF
 # --- Prometheus --------------------------------------------------------------------------------
 prometheus_bin() {
   local cached=$FLEDGE_CACHE/prometheus-$PROMETHEUS_GO_VERSION/bin/prometheus
-  if [ -x /usr/bin/prometheus ]; then echo /usr/bin/prometheus; return; fi
+  local unpacked=$FLEDGE_CACHE/prometheus-deb/usr/bin/prometheus
+  if [ -x "$unpacked" ]; then echo "$unpacked"; return; fi
   if [ -x "$cached" ]; then echo "$cached"; return; fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing Debian's prometheus package ..."
-    if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >&2; then
-      # The package enables a system instance on :9090; we run our own, so keep that one off.
-      [ -d /run/systemd/system ] && systemctl disable --now prometheus >&2 2>/dev/null || true
-      echo /usr/bin/prometheus; return
+  # Debian's package, unpacked into the cache rather than installed: installing it would also
+  # add a system user and enable a system Prometheus on :9090, which is not ours to change.
+  if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then
+    log "fetching Debian's prometheus package (unpacked into $FLEDGE_CACHE, not installed) ..."
+    local tmp; tmp=$(mktemp -d)
+    if (cd "$tmp" && { apt-get download prometheus || { [ "$(id -u)" = 0 ] && apt-get update -qq && apt-get download prometheus; }; }) >&2 2>&1 &&
+      dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root" && [ -x "$tmp/root/usr/bin/prometheus" ]; then
+      rm -rf "$FLEDGE_CACHE/prometheus-deb"; mkdir -p "$FLEDGE_CACHE"
+      mv "$tmp/root" "$FLEDGE_CACHE/prometheus-deb"; rm -rf "$tmp"
+      echo "$unpacked"; return
     fi
+    rm -rf "$tmp"
   fi
+  if [ -x /usr/bin/prometheus ]; then echo /usr/bin/prometheus; return; fi
   # Fallback: build from the module proxy. Its go.mod has replace/exclude directives, so `go
   # install pkg@version` refuses it; build inside the downloaded module instead.
   log "building prometheus $PROMETHEUS_GO_VERSION from source (slow, once) ..."
@@ -294,7 +303,8 @@ cmd_up() {
   trap 'rc=$?; if [ $rc -ne 0 ]; then stop_all; log "up failed; logs in $dir/logs"; fi' EXIT
 
   read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT <<<"$(free_ports 7)"
-  declare -p ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT |
+  PROMETHEUS_BIN=$prom
+  declare -p ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT PROMETHEUS_BIN |
     sed 's/^declare -- //' >"$dir/cluster.env"
   make_pki
   kubeconfig "$dir/kubeconfig" admin

@@ -14,11 +14,22 @@ error_share=$FLEDGE_CLUSTER_DIR/demo-app-error-share
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# Stops the process whose pid the file $1 recorded, only if it is still the one this demo started:
+# its command line must contain $2 (a recycled pid belongs to someone else and is left alone).
+stop_recorded() {
+  local file=$1 mark=$2 pid
+  pid=$(cat "$file" 2>/dev/null) || return 0
+  rm -f "$file"
+  [ -n "$pid" ] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$mark" || return 0
+  kill "$pid" 2>/dev/null || true
+  local i; for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+}
+stop_operator() { stop_recorded "$operator_pid" "$repo/target/debug/fledge controller"; }
+stop_app() { stop_recorded "$app_pid" "$error_share"; }
+
 down() {
-  local p
-  for p in "$operator_pid" "$app_pid"; do
-    if [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null; then kill "$(cat "$p")" || true; fi
-  done
+  stop_operator
+  stop_app
   bash hack/cluster.sh down
 }
 
@@ -57,7 +68,7 @@ set_image() {
 
 # The stand-in for the app's metrics, registered as a Prometheus scrape target (job demo-web).
 start_app() {
-  if [ -f "$app_pid" ] && kill -0 "$(cat "$app_pid")" 2>/dev/null; then kill "$(cat "$app_pid")"; fi
+  stop_app
   echo 0 >"$error_share"
   rm -f "$FLEDGE_CLUSTER_DIR/demo-app.port"
   python3 hack/demo-app.py "$FLEDGE_CLUSTER_DIR/demo-app.port" "$error_share" \
@@ -87,7 +98,7 @@ up() {
   cargo build --quiet --bin fledge --bin kubectl-fledge
   export PATH="$repo/target/debug:$PATH"   # so `kubectl fledge` finds the plugin
   mkdir -p "$FLEDGE_CLUSTER_DIR/logs" "$FLEDGE_CLUSTER_DIR/pids"
-  if [ -f "$operator_pid" ] && kill -0 "$(cat "$operator_pid")" 2>/dev/null; then kill "$(cat "$operator_pid")"; sleep 1; fi
+  stop_operator
   "$repo/target/debug/fledge" controller --leader-elect=false \
     --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 \
     >"$FLEDGE_CLUSTER_DIR/logs/fledge-operator.log" 2>&1 &

@@ -34,14 +34,28 @@ cargo test --locked --test e2e --no-run
 
 # A cluster of our own, in its own dir, so a developer's running cluster is left alone.
 export FLEDGE_CLUSTER_DIR=${FLEDGE_TEST_CLUSTER_DIR:-/tmp/fledge-test-cluster-$$}
-# Operators the e2e tests started are their children and die with them; a test binary that was
-# itself killed would leave them behind, so they go too (only ours: they run from this tree).
+# The e2e tests record each process they start (operators, the plugin, a Prometheus of their own) as a file
+# named after its pid in FLEDGE_E2E_PIDS_DIR and stop it themselves; a test binary that was itself
+# killed leaves them behind, so they go here: by recorded pid, and only while that pid still runs
+# a binary the tests start (a recycled pid belongs to someone else).
+export FLEDGE_E2E_PIDS_DIR=$FLEDGE_CLUSTER_DIR.e2e-pids
+stop_recorded_children() {
+  local f pid exe
+  for f in "$FLEDGE_E2E_PIDS_DIR"/*; do
+    [ -e "$f" ] || continue
+    pid=${f##*/}
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    case $exe in "$PWD/target/debug/fledge"* | "$PWD/target/debug/kubectl-fledge"* | */prometheus*) kill -KILL "$pid" 2>/dev/null || true ;; esac
+  done
+  rm -rf "$FLEDGE_E2E_PIDS_DIR"
+}
 cleanup() {
   step "tearing down the test cluster"
-  pkill -f "^$PWD/target/debug/fledge controller --namespace e2e-" || true
+  stop_recorded_children
   bash hack/cluster.sh down || true
 }
 trap cleanup EXIT
+mkdir -p "$FLEDGE_E2E_PIDS_DIR"
 step "e2e: starting the local control plane"
 bash hack/cluster.sh up
 eval "$(bash hack/cluster.sh env)"

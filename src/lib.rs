@@ -2,7 +2,7 @@
 //! fledge: progressive delivery for Kubernetes.
 //!
 //! Data flows one way: watch events -> [`rollout::observe`] -> [`rollout::plan`] (pure) ->
-//! [`rollout::act`] -> status. See DESIGN.md for the map.
+//! [`rollout::act`] -> status. The map of the code is docs/design.md.
 
 pub mod analysis;
 pub mod api;

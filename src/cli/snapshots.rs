@@ -12,8 +12,11 @@ fn testdata(name: &str) -> String {
 
 fn snapshot(name: &str, actual: &str) {
     let path = format!("{}/src/cli/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("FLEDGE_UPDATE_SNAPSHOTS").is_some() {
+    // Only `1` rewrites: a variable left set to anything else must not turn every snapshot
+    // test into a pass that compares nothing.
+    if std::env::var("FLEDGE_UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
         std::fs::write(&path, actual).expect("writing the snapshot");
+        eprintln!("snapshot {name} rewritten (FLEDGE_UPDATE_SNAPSHOTS=1): review the diff");
         return;
     }
     let expected = std::fs::read_to_string(&path)

@@ -146,8 +146,15 @@ fn start_with_services(
     (task, handle)
 }
 
+/// How long a scenario waits for the next request (or for the client to go) before it fails:
+/// a request that never comes fails the test instead of hanging it.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn next(handle: &mut ApiHandle) -> Seen {
-    let (request, send) = handle.next_request().await.expect("a request");
+    let (request, send) = tokio::time::timeout(PATIENCE, handle.next_request())
+        .await
+        .expect("a request within 10s")
+        .expect("a request");
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let mut query: Vec<String> = request
@@ -174,9 +181,13 @@ async fn next(handle: &mut ApiHandle) -> Seen {
     }
 }
 
-/// Fails on any further request; returns once the client is gone.
+/// Fails on any further request; returns once the client is gone (and fails if it is not gone
+/// within [`PATIENCE`]: `act::apply` must not keep the client after it returns).
 async fn assert_no_more(handle: &mut ApiHandle) {
-    if let Some((request, _)) = handle.next_request().await {
+    let next = tokio::time::timeout(PATIENCE, handle.next_request())
+        .await
+        .expect("the client to be dropped within 10s");
+    if let Some((request, _)) = next {
         panic!("unexpected request {} {}", request.method(), request.uri());
     }
 }

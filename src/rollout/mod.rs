@@ -391,7 +391,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     if rollout.meta().deletion_timestamp.is_some() {
         let actions = plan::cleanup(&rollout, &observed);
         if !actions.is_empty() {
-            info!(?actions, "cleaning up before deletion");
+            info!(actions = %plan::summary(&actions), "cleaning up before deletion");
             let cleanup = plan::Plan {
                 actions,
                 status: rollout.status.clone().unwrap_or_default(),
@@ -411,7 +411,8 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     }
     let plan = plan::plan(&rollout, &observed, Timestamp::now());
     if !plan.actions.is_empty() {
-        info!(actions = ?plan.actions, "acting");
+        info!(actions = %plan::summary(&plan.actions), "acting");
+        tracing::debug!(actions = ?plan.actions, "acting in full");
     }
     act::apply(
         &ctx.client,

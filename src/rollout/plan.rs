@@ -74,6 +74,37 @@ pub enum Action {
     DeleteAnalysisRun { name: String },
 }
 
+/// One line per action for logs: what is written, never whole bodies (a route's document or a
+/// run's spec can be kilobytes, and the full plan is at debug level).
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::ApplyReplicaSet { hash, replicas } => write!(f, "scale {hash} to {replicas}"),
+            Action::DeleteReplicaSet { name } => write!(f, "delete ReplicaSet {name}"),
+            Action::PinService { name, hash } => write!(f, "pin Service {name} to {hash}"),
+            Action::UnpinService { name } => write!(f, "unpin Service {name}"),
+            Action::ScaleDownWorkload { name } => write!(f, "scale Deployment {name} to 0"),
+            Action::ApplyRoute { key, .. } => write!(f, "apply {key}"),
+            Action::DeleteRoute { key } => write!(f, "delete {key}"),
+            Action::AddFinalizer => write!(f, "add finalizer"),
+            Action::RemoveFinalizer => write!(f, "remove finalizer"),
+            Action::EvictPod { name } => write!(f, "evict Pod {name}"),
+            Action::CreateAnalysisRun { name, .. } => write!(f, "create AnalysisRun {name}"),
+            Action::TerminateAnalysisRun { name } => write!(f, "terminate AnalysisRun {name}"),
+            Action::DeleteAnalysisRun { name } => write!(f, "delete AnalysisRun {name}"),
+        }
+    }
+}
+
+/// The actions as one short line each, for logs.
+pub fn summary(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Finalizer on Rollouts with a traffic router: their routing objects are put back before the
 /// Rollout goes.
 pub const FINALIZER: &str = "fledge.dev/traffic-cleanup";

@@ -1,4 +1,4 @@
-//! Tier 1 of DESIGN.md: the pure planner, one test per transition, and property tests over whole
+//! Tier 1 of docs/design.md ("Test tiers"): the pure planner, one test per transition, and property tests over whole
 //! simulated rollouts. Every reconcile of a [`Sim`] also checks determinism, the status fixpoint
 //! and kstatus (see [`super::fixtures`]).
 
@@ -1857,4 +1857,27 @@ fn a_revert_at_weight_100_without_a_router_keeps_pods_available() {
     sim.settle();
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
     assert_eq!(sim.service(CANARY_SVC), Some(v1));
+}
+
+/// Logs name each write in a few words: a route's whole document never goes to the info log.
+#[test]
+fn action_summaries_are_short_and_leave_out_bodies() {
+    let key = crate::traffic::ObjectKey {
+        kind: crate::traffic::Kind::HttpRoute,
+        name: "web".into(),
+    };
+    let actions = vec![
+        Action::ApplyRoute {
+            key,
+            body: serde_json::json!({"spec": {"rules": [{"backendRefs": [{"name": "web-canary", "weight": 20}]}]}}),
+        },
+        Action::ApplyReplicaSet {
+            hash: "abc".into(),
+            replicas: 3,
+        },
+    ];
+    assert_eq!(
+        super::plan::summary(&actions),
+        r#"apply HTTPRoute "web"; scale abc to 3"#
+    );
 }

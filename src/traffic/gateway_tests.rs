@@ -419,4 +419,12 @@ fn remove_all_is_idempotent_and_never_adds_the_canary() {
         router().remove_all(&objects(&cleaned), &t).unwrap(),
     );
     assert_eq!(again, cleaned);
+    assert!(
+        moved.to_string().contains("web-canary"),
+        "the canary was routed before the removal"
+    );
+    assert!(
+        !cleaned.to_string().contains("web-canary"),
+        "no canary backendRef is left: {cleaned:#}"
+    );
 }

@@ -92,7 +92,8 @@ async fn manual_promotion_waits_for_promote() {
         })
         .await;
     let v2 = revisions(&r).2.unwrap();
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // It stays paused once the operator has looked again.
+    env.reconciled("web").await;
     assert_eq!(revisions(&env.rollout("web").await).0, Some(Phase::Paused));
     assert_eq!(env.service_hash("web-active").await, Some(v1.clone()));
     assert_eq!(env.service_hash("web-preview").await, Some(v2.clone()));

@@ -112,8 +112,8 @@ async fn indefinite_pause_waits_for_promote() {
         step(r) == Some(1) && phase(r) == Some(Phase::Paused)
     })
     .await;
-    // An indefinite pause stays put.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // An indefinite pause stays put, once the operator has looked again.
+    env.reconciled("web").await;
     let r = env.rollout("web").await;
     assert_eq!((step(&r), phase(&r)), (Some(1), Some(Phase::Paused)));
 

@@ -194,6 +194,7 @@ impl OwnPrometheus {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        crate::harness::record_child(&child);
         let url = format!("http://127.0.0.1:{port}");
         let ready = format!("{url}/-/ready");
         let start = std::time::Instant::now();
@@ -212,8 +213,7 @@ impl OwnPrometheus {
 
     /// Stops Prometheus at once, as a crash would.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::harness::stop_child(&mut self.child);
     }
 }
 
@@ -224,27 +224,11 @@ impl Drop for OwnPrometheus {
     }
 }
 
-/// The Prometheus binary `hack/cluster.sh` uses: Debian's, or the one it built.
+/// The Prometheus binary `hack/cluster.sh` uses (its `env` exports it), else Debian's.
 fn prometheus_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("FLEDGE_PROMETHEUS_BIN") {
-        return PathBuf::from(p);
-    }
-    let debian = PathBuf::from("/usr/bin/prometheus");
-    if debian.exists() {
-        return debian;
-    }
-    let cache = std::env::var("FLEDGE_CACHE")
+    std::env::var_os("FLEDGE_PROMETHEUS_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let home = std::env::var("HOME").unwrap_or_default();
-            PathBuf::from(home).join(".cache/fledge")
-        });
-    std::fs::read_dir(&cache)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin/prometheus"))
-        .find(|p| p.exists())
+        .or_else(|| Some(PathBuf::from("/usr/bin/prometheus")).filter(|p| p.exists()))
         .unwrap_or_else(|| panic!("no prometheus binary: set FLEDGE_PROMETHEUS_BIN"))
 }
 

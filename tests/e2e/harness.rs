@@ -82,8 +82,13 @@ impl Operator {
             .filter(|l| l.contains("serving HTTP"))
             .flat_map(|l| l.split([' ', '"', '=']))
             .filter(|w| w.starts_with("127.0.0.1:"));
+        // A port that accepts and never answers must not hang the test's waits.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client");
         for addr in addrs {
-            if let Ok(r) = reqwest::get(format!("http://{addr}/metrics")).await
+            if let Ok(r) = http.get(format!("http://{addr}/metrics")).send().await
                 && r.status().is_success()
             {
                 return r.text().await.unwrap_or_default();
@@ -94,8 +99,7 @@ impl Operator {
 
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child);
     }
 }
 
@@ -160,6 +164,7 @@ impl TestEnv {
             .stderr(Stdio::from(file))
             .spawn()
             .expect("starting the fledge binary");
+        record_child(&child);
         self.operators.push(Operator { child, log });
         index
     }
@@ -296,6 +301,45 @@ impl TestEnv {
         }
     }
 
+    /// Makes operator 0 look at Rollout `name` again, and returns once it has, writes included:
+    /// notes how many reconciles have started (`fledge_reconcile_total`), touches the Rollout (an
+    /// annotation the planner ignores, so that one more comes), and waits until more reconciles
+    /// than that have *finished* (`fledge_reconcile_duration_seconds_count`, recorded after the
+    /// writes). Reconciles of one Rollout never overlap, so the last one finished started after
+    /// the caller's last look at the Rollout. A test that asserts that nothing happened calls this
+    /// first (with one Rollout in its namespace), so it cannot pass only because the operator had
+    /// not looked yet, or had not written yet.
+    pub async fn reconciled(&self, name: &str) {
+        let started = counter(&self.operators[0].metrics().await, "fledge_reconcile_total");
+        let touch = NEXT.fetch_add(1, Ordering::SeqCst).to_string();
+        self.rollouts()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"metadata": {"annotations": {"e2e.fledge.dev/touch": touch}}}),
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("touching {name}: {e}"));
+        self.wait_for(
+            "the operator to reconcile again",
+            Duration::from_secs(30),
+            || async {
+                let metrics = self.operators[0].metrics().await;
+                let finished = counter(&metrics, "fledge_reconcile_duration_seconds_count");
+                if finished > started {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{finished} reconciles finished, {started} had started before"
+                    ))
+                }
+            },
+        )
+        .await
+    }
+
     /// Waits until the Rollout satisfies `pred`; the failure message shows its status.
     pub async fn wait_rollout(
         &self,
@@ -316,11 +360,54 @@ impl TestEnv {
     }
 }
 
+/// The value of the unlabelled sample `name` in an operator's `/metrics` text (0 when absent).
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Records a child process in `$FLEDGE_E2E_PIDS_DIR` (one empty file named after its pid), so
+/// that `hack/test.sh` can stop exactly these processes if the test binary itself is killed
+/// before its `Drop`s run, and nothing else that happens to look alike.
+pub fn record_child(child: &Child) {
+    if let Some(dir) = std::env::var_os("FLEDGE_E2E_PIDS_DIR") {
+        let _ = std::fs::write(PathBuf::from(dir).join(child.id().to_string()), "");
+    }
+}
+
+/// Stops a child started by a test and forgets its record.
+pub fn stop_child(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Some(dir) = std::env::var_os("FLEDGE_E2E_PIDS_DIR") {
+        let _ = std::fs::remove_file(PathBuf::from(dir).join(child.id().to_string()));
+    }
+}
+
+/// A child process the test started, stopped when the guard goes, also when the test panics
+/// half-way (a `kill` at the end of the test would be skipped then).
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn new(child: Child) -> ChildGuard {
+        record_child(&child);
+        ChildGuard(child)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        stop_child(&mut self.0);
+    }
+}
+
 impl Drop for TestEnv {
     fn drop(&mut self) {
         for (i, op) in self.operators.iter_mut().enumerate() {
-            let _ = op.child.kill();
-            let _ = op.child.wait();
+            stop_child(&mut op.child);
             if std::thread::panicking() {
                 eprintln!(
                     "----- operator {i} log ({}) -----\n{}",

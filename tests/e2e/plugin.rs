@@ -7,7 +7,7 @@ use fledge::api::{PauseReason, Phase, Rollout};
 use serde_json::json;
 
 use crate::canary::deploy_v1;
-use crate::harness::{MINUTE, TestEnv, canary_rollout, kubeconfig_path};
+use crate::harness::{ChildGuard, MINUTE, TestEnv, canary_rollout, kubeconfig_path};
 
 /// Runs the plugin in the test's namespace: (exit code, stdout, stderr).
 pub fn plugin(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
@@ -325,14 +325,16 @@ async fn get_rollout_watch_redraws_as_the_rollout_moves() {
     })
     .await;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-fledge"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig_path())
-        .args(["-n", &env.ns, "get", "rollout", "web", "-w"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("running kubectl-fledge");
-    let mut stdout = child.stdout.take().unwrap();
+    let mut child = ChildGuard::new(
+        Command::new(env!("CARGO_BIN_EXE_kubectl-fledge"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig_path())
+            .args(["-n", &env.ns, "get", "rollout", "web", "-w"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("running kubectl-fledge"),
+    );
+    let mut stdout = child.0.stdout.take().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let reader = {
         let seen = seen.clone();
@@ -369,8 +371,7 @@ async fn get_rollout_watch_redraws_as_the_rollout_moves() {
         }
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let _ = reader.join();
     assert!(
         !text().contains('\x1b'),
