@@ -636,7 +636,8 @@ fn a_failed_analysis_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
     sim.settle();
     assert_eq!(weights(&sim), (50, 50));
     let v2 = hash_of("web:2");
-    let name = run_name(NAME, &v2, RunKind::Step(1), 0);
+    let attempt = sim.status().analysis_attempt.unwrap_or(0);
+    let name = run_name(NAME, &v2, RunKind::Step(1), attempt);
 
     // The route is renamed in Git, to one that does not exist.
     let routing = sim.rollout.spec.strategy.canary.as_mut().unwrap();

@@ -95,3 +95,59 @@ async fn gateway_api_and_fledge_crds_are_served() {
         "the cluster has a different Rollout schema: reinstall crds/"
     );
 }
+
+/// Replica counts past what fledge's arithmetic is bounded for (1,000,000) are refused by the
+/// real API server at admission, in each field that holds one, with the field named; the bound
+/// itself is accepted.
+#[tokio::test]
+async fn replica_counts_above_the_maximum_are_refused_at_admission() {
+    use fledge::api::Rollout;
+    use kube::api::{Patch, PatchParams};
+    let env = TestEnv::new("smoke-replicas").await;
+    let rollout = |replicas: i64, scale: i64, preview: Option<i64>| {
+        let mut strategy = json!({"canary": {"steps": [{"setCanaryScale": {"replicas": scale}}]}});
+        if let Some(p) = preview {
+            strategy = json!({"blueGreen": {"activeService": "web", "previewReplicaCount": p}});
+        }
+        json!({
+            "apiVersion": "fledge.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": crate::harness::pod_template("web", "1"),
+                "strategy": strategy,
+            },
+        })
+    };
+    let api = env.api::<Rollout>();
+    let dry = PatchParams::apply("e2e").force().dry_run();
+    for (what, body, field) in [
+        ("replicas", rollout(1_000_001, 1, None), "spec.replicas"),
+        (
+            "setCanaryScale.replicas",
+            rollout(1, 21_474_837, None),
+            "spec.strategy.canary.steps[0].setCanaryScale.replicas",
+        ),
+        (
+            "previewReplicaCount",
+            rollout(1, 1, Some(2_000_000)),
+            "spec.strategy.blueGreen.previewReplicaCount",
+        ),
+    ] {
+        match api.patch("web", &dry, &Patch::Apply(&body)).await {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 422, "{what}: {s:?}");
+                assert!(s.message.contains(field), "{what}: {}", s.message);
+            }
+            other => panic!("{what} above the maximum was not refused: {other:?}"),
+        }
+    }
+    api.patch(
+        "web",
+        &dry,
+        &Patch::Apply(&rollout(1_000_000, 1_000_000, None)),
+    )
+    .await
+    .expect("the maximum itself is accepted");
+}
