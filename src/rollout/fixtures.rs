@@ -164,6 +164,13 @@ pub fn with_errors_template(rollout: Rollout) -> Sim {
     sim
 }
 
+/// A healthy rollout of `web:1` that has just been changed to `web:2`.
+pub fn updating(rollout: Rollout) -> Sim {
+    let mut sim = Sim::healthy(rollout);
+    sim.set_image("web:2");
+    sim
+}
+
 /// The analysis controller finishes run `name` with `phase`.
 pub fn finish_run(sim: &mut Sim, name: &str, phase: AnalysisPhase) {
     let run = sim

@@ -55,13 +55,6 @@ fn ready_one(sim: &mut Sim) {
     }
 }
 
-/// A healthy rollout of `web:1` that has just been changed to `web:2`.
-fn updating(rollout: Rollout) -> Sim {
-    let mut sim = Sim::healthy(rollout);
-    sim.set_image("web:2");
-    sim
-}
-
 // 1. Revisions.
 
 #[test]

@@ -15,12 +15,6 @@ use crate::traffic::Found;
 /// overflowed.
 const FIRST_OVERFLOW: i32 = 21_474_837;
 
-fn updating(rollout: Rollout) -> Sim {
-    let mut sim = Sim::healthy(rollout);
-    sim.set_image("web:2");
-    sim
-}
-
 #[test]
 fn percentages_of_replica_counts_past_21_million_are_exact() {
     for total in [FIRST_OVERFLOW, i32::MAX] {
