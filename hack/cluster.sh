@@ -130,6 +130,9 @@ net_up() {
   ip link set "$VETH_HOST" up
   ip -n "$NETNS" link set lo up
   ip -n "$NETNS" link set "$VETH_POD" up
+  # An address of its own that no pod ever has: Linux flushes a device's routes when its last
+  # IPv4 address goes, and pod addresses come and go.
+  ip -n "$NETNS" addr add "$POD_NET.255.253/32" dev "$VETH_POD"
   ip -n "$NETNS" route add "$host_ip/32" dev "$VETH_POD"
   ip route add "$POD_NET.0.0/16" dev "$VETH_HOST" src "$host_ip"
   exec 8>&-
@@ -352,6 +355,9 @@ metrics:
     addRoutersLabels: true
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 providers:
+  # Traefik waits this long after a provider's change before applying it (2s by default); the
+  # route status it writes comes before that, so keep the gap short.
+  providersThrottleDuration: 200ms
   kubernetesGateway:
     statusAddress: {ip: 127.0.0.1}
 log: {level: INFO}

@@ -91,6 +91,9 @@ struct Agent {
     by_ip: Mutex<HashMap<Ipv4Addr, Arc<Served>>>,
     /// Pods (uid) a readiness task is running for.
     readying: Mutex<HashSet<String>>,
+    /// Held across "look at the map, change the interface, change the map", so that a grace
+    /// period ending cannot remove an address a new pod has just been given.
+    addresses: tokio::sync::Mutex<()>,
 }
 
 type Shared = Arc<(Agent, Config)>;
@@ -306,6 +309,7 @@ async fn applied(shared: &Shared, client: &Client, pod: Pod) {
         return;
     }
     let uid = pod.uid().unwrap_or_default();
+    let guard = agent.addresses.lock().await;
     let known = agent
         .by_ip
         .lock()
@@ -322,6 +326,7 @@ async fn applied(shared: &Shared, client: &Client, pod: Pod) {
         info!(%ip, pod = %format!("{}/{}", s.namespace, s.name), revision = %s.revision, image = %s.image, "serving pod");
         agent.by_ip.lock().unwrap().insert(ip, Arc::new(s));
     }
+    drop(guard);
     if !is_ready(&pod) && agent.readying.lock().unwrap().insert(uid.clone()) {
         let (shared, client) = (shared.clone(), client.clone());
         tokio::spawn(async move {
@@ -341,6 +346,7 @@ fn deleted(shared: &Shared, pod: &Pod) {
     tokio::spawn(async move {
         tokio::time::sleep(shared.1.grace).await;
         let (agent, config) = &*shared;
+        let _guard = agent.addresses.lock().await;
         let gone = {
             let mut by_ip = agent.by_ip.lock().unwrap();
             // Only if no newer pod took this address meanwhile.
@@ -407,18 +413,22 @@ async fn make_ready(shared: &Shared, client: &Client, pod: &Pod, ip: Ipv4Addr) {
         .no_proxy()
         .build()
         .expect("an HTTP client without TLS");
-    let mut answered = false;
-    for _ in 0..300 {
+    let name = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+    let uid = pod.uid().unwrap_or_default();
+    let mut tries = 0u32;
+    loop {
         if matches!(http.get(&url).send().await, Ok(r) if r.status().is_success()) {
-            answered = true;
             break;
         }
+        let still_ours = shared.0.by_ip.lock().unwrap().get(&ip).is_some_and(|s| s.uid == uid);
+        if !still_ours {
+            return;
+        }
+        tries += 1;
+        if tries % 100 == 0 {
+            warn!(%ip, pod = %name, "the pod's address does not answer yet; not Ready");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let name = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
-    if !answered {
-        warn!(%ip, pod = %name, "the pod's address does not answer; leaving it not Ready");
-        return;
     }
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let status = pod.status.clone().unwrap_or_default();
