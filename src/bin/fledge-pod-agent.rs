@@ -48,7 +48,10 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 #[derive(Parser)]
-#[command(name = "fledge-pod-agent", about = "Serves HTTP on the local cluster's KWOK pod IPs")]
+#[command(
+    name = "fledge-pod-agent",
+    about = "Serves HTTP on the local cluster's KWOK pod IPs"
+)]
 struct Args {
     /// The network namespace the pod IPs live in.
     #[arg(long)]
@@ -139,8 +142,7 @@ mod anyhow_like {
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -288,9 +290,7 @@ fn served(pod: &Pod) -> Served {
         name: pod.name_any(),
         uid: pod.uid().unwrap_or_default(),
         revision,
-        image: container
-            .and_then(|c| c.image.clone())
-            .unwrap_or_default(),
+        image: container.and_then(|c| c.image.clone()).unwrap_or_default(),
         error_rate,
         latency,
         requests: AtomicU64::new(0),
@@ -319,7 +319,11 @@ async fn applied(shared: &Shared, client: &Client, pod: Pod) {
     if !known {
         // A new pod, or a pod that took over the address of one still in its grace period.
         if let Err(e) = add_address(config, ip).await {
-            warn!("pod {}/{}: {e}", pod.namespace().unwrap_or_default(), pod.name_any());
+            warn!(
+                "pod {}/{}: {e}",
+                pod.namespace().unwrap_or_default(),
+                pod.name_any()
+            );
             return;
         }
         let s = served(&pod);
@@ -390,7 +394,13 @@ async fn add_address(config: &Config, ip: Ipv4Addr) -> anyhow_like::Result<()> {
     // `replace` is idempotent: an address left by an agent that restarted is taken over.
     ip_cmd(
         config,
-        &["addr", "replace", &format!("{ip}/32"), "dev", &config.device],
+        &[
+            "addr",
+            "replace",
+            &format!("{ip}/32"),
+            "dev",
+            &config.device,
+        ],
     )
     .await
 }
@@ -420,12 +430,18 @@ async fn make_ready(shared: &Shared, client: &Client, pod: &Pod, ip: Ipv4Addr) {
         if matches!(http.get(&url).send().await, Ok(r) if r.status().is_success()) {
             break;
         }
-        let still_ours = shared.0.by_ip.lock().unwrap().get(&ip).is_some_and(|s| s.uid == uid);
+        let still_ours = shared
+            .0
+            .by_ip
+            .lock()
+            .unwrap()
+            .get(&ip)
+            .is_some_and(|s| s.uid == uid);
         if !still_ours {
             return;
         }
         tries += 1;
-        if tries % 100 == 0 {
+        if tries.is_multiple_of(100) {
             warn!(%ip, pod = %name, "the pod's address does not answer yet; not Ready");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -455,7 +471,11 @@ async fn make_ready(shared: &Shared, client: &Client, pod: &Pod, ip: Ipv4Addr) {
     let patch = json!({"status": {"conditions": conditions, "containerStatuses": containers}});
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
     match api
-        .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         Ok(_) => info!(%ip, pod = %name, "answers; marked Ready"),

@@ -99,11 +99,12 @@ async fn attach_route(env: &TestEnv, gw: &Gateway) -> String {
 async fn route_programmed(env: &TestEnv, what: &str) -> Value {
     let controller = controller();
     env.wait_for(what, MINUTE, || async {
-        let doc = get_doc(env, &http_route(), "web")
-            .await
-            .ok_or("no route")?;
+        let doc = get_doc(env, &http_route(), "web").await.ok_or("no route")?;
         let generation = doc["metadata"]["generation"].clone();
-        let parents = doc["status"]["parents"].as_array().cloned().unwrap_or_default();
+        let parents = doc["status"]["parents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let ours = parents
             .iter()
             .find(|p| p["controllerName"] == controller.as_str())
@@ -248,8 +249,11 @@ async fn canary_share_follows_every_weight_and_no_request_fails_through_promotio
             && r.status.as_ref().unwrap().stable_revision.as_deref() == Some(v2.as_str())
     })
     .await;
-    env.wait_replica_sets("v1 scaled to 0", vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)])
-        .await;
+    env.wait_replica_sets(
+        "v1 scaled to 0",
+        vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)],
+    )
+    .await;
     route_programmed(&env, "Traefik to take the promoted route").await;
     settle().await;
     let after = load.window(load.now(), 400).await;
@@ -390,5 +394,105 @@ async fn header_route_sends_only_matching_requests_to_the_canary() {
         "header route: {} requests with the header all to {v2}, {} without all to {v1}",
         w_all.len(),
         wo_all.len()
+    );
+}
+
+/// The first metric of `analysis-templates/<file>`, as a namespaced AnalysisTemplate that
+/// measures every second (the file's minute would make a test of many minutes); its query, the
+/// part under test, is the file's.
+async fn template_from_file(env: &TestEnv, file: &str, name: &str, count: i64) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("analysis-templates")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let doc = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+        .find(|d| d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{} has no template {name}", path.display()));
+    let mut spec = doc["spec"].clone();
+    spec["metrics"][0]["interval"] = json!("1s");
+    spec["metrics"][0]["count"] = json!(count);
+    env.apply::<fledge::api::analysis::AnalysisTemplate>(json!({
+        "apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .await;
+}
+
+/// Issue 14, test 5: a canary that answers 500 to 20% of its requests is aborted by a step
+/// analysis on Traefik's own metrics (analysis-templates/traefik.yaml, success rate of the canary
+/// Service's backend), and once the gateway has the abort no client request fails.
+#[tokio::test]
+async fn a_canary_failing_a_fifth_of_requests_is_aborted_by_analysis_on_traefik_metrics() {
+    let gw = gateway();
+    let env = TestEnv::canary("dp-analysis").await;
+    let host = attach_route(&env, &gw).await;
+    template_from_file(&env, "traefik.yaml", "traefik-success-rate", 60).await;
+    let prometheus = crate::exporter::prometheus_url();
+    let steps = json!([
+        {"setWeight": 50},
+        // Traffic on the canary long enough for a rate over the window.
+        {"pause": {"duration": "8s"}},
+        {"analysis": {"templates": [{"templateName": "traefik-success-rate"}], "args": [
+            {"name": "namespace", "value": env.ns}, {"name": "service", "value": "web-canary"},
+            {"name": "threshold", "value": "0.95"}, {"name": "window", "value": "5s"},
+            {"name": "prometheus", "value": prometheus},
+        ]}},
+        {"pause": {}},
+    ]);
+    let rollout = |v: &str, error_rate: &str| {
+        let mut r = routed(canary_rollout("web", 2, v, steps.clone()));
+        r["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "ERROR_RATE", "value": error_rate}]);
+        r["spec"]["strategy"]["canary"]["abortScaleDownDelaySeconds"] = json!(2);
+        r
+    };
+    let v1 = deploy_v1(&env, rollout("1", "0")).await;
+    route_programmed(&env, "Traefik to accept the route").await;
+    let target = target(&gw, &host);
+    answers(&env, &target, &v1).await;
+
+    let load = Load::start(target, RATE);
+    env.apply::<Rollout>(rollout("2", "0.2")).await;
+    let aborted = env
+        .wait_rollout(
+            "web",
+            "aborted by the analysis",
+            Duration::from_secs(120),
+            |r| r.status.as_ref().is_some_and(|s| s.abort) && weight(r) == Some(0),
+        )
+        .await;
+    let aborted_at = load.now();
+    let s = aborted.status.unwrap();
+    assert_eq!(s.stable_revision.as_deref(), Some(v1.as_str()));
+    let v2 = s.current_revision.unwrap();
+    route_programmed(&env, "Traefik to take weight 0").await;
+    env.wait_replica_sets(
+        "the canary scaled to 0",
+        vec![(v1.clone(), 2, 2), (v2.clone(), 0, 0)],
+    )
+    .await;
+    settle().await;
+    let after = load.window(load.now(), 400).await;
+    let all = load.stop().await;
+    assert_no_failures("after the abort reached the gateway", &after);
+    assert_eq!(load::share(&after, &v1), 100.0);
+
+    let failed: Vec<&Sample> = all.iter().filter(|s| !s.ok()).collect();
+    let first = failed.first().expect("the bad canary failed requests").sent;
+    let last = failed.last().unwrap().sent;
+    assert!(
+        failed.iter().all(|s| s.status == 500 && s.revision == v2),
+        "only the canary's own 500s: {:?}",
+        load::failures(&all, 10)
+    );
+    eprintln!(
+        "analysis abort: first failed request at {first:?}, rollout at weight 0 {:?} later, last \
+         failed request {:?} after the first; {} of {} client requests failed, all 500s from the canary",
+        aborted_at.saturating_sub(first),
+        last - first,
+        failed.len(),
+        all.len()
     );
 }

@@ -80,8 +80,12 @@ impl Load {
                 while !stop.load(Ordering::SeqCst) {
                     tick.tick().await;
                     sent += 1;
-                    let (client, url, samples, inflight) =
-                        (client.clone(), url.clone(), samples.clone(), inflight.clone());
+                    let (client, url, samples, inflight) = (
+                        client.clone(),
+                        url.clone(),
+                        samples.clone(),
+                        inflight.clone(),
+                    );
                     inflight.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(async move {
                         let t0 = Instant::now();
