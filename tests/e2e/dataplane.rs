@@ -496,3 +496,88 @@ async fn a_canary_failing_a_fifth_of_requests_is_aborted_by_analysis_on_traefik_
         all.len()
     );
 }
+
+/// Issue 14, test 2 (blue-green): clients of the active Service move from blue to green at the
+/// switch, and not one request fails through the switch and the old revision's scale-down.
+#[tokio::test]
+async fn blue_green_switch_and_scale_down_drop_no_request() {
+    let gw = gateway();
+    let mut env = TestEnv::new("dp-bg").await;
+    env.service("web-active", "web").await;
+    env.service("web-preview", "web").await;
+    env.start_operator();
+    let host = format!("{}.fledge.test", env.ns);
+    apply_dynamic(
+        &env,
+        &http_route(),
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "web"},
+            "spec": {
+                "parentRefs": [{"name": gw.name, "namespace": gw.namespace}],
+                "hostnames": [host],
+                "rules": [{"backendRefs": [{"name": "web-active", "port": 80}]}],
+            },
+        }),
+    )
+    .await;
+    let rollout = |v: &str| {
+        json!({
+            "apiVersion": "fledge.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": crate::harness::pod_template("web", v),
+                "strategy": {"blueGreen": {
+                    "activeService": "web-active", "previewService": "web-preview",
+                    "autoPromotionSeconds": 3, "scaleDownDelaySeconds": 2,
+                }},
+            },
+        })
+    };
+    let healthy_on = |r: &Rollout, not: Option<&str>| {
+        let s = r.status.clone().unwrap_or_default();
+        s.phase == Some(Phase::Healthy)
+            && s.stable_revision.is_some()
+            && s.stable_revision.as_deref() != not
+    };
+    env.apply::<Rollout>(rollout("1")).await;
+    let r = env
+        .wait_rollout("web", "blue Healthy", MINUTE, |r| healthy_on(r, None))
+        .await;
+    let v1 = r.status.unwrap().stable_revision.unwrap();
+    route_programmed(&env, "Traefik to accept the route").await;
+    let target = target(&gw, &host);
+    answers(&env, &target, &v1).await;
+
+    let load = Load::start(target, RATE);
+    env.apply::<Rollout>(rollout("2")).await;
+    let r = env
+        .wait_rollout("web", "green Healthy", MINUTE, |r| {
+            healthy_on(r, Some(v1.as_str()))
+        })
+        .await;
+    let v2 = r.status.unwrap().stable_revision.unwrap();
+    env.wait_replica_sets(
+        "blue scaled to 0",
+        vec![(v1.clone(), 0, 0), (v2.clone(), 3, 3)],
+    )
+    .await;
+    // The blue pods answer for their grace period after deletion; measure after it.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let after = load.window(load.now(), 400).await;
+    let all = load.stop().await;
+    assert_eq!(
+        load::share(&after, &v2),
+        100.0,
+        "after the switch only green answers"
+    );
+    let blue = all.iter().filter(|s| s.revision == v1).count();
+    assert!(blue > 0, "blue answered before the switch");
+    assert_no_failures("the blue-green switch", &all);
+    eprintln!(
+        "blue-green: {} requests, 0 failed ({blue} answered by blue, the rest by green)",
+        all.len()
+    );
+}
