@@ -581,3 +581,56 @@ async fn blue_green_switch_and_scale_down_drop_no_request() {
         all.len()
     );
 }
+
+/// Issue 14, test 2 (controller killed): the controller is SIGKILLed mid-rollout with the canary
+/// at 25% and a new one started; the walk goes on to promotion and not one request fails.
+#[tokio::test]
+async fn controller_killed_mid_rollout_drops_no_request() {
+    let gw = gateway();
+    let mut env = TestEnv::canary("dp-kill").await;
+    let host = attach_route(&env, &gw).await;
+    let steps =
+        json!([{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "3s"}}]);
+    let rollout = |v: &str| routed(canary_rollout("web", 4, v, steps.clone()));
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    route_programmed(&env, "Traefik to accept the route").await;
+    let target = target(&gw, &host);
+    answers(&env, &target, &v1).await;
+
+    let load = Load::start(target, RATE);
+    env.apply::<Rollout>(rollout("2")).await;
+    let r = env
+        .wait_rollout("web", "paused at 25%", MINUTE, |r| {
+            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+        })
+        .await;
+    let v2 = r.status.unwrap().current_revision.unwrap();
+    env.operator(0).kill();
+    let killed_at = load.now();
+    env.start_operator();
+    env.request("web", RequestAction::Promote).await;
+    env.wait_rollout("web", "v2 Healthy after the restart", MINUTE, |r| {
+        phase(r) == Some(Phase::Healthy)
+            && r.status.as_ref().unwrap().stable_revision.as_deref() == Some(v2.as_str())
+    })
+    .await;
+    env.wait_replica_sets(
+        "v1 scaled to 0",
+        vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)],
+    )
+    .await;
+    route_programmed(&env, "Traefik to take the promoted route").await;
+    settle().await;
+    let after = load.window(load.now(), 400).await;
+    let all = load.stop().await;
+    assert_eq!(
+        load::share(&after, &v2),
+        100.0,
+        "after promotion only v2 answers"
+    );
+    assert_no_failures("the rollout with a SIGKILLed controller", &all);
+    eprintln!(
+        "controller SIGKILL at {killed_at:?}: {} requests, 0 failed",
+        all.len()
+    );
+}
