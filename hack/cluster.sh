@@ -15,6 +15,16 @@
 # FLEDGE_PROMETHEUS_URL, FLEDGE_PROMETHEUS_TARGETS_DIR, FLEDGE_PROMETHEUS_BIN (the binary it
 # runs), and PATH with the built kubectl first.
 #
+# The data plane (docs/dataplane.md; on when run as root, FLEDGE_DATAPLANE=off to skip it, =on to
+# insist): the fake nodes' pod range (a free 10.X.0.0/16 picked at `up`) lives in a network
+# namespace of its own, reached through a veth pair and a host route; fledge-pod-agent
+# (src/bin/fledge-pod-agent.rs) makes every pod answer HTTP on its IP and sets Ready once it
+# does; Traefik (hack/build-traefik.sh) runs the Kubernetes Gateway provider for GatewayClass
+# `fledge-local` and Gateway `fledge-gateway/local`, whose HTTP listener is on a free loopback
+# port. `env` then also exports FLEDGE_GATEWAY_URL (that listener), FLEDGE_GATEWAY_NAMESPACE,
+# FLEDGE_GATEWAY_NAME, FLEDGE_POD_AGENT_URL (its /pods and /metrics) and FLEDGE_TRAEFIK_URL (its
+# /metrics and /ping). Prometheus scrapes Traefik (job traefik) and the agent (job pod-agent).
+#
 # Tests add a Prometheus scrape target (Prometheus 2.42 has no scrape_config_files, so file_sd) by
 # writing $FLEDGE_PROMETHEUS_TARGETS_DIR/<name>.json (write <name>.json.tmp, then rename):
 #   [{"targets": ["127.0.0.1:8080"], "labels": {"job": "my-test", "__metrics_path__": "/metrics"}}]
@@ -33,6 +43,8 @@ timeout=${FLEDGE_CLUSTER_TIMEOUT:-120}   # seconds for each wait; generous for a
 # Fallback only: built from the Go module proxy when Debian's package cannot be installed.
 PROMETHEUS_GO_VERSION=v0.53.3            # = Prometheus 2.53.3
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok prometheus)
+dataplane_components=(pod-agent traefik)
+dataplane=${FLEDGE_DATAPLANE:-auto}       # auto | on | off
 export PATH="$K8S_BIN:$KWOK_BIN:$PATH"
 
 log() { echo "cluster: $*" >&2; }
@@ -45,6 +57,7 @@ pid_of() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
 
 # TERM, wait up to 5s, then KILL. etcd goes last: an apiserver that loses etcd first hangs in shutdown.
 stop_all() {
+  stop traefik pod-agent
   stop kube-apiserver kube-controller-manager kube-scheduler kwok prometheus
   stop etcd
 }
@@ -62,11 +75,68 @@ stop() {
 }
 
 cmd_down() {
-  [ -e "$dir" ] || return 0
+  if [ ! -e "$dir" ]; then net_down; return 0; fi
   # Refuse to rm -rf a directory this script did not create (e.g. FLEDGE_CLUSTER_DIR=$HOME).
   [ -e "$dir/.fledge-cluster" ] || [ -z "$(ls -A "$dir")" ] || die "$dir is not a fledge cluster dir; not deleting it"
   stop_all
+  net_down
   rm -rf "$dir"
+}
+
+# --- pod network -------------------------------------------------------------------------------
+# Names derive from the state dir, so `down` (or the next `up`) finds what a crashed run left even
+# when the state dir is gone. Interface names have at most 15 characters.
+net_names() {
+  local id; id=$(printf %s "$dir" | sha256sum | cut -c1-8)
+  NETNS=fledge-$id VETH_HOST=fl${id}h VETH_POD=fl${id}p
+}
+# Deleting the namespace deletes its end of the veth, which deletes the host end and the route
+# through it; the explicit link delete covers a host end whose peer is already gone.
+net_down() {
+  [ "$(id -u)" = 0 ] || return 0
+  net_names
+  ip netns del "$NETNS" 2>/dev/null || true
+  ip link del "$VETH_HOST" 2>/dev/null || true
+}
+dataplane_wanted() {
+  case $dataplane in
+    off | 0 | false) return 1 ;;
+    on | 1 | true) return 0 ;;
+  esac
+  if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
+    log "no pod network (needs root and iproute2); pods go Ready without answering, no gateway"
+    return 1
+  fi
+}
+# A free 10.X.0.0/16 (X in 200..254: no route or address on this machine in it), the namespace,
+# the veth pair, and the host route. The host end has 10.X.255.254, which is also the only
+# address the namespace can reach: it has no default route, so nothing in it talks to anything but
+# this machine.
+net_up() {
+  net_names; net_down
+  # Two `up`s of different clusters must not pick the same range.
+  mkdir -p "$FLEDGE_CACHE"; exec 8>"$FLEDGE_CACHE/.net.lock"; flock 8
+  local used x
+  used=$({ ip -4 route show table all; ip -4 addr show; } 2>/dev/null)
+  for x in $(seq 200 255); do
+    ((x < 255)) || die "no free 10.X.0.0/16 for the pod network (200..254 all in use)"
+    grep -qE "(^|[^0-9.])10\\.$x\\." <<<"$used" || break
+  done
+  POD_NET=10.$x
+  local host_ip=$POD_NET.255.254
+  ip netns add "$NETNS"
+  ip link add "$VETH_HOST" type veth peer name "$VETH_POD" netns "$NETNS"
+  ip addr add "$host_ip/32" dev "$VETH_HOST"
+  ip link set "$VETH_HOST" up
+  ip -n "$NETNS" link set lo up
+  ip -n "$NETNS" link set "$VETH_POD" up
+  # An address of its own that no pod ever has: Linux flushes a device's routes when its last
+  # IPv4 address goes, and pod addresses come and go.
+  ip -n "$NETNS" addr add "$POD_NET.255.253/32" dev "$VETH_POD"
+  ip -n "$NETNS" route add "$host_ip/32" dev "$VETH_POD"
+  ip route add "$POD_NET.0.0/16" dev "$VETH_HOST" src "$host_ip"
+  exec 8>&-
+  log "pod network $POD_NET.0.0/16 in netns $NETNS (host end $VETH_HOST $host_ip)"
 }
 
 load_env() { [ -f "$dir/cluster.env" ] && source "$dir/cluster.env"; }
@@ -76,6 +146,7 @@ readyz() { curl -fsS --max-time 2 --cacert "$dir/pki/ca.crt" "https://127.0.0.1:
 cmd_status() {
   load_env || { log "no cluster at $dir"; return 1; }
   local ok=0 name pid
+  [ "${DATAPLANE:-0}" = 1 ] && components+=("${dataplane_components[@]}")
   for name in "${components[@]}"; do
     pid=$(pid_of "$name")
     if ours "$pid"; then echo "$name: running (pid $pid)"; else echo "$name: NOT running"; ok=1; fi
@@ -84,6 +155,14 @@ cmd_status() {
   if curl -fsS --max-time 2 "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1; then
     echo "prometheus /-/ready: ok (http://127.0.0.1:$PROMETHEUS_PORT)"
   else echo "prometheus /-/ready: FAILED"; ok=1; fi
+  if [ "${DATAPLANE:-0}" = 1 ]; then
+    if curl -fsS --max-time 2 "http://127.0.0.1:$TRAEFIK_PORT/ping" >/dev/null 2>&1; then
+      echo "traefik /ping: ok (gateway http://127.0.0.1:$GATEWAY_PORT)"
+    else echo "traefik /ping: FAILED"; ok=1; fi
+    net_names
+    if ip netns list 2>/dev/null | grep -q "^$NETNS\\b"; then echo "pod network: $POD_NET.0.0/16 in netns $NETNS"
+    else echo "pod network: netns $NETNS MISSING"; ok=1; fi
+  fi
   return $ok
 }
 
@@ -95,6 +174,14 @@ cmd_env() {
   printf 'export FLEDGE_PROMETHEUS_TARGETS_DIR=%q\n' "$dir/prometheus/targets"
   if [ -n "${PROMETHEUS_BIN:-}" ]; then printf 'export FLEDGE_PROMETHEUS_BIN=%q\n' "$PROMETHEUS_BIN"; fi
   printf 'export PATH=%q:"$PATH"\n' "$K8S_BIN:$KWOK_BIN"
+  if [ "${DATAPLANE:-0}" = 1 ]; then
+    printf 'export FLEDGE_GATEWAY_URL=%q\n' "http://127.0.0.1:$GATEWAY_PORT"
+    printf 'export FLEDGE_GATEWAY_NAMESPACE=fledge-gateway FLEDGE_GATEWAY_NAME=local\n'
+    printf 'export FLEDGE_POD_AGENT_URL=%q\n' "http://127.0.0.1:$AGENT_PORT"
+    printf 'export FLEDGE_TRAEFIK_URL=%q\n' "http://127.0.0.1:$TRAEFIK_PORT"
+  else
+    echo 'unset FLEDGE_GATEWAY_URL FLEDGE_GATEWAY_NAMESPACE FLEDGE_GATEWAY_NAME FLEDGE_POD_AGENT_URL FLEDGE_TRAEFIK_URL'
+  fi
 }
 
 # Poll "$@" until it succeeds; fail early if component $1's process died, showing its log.
@@ -234,6 +321,76 @@ scrape_configs:
   - files: ["$p/targets/*.json", "$p/targets/*.yml", "$p/targets/*.yaml"]
     refresh_interval: 1s
 EOF
+  if [ "$DATAPLANE" = 1 ]; then cat >>"$p/prometheus.yml" <<EOF
+- job_name: traefik
+  static_configs: [{targets: ["127.0.0.1:$TRAEFIK_PORT"]}]
+- job_name: pod-agent
+  static_configs: [{targets: ["127.0.0.1:$AGENT_PORT"]}]
+EOF
+  fi
+}
+
+# --- data plane --------------------------------------------------------------------------------
+# The agent is built from this repo (a no-op when `cargo test`/`cargo build` already did);
+# FLEDGE_POD_AGENT_BIN picks another build.
+pod_agent_bin() {
+  if [ -n "${FLEDGE_POD_AGENT_BIN:-}" ]; then echo "$FLEDGE_POD_AGENT_BIN"; return; fi
+  (cd "$repo" && nice -n "${FLEDGE_BUILD_NICE:-0}" cargo build --locked --quiet --bin fledge-pod-agent) >&2
+  echo "$repo/target/debug/fledge-pod-agent"
+}
+
+write_traefik_config() {
+  mkdir -p "$dir/traefik"
+  # No version check, no usage report: nothing leaves this machine.
+  cat >"$dir/traefik/traefik.yml" <<EOF
+global: {checkNewVersion: false, sendAnonymousUsage: false}
+entryPoints:
+  web: {address: "127.0.0.1:$GATEWAY_PORT"}
+  traefik: {address: "127.0.0.1:$TRAEFIK_PORT"}
+ping: {entryPoint: traefik}
+metrics:
+  prometheus:
+    entryPoint: traefik
+    addServicesLabels: true
+    addRoutersLabels: true
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+providers:
+  # Traefik waits this long after a provider's change before applying it (2s by default); the
+  # route status it writes comes before that, so keep the gap short.
+  providersThrottleDuration: 200ms
+  kubernetesGateway:
+    statusAddress: {ip: 127.0.0.1}
+log: {level: INFO}
+EOF
+}
+
+# The listener's port must be the entry point's: that is how Traefik matches the two.
+apply_gateway() {
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: fledge-local}
+spec: {controllerName: traefik.io/gateway-controller}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: fledge-gateway}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: local, namespace: fledge-gateway}
+spec:
+  gatewayClassName: fledge-local
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: $GATEWAY_PORT
+    allowedRoutes: {namespaces: {from: All}}
+EOF
+}
+
+gateway_programmed() {
+  [ "$(kubectl get gateway local -n fledge-gateway -o jsonpath='{.status.conditions[?(@.type=="Programmed")].status}')" = True ]
 }
 
 # --- cluster contents --------------------------------------------------------------------------
@@ -247,7 +404,7 @@ metadata:
   annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
   labels: {type: kwok, kubernetes.io/hostname: kwok-node-$i, kubernetes.io/os: linux, kubernetes.io/arch: amd64}
 spec:
-  podCIDR: 10.244.$i.0/24
+  podCIDR: $POD_NET.$i.0/24
 status:
   allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
   capacity: {cpu: "32", memory: 256Gi, pods: "110"}
@@ -294,17 +451,29 @@ cmd_up() {
     apply_crds; summary; return
   fi
   cmd_down   # stale or crashed cluster: clear it
+  DATAPLANE=0; if dataplane_wanted; then DATAPLANE=1; fi
   # Serialize builds: two first-time `up`s (different dirs) must not build the same binaries at once.
   mkdir -p "$FLEDGE_CACHE"; flock "$FLEDGE_CACHE/.build.lock" bash "$here/build-k8s.sh"
+  local agent_bin=""
+  if [ "$DATAPLANE" = 1 ]; then
+    # Checked before taking the lock: a warm `up` must never wait behind another cluster's build.
+    [ -x "$TRAEFIK_BIN/traefik" ] || flock "$FLEDGE_CACHE/.build.lock" bash "$here/build-traefik.sh"
+    agent_bin=$(pod_agent_bin)
+  fi
   local prom; prom=$(prometheus_bin)
   local start_time=$SECONDS
   mkdir -p "$dir"/{pki,pids,logs}; touch "$dir/.fledge-cluster"
   # On any failure: stop what we started but keep the dir (logs) for a look; the next up clears it.
-  trap 'rc=$?; if [ $rc -ne 0 ]; then stop_all; log "up failed; logs in $dir/logs"; fi' EXIT
+  trap 'rc=$?; if [ $rc -ne 0 ]; then stop_all; net_down; log "up failed; logs in $dir/logs"; fi' EXIT
 
-  read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT <<<"$(free_ports 7)"
+  read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT \
+    GATEWAY_PORT TRAEFIK_PORT AGENT_PORT <<<"$(free_ports 10)"
   PROMETHEUS_BIN=$prom
-  declare -p ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT PROMETHEUS_BIN |
+  # Without the pod network the nodes keep the range KWOK used before it: nothing routes to it.
+  POD_NET=10.244
+  if [ "$DATAPLANE" = 1 ]; then net_up; fi
+  declare -p ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT PROMETHEUS_BIN \
+    GATEWAY_PORT TRAEFIK_PORT AGENT_PORT DATAPLANE POD_NET |
     sed 's/^declare -- //' >"$dir/cluster.env"
   make_pki
   kubeconfig "$dir/kubeconfig" admin
@@ -345,17 +514,33 @@ cmd_up() {
     --kubeconfig="$dir/scheduler.kubeconfig" --cert-dir="$dir/scheduler" \
     --authentication-kubeconfig="$dir/scheduler.kubeconfig" --authorization-kubeconfig="$dir/scheduler.kubeconfig"
   # HOME=$dir: kwok always loads ~/.kwok/kwok.yaml if present; keep a user's file out of it.
-  # No --config: kwok then uses its default node (heartbeat with lease) and pod (ready) stages.
-  start kwok env HOME="$dir" "$KWOK_BIN/kwok" --kubeconfig="$dir/kubeconfig" \
+  # Without --config kwok uses its default node (heartbeat with lease) and pod (ready) stages; with
+  # the pod network, hack/kwok-pod-stages.yaml leaves Ready to fledge-pod-agent.
+  local kwok_config=()
+  [ "$DATAPLANE" = 1 ] && kwok_config=(--config="$here/kwok-pod-stages.yaml")
+  start kwok env HOME="$dir" "$KWOK_BIN/kwok" --kubeconfig="$dir/kubeconfig" "${kwok_config[@]}" \
     --server-address="127.0.0.1:$KWOK_PORT" --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --cidr=10.244.0.1/16 --node-lease-duration-seconds=40
+    --cidr="$POD_NET.0.1/16" --node-lease-duration-seconds=40
 
   create_nodes
+  if [ "$DATAPLANE" = 1 ]; then
+    start pod-agent "$agent_bin" --kubeconfig="$dir/kubeconfig" --netns="$NETNS" --device="$VETH_POD" \
+      --pod-cidr="$POD_NET.0.0/16" --control-addr="127.0.0.1:$AGENT_PORT"
+  fi
   apply_crds   # needs only the apiserver; overlaps the controller-manager's start-up
   wait_for "3 Ready fake nodes" kwok kubectl wait --for=condition=Ready node -l type=kwok --timeout=5s
   wait_for "default ServiceAccount" kube-controller-manager kubectl get serviceaccount default -n default
   wait_for "prometheus /-/ready" prometheus curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+  if [ "$DATAPLANE" = 1 ]; then
+    # After the Gateway API CRDs: Traefik's provider watches them from its start.
+    write_traefik_config
+    start traefik env KUBECONFIG="$dir/kubeconfig" "$TRAEFIK_BIN/traefik" --configFile="$dir/traefik/traefik.yml"
+    apply_gateway
+    wait_for "traefik /ping" traefik curl -fsS "http://127.0.0.1:$TRAEFIK_PORT/ping"
+    wait_for "Gateway fledge-gateway/local Programmed" traefik gateway_programmed
+    wait_for "pod-agent /pods" pod-agent curl -fsS "http://127.0.0.1:$AGENT_PORT/pods"
+  fi
   trap - EXIT
   log "up in $((SECONDS - start_time))s at $dir"
   summary
@@ -364,6 +549,9 @@ cmd_up() {
 summary() {
   echo "export KUBECONFIG=$dir/kubeconfig" >&2
   echo "prometheus: http://127.0.0.1:$PROMETHEUS_PORT" >&2
+  if [ "${DATAPLANE:-0}" = 1 ]; then
+    echo "gateway: http://127.0.0.1:$GATEWAY_PORT (Gateway fledge-gateway/local; pods in $POD_NET.0.0/16)" >&2
+  fi
   echo "everything: eval \"\$($0 env)\"" >&2
 }
 

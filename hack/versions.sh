@@ -22,3 +22,7 @@ FLUX_KUSTOMIZE_CONTROLLER_H1=h1:IjTnrkIy0ULJoTNC2ZKuMb32vkqj7dJ6zt6UqbTFxKA=
 FLUX_SOURCE_CONTROLLER_VERSION=v1.10.1
 FLUX_SOURCE_CONTROLLER_H1=h1:vkYpgpLZu20LQ2UN4lPBdWH7sqTNdQ8FjcZD/HogN2E=
 GITOPS_CRDS_DIR=$FLEDGE_CACHE/crds
+# The local Gateway API data plane (hack/build-traefik.sh). v3.6 and later need modules the
+# module proxy does not serve; v3.5.0 resolves in full.
+TRAEFIK_VERSION=v3.5.0
+TRAEFIK_BIN=$FLEDGE_CACHE/traefik-$TRAEFIK_VERSION/bin

@@ -3,11 +3,13 @@
 
 mod exporter;
 mod harness;
+mod load;
 
 mod analysis;
 mod bluegreen;
 mod canary;
 mod chart;
+mod dataplane;
 mod examples;
 mod plugin;
 mod resilience;
