@@ -190,6 +190,7 @@ fn assert_no_failures(what: &str, samples: &[Sample]) {
 /// weight, and not one request of the whole rollout, promotion and old revision's scale-down
 /// included, fails.
 #[tokio::test]
+#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn canary_share_follows_every_weight_and_no_request_fails_through_promotion() {
     let gw = gateway();
     let env = TestEnv::canary("dp-weights").await;
@@ -275,6 +276,7 @@ async fn canary_share_follows_every_weight_and_no_request_fails_through_promotio
 /// Issue 14, test 2: an abort at 50% sends everything back to the stable and scales the canary
 /// away without one failed request.
 #[tokio::test]
+#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn abort_at_half_drops_no_request() {
     let gw = gateway();
     let env = TestEnv::canary("dp-abort").await;
@@ -340,6 +342,7 @@ async fn abort_at_half_drops_no_request() {
 /// Issue 14, test 3: with a header route and no weight, requests carrying the header reach only
 /// the canary, and the others only the stable.
 #[tokio::test]
+#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn header_route_sends_only_matching_requests_to_the_canary() {
     let gw = gateway();
     let env = TestEnv::canary("dp-header").await;
@@ -424,6 +427,7 @@ async fn template_from_file(env: &TestEnv, file: &str, name: &str, count: i64) {
 /// analysis on Traefik's own metrics (analysis-templates/traefik.yaml, success rate of the canary
 /// Service's backend), and once the gateway has the abort no client request fails.
 #[tokio::test]
+#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn a_canary_failing_a_fifth_of_requests_is_aborted_by_analysis_on_traefik_metrics() {
     let gw = gateway();
     let env = TestEnv::canary("dp-analysis").await;
@@ -500,6 +504,7 @@ async fn a_canary_failing_a_fifth_of_requests_is_aborted_by_analysis_on_traefik_
 /// Issue 14, test 2 (blue-green): clients of the active Service move from blue to green at the
 /// switch, and not one request fails through the switch and the old revision's scale-down.
 #[tokio::test]
+#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn blue_green_switch_and_scale_down_drop_no_request() {
     let gw = gateway();
     let mut env = TestEnv::new("dp-bg").await;
@@ -585,6 +590,7 @@ async fn blue_green_switch_and_scale_down_drop_no_request() {
 /// Issue 14, test 2 (controller killed): the controller is SIGKILLed mid-rollout with the canary
 /// at 25% and a new one started; the walk goes on to promotion and not one request fails.
 #[tokio::test]
+#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn controller_killed_mid_rollout_drops_no_request() {
     let gw = gateway();
     let mut env = TestEnv::canary("dp-kill").await;
