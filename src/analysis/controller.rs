@@ -204,11 +204,16 @@ async fn owned_by_a_rollout(ctx: &Context, run: &AnalysisRun) -> Result<bool, Er
     };
     let rollouts =
         Api::<Rollout>::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
-    let owner = rollouts
-        .get_opt(&name)
+    // A list narrowed to the name, not a get: the chart grants list and watch on Rollouts (the
+    // Rollout controller reads them from a cache) but no get.
+    let found = rollouts
+        .list(&kube::api::ListParams::default().fields(&format!("metadata.name={name}")))
         .await
         .map_err(|e| Error::Owner(run.name_any(), Box::new(e)))?;
-    Ok(owner.is_some_and(|r| r.metadata.uid.as_deref() == Some(uid.as_str())))
+    Ok(found
+        .items
+        .iter()
+        .any(|r| r.metadata.uid.as_deref() == Some(uid.as_str())))
 }
 
 #[instrument(skip_all, fields(run = %run.name_any(), namespace = run.namespace().unwrap_or_default()))]
