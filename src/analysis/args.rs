@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::quote;
+use crate::api::SpecProblem;
 use crate::api::analysis::{Argument, Metric};
-use crate::rollout::spec_checks::SpecProblem;
 
 /// What a lint puts in for an argument that has no value yet (the Rollout gives it): a number,
 /// so a condition like `result < {{args.max}}` compiles as it will with the real value.

@@ -23,10 +23,10 @@ use super::redact::Redactor;
 use super::{args, run};
 use crate::api::INSTANCE_ID_LABEL;
 use crate::api::Rollout;
+use crate::api::Scope;
 use crate::api::analysis::{
     ANALYSIS_RUN_LABEL, AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus,
 };
-use crate::rollout::Scope;
 use crate::telemetry::Metrics;
 
 /// Errors of one reconcile, retried with backoff.

@@ -6,8 +6,8 @@ use std::collections::btree_map::Entry;
 
 use super::args::{self, ArgValue, Values};
 use super::run;
+use crate::api::SpecProblem;
 use crate::api::analysis::{AnalysisTemplateSpec, Argument, Metric};
-use crate::rollout::spec_checks::SpecProblem;
 
 /// Every problem of a template, each at a path relative to its spec, like
 /// `metrics[0].successCondition`. Empty when the template is fine. Arguments without a value

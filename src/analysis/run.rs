@@ -16,11 +16,11 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::condition::{Condition, Conditions};
 use super::value::{MetricValue, Outcome};
+use crate::api::SpecProblem;
 use crate::api::analysis::{
     AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, DryRun, Measurement, Metric, MetricResult,
 };
 use crate::api::duration;
-use crate::rollout::spec_checks::SpecProblem;
 
 pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
 pub const DEFAULT_MEASUREMENT_RETENTION: i32 = 10;

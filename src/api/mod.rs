@@ -3,10 +3,16 @@
 pub mod analysis;
 pub mod conditions;
 pub mod duration;
+pub mod problem;
 pub mod rollout;
+pub mod scaled;
+pub mod scope;
 
 pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
+pub use problem::SpecProblem;
 pub use rollout::*;
+pub use scaled::{Limit, scaled_value};
+pub use scope::Scope;
 
 /// Label on every object fledge owns, naming the Rollout that owns it.
 pub const ROLLOUT_LABEL: &str = "fledge.dev/rollout";

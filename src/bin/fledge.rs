@@ -157,7 +157,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
         }
     };
 
-    let scope = fledge::rollout::Scope {
+    let scope = fledge::api::Scope {
         namespace: args.namespace.clone(),
         instance_id: args.instance_id.clone(),
     };
@@ -210,7 +210,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
 /// The Rollout and AnalysisRun controllers, side by side, until a stop is signalled.
 async fn run_controllers(
     client: kube::Client,
-    scope: fledge::rollout::Scope,
+    scope: fledge::api::Scope,
     args: &ControllerArgs,
     metrics: Arc<Metrics>,
     health: Arc<Health>,

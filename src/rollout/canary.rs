@@ -3,13 +3,12 @@
 //! Without a traffic router the canary's weight is its share of the available pods, so every
 //! step is a pair of ReplicaSet sizes, reached within `maxSurge` / `maxUnavailable`.
 
-use crate::api::{CanaryStep, CanaryStrategy, PauseReason};
+use crate::api::{CanaryStep, CanaryStrategy, Limit, PauseReason, scaled_value};
 use crate::traffic::{TrafficState, routes_after};
 
 use super::analysis::{Gate, RunKind, gate, hold};
 use super::plan::{
     Action, DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft,
-    scaled_value,
 };
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
@@ -96,8 +95,9 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     };
 
     let (c, s) = targets(&canary, i, r);
-    let surge = scaled_value(canary.max_surge.as_ref(), r, true).unwrap_or(1);
-    let unavailable = scaled_value(canary.max_unavailable.as_ref(), r, false).unwrap_or(0);
+    let surge = scaled_value(canary.max_surge.as_ref(), r, Limit::MaxSurge).unwrap_or(1);
+    let unavailable =
+        scaled_value(canary.max_unavailable.as_ref(), r, Limit::MaxUnavailable).unwrap_or(0);
     // Available pods that stay once each ReplicaSet is down to its size: pods it still has to
     // remove may be available ones.
     let observed = |hash: &str| {
@@ -131,8 +131,9 @@ fn fall_back(d: &mut Draft, canary: &CanaryStrategy, stable: &str, others: &[Str
     let r = d.replicas;
     let bounds = Bounds {
         replicas: r,
-        surge: scaled_value(canary.max_surge.as_ref(), r, true).unwrap_or(1),
-        unavailable: scaled_value(canary.max_unavailable.as_ref(), r, false).unwrap_or(0),
+        surge: scaled_value(canary.max_surge.as_ref(), r, Limit::MaxSurge).unwrap_or(1),
+        unavailable: scaled_value(canary.max_unavailable.as_ref(), r, Limit::MaxUnavailable)
+            .unwrap_or(0),
     };
     // The stable's available pods that stay once it is down to its size.
     let stable_now = d.replica_set(stable).map_or((0, 0), |rs| {

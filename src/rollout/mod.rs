@@ -41,6 +41,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
+use crate::api::Scope;
 use crate::api::{
     AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, HASH_LABEL, INSTANCE_ID_LABEL, Phase,
     ROLLOUT_LABEL, Rollout,
@@ -82,16 +83,6 @@ fn is_conflict(error: &kube::Error) -> bool {
         }
         _ => false,
     }
-}
-
-/// Which Rollouts this controller handles.
-#[derive(Clone, Debug, Default)]
-pub struct Scope {
-    /// Only this namespace; all when None.
-    pub namespace: Option<String>,
-    /// Only Rollouts labelled `fledge.dev/instance-id=<id>`; without an id, only Rollouts that
-    /// have no such label, so two installations never fight over one Rollout.
-    pub instance_id: Option<String>,
 }
 
 /// Shared state of the reconcilers.

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
 use kube::{Resource, ResourceExt};
@@ -17,7 +16,8 @@ use super::hash::template_hash;
 use super::observe::{Observed, ObservedReplicaSet, referenced_services};
 use crate::api::conditions::{self as cond};
 use crate::api::{
-    PauseReason, Phase, Request, RequestAction, Rollout, RolloutSpec, RolloutStatus, TrafficRouting,
+    Limit, PauseReason, Phase, Request, RequestAction, Rollout, RolloutSpec, RolloutStatus,
+    TrafficRouting, scaled_value,
 };
 use crate::traffic::{self, Found, ObjectKey, Target, TrafficRouter, TrafficState, Write};
 
@@ -1232,7 +1232,14 @@ fn finish(
         .strategy
         .canary
         .as_ref()
-        .and_then(|c| scaled_value(c.max_unavailable.as_ref(), draft.replicas, false).ok())
+        .and_then(|c| {
+            scaled_value(
+                c.max_unavailable.as_ref(),
+                draft.replicas,
+                Limit::MaxUnavailable,
+            )
+            .ok()
+        })
         .unwrap_or(0);
     let available = s.available_replicas.unwrap_or(0) >= draft.replicas - max_unavailable;
 
@@ -1401,40 +1408,4 @@ fn selector_string(spec: &RolloutSpec) -> Option<String> {
             .collect::<Vec<_>>()
             .join(","),
     )
-}
-
-/// Resolves `maxSurge` / `maxUnavailable` against `total`: a number, or a percentage rounded up
-/// (surge) or down (unavailable), as Deployments do.
-pub fn scaled_value(
-    value: Option<&IntOrString>,
-    total: i32,
-    round_up: bool,
-) -> Result<i32, String> {
-    // In i64: a percentage of more than 21_474_836 replicas overflows an i32 product. The result
-    // is at most `total` (pct <= 100), so it fits again.
-    let percent = |pct: i32| {
-        let product = i64::from(total) * i64::from(pct);
-        let n = if round_up {
-            (product + 99) / 100
-        } else {
-            product / 100
-        };
-        i32::try_from(n).unwrap_or(i32::MAX)
-    };
-    let n = match value {
-        None => return Ok(if round_up { percent(25) } else { 0 }),
-        Some(IntOrString::Int(n)) => *n,
-        Some(IntOrString::String(s)) => {
-            let pct: i32 = s
-                .strip_suffix('%')
-                .and_then(|p| p.parse().ok())
-                .filter(|p| (0..=100).contains(p))
-                .ok_or_else(|| format!("{s:?} is neither a number nor a percentage like 25%"))?;
-            percent(pct)
-        }
-    };
-    if n < 0 {
-        return Err(format!("{n} is negative"));
-    }
-    Ok(n)
 }

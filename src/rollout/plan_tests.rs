@@ -8,8 +8,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::canary::{Bounds, next_sizes, targets};
 use super::fixtures::*;
 use super::observe::{Observed, ObservedReplicaSet};
-use super::plan::{Action, Plan, plan, scaled_value};
+use super::plan::{Action, Plan, plan};
 use crate::api::conditions as cond;
+use crate::api::{Limit, scaled_value};
 use crate::api::{PauseReason, Phase, RequestAction, Rollout, RolloutStatus};
 
 fn reasons(plan: &Plan) -> Vec<&'static str> {
@@ -212,8 +213,9 @@ fn check_bounds(replicas: i32, surge: Option<IntOrString>, unavailable: Option<I
     }
     let mut sim = updating(b.build());
     let (h1, h2) = (hash_of("web:1"), hash_of("web:2"));
-    let max_surge = scaled_value(surge.as_ref(), replicas, true).unwrap();
-    let max_unavailable = scaled_value(unavailable.as_ref(), replicas, false).unwrap();
+    let max_surge = scaled_value(surge.as_ref(), replicas, Limit::MaxSurge).unwrap();
+    let max_unavailable =
+        scaled_value(unavailable.as_ref(), replicas, Limit::MaxUnavailable).unwrap();
     let max_surge = if max_surge == 0 && max_unavailable == 0 {
         1
     } else {
@@ -1604,8 +1606,8 @@ mod properties {
             let rollout = b.build();
             let canary = rollout.spec.strategy.canary.clone().unwrap();
             let n = steps.len() as i32;
-            let max_surge = scaled_value(surge.as_ref(), replicas, true).unwrap();
-            let max_unavailable = scaled_value(unavailable.as_ref(), replicas, false).unwrap();
+            let max_surge = scaled_value(surge.as_ref(), replicas, Limit::MaxSurge).unwrap();
+            let max_unavailable = scaled_value(unavailable.as_ref(), replicas, Limit::MaxUnavailable).unwrap();
             let max_surge = if max_surge == 0 && max_unavailable == 0 { 1 } else { max_surge };
             let (h1, h2) = (hash_of("web:1"), hash_of("web:2"));
 

@@ -6,8 +6,9 @@ use proptest::prelude::*;
 
 use super::canary::{Bounds, next_sizes};
 use super::fixtures::*;
-use super::plan::{Action, plan, scaled_value};
+use super::plan::{Action, plan};
 use crate::api::conditions as cond;
+use crate::api::{Limit, scaled_value};
 use crate::api::{MAX_REPLICAS, Phase, RequestAction, Rollout};
 use crate::traffic::Found;
 
@@ -18,19 +19,37 @@ const FIRST_OVERFLOW: i32 = 21_474_837;
 #[test]
 fn percentages_of_replica_counts_past_21_million_are_exact() {
     for total in [FIRST_OVERFLOW, i32::MAX] {
-        assert_eq!(scaled_value(Some(&pct(100)), total, true), Ok(total));
-        assert_eq!(scaled_value(Some(&pct(100)), total, false), Ok(total));
-        assert_eq!(scaled_value(Some(&pct(0)), total, true), Ok(0));
+        assert_eq!(
+            scaled_value(Some(&pct(100)), total, Limit::MaxSurge),
+            Ok(total)
+        );
+        assert_eq!(
+            scaled_value(Some(&pct(100)), total, Limit::MaxUnavailable),
+            Ok(total)
+        );
+        assert_eq!(scaled_value(Some(&pct(0)), total, Limit::MaxSurge), Ok(0));
     }
     // Unset maxSurge is 25% rounded up, as Deployments do.
-    assert_eq!(scaled_value(None, i32::MAX, true), Ok(536_870_912));
-    assert_eq!(scaled_value(None, FIRST_OVERFLOW, true), Ok(5_368_710));
     assert_eq!(
-        scaled_value(Some(&pct(50)), i32::MAX, false),
+        scaled_value(None, i32::MAX, Limit::MaxSurge),
+        Ok(536_870_912)
+    );
+    assert_eq!(
+        scaled_value(None, FIRST_OVERFLOW, Limit::MaxSurge),
+        Ok(5_368_710)
+    );
+    assert_eq!(
+        scaled_value(Some(&pct(50)), i32::MAX, Limit::MaxUnavailable),
         Ok(1_073_741_823)
     );
-    assert_eq!(scaled_value(Some(&pct(1)), i32::MAX, true), Ok(21_474_837));
-    assert_eq!(scaled_value(Some(&int(i32::MAX)), 3, true), Ok(i32::MAX));
+    assert_eq!(
+        scaled_value(Some(&pct(1)), i32::MAX, Limit::MaxSurge),
+        Ok(21_474_837)
+    );
+    assert_eq!(
+        scaled_value(Some(&int(i32::MAX)), 3, Limit::MaxSurge),
+        Ok(i32::MAX)
+    );
 }
 
 proptest! {
@@ -39,11 +58,12 @@ proptest! {
     fn a_percentage_of_any_replica_count_is_the_exact_rounded_fraction(
         total in 0..=i32::MAX,
         p in 0..=100i32,
-        round_up in any::<bool>(),
+        surge in any::<bool>(),
     ) {
         let exact = i128::from(total) * i128::from(p);
-        let want = if round_up { (exact + 99) / 100 } else { exact / 100 };
-        let got = scaled_value(Some(&pct(p)), total, round_up).unwrap();
+        let want = if surge { (exact + 99) / 100 } else { exact / 100 };
+        let limit = if surge { Limit::MaxSurge } else { Limit::MaxUnavailable };
+        let got = scaled_value(Some(&pct(p)), total, limit).unwrap();
         prop_assert_eq!(i128::from(got), want);
         prop_assert!((0..=total).contains(&got));
     }

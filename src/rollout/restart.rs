@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::observe::ObservedPod;
-use super::plan::{Action, Draft, scaled_value};
+use super::plan::{Action, Draft};
+use crate::api::{Limit, scaled_value};
 use crate::api::{Rollout, RolloutSpec, RolloutStatus};
 
 /// The stable revision whose pods a pending restart replaces; None when no restart is pending.
@@ -73,7 +74,7 @@ pub(crate) fn plan(d: &mut Draft) {
         .strategy
         .canary
         .as_ref()
-        .and_then(|c| scaled_value(c.max_unavailable.as_ref(), desired, false).ok())
+        .and_then(|c| scaled_value(c.max_unavailable.as_ref(), desired, Limit::MaxUnavailable).ok())
         .unwrap_or(0)
         .max(1);
     let unavailable = (desired - ready).max(0);

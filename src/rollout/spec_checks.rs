@@ -2,23 +2,7 @@
 //! names). Pure: the controller reports the first problem as `InvalidSpec`, and `kubectl fledge
 //! lint` reports them all, offline, with the same words.
 
-use std::fmt;
-
-use super::plan::scaled_value;
-use crate::api::{MAX_REPLICAS, RolloutSpec};
-
-/// One problem, at a field path relative to `spec`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpecProblem {
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for SpecProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
+use crate::api::{Limit, MAX_REPLICAS, RolloutSpec, SpecProblem, scaled_value};
 
 /// Every problem of `spec`, in field order.
 pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
@@ -48,10 +32,10 @@ pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
             }
         }
         let replicas = spec.replicas.unwrap_or(1);
-        if let Err(e) = scaled_value(c.max_surge.as_ref(), replicas, true) {
+        if let Err(e) = scaled_value(c.max_surge.as_ref(), replicas, Limit::MaxSurge) {
             add("strategy.canary.maxSurge".into(), e);
         }
-        if let Err(e) = scaled_value(c.max_unavailable.as_ref(), replicas, false) {
+        if let Err(e) = scaled_value(c.max_unavailable.as_ref(), replicas, Limit::MaxUnavailable) {
             add("strategy.canary.maxUnavailable".into(), e);
         }
         if let (Some(s), Some(k)) = (&c.stable_service, &c.canary_service)
