@@ -12,7 +12,7 @@ use crate::api::analysis::AnalysisTemplateSpec;
 /// metrics.
 pub fn endless_gates(rollout: &Rollout, documents: &[Document]) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (field, templates, _) in crate::rollout::analysis::references(rollout) {
+    for (field, templates, _) in crate::rollout::gates::references(rollout) {
         // Background analysis runs until the rollout ends: endless metrics are its normal case.
         if field == "strategy.canary.analysis" {
             continue;

@@ -5,7 +5,7 @@
 
 use crate::api::PauseReason;
 
-use super::analysis::{RunKind, gate, hold};
+use super::gates::{RunKind, gate, hold};
 
 use super::plan::{DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft};
 

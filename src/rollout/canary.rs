@@ -6,7 +6,7 @@
 use crate::api::{CanaryStep, CanaryStrategy, Limit, PauseReason, scaled_value};
 use crate::traffic::{TrafficState, routes_after};
 
-use super::analysis::{Gate, RunKind, gate, hold};
+use super::gates::{Gate, RunKind, gate, hold};
 use super::plan::{
     Action, DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft,
 };

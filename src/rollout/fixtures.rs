@@ -512,7 +512,7 @@ pub fn apply_writes(world: &mut Observed, actions: &[Action], now: Timestamp) {
                     spec: Default::default(),
                     status: None,
                 };
-                let observed = super::analysis::ObservedRun::from_run(&run)
+                let observed = super::gates::ObservedRun::from_run(&run)
                     .expect("a created run has the labels observe reads");
                 world.analysis.runs.push(observed);
             }

@@ -45,5 +45,5 @@ mod tests {
         assert_eq!(h.len(), 10);
         assert!(h.bytes().all(|b| ALPHABET.contains(&b)));
     }
-    // The value itself is pinned in plan_tests::revision_hash_is_pinned_across_releases.
+    // The value itself is pinned in plan/tests/revisions.rs.
 }

@@ -15,8 +15,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use super::analysis::{RunKind, run_name};
 use super::fixtures::*;
+use super::gates::{RunKind, run_name};
 use super::plan::plan;
 use crate::api::analysis::AnalysisPhase;
 use crate::api::conditions as cond;

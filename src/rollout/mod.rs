@@ -3,21 +3,19 @@
 pub mod act;
 #[cfg(test)]
 mod act_tests;
-pub mod analysis;
-#[cfg(test)]
-mod analysis_tests;
 pub(crate) mod bluegreen;
 pub(crate) mod canary;
 #[cfg(test)]
 mod fixtures;
+pub mod gates;
+#[cfg(test)]
+mod gates_tests;
 pub mod hash;
 #[cfg(test)]
 mod health_tests;
 pub mod index;
 pub mod observe;
 pub mod plan;
-#[cfg(test)]
-mod plan_tests;
 #[cfg(test)]
 mod plan_traffic_tests;
 #[cfg(test)]
@@ -343,13 +341,11 @@ where
 
 /// True when the Rollout's analysis names template `name` (cluster-scoped or not).
 fn uses_template(rollout: &Rollout, name: &str, cluster: bool) -> bool {
-    analysis::references(rollout)
-        .iter()
-        .any(|(_, templates, _)| {
-            templates
-                .iter()
-                .any(|t| t.template_name == name && (t.cluster_scope == Some(true)) == cluster)
-        })
+    gates::references(rollout).iter().any(|(_, templates, _)| {
+        templates
+            .iter()
+            .any(|t| t.template_name == name && (t.cluster_scope == Some(true)) == cluster)
+    })
 }
 
 /// Rollouts in `obj`'s namespace for which `refers` holds.

@@ -32,7 +32,7 @@ pub struct Observed {
     /// Pods of the stable revision, read only while a restart (`spec.restartAt`) is pending.
     pub pods: Vec<ObservedPod>,
     /// The Rollout's AnalysisRuns and the templates it names.
-    pub analysis: super::analysis::AnalysisObserved,
+    pub analysis: super::gates::AnalysisObserved,
 }
 
 /// What the restart needs of one pod.
@@ -163,11 +163,8 @@ impl Default for AnalysisCaches {
 
 /// The Rollout's own AnalysisRuns (labelled with its name, controlled by it) and the templates
 /// it references that exist.
-fn observe_analysis(
-    rollout: &Rollout,
-    caches: &AnalysisCaches,
-) -> super::analysis::AnalysisObserved {
-    use super::analysis::{AnalysisObserved, ObservedRun, references};
+fn observe_analysis(rollout: &Rollout, caches: &AnalysisCaches) -> super::gates::AnalysisObserved {
+    use super::gates::{AnalysisObserved, ObservedRun, references};
     let ns = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
     let uid = rollout.uid();

@@ -348,7 +348,7 @@ fn header_steps_on_smi_are_invalid_spec() {
 
 #[test]
 fn a_failed_step_analysis_zeroes_the_route_before_scaling() {
-    use super::analysis::{RunKind, run_name};
+    use super::gates::{RunKind, run_name};
     use crate::api::analysis::AnalysisPhase;
     let step = crate::api::CanaryStep {
         analysis: Some(crate::api::RolloutAnalysis {
@@ -617,7 +617,7 @@ fn an_abort_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
 /// aborts, and the stable gets all traffic through the route fledge last applied.
 #[test]
 fn a_failed_analysis_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
-    use super::analysis::{RunKind, run_name};
+    use super::gates::{RunKind, run_name};
     use crate::api::analysis::AnalysisPhase;
     let rollout = RolloutBuilder::canary()
         .replicas(2)

@@ -1,4 +1,4 @@
-//! PURE: a Rollout's analysis. Builds AnalysisRun specs from templates, gates steps and
+//! PURE: the analysis gates of a Rollout. Builds AnalysisRun specs from templates, gates steps and
 //! promotions on runs' phases, terminates runs no longer needed, and keeps the run history within
 //! its limits. Called by the strategy machines through [`gate`] and by [`super::plan`].
 

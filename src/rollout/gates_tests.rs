@@ -1,8 +1,8 @@
 //! The planner with analysis: step, background, pre- and post-promotion gates, abort on failure,
 //! pause on inconclusive, termination of runs no longer needed, history limits.
 
-use super::analysis::{ObservedRun, RunKind, run_name};
 use super::fixtures::*;
+use super::gates::{ObservedRun, RunKind, run_name};
 use super::plan::Action;
 use crate::api::analysis::AnalysisPhase;
 use crate::api::conditions as cond;

@@ -1,0 +1,90 @@
+//! History: old revisions scaled down after their delay and deleted beyond
+//! `revisionHistoryLimit`, and the `workloadRef` Deployment scaled down once the Rollout serves.
+
+use super::{Action, DEFAULT_REVISION_HISTORY_LIMIT, Draft};
+use crate::rollout::observe::ObservedReplicaSet;
+
+/// Old revisions (neither stable nor current): scaled to 0 once their delay is over, and deleted
+/// beyond `revisionHistoryLimit`.
+pub(super) fn retire_old_revisions(draft: &mut Draft) {
+    let keep = [
+        draft.status.stable_revision.clone(),
+        draft.status.current_revision.clone(),
+    ];
+    let old: Vec<ObservedReplicaSet> = draft
+        .observed
+        .replica_sets
+        .iter()
+        .filter(|rs| !keep.contains(&Some(rs.hash.clone())))
+        .cloned()
+        .collect();
+    let delay_until = draft.status.scale_down_at.as_ref().map(|t| t.0);
+    let mut scaled_to_zero = Vec::new();
+    let mut waiting = false;
+    for rs in old {
+        // A revision this plan already sized (an abandoned canary going to 0, or one that still
+        // carries traffic) is settled.
+        let planned = draft.held.contains(&rs.hash)
+            || draft
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::ApplyReplicaSet { hash, .. } if *hash == rs.hash));
+        match delay_until {
+            _ if planned || rs.replicas == 0 => scaled_to_zero.push(rs),
+            Some(at) if at > draft.now => {
+                draft.requeue_at(at);
+                waiting = true;
+            }
+            _ => {
+                // Counts for the history now, or the next plan would find one more to delete.
+                draft.scale(&rs.hash, 0);
+                scaled_to_zero.push(rs);
+            }
+        }
+    }
+    if !waiting {
+        draft.status.scale_down_at = None;
+    }
+    let limit = draft
+        .spec
+        .revision_history_limit
+        .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+        .max(0) as usize;
+    // Newest first; names break ties so the order is total.
+    scaled_to_zero.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
+    // As Deployments do, a ReplicaSet goes only once its pods are gone: its status still counts
+    // them until then.
+    for rs in scaled_to_zero
+        .into_iter()
+        .skip(limit)
+        .filter(|rs| rs.current == 0)
+    {
+        draft
+            .actions
+            .retain(|a| !matches!(a, Action::ApplyReplicaSet { hash, .. } if *hash == rs.hash));
+        draft
+            .actions
+            .push(Action::DeleteReplicaSet { name: rs.name });
+    }
+}
+
+/// `workloadRef.scaleDown: onsuccess`: the Deployment's own pods go once the Rollout is serving.
+pub(super) fn scale_down_workload(draft: &mut Draft) {
+    let Some(w) = &draft.spec.workload_ref else {
+        return;
+    };
+    let healthy = draft.status.current_revision == draft.status.stable_revision
+        && draft
+            .status
+            .stable_revision
+            .as_deref()
+            .is_some_and(|h| draft.settled(h, draft.replicas));
+    if w.scale_down == Some(crate::api::ScaleDown::Onsuccess)
+        && healthy
+        && draft.observed.workload_replicas.unwrap_or(0) > 0
+    {
+        draft.actions.push(Action::ScaleDownWorkload {
+            name: w.name.clone(),
+        });
+    }
+}

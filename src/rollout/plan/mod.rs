@@ -1,0 +1,192 @@
+//! PURE: (rollout, observed world, now) -> Plan { actions, new status, requeue }.
+//!
+//! Every decision the controller makes lives here or in the strategy machines it calls
+//! ([`super::canary`], [`super::bluegreen`]). Nothing here touches the network, so each transition
+//! is a plain unit test. [`plan`] calls the steps in the files below in an order that is part of
+//! the behaviour; docs/design.md ("Inside `plan()`") says which and why.
+
+mod deadline;
+mod draft;
+mod history;
+mod invalid;
+mod new_revision;
+mod request;
+mod retire_routes;
+mod status;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use super::hash::template_hash;
+use super::observe::Observed;
+use crate::api::conditions as cond;
+use crate::api::{Rollout, RolloutStatus};
+use crate::traffic::ObjectKey;
+
+pub(crate) use draft::Draft;
+pub use retire_routes::cleanup;
+pub use validate::{routings, target};
+
+/// What the controller should do for one Rollout, in order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// The status to write; unchanged means no write.
+    pub status: RolloutStatus,
+    /// When time alone will change the plan (a pause ends, an old ReplicaSet may go).
+    pub requeue_after: Option<Duration>,
+    /// Kubernetes Events to record.
+    pub events: Vec<PlanEvent>,
+    /// Revision number of each ReplicaSet (by hash) an `ApplyReplicaSet` writes, recorded in its
+    /// `fledge.dev/revision` annotation.
+    pub revisions: std::collections::BTreeMap<String, i64>,
+}
+
+/// One write. The act layer applies them in order; each is idempotent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Create, or scale, the ReplicaSet of revision `hash`.
+    ApplyReplicaSet { hash: String, replicas: i32 },
+    /// Delete an old ReplicaSet beyond `revisionHistoryLimit`.
+    DeleteReplicaSet { name: String },
+    /// Pin Service `name`'s selector to revision `hash`.
+    PinService { name: String, hash: String },
+    /// Scale the `workloadRef` Deployment to 0 (`scaleDown: onsuccess`).
+    ScaleDownWorkload { name: String },
+    /// Server-side apply a routing object (only the fields fledge manages).
+    ApplyRoute {
+        key: ObjectKey,
+        body: serde_json::Value,
+    },
+    /// Delete a routing object fledge created.
+    DeleteRoute { key: ObjectKey },
+    /// Take the revision hash out of Service `name`'s selector (the Rollout is being deleted).
+    UnpinService { name: String },
+    /// Add [`FINALIZER`], so that deleting the Rollout gives the stable all traffic first.
+    AddFinalizer,
+    /// Remove [`FINALIZER`]: the cleanup is done.
+    RemoveFinalizer,
+    /// Evict pod `name` so its ReplicaSet replaces it (restart).
+    EvictPod { name: String },
+    /// Create an AnalysisRun owned by the Rollout.
+    CreateAnalysisRun {
+        name: String,
+        labels: std::collections::BTreeMap<String, String>,
+        spec: Box<crate::api::analysis::AnalysisRunSpec>,
+    },
+    /// Stop an AnalysisRun that is no longer needed (`spec.terminate`).
+    TerminateAnalysisRun { name: String },
+    /// Delete a finished AnalysisRun beyond the run history limits.
+    DeleteAnalysisRun { name: String },
+}
+
+/// One line per action for logs: what is written, never whole bodies (a route's document or a
+/// run's spec can be kilobytes, and the full plan is at debug level).
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::ApplyReplicaSet { hash, replicas } => write!(f, "scale {hash} to {replicas}"),
+            Action::DeleteReplicaSet { name } => write!(f, "delete ReplicaSet {name}"),
+            Action::PinService { name, hash } => write!(f, "pin Service {name} to {hash}"),
+            Action::UnpinService { name } => write!(f, "unpin Service {name}"),
+            Action::ScaleDownWorkload { name } => write!(f, "scale Deployment {name} to 0"),
+            Action::ApplyRoute { key, .. } => write!(f, "apply {key}"),
+            Action::DeleteRoute { key } => write!(f, "delete {key}"),
+            Action::AddFinalizer => write!(f, "add finalizer"),
+            Action::RemoveFinalizer => write!(f, "remove finalizer"),
+            Action::EvictPod { name } => write!(f, "evict Pod {name}"),
+            Action::CreateAnalysisRun { name, .. } => write!(f, "create AnalysisRun {name}"),
+            Action::TerminateAnalysisRun { name } => write!(f, "terminate AnalysisRun {name}"),
+            Action::DeleteAnalysisRun { name } => write!(f, "delete AnalysisRun {name}"),
+        }
+    }
+}
+
+/// The actions as one short line each, for logs.
+pub fn summary(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Finalizer on Rollouts with a traffic router: their routing objects are put back before the
+/// Rollout goes.
+pub const FINALIZER: &str = "fledge.dev/traffic-cleanup";
+
+/// A Kubernetes Event the controller records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanEvent {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Defaults, as documented on the API fields.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
+pub const DEFAULT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
+pub const DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
+
+/// Decides everything for one Rollout.
+pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
+    let old = rollout.status.clone().unwrap_or_default();
+    let generation = rollout.metadata.generation;
+    let mut draft = Draft {
+        spec: &rollout.spec,
+        rollout_name: rollout.metadata.name.clone().unwrap_or_default(),
+        namespace: rollout.metadata.namespace.clone().unwrap_or_default(),
+        observed,
+        now,
+        replicas: rollout.spec.replicas.unwrap_or(1).max(0),
+        status: old.clone(),
+        actions: Vec::new(),
+        events: Vec::new(),
+        requeue_at: None,
+        routing: None,
+        wanted_runs: Vec::new(),
+        held: BTreeSet::new(),
+    };
+    draft.status.selector = status::selector_string(&rollout.spec);
+
+    let template = match validate::validate(rollout, observed) {
+        Ok(template) => template,
+        Err(message) => return invalid::invalid(draft, rollout, &old, generation, &message),
+    };
+    let hash = template_hash(template);
+    match validate::routing(rollout, observed, &old, &hash) {
+        Ok(r) => draft.routing = r,
+        Err(message) => return invalid::invalid(draft, rollout, &old, generation, &message),
+    }
+    cond::remove(&mut draft.status.conditions, cond::INVALID_SPEC);
+    retire_routes::retire_routing(&mut draft, rollout, &old, generation);
+    if draft.routing.is_some() && !rollout.finalizers().iter().any(|f| f == FINALIZER) {
+        draft.actions.push(Action::AddFinalizer);
+    }
+
+    new_revision::track_revision(&mut draft, &hash);
+    request::consume_request(&mut draft);
+    status::count_replicas(&mut draft, &hash);
+    let deadline_exceeded = deadline::check_progress_deadline(&mut draft, &old);
+
+    if rollout.spec.strategy.blue_green.is_some() {
+        crate::rollout::bluegreen::plan(&mut draft, &hash);
+    } else {
+        crate::rollout::canary::plan(&mut draft, &hash);
+    }
+    crate::rollout::restart::plan(&mut draft);
+
+    history::retire_old_revisions(&mut draft);
+    crate::rollout::gates::retire(&mut draft);
+    history::scale_down_workload(&mut draft);
+    let mut plan = status::finish(draft, &old, generation, deadline_exceeded);
+    plan.revisions = crate::rollout::revision::assign(&observed.replica_sets, &plan.actions);
+    plan
+}
