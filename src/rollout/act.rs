@@ -14,7 +14,6 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::Error;
-use super::hash::template_hash;
 use super::plan::{Action, FINALIZER, Plan};
 use crate::api::analysis::AnalysisRunSpec;
 use crate::api::{
@@ -25,182 +24,244 @@ use crate::traffic::ObjectKey;
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Applies each action of `plan`, in order, then the status.
+/// Applies each action of `plan`, in order, then the status. What each action writes was decided
+/// by the planner; this only carries it out.
 pub async fn apply(
     client: &Client,
     rollout: &Rollout,
-    template: Option<&PodTemplateSpec>,
     replica_sets: &Store<ReplicaSet>,
     services: &Store<Service>,
     plan: &Plan,
 ) -> Result<()> {
-    let ns = rollout.namespace().unwrap_or_default();
-    let ssa = PatchParams::apply(FIELD_MANAGER).force();
-    // The finalizer patch moves the resourceVersion the status write is guarded by.
-    let mut resource_version = rollout.resource_version();
+    let mut writer = Writer {
+        client,
+        rollout,
+        ns: rollout.namespace().unwrap_or_default(),
+        ssa: PatchParams::apply(FIELD_MANAGER).force(),
+        replica_sets,
+        services,
+        plan,
+        resource_version: rollout.resource_version(),
+    };
     for action in &plan.actions {
+        if let Next::Stop = writer.write(action).await? {
+            return Ok(());
+        }
+    }
+    write_status(client, rollout, writer.resource_version, plan).await
+}
+
+/// What follows a write.
+enum Next {
+    Continue,
+    /// The Rollout is gone: nothing is left to write, not even its status.
+    Stop,
+}
+
+/// Carries out one plan's actions for one Rollout.
+struct Writer<'a> {
+    client: &'a Client,
+    rollout: &'a Rollout,
+    ns: String,
+    ssa: PatchParams,
+    replica_sets: &'a Store<ReplicaSet>,
+    services: &'a Store<Service>,
+    plan: &'a Plan,
+    /// The Rollout's resourceVersion the status write is guarded by; a finalizer patch moves it.
+    resource_version: Option<String>,
+}
+
+impl Writer<'_> {
+    async fn write(&mut self, action: &Action) -> Result<Next> {
         match action {
             Action::ApplyReplicaSet { hash, replicas } => {
-                let name = replica_set_name(rollout, hash);
-                // A revision that is no longer in the spec keeps the template it was created with.
-                // The spec's template is used only for its own revision: were an old revision's
-                // ReplicaSet gone from the cache meanwhile, it must not come back running the new
-                // template under the old revision's name and hash label.
-                let cached = replica_sets.get(&ObjectRef::new(&name).within(&ns));
-                let template = match cached.as_ref().and_then(|rs| rs.spec.as_ref()) {
-                    Some(spec) => spec.template.clone(),
-                    None => template.filter(|t| template_hash(t) == *hash).cloned(),
-                }
-                .ok_or_else(|| Error::MissingTemplate(name.clone()))?;
-                let revision = plan.revisions.get(hash).copied();
-                let rs = replica_set(rollout, hash, *replicas, template, revision)?;
-                Api::<ReplicaSet>::namespaced(client.clone(), &ns)
-                    .patch(&name, &ssa, &Patch::Apply(&rs))
-                    .await
-                    .map_err(|e| Error::Write("ReplicaSet", name, Box::new(e)))?;
+                self.apply_replica_set(hash, *replicas).await?
             }
-            Action::DeleteReplicaSet { name } => {
-                gone_is_done(
-                    Api::<ReplicaSet>::namespaced(client.clone(), &ns)
-                        .delete(name, &DeleteParams::background())
-                        .await,
-                )
-                .map_err(|e| Error::Write("ReplicaSet", name.clone(), Box::new(e)))?;
-            }
-            Action::PinService { name, hash } => {
-                // A Service's selector is an atomic map under server-side apply: applying only
-                // the hash key would replace the user's keys. So the whole selector is applied,
-                // as cached, with the hash added.
-                let mut selector = services
-                    .get(&ObjectRef::new(name).within(&ns))
-                    .and_then(|svc| svc.spec.as_ref()?.selector.clone())
-                    .unwrap_or_default();
-                selector.insert(HASH_LABEL.to_string(), hash.clone());
-                let patch = json!({
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": name, "namespace": ns},
-                    "spec": {"selector": selector},
-                });
-                Api::<Service>::namespaced(client.clone(), &ns)
-                    .patch(name, &ssa, &Patch::Apply(&patch))
-                    .await
-                    .map_err(|e| Error::Write("Service", name.clone(), Box::new(e)))?;
-            }
-            Action::EvictPod { name } => {
-                // Gone already, or a PodDisruptionBudget says not now (429): the restart looks
-                // again on its next plan.
-                match Api::<Pod>::namespaced(client.clone(), &ns)
-                    .evict(name, &EvictParams::default())
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 429 => {}
-                    Err(e) => return Err(Error::Write("Pod eviction", name.clone(), Box::new(e))),
-                }
-            }
-            Action::ScaleDownWorkload { name } => {
-                let patch = json!({
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": name, "namespace": ns},
-                    "spec": {"replicas": 0},
-                });
-                Api::<Deployment>::namespaced(client.clone(), &ns)
-                    .patch(name, &ssa, &Patch::Apply(&patch))
-                    .await
-                    .map_err(|e| Error::Write("Deployment", name.clone(), Box::new(e)))?;
-            }
+            Action::DeleteReplicaSet { name } => self.delete_replica_set(name).await?,
+            Action::PinService { name, hash } => self.pin_service(name, hash).await?,
+            Action::UnpinService { name } => self.unpin_service(name).await?,
+            Action::EvictPod { name } => self.evict_pod(name).await?,
+            Action::ScaleDownWorkload { name } => self.scale_down_workload(name).await?,
             Action::CreateAnalysisRun { name, labels, spec } => {
-                create_analysis_run(client, rollout, name, labels, spec).await?;
+                create_analysis_run(self.client, self.rollout, name, labels, spec).await?
             }
-            Action::TerminateAnalysisRun { name } => {
-                // A merge patch, not an apply: a later apply of the run without the field would
-                // take `terminate` back.
-                let patch = json!({"spec": {"terminate": true}});
-                gone_is_done(
-                    Api::<AnalysisRun>::namespaced(client.clone(), &ns)
-                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await,
-                )
-                .map_err(|e| Error::Write("AnalysisRun", name.clone(), Box::new(e)))?;
+            Action::TerminateAnalysisRun { name } => self.terminate_analysis_run(name).await?,
+            Action::DeleteAnalysisRun { name } => self.delete_analysis_run(name).await?,
+            Action::ApplyRoute { key, body } => self.apply_route(key, body).await?,
+            Action::DeleteRoute { key } => self.delete_route(key).await?,
+            Action::AddFinalizer => return self.set_finalizer(true).await,
+            Action::RemoveFinalizer => return self.set_finalizer(false).await,
+        }
+        Ok(Next::Continue)
+    }
+
+    async fn apply_replica_set(&self, hash: &str, replicas: i32) -> Result<()> {
+        let name = replica_set_name(self.rollout, hash);
+        // An existing ReplicaSet keeps the template it has (the apply must carry it whole); one
+        // that does not exist is created from the template the plan chose for its revision.
+        let cached = self
+            .replica_sets
+            .get(&ObjectRef::new(&name).within(&self.ns));
+        let template = match cached.as_ref().and_then(|rs| rs.spec.as_ref()) {
+            Some(spec) => spec.template.clone(),
+            None => self.plan.templates.get(hash).cloned(),
+        }
+        .ok_or_else(|| Error::MissingTemplate(name.clone()))?;
+        let revision = self.plan.revisions.get(hash).copied();
+        let rs = replica_set(self.rollout, hash, replicas, template, revision)?;
+        Api::<ReplicaSet>::namespaced(self.client.clone(), &self.ns)
+            .patch(&name, &self.ssa, &Patch::Apply(&rs))
+            .await
+            .map_err(|e| Error::Write("ReplicaSet", name, Box::new(e)))?;
+        Ok(())
+    }
+
+    async fn delete_replica_set(&self, name: &str) -> Result<()> {
+        gone_is_done(
+            Api::<ReplicaSet>::namespaced(self.client.clone(), &self.ns)
+                .delete(name, &DeleteParams::background())
+                .await,
+        )
+        .map_err(|e| Error::Write("ReplicaSet", name.to_string(), Box::new(e)))
+    }
+
+    /// The Service's selector as cached.
+    fn cached_selector(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.services
+            .get(&ObjectRef::new(name).within(&self.ns))
+            .and_then(|svc| svc.spec.as_ref()?.selector.clone())
+    }
+
+    async fn pin_service(&self, name: &str, hash: &str) -> Result<()> {
+        // A Service's selector is an atomic map under server-side apply: applying only the hash
+        // key would replace the user's keys. So the whole selector is applied, as cached, with
+        // the hash added.
+        let mut selector = self.cached_selector(name).unwrap_or_default();
+        selector.insert(HASH_LABEL.to_string(), hash.to_string());
+        self.apply_selector(name, selector).await
+    }
+
+    async fn unpin_service(&self, name: &str) -> Result<()> {
+        let Some(mut selector) = self.cached_selector(name) else {
+            return Ok(());
+        };
+        selector.remove(HASH_LABEL);
+        self.apply_selector(name, selector).await
+    }
+
+    async fn apply_selector(&self, name: &str, selector: BTreeMap<String, String>) -> Result<()> {
+        let patch = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": {"selector": selector},
+        });
+        Api::<Service>::namespaced(self.client.clone(), &self.ns)
+            .patch(name, &self.ssa, &Patch::Apply(&patch))
+            .await
+            .map_err(|e| Error::Write("Service", name.to_string(), Box::new(e)))?;
+        Ok(())
+    }
+
+    async fn evict_pod(&self, name: &str) -> Result<()> {
+        // Gone already, or a PodDisruptionBudget says not now (429): the restart looks again on
+        // its next plan.
+        match Api::<Pod>::namespaced(self.client.clone(), &self.ns)
+            .evict(name, &EvictParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 429 => Ok(()),
+            Err(e) => Err(Error::Write("Pod eviction", name.to_string(), Box::new(e))),
+        }
+    }
+
+    async fn scale_down_workload(&self, name: &str) -> Result<()> {
+        let patch = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": {"replicas": 0},
+        });
+        Api::<Deployment>::namespaced(self.client.clone(), &self.ns)
+            .patch(name, &self.ssa, &Patch::Apply(&patch))
+            .await
+            .map_err(|e| Error::Write("Deployment", name.to_string(), Box::new(e)))?;
+        Ok(())
+    }
+
+    async fn terminate_analysis_run(&self, name: &str) -> Result<()> {
+        // A merge patch, not an apply: a later apply of the run without the field would take
+        // `terminate` back.
+        let patch = json!({"spec": {"terminate": true}});
+        gone_is_done(
+            Api::<AnalysisRun>::namespaced(self.client.clone(), &self.ns)
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await,
+        )
+        .map_err(|e| Error::Write("AnalysisRun", name.to_string(), Box::new(e)))
+    }
+
+    async fn delete_analysis_run(&self, name: &str) -> Result<()> {
+        gone_is_done(
+            Api::<AnalysisRun>::namespaced(self.client.clone(), &self.ns)
+                .delete(name, &DeleteParams::background())
+                .await,
+        )
+        .map_err(|e| Error::Write("AnalysisRun", name.to_string(), Box::new(e)))
+    }
+
+    async fn apply_route(&self, key: &ObjectKey, body: &serde_json::Value) -> Result<()> {
+        routes_api(self.client, &self.ns, key)
+            .patch(&key.name, &self.ssa, &Patch::Apply(body))
+            .await
+            .map_err(|e| Error::Write(key.kind.name(), key.name.clone(), Box::new(e)))?;
+        Ok(())
+    }
+
+    async fn delete_route(&self, key: &ObjectKey) -> Result<()> {
+        gone_is_done(
+            routes_api(self.client, &self.ns, key)
+                .delete(&key.name, &DeleteParams::background())
+                .await,
+        )
+        .map_err(|e| Error::Write(key.kind.name(), key.name.clone(), Box::new(e)))
+    }
+
+    /// Adds or removes [`FINALIZER`], guarded by the resourceVersion the plan was made from (and
+    /// moving it, for the status write that follows).
+    async fn set_finalizer(&mut self, present: bool) -> Result<Next> {
+        let rollout = self.rollout;
+        let mut finalizers = rollout.finalizers().to_vec();
+        finalizers.retain(|f| f != FINALIZER);
+        if present {
+            finalizers.push(FINALIZER.to_string());
+        }
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": self.resource_version},
+            {"op": "add", "path": "/metadata/finalizers", "value": finalizers},
+        ]))
+        .map_err(Error::Serialize)?;
+        let result = Api::<Rollout>::namespaced(self.client.clone(), &self.ns)
+            .patch(
+                &rollout.name_any(),
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
+            .await;
+        match result {
+            Ok(updated) => {
+                self.resource_version = updated.resource_version();
+                Ok(Next::Continue)
             }
-            Action::DeleteAnalysisRun { name } => {
-                gone_is_done(
-                    Api::<AnalysisRun>::namespaced(client.clone(), &ns)
-                        .delete(name, &DeleteParams::background())
-                        .await,
-                )
-                .map_err(|e| Error::Write("AnalysisRun", name.clone(), Box::new(e)))?;
-            }
-            Action::ApplyRoute { key, body } => {
-                routes_api(client, &ns, key)
-                    .patch(&key.name, &ssa, &Patch::Apply(body))
-                    .await
-                    .map_err(|e| Error::Write(key.kind.name(), key.name.clone(), Box::new(e)))?;
-            }
-            Action::DeleteRoute { key } => {
-                gone_is_done(
-                    routes_api(client, &ns, key)
-                        .delete(&key.name, &DeleteParams::background())
-                        .await,
-                )
-                .map_err(|e| Error::Write(key.kind.name(), key.name.clone(), Box::new(e)))?;
-            }
-            Action::UnpinService { name } => {
-                let Some(mut selector) = services
-                    .get(&ObjectRef::new(name).within(&ns))
-                    .and_then(|svc| svc.spec.as_ref()?.selector.clone())
-                else {
-                    continue;
-                };
-                selector.remove(HASH_LABEL);
-                let patch = json!({
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": name, "namespace": ns},
-                    "spec": {"selector": selector},
-                });
-                Api::<Service>::namespaced(client.clone(), &ns)
-                    .patch(name, &ssa, &Patch::Apply(&patch))
-                    .await
-                    .map_err(|e| Error::Write("Service", name.clone(), Box::new(e)))?;
-            }
-            Action::AddFinalizer | Action::RemoveFinalizer => {
-                let mut finalizers = rollout.finalizers().to_vec();
-                finalizers.retain(|f| f != FINALIZER);
-                if matches!(action, Action::AddFinalizer) {
-                    finalizers.push(FINALIZER.to_string());
-                }
-                let patch: json_patch::Patch = serde_json::from_value(json!([
-                    {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
-                    {"op": "add", "path": "/metadata/finalizers", "value": finalizers},
-                ]))
-                .map_err(Error::Serialize)?;
-                let result = Api::<Rollout>::namespaced(client.clone(), &ns)
-                    .patch(
-                        &rollout.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Json::<()>(patch),
-                    )
-                    .await;
-                match result {
-                    Ok(updated) => resource_version = updated.resource_version(),
-                    // Already gone: a cleanup made from a cache that had not seen it yet.
-                    Err(kube::Error::Api(s))
-                        if s.code == 404 && matches!(action, Action::RemoveFinalizer) =>
-                    {
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        let name = rollout.name_any();
-                        return Err(Error::Write("Rollout finalizers", name, Box::new(e)));
-                    }
-                }
+            // Already gone: a cleanup made from a cache that had not seen it yet.
+            Err(kube::Error::Api(s)) if s.code == 404 && !present => Ok(Next::Stop),
+            Err(e) => {
+                let name = rollout.name_any();
+                Err(Error::Write("Rollout finalizers", name, Box::new(e)))
             }
         }
     }
-    write_status(client, rollout, resource_version, plan).await
 }
 
 fn routes_api(client: &Client, ns: &str, key: &ObjectKey) -> Api<DynamicObject> {
@@ -254,9 +315,7 @@ async fn create_analysis_run(
     labels: &BTreeMap<String, String>,
     spec: &AnalysisRunSpec,
 ) -> Result<()> {
-    let owner = rollout
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingTemplate("owner reference".into()))?;
+    let owner = rollout.controller_owner_ref(&()).ok_or(Error::NoOwner)?;
     let mut labels = labels.clone();
     labels.insert(ROLLOUT_LABEL.into(), rollout.name_any());
     if let Some(id) = rollout.labels().get(INSTANCE_ID_LABEL) {
@@ -297,9 +356,7 @@ fn replica_set(
     mut template: PodTemplateSpec,
     revision: Option<i64>,
 ) -> Result<ReplicaSet> {
-    let owner = rollout
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingTemplate("owner reference".into()))?;
+    let owner = rollout.controller_owner_ref(&()).ok_or(Error::NoOwner)?;
     let meta = template.metadata.get_or_insert_with(Default::default);
     let labels = meta.labels.get_or_insert_with(Default::default);
     labels.insert(HASH_LABEL.into(), hash.into());

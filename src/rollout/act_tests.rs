@@ -14,6 +14,7 @@ use tower_test::mock::{self, Handle, SendResponse};
 use super::Error;
 use super::act;
 use super::fixtures::{NAME, NAMESPACE, RolloutBuilder, STABLE_SVC, hash_of, template};
+use super::hash::template_hash;
 use super::plan::{Action, Plan};
 use crate::api::{HASH_LABEL, Phase, ROLLOUT_LABEL, Rollout, RolloutStatus};
 
@@ -110,7 +111,8 @@ fn cached_replica_set(image: &str, replicas: i32) -> ReplicaSet {
 }
 
 /// Runs `act::apply` on a mocked API server; the client is dropped when it returns, so
-/// [`assert_no_more`] can tell "nothing else was sent".
+/// [`assert_no_more`] can tell "nothing else was sent". `template` is the spec's template, which
+/// the plan carries for the spec's own revision, as the planner gives it (`plan/templates.rs`).
 fn start(
     rollout: Rollout,
     template: Option<PodTemplateSpec>,
@@ -126,20 +128,15 @@ fn start_with_services(
     template: Option<PodTemplateSpec>,
     replica_sets: Store<ReplicaSet>,
     services: Store<k8s_openapi::api::core::v1::Service>,
-    plan: Plan,
+    mut plan: Plan,
 ) -> (tokio::task::JoinHandle<Result<(), Error>>, ApiHandle) {
+    if let Some(t) = template {
+        plan.templates.insert(template_hash(&t), t);
+    }
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let task = tokio::spawn(async move {
-        let result = act::apply(
-            &client,
-            &rollout,
-            template.as_ref(),
-            &replica_sets,
-            &services,
-            &plan,
-        )
-        .await;
+        let result = act::apply(&client, &rollout, &replica_sets, &services, &plan).await;
         drop(client);
         result
     });

@@ -51,10 +51,19 @@ use observe::Caches;
 /// Errors of one reconcile. Each is retried with backoff; none is fatal to the controller.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A write to the API server failed: (kind, name, the error). A conflict is one of these.
     #[error("writing {0} {1:?}: {2}")]
     Write(&'static str, String, #[source] Box<kube::Error>),
+    /// ReplicaSet `name` is to be scaled but exists neither in the cache nor as the spec's own
+    /// revision, so there is no template to write it with (an old revision's ReplicaSet gone
+    /// from the cache is never rebuilt from the spec's template).
     #[error("no pod template for {0}")]
     MissingTemplate(String),
+    /// The Rollout has no name or uid, so nothing can name it as its owner (a Rollout read from
+    /// the API server always has both).
+    #[error("the Rollout has no uid to own what fledge creates")]
+    NoOwner,
+    /// A patch fledge builds did not serialize.
     #[error("serializing: {0}")]
     Serialize(#[source] serde_json::Error),
 }
@@ -66,6 +75,7 @@ impl Error {
             Error::Write(_, _, e) if is_conflict(e) => "conflict",
             Error::Write(..) => "write",
             Error::MissingTemplate(_) => "template",
+            Error::NoOwner => "owner",
             Error::Serialize(_) => "serialize",
         }
     }
@@ -366,28 +376,22 @@ fn referencing<K: Resource>(
 #[instrument(skip_all, fields(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default()))]
 async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let _timer = ctx.metrics.reconcile_timer();
-    let kinds: Vec<_> = plan::routings(&rollout)
-        .into_iter()
-        .flat_map(|r| crate::traffic::kinds(r, &rollout.name_any()))
-        .collect();
+    // The routings are read once: their kinds' caches start before the routing objects are
+    // read from them.
+    let routings = plan::routings(&rollout);
+    let kinds = observe::route_kinds(&rollout, &routings);
     ctx.routes.ensure(&kinds).await;
 
     tracing::debug!("reconciling");
     let mut observed = observe::observe(&rollout, &ctx.caches);
-    observed.traffic = observe::observe_traffic(&rollout, &ctx.routes);
+    observed.traffic = observe::observe_traffic(&rollout, &routings, &ctx.routes);
     if rollout.meta().deletion_timestamp.is_some() {
-        let actions = plan::cleanup(&rollout, &observed);
-        if !actions.is_empty() {
-            info!(actions = %plan::summary(&actions), "cleaning up before deletion");
-            let cleanup = plan::Plan {
-                actions,
-                status: rollout.status.clone().unwrap_or_default(),
-                ..Default::default()
-            };
+        let cleanup = plan::deletion(&rollout, &observed);
+        if !cleanup.actions.is_empty() {
+            info!(actions = %plan::summary(&cleanup.actions), "cleaning up before deletion");
             act::apply(
                 &ctx.client,
                 &rollout,
-                None,
                 &ctx.caches.replica_sets,
                 &ctx.caches.services,
                 &cleanup,
@@ -404,7 +408,6 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     act::apply(
         &ctx.client,
         &rollout,
-        observed.template.as_ref().ok(),
         &ctx.caches.replica_sets,
         &ctx.caches.services,
         &plan,

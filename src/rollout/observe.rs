@@ -11,7 +11,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{
     AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, HASH_LABEL, REVISION_ANNOTATION,
-    Rollout,
+    Rollout, TrafficRouting,
 };
 
 /// Everything the planner needs to know beyond the Rollout itself.
@@ -310,15 +310,25 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
     }
 }
 
-/// Reads the routing objects of `rollout`'s traffic routers from their caches (which
-/// [`crate::traffic::cache::RouteCaches::ensure`] started).
+/// The kinds of routing objects `routings` (a Rollout's, see [`super::plan::routings`]) edit,
+/// whose caches must run before [`observe_traffic`] reads them.
+pub fn route_kinds(rollout: &Rollout, routings: &[&TrafficRouting]) -> Vec<crate::traffic::Kind> {
+    routings
+        .iter()
+        .flat_map(|r| crate::traffic::kinds(r, &rollout.name_any()))
+        .collect()
+}
+
+/// Reads the routing objects of `routings` (a Rollout's, see [`super::plan::routings`]) from
+/// their caches (which [`crate::traffic::cache::RouteCaches::ensure`] started).
 pub fn observe_traffic(
     rollout: &Rollout,
+    routings: &[&TrafficRouting],
     routes: &crate::traffic::cache::RouteCaches,
 ) -> crate::traffic::Objects {
     let ns = rollout.namespace().unwrap_or_default();
-    super::plan::routings(rollout)
-        .into_iter()
+    routings
+        .iter()
         .flat_map(|routing| crate::traffic::routers(routing, &rollout.name_any()))
         .flat_map(|r| r.reads())
         .map(|key| {

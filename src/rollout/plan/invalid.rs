@@ -73,6 +73,8 @@ pub(super) fn invalid(
         requeue_after: None,
         events: draft.events,
         revisions,
+        // Nothing new is created while the spec is invalid: only existing ReplicaSets are scaled.
+        templates: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! the behaviour; docs/design.md ("Inside `plan()`") says which and why.
 
 mod deadline;
+mod deletion;
 mod draft;
 mod history;
 mod invalid;
@@ -13,6 +14,7 @@ mod new_revision;
 mod request;
 mod retire_routes;
 mod status;
+mod templates;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -29,8 +31,8 @@ use crate::api::conditions as cond;
 use crate::api::{Rollout, RolloutStatus};
 use crate::traffic::ObjectKey;
 
+pub use deletion::{cleanup, deletion};
 pub(crate) use draft::Draft;
-pub use retire_routes::cleanup;
 pub use validate::{routings, target};
 
 /// What the controller should do for one Rollout, in order.
@@ -46,6 +48,9 @@ pub struct Plan {
     /// Revision number of each ReplicaSet (by hash) an `ApplyReplicaSet` writes, recorded in its
     /// `fledge.dev/revision` annotation.
     pub revisions: std::collections::BTreeMap<String, i64>,
+    /// The template of each ReplicaSet (by hash) an `ApplyReplicaSet` may have to create: only
+    /// the spec's own revision has one (see `templates.rs`).
+    pub templates: std::collections::BTreeMap<String, k8s_openapi::api::core::v1::PodTemplateSpec>,
 }
 
 /// One write. The act layer applies them in order; each is idempotent.
@@ -188,5 +193,6 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     history::scale_down_workload(&mut draft);
     let mut plan = status::finish(draft, &old, generation, deadline_exceeded);
     plan.revisions = crate::rollout::revision::assign(&observed.replica_sets, &plan.actions);
+    plan.templates = templates::for_new_replica_sets(&plan.actions, template, &hash);
     plan
 }

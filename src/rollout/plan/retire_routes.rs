@@ -1,15 +1,13 @@
-//! Retiring routes: routing objects the spec no longer names give the stable all traffic again,
-//! and a deleted Rollout's routing objects and Services are put back before its finalizer goes.
+//! Retiring routes: routing objects the spec no longer names give the stable all traffic again.
 
 use std::collections::BTreeSet;
 
 use kube::ResourceExt;
 
-use super::validate::{pending_writes, routings, spec_routing, target};
-use super::{Action, Draft, FINALIZER};
+use super::validate::{pending_writes, spec_routing, target};
+use super::{Action, Draft};
 use crate::api::conditions as cond;
 use crate::api::{Rollout, RolloutStatus, TrafficRouting};
-use crate::rollout::observe::{Observed, referenced_services};
 use crate::traffic::{self, Found, ObjectKey};
 
 /// Routing objects the spec no longer names (its `trafficRouting` changed or was removed in
@@ -118,7 +116,7 @@ fn unreadable(
 
 /// The writes that give the stable all traffic on `routing`'s objects and take out what fledge
 /// added, between the revisions the status records; objects in `kept` are left alone.
-fn removal_writes(
+pub(super) fn removal_writes(
     rollout: &Rollout,
     routing: &TrafficRouting,
     objects: &traffic::Objects,
@@ -137,25 +135,5 @@ fn removal_writes(
             actions.extend(pending_writes(objects, writes));
         }
     }
-    actions
-}
-
-/// PURE: what deleting a Rollout with [`FINALIZER`] needs: its routing objects give the stable all
-/// traffic again and lose what fledge added, its Services lose the revision pin, and then the
-/// finalizer goes. Routing objects that cannot be read (their API is gone) are left.
-pub fn cleanup(rollout: &Rollout, observed: &Observed) -> Vec<Action> {
-    if !rollout.finalizers().iter().any(|f| f == FINALIZER) {
-        return Vec::new();
-    }
-    let mut actions: Vec<Action> = routings(rollout)
-        .into_iter()
-        .flat_map(|r| removal_writes(rollout, r, &observed.traffic, &BTreeSet::new()))
-        .collect();
-    for (_, name) in referenced_services(rollout) {
-        if matches!(observed.services.get(&name), Some(Some(_))) {
-            actions.push(Action::UnpinService { name });
-        }
-    }
-    actions.push(Action::RemoveFinalizer);
     actions
 }

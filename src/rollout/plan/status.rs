@@ -166,6 +166,7 @@ pub(super) fn finish(
         requeue_after,
         events: draft.events,
         revisions: Default::default(),
+        templates: Default::default(),
     }
 }
 

@@ -5,6 +5,7 @@
 mod bluegreen;
 mod canary;
 mod deadline;
+mod deletion;
 mod history;
 mod invalid;
 mod properties;
@@ -14,6 +15,7 @@ mod revisions;
 mod rollback;
 mod services;
 mod status;
+mod templates;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
