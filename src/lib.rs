@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod leader;
 pub mod rollout;
+pub mod runtime;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;

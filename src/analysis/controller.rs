@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -32,12 +31,16 @@ use crate::telemetry::Metrics;
 /// Errors of one reconcile, retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The status write of run (name) failed; a conflict is one of these.
     #[error("writing the status of AnalysisRun {0:?}: {1}")]
     Write(String, #[source] Box<kube::Error>),
+    /// A status patch fledge builds did not serialize.
     #[error("serializing: {0}")]
     Serialize(#[source] serde_json::Error),
+    /// A provider could not release what it held for run (name), such as a Job: (name, why).
     #[error("cleaning up AnalysisRun {0:?}: {1}")]
     CleanUp(String, String),
+    /// Reading the Rollout that owns run (name) failed, so whether to measure it is unknown.
     #[error("reading the Rollout that owns AnalysisRun {0:?}: {1}")]
     Owner(String, #[source] Box<kube::Error>),
 }
@@ -101,14 +104,10 @@ pub async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let reporter = Reporter {
-        controller: "fledge".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     // A finished measurement wakes its run; the reconcile workers never wait for one.
     let (pool, finished) = Pool::new(providers.clone(), MEASUREMENTS_AT_ONCE);
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: crate::runtime::recorder(client.clone()),
         client,
         providers,
         pool,
@@ -122,20 +121,11 @@ pub async fn run(
     } else {
         info!("job provider off: Jobs are not watched, job metrics fail");
     }
-    controller
+    let results = controller
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| {
-            if let Err(error) = result {
-                match error {
-                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
-                    other => warn!(error = %other, "analysis controller"),
-                }
-            }
-            futures::future::ready(())
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    crate::runtime::drain(results, "analysis controller").await;
 }
 
 /// The run's arguments with values: literals as given, Secrets read now (and marked so).

@@ -33,7 +33,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -227,10 +227,6 @@ pub async fn run(
     let rollouts = controller.store();
     let (routes, route_changes) =
         RouteCaches::new(client.clone(), scope.namespace.clone(), rollouts.clone());
-    let reporter = Reporter {
-        controller: "fledge".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         caches: Caches {
@@ -248,7 +244,7 @@ pub async fn run(
         },
         rollouts: rollouts.clone(),
         metrics: metrics.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: crate::runtime::recorder(client.clone()),
         routes,
     });
 
@@ -267,7 +263,7 @@ pub async fn run(
     let by_deployment = rollouts.clone();
     let by_template = rollouts.clone();
     let by_cluster_template = rollouts.clone();
-    controller
+    let results = controller
         .owns_stream(rs_changes)
         .reconcile_on(route_changes)
         // A run's status change wakes its Rollout at once: no polling for analysis results.
@@ -302,19 +298,8 @@ pub async fn run(
             })
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| {
-            // Reconcile errors were logged by error_policy; what is left are the controller's own
-            // (a watch that failed, an object gone before its turn).
-            if let Err(error) = result {
-                match error {
-                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
-                    other => warn!(error = %other, "controller"),
-                }
-            }
-            futures::future::ready(())
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    crate::runtime::drain(results, "controller").await;
 }
 
 /// Fills a cache from `events` on a task of its own; returns the store and a stream of the

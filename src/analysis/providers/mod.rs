@@ -273,7 +273,10 @@ mod tests {
         let cleaned = tokio::time::timeout(quick, providers.clean_up(&run)).await;
         assert_eq!(cleaned.expect("cleaned up without the API"), Ok(()));
         drop(providers);
-        assert!(handle.next_request().await.is_none(), "no API request");
+        // Once the client is dropped the mocked server sees the end of its requests; a request
+        // the providers kept waiting would hang here instead.
+        let next = tokio::time::timeout(quick, handle.next_request()).await;
+        assert!(next.expect("the client went").is_none(), "no API request");
     }
 
     #[tokio::test]
@@ -296,10 +299,16 @@ mod tests {
             name: "prom-token".into(),
             key: "token".into(),
         };
-        let error = secret_value(&client, "web", &r)
+        // A request that never comes, or an answer never read, fails the test instead of hanging it.
+        let quick = std::time::Duration::from_secs(10);
+        let error = tokio::time::timeout(quick, secret_value(&client, "web", &r))
             .await
+            .expect("answered in time")
             .expect_err("forbidden");
-        server.await.expect("the mocked API server");
+        tokio::time::timeout(quick, server)
+            .await
+            .expect("the mocked API server is done")
+            .expect("the mocked API server");
         assert!(
             error.contains("rbac.analysis.secrets=true")
                 && error.contains("rbac.analysis.secretNames")
