@@ -2,6 +2,7 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod defaults;
 pub mod duration;
 pub mod problem;
 pub mod rollout;

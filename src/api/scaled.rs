@@ -28,7 +28,13 @@ pub fn scaled_value(value: Option<&IntOrString>, total: i32, limit: Limit) -> Re
         i32::try_from(n).unwrap_or(i32::MAX)
     };
     let n = match value {
-        None => return Ok(if round_up { percent(25) } else { 0 }),
+        None => {
+            return Ok(if round_up {
+                percent(super::defaults::MAX_SURGE_PERCENT)
+            } else {
+                super::defaults::MAX_UNAVAILABLE
+            });
+        }
         Some(IntOrString::Int(n)) => *n,
         Some(IntOrString::String(s)) => {
             let pct: i32 = s

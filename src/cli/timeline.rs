@@ -227,7 +227,7 @@ fn rollout(value: &Value, templates: &BTreeMap<&str, &Value>) -> Result<String, 
             format!(
                 "old pods go {}s later (scaleDownDelaySeconds)",
                 c.scale_down_delay_seconds
-                    .unwrap_or(crate::rollout::plan::DEFAULT_SCALE_DOWN_DELAY_SECONDS)
+                    .unwrap_or(crate::api::defaults::SCALE_DOWN_DELAY_SECONDS)
             ),
         ]);
         out.push_str(&super::status::table(&rows));
@@ -328,7 +328,7 @@ fn rollout(value: &Value, templates: &BTreeMap<&str, &Value>) -> Result<String, 
         }
         let delay = b
             .scale_down_delay_seconds
-            .unwrap_or(crate::rollout::plan::DEFAULT_SCALE_DOWN_DELAY_SECONDS);
+            .unwrap_or(crate::api::defaults::SCALE_DOWN_DELAY_SECONDS);
         row(
             format!("scale down the old revision after {delay}s"),
             replicas,

@@ -7,7 +7,7 @@ use crate::api::PauseReason;
 
 use super::gates::{RunKind, gate, hold};
 
-use super::plan::{DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft};
+use super::plan::Draft;
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
     let bg = d.spec.strategy.blue_green.clone().unwrap_or_default();
@@ -100,9 +100,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
             return;
         }
     }
-    let delay = bg
-        .scale_down_delay_seconds
-        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS);
+    let delay = d.settings.scale_down_delay_seconds;
     d.delay_scale_down(delay);
     d.status.stable_revision = Some(current.to_string());
     d.status.promote_full = false;

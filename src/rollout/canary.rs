@@ -3,13 +3,11 @@
 //! Without a traffic router the canary's weight is its share of the available pods, so every
 //! step is a pair of ReplicaSet sizes, reached within `maxSurge` / `maxUnavailable`.
 
-use crate::api::{CanaryStep, CanaryStrategy, Limit, PauseReason, scaled_value};
+use crate::api::{CanaryStep, CanaryStrategy, PauseReason};
 use crate::traffic::{TrafficState, routes_after};
 
 use super::gates::{Gate, RunKind, gate, hold};
-use super::plan::{
-    Action, DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, DEFAULT_SCALE_DOWN_DELAY_SECONDS, Draft,
-};
+use super::plan::{Action, Draft};
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
     let canary = d.spec.strategy.canary.clone().unwrap_or_default();
@@ -55,7 +53,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
             d.held.extend(serving);
             return;
         }
-        fall_back(d, &canary, &stable, &others);
+        fall_back(d, &stable, &others);
         d.pin(canary.stable_service.as_ref(), &stable);
         if d.routing.is_some() || d.available(&stable) > 0 || others.is_empty() {
             d.pin(canary.canary_service.as_ref(), &stable);
@@ -73,7 +71,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     if d.status.abort {
         // Without a router the canary's pods carry traffic: the stable comes back and the
         // canary goes as a Deployment would roll back, never below maxUnavailable.
-        fall_back(d, &canary, &stable, &[current.to_string()]);
+        fall_back(d, &stable, &[current.to_string()]);
         d.status.canary_weight = Some(share(d.available(current), d.available(&stable)));
         return;
     }
@@ -95,9 +93,8 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     };
 
     let (c, s) = targets(&canary, i, r);
-    let surge = scaled_value(canary.max_surge.as_ref(), r, Limit::MaxSurge).unwrap_or(1);
-    let unavailable =
-        scaled_value(canary.max_unavailable.as_ref(), r, Limit::MaxUnavailable).unwrap_or(0);
+    let surge = d.settings.max_surge;
+    let unavailable = d.settings.max_unavailable;
     // Available pods that stay once each ReplicaSet is down to its size: pods it still has to
     // remove may be available ones.
     let observed = |hash: &str| {
@@ -127,13 +124,12 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
 /// stable grows within `maxSurge`; the `others` lose their unavailable pods at once (they carry
 /// no traffic), and their available ones only as far as `maxUnavailable` allows, counting the
 /// stable's pods once they are available.
-fn fall_back(d: &mut Draft, canary: &CanaryStrategy, stable: &str, others: &[String]) {
+fn fall_back(d: &mut Draft, stable: &str, others: &[String]) {
     let r = d.replicas;
     let bounds = Bounds {
         replicas: r,
-        surge: scaled_value(canary.max_surge.as_ref(), r, Limit::MaxSurge).unwrap_or(1),
-        unavailable: scaled_value(canary.max_unavailable.as_ref(), r, Limit::MaxUnavailable)
-            .unwrap_or(0),
+        surge: d.settings.max_surge,
+        unavailable: d.settings.max_unavailable,
     };
     // The stable's available pods that stay once it is down to its size.
     let stable_now = d.replica_set(stable).map_or((0, 0), |rs| {
@@ -302,9 +298,7 @@ fn promote(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) 
         d.status.canary_weight = Some(share(d.available(current), d.available(stable)));
         return;
     }
-    let delay = canary
-        .scale_down_delay_seconds
-        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS);
+    let delay = d.settings.scale_down_delay_seconds;
     if d.replica_set(stable).is_some_and(|rs| rs.replicas > 0) {
         d.delay_scale_down(delay);
     }
@@ -440,9 +434,7 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
         if !clear && serving != current {
             d.held.insert(serving);
         }
-        let delay = canary
-            .abort_scale_down_delay_seconds
-            .unwrap_or(DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS);
+        let delay = d.settings.abort_scale_down_delay_seconds;
         let since = d.status.aborted_at.as_ref().map_or(d.now, |t| t.0);
         let until = d.after_seconds(since, delay);
         if d.now < until {
@@ -568,9 +560,7 @@ fn promote_routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable:
         d.status.canary_weight = Some(d.routed_weight().unwrap_or(state.weight));
         return;
     }
-    let delay = canary
-        .scale_down_delay_seconds
-        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS);
+    let delay = d.settings.scale_down_delay_seconds;
     if d.replica_set(stable).is_some_and(|rs| rs.replicas > 0) {
         d.delay_scale_down(delay);
     }

@@ -14,9 +14,6 @@ use crate::api::analysis::{
 };
 use crate::api::{AnalysisTemplateRef, HASH_LABEL, PauseReason, Rollout};
 
-pub const DEFAULT_SUCCESSFUL_RUN_HISTORY_LIMIT: i32 = 5;
-pub const DEFAULT_UNSUCCESSFUL_RUN_HISTORY_LIMIT: i32 = 5;
-
 /// What an AnalysisRun gates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunKind {
@@ -416,15 +413,8 @@ fn needed(d: &Draft, r: &ObservedRun) -> bool {
 /// The current revision's runs count only once it is replaced, so the decision does not depend
 /// on which gates this plan happened to pass through.
 pub(crate) fn retire(d: &mut Draft) {
-    let history = d.spec.analysis.clone().unwrap_or_default();
-    let mut keep_successful = history
-        .successful_run_history_limit
-        .unwrap_or(DEFAULT_SUCCESSFUL_RUN_HISTORY_LIMIT)
-        .max(0);
-    let mut keep_unsuccessful = history
-        .unsuccessful_run_history_limit
-        .unwrap_or(DEFAULT_UNSUCCESSFUL_RUN_HISTORY_LIMIT)
-        .max(0);
+    let mut keep_successful = d.settings.successful_run_history_limit;
+    let mut keep_unsuccessful = d.settings.unsuccessful_run_history_limit;
     // A rollout that has nothing in flight (promoted, or back on stable) needs no analysis,
     // whatever gates this plan passed on its way there.
     if d.status.current_revision == d.status.stable_revision {

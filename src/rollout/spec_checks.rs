@@ -31,7 +31,7 @@ pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
                 );
             }
         }
-        let replicas = spec.replicas.unwrap_or(1);
+        let replicas = spec.replicas.unwrap_or(crate::api::defaults::REPLICAS);
         if let Err(e) = scaled_value(c.max_surge.as_ref(), replicas, Limit::MaxSurge) {
             add("strategy.canary.maxSurge".into(), e);
         }

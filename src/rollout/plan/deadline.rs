@@ -3,9 +3,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{DEFAULT_PROGRESS_DEADLINE_SECONDS, Draft};
+use super::Draft;
 use crate::api::conditions as cond;
-use crate::api::{Phase, RolloutSpec, RolloutStatus};
+use crate::api::{Phase, RolloutStatus};
 
 /// Reports, and with `progressDeadlineAbort` acts on, a rollout that made no progress for
 /// `progressDeadlineSeconds`; returns the Progressing condition's message when it did not.
@@ -27,7 +27,7 @@ pub(super) fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) ->
         || s.updated_replicas != old.updated_replicas
         || old.phase == Some(Phase::Paused)
         || cond::is_true(&old.conditions, cond::INVALID_SPEC);
-    let seconds = progress_deadline_seconds(draft.spec);
+    let seconds = draft.settings.progress_deadline_seconds;
     let since = s.last_progress_at.as_ref().map_or(draft.now, |t| t.0);
     if restarted {
         return None;
@@ -60,9 +60,4 @@ pub(super) fn check_progress_deadline(draft: &mut Draft, old: &RolloutStatus) ->
     Some(format!(
         "rollout made no progress within progressDeadlineSeconds{stuck}"
     ))
-}
-
-pub(super) fn progress_deadline_seconds(spec: &RolloutSpec) -> i32 {
-    spec.progress_deadline_seconds
-        .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
 }

@@ -21,6 +21,8 @@ pub(crate) struct Draft<'a> {
     pub now: Timestamp,
     /// Desired pods.
     pub replicas: i32,
+    /// The spec's other numbers, defaults filled in.
+    pub settings: super::Settings,
     pub status: RolloutStatus,
     pub actions: Vec<Action>,
     pub events: Vec<PlanEvent>,

@@ -1,7 +1,7 @@
 //! History: old revisions scaled down after their delay and deleted beyond
 //! `revisionHistoryLimit`, and the `workloadRef` Deployment scaled down once the Rollout serves.
 
-use super::{Action, DEFAULT_REVISION_HISTORY_LIMIT, Draft};
+use super::{Action, Draft};
 use crate::rollout::observe::ObservedReplicaSet;
 
 /// Old revisions (neither stable nor current): scaled to 0 once their delay is over, and deleted
@@ -45,11 +45,7 @@ pub(super) fn retire_old_revisions(draft: &mut Draft) {
     if !waiting {
         draft.status.scale_down_at = None;
     }
-    let limit = draft
-        .spec
-        .revision_history_limit
-        .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
-        .max(0) as usize;
+    let limit = draft.settings.revision_history_limit as usize;
     // Newest first; names break ties so the order is total.
     scaled_to_zero.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
     // As Deployments do, a ReplicaSet goes only once its pods are gone: its status still counts

@@ -13,6 +13,7 @@ mod invalid;
 mod new_revision;
 mod request;
 mod retire_routes;
+mod settings;
 mod status;
 mod templates;
 #[cfg(test)]
@@ -33,6 +34,7 @@ use crate::traffic::ObjectKey;
 
 pub use deletion::{cleanup, deletion};
 pub(crate) use draft::Draft;
+pub(crate) use settings::Settings;
 pub use validate::{routings, target};
 
 /// What the controller should do for one Rollout, in order.
@@ -134,23 +136,23 @@ pub struct PlanEvent {
     pub message: String,
 }
 
-/// Defaults, as documented on the API fields.
-pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
-pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
-pub const DEFAULT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
-pub const DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
-
 /// Decides everything for one Rollout.
 pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let old = rollout.status.clone().unwrap_or_default();
     let generation = rollout.metadata.generation;
+    let replicas = rollout
+        .spec
+        .replicas
+        .unwrap_or(crate::api::defaults::REPLICAS)
+        .max(0);
     let mut draft = Draft {
         spec: &rollout.spec,
         rollout_name: rollout.metadata.name.clone().unwrap_or_default(),
         namespace: rollout.metadata.namespace.clone().unwrap_or_default(),
         observed,
         now,
-        replicas: rollout.spec.replicas.unwrap_or(1).max(0),
+        replicas,
+        settings: Settings::of(&rollout.spec, replicas),
         status: old.clone(),
         actions: Vec::new(),
         events: Vec::new(),

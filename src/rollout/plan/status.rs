@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::deadline::progress_deadline_seconds;
 use super::{Draft, Plan};
 use crate::api::conditions as cond;
-use crate::api::{Limit, PauseReason, Phase, RolloutSpec, RolloutStatus, scaled_value};
+use crate::api::{PauseReason, Phase, RolloutSpec, RolloutStatus};
 use crate::rollout::observe::ObservedReplicaSet;
 
 pub(super) fn count_replicas(draft: &mut Draft, hash: &str) {
@@ -40,20 +39,7 @@ pub(super) fn finish(
     let complete = s.current_revision.as_deref() == Some(stable.as_str());
     let paused = !s.pause_conditions.is_empty() || draft.spec.paused == Some(true);
     let healthy = complete && draft.settled(&stable, draft.replicas);
-    let max_unavailable = draft
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| {
-            scaled_value(
-                c.max_unavailable.as_ref(),
-                draft.replicas,
-                Limit::MaxUnavailable,
-            )
-            .ok()
-        })
-        .unwrap_or(0);
+    let max_unavailable = draft.settings.max_unavailable;
     let available = s.available_replicas.unwrap_or(0) >= draft.replicas - max_unavailable;
 
     let (phase, reason, message) = if s.abort {
@@ -100,7 +86,7 @@ pub(super) fn finish(
     // it passes the deadline.
     if in_progress && phase == Phase::Progressing {
         let since = draft.status.last_progress_at.as_ref().map_or(now, |t| t.0);
-        let seconds = progress_deadline_seconds(draft.spec);
+        let seconds = draft.settings.progress_deadline_seconds;
         let deadline = if crate::rollout::gates::gate_waiting(&draft) {
             crate::rollout::gates::next_gate_deadline(&draft, since, seconds)
         } else {

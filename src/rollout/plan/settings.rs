@@ -1,0 +1,76 @@
+//! The numbers a plan works with, every default filled in once.
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::api::{Limit, RolloutSpec, defaults, scaled_value};
+
+/// A Rollout's optional numbers resolved once per plan, with every default filled in
+/// ([`crate::api::defaults`]): the steps of `plan()` and the strategies read these, never a spec
+/// field's `Option`. Only a spec that passed validation reaches the strategies, so the fallback
+/// for a `maxSurge` or `maxUnavailable` that does not parse is never used by them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Settings {
+    /// Pods above `replicas` an update may create (canary `maxSurge`).
+    pub max_surge: i32,
+    /// Pods below `replicas` that may be unavailable (canary `maxUnavailable`; 0 for blue-green).
+    pub max_unavailable: i32,
+    /// Seconds the old stable keeps its pods after a promotion (either strategy).
+    pub scale_down_delay_seconds: i32,
+    /// Seconds the canary keeps its pods after an abort (canary with a router).
+    pub abort_scale_down_delay_seconds: i32,
+    pub progress_deadline_seconds: i32,
+    /// Old ReplicaSets kept, at least 0.
+    pub revision_history_limit: i32,
+    /// Finished runs kept, at least 0.
+    pub successful_run_history_limit: i32,
+    pub unsuccessful_run_history_limit: i32,
+}
+
+impl Settings {
+    /// The settings of `spec` for `replicas` desired pods.
+    pub fn of(spec: &RolloutSpec, replicas: i32) -> Settings {
+        let canary = spec.strategy.canary.as_ref();
+        let scaled = |value: Option<&IntOrString>, limit: Limit, fallback: i32| {
+            scaled_value(value, replicas, limit).unwrap_or(fallback)
+        };
+        // Blue-green wins when both are set, as in `plan()`.
+        let scale_down_delay = match (&spec.strategy.blue_green, canary) {
+            (Some(bg), _) => bg.scale_down_delay_seconds,
+            (None, Some(c)) => c.scale_down_delay_seconds,
+            (None, None) => None,
+        };
+        let history = spec.analysis.clone().unwrap_or_default();
+        Settings {
+            max_surge: scaled(
+                canary.and_then(|c| c.max_surge.as_ref()),
+                Limit::MaxSurge,
+                1,
+            ),
+            max_unavailable: scaled(
+                canary.and_then(|c| c.max_unavailable.as_ref()),
+                Limit::MaxUnavailable,
+                defaults::MAX_UNAVAILABLE,
+            ),
+            scale_down_delay_seconds: scale_down_delay
+                .unwrap_or(defaults::SCALE_DOWN_DELAY_SECONDS),
+            abort_scale_down_delay_seconds: canary
+                .and_then(|c| c.abort_scale_down_delay_seconds)
+                .unwrap_or(defaults::ABORT_SCALE_DOWN_DELAY_SECONDS),
+            progress_deadline_seconds: spec
+                .progress_deadline_seconds
+                .unwrap_or(defaults::PROGRESS_DEADLINE_SECONDS),
+            revision_history_limit: spec
+                .revision_history_limit
+                .unwrap_or(defaults::REVISION_HISTORY_LIMIT)
+                .max(0),
+            successful_run_history_limit: history
+                .successful_run_history_limit
+                .unwrap_or(defaults::SUCCESSFUL_RUN_HISTORY_LIMIT)
+                .max(0),
+            unsuccessful_run_history_limit: history
+                .unsuccessful_run_history_limit
+                .unwrap_or(defaults::UNSUCCESSFUL_RUN_HISTORY_LIMIT)
+                .max(0),
+        }
+    }
+}
