@@ -106,9 +106,10 @@ def proc_rss_mib(status_text):
     return None
 
 
-def prometheus_sum(text, name, distinct_label=None):
+def prometheus_sum(text, name, distinct_label=None, positive_only=True):
     """The sum of a metric's samples in Prometheus text format; with `distinct_label`, the
-    number of distinct values of that label among samples with a positive value."""
+    number of distinct values of that label among samples (with a positive value, unless
+    `positive_only` is false)."""
     total, seen = 0.0, set()
     for line in text.splitlines():
         if line.startswith("#") or not line.startswith(name):
@@ -121,7 +122,7 @@ def prometheus_sum(text, name, distinct_label=None):
         if distinct_label:
             for part in head.partition("{")[2].rstrip("}").split(","):
                 k, _, val = part.partition("=")
-                if k == distinct_label and v > 0:
+                if k == distinct_label and (v > 0 or not positive_only):
                     seen.add(val)
         total += v
     return len(seen) if distinct_label else total
@@ -185,6 +186,7 @@ def counts_table(results, scenario, key, per):
 
 
 SCENARIO_ROWS = {
+    "setup": [("seconds from the controller's start until all N were at their first steady state", "to_initial_s")],
     "idle": [
         ("RSS at steady state (MiB)", "rss_mib"),
         ("CPU seconds over the idle window", "cpu_s"),
@@ -193,6 +195,7 @@ SCENARIO_ROWS = {
         ("writes per idle minute", "writes_per_min"),
     ],
     "burst": [
+        ("seconds the harness took to apply the new images (included below)", "apply_s"),
         ("seconds until all at step 1 (weight 20, paused)", "to_step1_s"),
         ("seconds until all fully promoted", "to_done_s"),
         ("RSS after the burst (MiB)", "rss_mib"),
@@ -217,6 +220,7 @@ SCENARIO_ROWS = {
 }
 
 SCENARIO_TITLES = {
+    "setup": "Taking over N new rollouts",
     "idle": "Idle",
     "burst": "Burst: every rollout gets a new image at once",
     "breach": "Breach to weight 0",
@@ -244,7 +248,7 @@ def render(meta, results, notes):
         f"- Controllers run: {', '.join(meta['controllers'])}; scenarios: {', '.join(meta['scenarios'])}",
         "",
     ]
-    for scenario in meta["scenarios"]:
+    for scenario in ["setup"] + list(meta["scenarios"]):
         if scenario == "write_cost":
             continue
         lines += [f"## {SCENARIO_TITLES[scenario]}", "", table(SCENARIO_ROWS[scenario], results, scenario), ""]

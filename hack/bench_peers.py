@@ -11,12 +11,15 @@ start; breach on a smaller set), then delete the namespace and stop the controll
 
 import argparse
 import base64
+import concurrent.futures
+import http.client
 import json
 import math
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -208,7 +211,8 @@ class ArgoRollouts(Controller):
     name, kind, title = "argo-rollouts", "rollouts.argoproj.io", "Argo Rollouts"
 
     def command(self, ns):
-        return [self.args.argo_bin, "--namespaced", "--leader-elect=false", "--loglevel", "warning",
+        return [self.args.argo_bin, "--kubeconfig", self.kubeconfig, "--namespaced", "--namespace", ns,
+                "--leader-elect=false", "--loglevel", "warning",
                 "--healthzPort", str(self.health_port), "--metricsport", str(self.metrics_port)]
 
     def ready_url(self):
@@ -265,6 +269,11 @@ class Flagger(Controller):
 
     def ready_url(self):
         return f"http://127.0.0.1:{self.health_port}/healthz"
+
+    def reconciled(self):
+        # Set for a canary on its first tick of the scheduler (one `interval` after start).
+        code, text = http_get(f"http://127.0.0.1:{self.health_port}/metrics")
+        return audit.prometheus_sum(text, "flagger_canary_status", "name", positive_only=False) if code == 200 else 0
 
     def crd_files(self):
         d = os.path.join(self.args.flagger_home, "crds")
@@ -336,9 +345,54 @@ def in_ns(objs, ns):
     return [dict(o, metadata=dict(o["metadata"], namespace=ns)) for o in objs]
 
 
-def apply_objects(objs):
-    text = "\n---\n".join(json.dumps(o) for o in objs)
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=text)
+PLURALS = {"Rollout": "rollouts", "AnalysisTemplate": "analysistemplates", "Deployment": "deployments",
+           "Canary": "canaries", "MetricTemplate": "metrictemplates", "Node": "nodes"}
+
+
+class Api:
+    """Server-side applies straight to the API server as the cluster's admin, many at once:
+    `kubectl apply` sends one object after another, which takes minutes for a thousand on a
+    busy machine, and the burst is meant to change every rollout at once."""
+
+    def __init__(self):
+        cfg = open(os.environ["KUBECONFIG"]).read()
+        field = lambda k: re.search(rf"{k}: (\S+)", cfg).group(1)  # noqa: E731
+        self.host, self.port = re.search(r"server: https://([^:]+):(\d+)", cfg).groups()
+        d = tempfile.mkdtemp(dir=CLUSTER)
+        crt, key = os.path.join(d, "admin.crt"), os.path.join(d, "admin.key")
+        open(crt, "wb").write(base64.b64decode(field("client-certificate-data")))
+        open(key, "wb").write(base64.b64decode(field("client-key-data")))
+        self.ctx = ssl.create_default_context(cadata=base64.b64decode(field("certificate-authority-data")).decode())
+        self.ctx.load_cert_chain(crt, key)
+        self.local = threading.local()
+
+    def path(self, o, sub=""):
+        group, _, version = o["apiVersion"].rpartition("/")
+        base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        m = o["metadata"]
+        ns = f"/namespaces/{m['namespace']}" if m.get("namespace") else ""
+        return f"{base}{ns}/{PLURALS[o['kind']]}/{m['name']}{sub}?fieldManager=bench&force=true"
+
+    def apply(self, o, sub=""):
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPSConnection(self.host, int(self.port), context=self.ctx, timeout=60)
+        body = json.dumps(o).encode()
+        conn.request("PATCH", self.path(o, sub), body, {"Content-Type": "application/apply-patch+yaml"})
+        r = conn.getresponse()
+        text = r.read()
+        if r.status >= 300:
+            raise RuntimeError(f"apply {o['kind']} {o['metadata']['name']}: {r.status} {text[:300]!r}")
+
+
+API = None
+
+
+def apply_objects(objs, sub=""):
+    global API
+    API = API or Api()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda o: API.apply(o, sub), objs))
 
 
 def states(ctl, ns, prefix="app"):
@@ -523,6 +577,7 @@ def add_nodes(n):
                      "status": {"allocatable": {"cpu": "1000", "memory": "4Ti", "pods": str(pods)},
                                 "capacity": {"cpu": "1000", "memory": "4Ti", "pods": str(pods)}}})
     apply_objects(docs)
+    apply_objects(docs, "/status")  # capacity is status: an apply of the node leaves it out
     kubectl("wait", "--for=condition=Ready", "node", "-l", "type=kwok", "--timeout=120s")
 
 

@@ -94,6 +94,7 @@ class ProcTest(unittest.TestCase):
                 'rollout_reconcile_count{name="c",namespace="n"} 1\nrollout_reconcile_sum{name="a"} 9\n')
         self.assertEqual(audit.prometheus_sum(text, "fledge_reconcile_total"), 42)
         self.assertEqual(audit.prometheus_sum(text, "rollout_reconcile_count", "name"), 2)
+        self.assertEqual(audit.prometheus_sum(text, "rollout_reconcile_count", "name", positive_only=False), 3)
         self.assertEqual(audit.prometheus_sum(text, "missing"), 0)
 
 
