@@ -6,7 +6,7 @@
 #   hack/bench-peers.sh --quick    N = 20, the burst only, fledge only, report in the cluster dir
 #                                  (run by `make test` so the harness cannot rot)
 #
-# Env: BENCH_CONTROLLERS (fledge,argo-rollouts,flagger), BENCH_SCENARIOS (idle,burst,cold_start),
+# Env: BENCH_CONTROLLERS (fledge,argo-rollouts,flagger), BENCH_SCENARIOS (idle,burst,cold_start,breach),
 # BENCH_IDLE_SECONDS (300), FLEDGE_BENCH_CLUSTER_DIR (a fresh /tmp dir; torn down at the end
 # unless BENCH_KEEP_CLUSTER=1).
 set -euo pipefail
@@ -18,7 +18,7 @@ quick=0
 if [ "${1:-}" = --quick ]; then quick=1; shift; fi
 n=${1:-1000}
 controllers=${BENCH_CONTROLLERS:-fledge,argo-rollouts,flagger}
-scenarios=${BENCH_SCENARIOS:-idle,burst,cold_start}
+scenarios=${BENCH_SCENARIOS:-idle,burst,cold_start,breach}
 idle=${BENCH_IDLE_SECONDS:-300}
 out=docs/benchmarks.md results=docs/benchmarks.json
 command="hack/bench-peers.sh $*"
@@ -27,9 +27,12 @@ if [ $quick = 1 ]; then
   cargo build --locked --quiet --bin fledge
   fledge_bin=$PWD/target/debug/fledge
 else
-  bash hack/build-peers.sh
-  cargo build --locked --quiet --release --bin fledge
+  peers=()
+  case ,$controllers, in *,argo-rollouts,*) peers+=(argo-rollouts) ;; esac
+  case ,$controllers, in *,flagger,*) peers+=(flagger) ;; esac
+  if [ ${#peers[@]} -gt 0 ]; then bash hack/build-peers.sh "${peers[@]}"; fi
   fledge_bin=$PWD/target/release/fledge
+  case ,$controllers, in *,fledge,*) cargo build --locked --quiet --release --bin fledge ;; esac
 fi
 
 export FLEDGE_CLUSTER_DIR=${FLEDGE_BENCH_CLUSTER_DIR:-/tmp/fledge-bench-peers-$$}

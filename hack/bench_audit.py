@@ -207,7 +207,8 @@ SCENARIO_ROWS = {
     ],
     "breach": [
         ("analysis interval used (s)", "interval_s"),
-        ("median seconds from bad metric to weight 0", "to_zero_median_s"),
+        ("median seconds from bad metric to the abort (status)", "to_abort_median_s"),
+        ("median seconds from bad metric to canary weight 0", "to_zero_median_s"),
         ("max seconds from bad metric to weight 0", "to_zero_max_s"),
     ],
     "cold_start": [
@@ -238,16 +239,26 @@ def render(meta, results, notes):
         " `hack/bench_notes.md`).",
         "",
         f"- Command: `{meta['command']}`",
-        f"- Run: {meta['date']}, {meta['duration_min']:.0f} minutes",
+        f"- Last run: {meta['date']}, {meta['duration_min']:.0f} minutes",
         f"- N = {meta['n']} rollouts (idle, burst, cold start); breach: {meta.get('breach_n', 'n/a')} rollouts",
         f"- Machine: {meta['cores']} cores, {meta['mem_gib']:.0f} GiB memory; load average at the"
         f" start {meta['load_start']}, at the end {meta['load_end']} (the machine is shared:"
         " timings are noisy, counts are not)",
         f"- Versions: fledge {v.get('fledge', '?')}, Argo Rollouts {v.get('argo-rollouts', '?')},"
         f" Flagger {v.get('flagger', '?')}, Kubernetes {v.get('kubernetes', '?')}",
-        f"- Controllers run: {', '.join(meta['controllers'])}; scenarios: {', '.join(meta['scenarios'])}",
+        f"- Scenarios: {', '.join(meta['scenarios'])}",
         "",
+        "| controller | run started | N | load average before | after |",
+        "|---|---|---|---|---|",
     ]
+    for c, title in CONTROLLERS:
+        run = (results.get(c) or {}).get("run")
+        if run:
+            lines.append(f"| {title} | {run['date']} | {run['n']} | {run['load_start']} | {run['load_end']} |")
+        err = (results.get(c) or {}).get("error")
+        if err:
+            lines.append(f"| {title} | FAILED: {err} | | | |")
+    lines.append("")
     for scenario in ["setup"] + list(meta["scenarios"]):
         if scenario == "write_cost":
             continue

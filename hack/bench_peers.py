@@ -212,7 +212,7 @@ class ArgoRollouts(Controller):
 
     def command(self, ns):
         return [self.args.argo_bin, "--kubeconfig", self.kubeconfig, "--namespaced", "--namespace", ns,
-                "--leader-elect=false", "--loglevel", "warning",
+                "--leader-elect=false", "--loglevel", "warn",
                 "--healthzPort", str(self.health_port), "--metricsport", str(self.metrics_port)]
 
     def ready_url(self):
@@ -254,7 +254,10 @@ class ArgoRollouts(Controller):
             "initial": healthy,
             "step1": current and (s.get("currentStepIndex") or 0) >= 1,
             "done": healthy and s.get("currentStepIndex") == STEPS and s.get("stableRS") == s.get("currentPodHash"),
-            "weight": ((s.get("canary") or {}).get("weights") or {}).get("canary", {}).get("weight"),
+            # A replica-ratio canary has no weights in its status: the canary's share of the pods.
+            "weight": (((s.get("canary") or {}).get("weights") or {}).get("canary", {}).get("weight")
+                       if (s.get("canary") or {}).get("weights")
+                       else round(100 * (s.get("updatedReplicas") or 0) / max(1, s.get("replicas") or 0))),
             "aborted": bool(s.get("abort")),
         }
 
@@ -552,18 +555,24 @@ def scenario_breach(ctl, ns, n, exporter, timeout):
         raise RuntimeError("breach: not every rollout got to its first step")
     exporter.value = 1
     t_bad = time.time()
-    zero = {}
+    zero, aborted = {}, {}
     while time.time() - t_bad < 120 and len(zero) < n:
         now = time.time()
         for name, s in states(ctl, ns, "breach").items():
-            if s["aborted"] and not s.get("weight") and name not in zero:
-                zero[name] = now - t_bad
+            if s["aborted"]:
+                aborted.setdefault(name, now - t_bad)
+                if not s.get("weight"):
+                    zero.setdefault(name, now - t_bad)
         time.sleep(0.2)
     exporter.value = 0
-    delays = sorted(zero.values())
-    return {"interval_s": 1, "breach_n": n, "reached_zero": len(zero),
-            "to_zero_median_s": delays and round(delays[len(delays) // 2], 2),
-            "to_zero_max_s": round(delays[-1], 2) if len(delays) == n else None}
+
+    def median(d):
+        v = sorted(d.values())
+        return round(v[len(v) // 2], 2) if v else None
+
+    return {"interval_s": 1, "breach_n": n, "reached_zero": len(zero), "bad_at": t_bad,
+            "to_abort_median_s": median(aborted), "to_zero_median_s": median(zero),
+            "to_zero_max_s": round(max(zero.values()), 2) if len(zero) == n else None}
 
 
 def add_nodes(n):
@@ -629,7 +638,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--controllers", default="fledge,argo-rollouts,flagger")
-    p.add_argument("--scenarios", default="idle,burst,cold_start")
+    p.add_argument("--scenarios", default="idle,burst,cold_start,breach")
     p.add_argument("--idle-seconds", type=int, default=300)
     p.add_argument("--cold-window", type=int, default=60)
     p.add_argument("--breach-n", type=int, default=20)
@@ -661,7 +670,11 @@ def main():
         add_nodes(args.n + args.breach_n)
         exporter = Exporter() if "breach" in args.scenarios else None
         for name in args.controllers.split(","):
+            run = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "n": args.n,
+                   "load_start": " ".join(open("/proc/loadavg").read().split()[:3])}
             results[name] = run_controller(name, args, workdir, log_, exporter)
+            run["load_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
+            results[name]["run"] = run
         mem = int(open("/proc/meminfo").read().split()[1]) / 1024 / 1024
         meta = {"command": args.command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
                 "duration_min": (time.time() - started) / 60, "n": args.n, "cores": os.cpu_count(), "mem_gib": mem,

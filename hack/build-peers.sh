@@ -87,7 +87,11 @@ build_peer() {
   (cd "$tmp" && CGO_ENABLED=0 nice -n "${FLEDGE_BUILD_NICE:-19}" \
     go build -trimpath -ldflags "-s -w" -o "$dest/bin/.$name.tmp" "$mod/$pkg")
   mv "$dest/bin/.$name.tmp" "$dest/bin/$name"
-  if [ -d "$dir/$crds" ]; then cp "$dir/$crds"/*.yaml "$dest/crds/"; else cp "$dir/$crds" "$dest/crds/"; fi
+  # Only the CRDs: manifests/crds also holds a kustomization.yaml.
+  local f
+  for f in $( if [ -d "$dir/$crds" ]; then ls "$dir/$crds"/*.yaml; else echo "$dir/$crds"; fi); do
+    if grep -q '^kind: CustomResourceDefinition' "$f"; then cp "$f" "$dest/crds/"; fi
+  done
   chmod -R u+w "$dest/crds"
   local took=$((SECONDS - start))
   echo "$(date -u +%FT%TZ) $name $version built in ${took}s ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))" |
