@@ -9,6 +9,8 @@ mod analysis_tests;
 pub(crate) mod bluegreen;
 pub(crate) mod canary;
 #[cfg(test)]
+mod canary_share_tests;
+#[cfg(test)]
 mod fixtures;
 pub mod hash;
 #[cfg(test)]
