@@ -338,7 +338,10 @@ pub(crate) fn targets(canary: &CanaryStrategy, i: i32, replicas: i32) -> (i32, i
     // rounded-up share would otherwise move every pod, and so all traffic, to the canary, and an
     // abort would have no stable pod to fall back on until a new one started.
     let floor = i32::from(weight > 0 && weight < 100 && replicas > 0);
-    (canary_pods, (replicas - by_weight(weight).min(canary_pods)).max(floor))
+    (
+        canary_pods,
+        (replicas - by_weight(weight).min(canary_pods)).max(floor),
+    )
 }
 
 /// The surge and availability limits of an update.

@@ -15,7 +15,11 @@ fn a_partial_weight_keeps_a_stable_pod_at_any_replica_count() {
     assert_eq!(targets(&canary, 0, 1), (1, 1), "20% of 1 replica");
     assert_eq!(targets(&canary, 1, 3), (3, 1), "90% of 3 replicas");
     assert_eq!(targets(&canary, 2, 1), (1, 0), "100%: the stable may go");
-    assert_eq!(targets(&canary, 0, 10), (2, 8), "enough replicas: unchanged");
+    assert_eq!(
+        targets(&canary, 0, 10),
+        (2, 8),
+        "enough replicas: unchanged"
+    );
     assert_eq!(targets(&canary, 0, 0), (0, 0));
 }
 
