@@ -7,8 +7,9 @@
 #                                  (run by `make test` so the harness cannot rot)
 #
 # Env: BENCH_CONTROLLERS (fledge,argo-rollouts,flagger), BENCH_SCENARIOS (idle,burst,cold_start,breach),
-# BENCH_IDLE_SECONDS (300), FLEDGE_BENCH_CLUSTER_DIR (a fresh /tmp dir; torn down at the end
-# unless BENCH_KEEP_CLUSTER=1).
+# BENCH_IDLE_SECONDS (300), BENCH_RESULTS and BENCH_OUT (docs/benchmarks.{json,md}),
+# FLEDGE_BENCH_CLUSTER_DIR (a fresh /tmp dir; torn down at the end unless BENCH_KEEP_CLUSTER=1).
+# Runs of one controller each merge: hack/bench_peers.py --render-only --merge A.json B.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/versions.sh
@@ -20,7 +21,7 @@ n=${1:-1000}
 controllers=${BENCH_CONTROLLERS:-fledge,argo-rollouts,flagger}
 scenarios=${BENCH_SCENARIOS:-idle,burst,cold_start,breach}
 idle=${BENCH_IDLE_SECONDS:-300}
-out=docs/benchmarks.md results=docs/benchmarks.json
+out=${BENCH_OUT:-docs/benchmarks.md} results=${BENCH_RESULTS:-docs/benchmarks.json}
 command="hack/bench-peers.sh $*"
 if [ $quick = 1 ]; then
   n=20 controllers=fledge scenarios=burst idle=0

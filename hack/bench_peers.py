@@ -156,6 +156,29 @@ def template(app, image):
     }
 
 
+def rollout(api_version, app, image, analysis):
+    """fledge's and Argo Rollouts' Rollout (the same fields): a replica-ratio canary."""
+    canary = {"steps": [{"setWeight": 20}, {"pause": {"duration": "10s"}}, {"setWeight": 60},
+                        {"pause": {"duration": "10s"}}]}
+    if analysis:
+        canary = {"steps": [{"setWeight": 20}, {"pause": {}}],
+                  "analysis": {"templates": [{"templateName": "bench-breach"}]}}
+    return [{
+        "apiVersion": api_version, "kind": "Rollout", "metadata": {"name": app},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": app}},
+                 "template": template(app, image), "strategy": {"canary": canary}},
+    }]
+
+
+def analysis_template(api_version, result, query):
+    """fledge's and Argo Rollouts' AnalysisTemplate: the query, measured every second."""
+    return {"apiVersion": api_version, "kind": "AnalysisTemplate", "metadata": {"name": "bench-breach"},
+            "spec": {"metrics": [{"name": "errors", "interval": "1s", "failureLimit": 0,
+                                  "successCondition": f"{result} < 0.5", "failureCondition": f"{result} >= 0.5",
+                                  "provider": {"prometheus": {"address": os.environ["FLEDGE_PROMETHEUS_URL"],
+                                                              "query": query}}}]}}
+
+
 class Fledge(Controller):
     name, kind, title = "fledge", "rollouts.fledge.dev", "fledge"
 
@@ -175,24 +198,10 @@ class Fledge(Controller):
         return [os.path.join(REPO, "crds", f) for f in sorted(os.listdir(os.path.join(REPO, "crds")))]
 
     def breach_template(self, query):
-        return {"apiVersion": "fledge.dev/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": "bench-breach"},
-                "spec": {"metrics": [{"name": "errors", "interval": "1s", "failureLimit": 0,
-                                      "successCondition": "result < 0.5", "failureCondition": "result >= 0.5",
-                                      "provider": {"prometheus": {"address": os.environ["FLEDGE_PROMETHEUS_URL"],
-                                                                  "query": query}}}]}}
+        return analysis_template("fledge.dev/v1alpha1", "result", query)
 
     def objects(self, i, image, analysis=None, prefix="app"):
-        app = f"{prefix}{i}"
-        canary = {"steps": [{"setWeight": 20}, {"pause": {"duration": "10s"}}, {"setWeight": 60},
-                            {"pause": {"duration": "10s"}}]}
-        if analysis:
-            canary = {"steps": [{"setWeight": 20}, {"pause": {}}],
-                      "analysis": {"templates": [{"templateName": "bench-breach"}]}}
-        return [{
-            "apiVersion": "fledge.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": app},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": app}},
-                     "template": template(app, image), "strategy": {"canary": canary}},
-        }]
+        return rollout("fledge.dev/v1alpha1", f"{prefix}{i}", image, analysis)
 
     def state(self, o):
         s, m = o.get("status") or {}, o["metadata"]
@@ -227,24 +236,11 @@ class ArgoRollouts(Controller):
         return [os.path.join(d, f) for f in sorted(os.listdir(d))]
 
     def breach_template(self, query):
-        return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": "bench-breach"},
-                "spec": {"metrics": [{"name": "errors", "interval": "1s", "failureLimit": 0,
-                                      "successCondition": "result[0] < 0.5", "failureCondition": "result[0] >= 0.5",
-                                      "provider": {"prometheus": {"address": os.environ["FLEDGE_PROMETHEUS_URL"],
-                                                                  "query": query}}}]}}
+        # Argo Rollouts' `result` is the query's vector.
+        return analysis_template("argoproj.io/v1alpha1", "result[0]", query)
 
     def objects(self, i, image, analysis=None, prefix="app"):
-        app = f"{prefix}{i}"
-        canary = {"steps": [{"setWeight": 20}, {"pause": {"duration": "10s"}}, {"setWeight": 60},
-                            {"pause": {"duration": "10s"}}]}
-        if analysis:
-            canary = {"steps": [{"setWeight": 20}, {"pause": {}}],
-                      "analysis": {"templates": [{"templateName": "bench-breach"}]}}
-        return [{
-            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": app},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": app}},
-                     "template": template(app, image), "strategy": {"canary": canary}},
-        }]
+        return rollout("argoproj.io/v1alpha1", f"{prefix}{i}", image, analysis)
 
     def state(self, o):
         s, m = o.get("status") or {}, o["metadata"]
@@ -445,7 +441,8 @@ def scenario_idle(ctl, log_, seconds):
     minutes = (t1 - t0) / 60
     return {"rss_mib": round(ctl.rss_mib(), 1), "cpu_s": round(cpu1 - cpu0, 2),
             "cpu_s_per_min": round((cpu1 - cpu0) / minutes, 2), "requests_per_min": round(len(ev) / minutes, 1),
-            "writes_per_min": round(len(w) / minutes, 1), "window_s": round(t1 - t0)}
+            "writes_per_min": round(len(w) / minutes, 1), "window_s": round(t1 - t0),
+            "writes_by": {f"{v} {r}": c for (v, r), c in audit.count_by(w).items()}}
 
 
 def scenario_burst(ctl, ns, n, log_, timeout):
@@ -517,6 +514,8 @@ class Exporter:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A scrape that timed out closes its connection first: nothing to report.
+        self.server.handle_error = lambda *a: None
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         targets = os.environ["FLEDGE_PROMETHEUS_TARGETS_DIR"]
         self.file = os.path.join(targets, "bench.json")
@@ -615,7 +614,9 @@ def run_controller(name, args, workdir, log_, exporter):
             res["burst"] = scenario_burst(ctl, ns, args.n, log_, args.timeout)
             log(f"{name}: burst {dict((k, v) for k, v in res['burst'].items() if not isinstance(v, dict))}")
             if res["burst"]["to_done_s"] is None:
-                raise RuntimeError(f"{name}: the burst did not finish within {args.timeout}s")
+                # The report says so; the other scenarios still run on what there is.
+                res["error"] = f"the burst did not finish within {args.timeout}s"
+                log(f"{name}: {res['error']}")
             time.sleep(args.settle)
         if "cold_start" in args.scenarios:
             log(f"{name}: cold start")
@@ -654,6 +655,8 @@ def main():
     p.add_argument("--command", default="hack/bench-peers.sh")
     p.add_argument("--versions", default="{}")
     p.add_argument("--render-only", action="store_true")
+    p.add_argument("--merge", nargs="*", default=[],
+                   help="results files of other runs (one controller each) to merge into --results")
     args = p.parse_args()
     args.scenarios = args.scenarios.split(",")
     args.argo_bin = os.path.join(args.argo_home, "bin/argo-rollouts")
@@ -662,6 +665,12 @@ def main():
     old = json.load(open(args.results)) if os.path.exists(args.results) else {"results": {}, "meta": {}}
     results = old["results"]
     meta = old.get("meta") or {}
+    for f in args.merge:
+        other = json.load(open(f))
+        results.update(other["results"])
+        meta["load_end"] = other["meta"].get("load_end", meta.get("load_end"))
+    if args.merge:
+        json.dump({"meta": meta, "results": results}, open(args.results, "w"), indent=1, sort_keys=True)
     if not args.render_only:
         started = time.time()
         load_start = open("/proc/loadavg").read().split()[:3]
