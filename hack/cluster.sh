@@ -30,6 +30,9 @@
 #   [{"targets": ["127.0.0.1:8080"], "labels": {"job": "my-test", "__metrics_path__": "/metrics"}}]
 # Prometheus scrapes it every 1s from within ~1s; delete the file to stop. Without a "job" label
 # the job is "fledge-tests". The lifecycle and admin APIs are on (/-/reload, delete_series).
+#
+# For hack/bench-peers.sh: FLEDGE_SERVICE_CIDR (default 10.0.0.0/24), FLEDGE_AUDIT_POLICY (an audit
+# policy file; the log is $dir/logs/audit.log) and FLEDGE_CM_QPS (the controller-manager's client QPS).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -40,6 +43,13 @@ case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
 dir=${dir%/}
 crds_dir=${FLEDGE_CRDS_DIR-$repo/crds}     # CRDs applied at `up`; set FLEDGE_CRDS_DIR= to skip them
 timeout=${FLEDGE_CLUSTER_TIMEOUT:-120}   # seconds for each wait; generous for a busy 2-core box
+# hack/bench-peers.sh needs room for thousands of Services (Flagger makes three per canary) and an
+# audit log of every request (a policy file; the log goes to $dir/logs/audit.log).
+service_cidr=${FLEDGE_SERVICE_CIDR:-10.0.0.0/24}
+audit_policy=${FLEDGE_AUDIT_POLICY:-}
+# The controller-manager's client limit (its default, 20 a second, makes pod creation the
+# bottleneck of a benchmark with thousands of pods); empty keeps the default.
+cm_qps=${FLEDGE_CM_QPS:-}
 # Fallback only: built from the Go module proxy when Debian's package cannot be installed.
 PROMETHEUS_GO_VERSION=v0.53.3            # = Prometheus 2.53.3
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok prometheus)
@@ -490,13 +500,18 @@ cmd_up() {
   start prometheus "$prom" --config.file="$dir/prometheus/prometheus.yml" \
     --storage.tsdb.path="$dir/prometheus/data" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
     --web.enable-lifecycle --web.enable-admin-api
+  local audit=()
+  if [ -n "$audit_policy" ]; then
+    cp "$audit_policy" "$dir/audit-policy.yaml"
+    audit=(--audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/logs/audit.log" --audit-log-maxsize=0)
+  fi
   start kube-apiserver "$K8S_BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
     --cert-dir="$dir/apiserver" --tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key" \
     --client-ca-file="$dir/pki/ca.crt" --authorization-mode=Node,RBAC --allow-privileged=true \
     --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-cluster-ip-range=10.0.0.0/24 \
+    --service-cluster-ip-range="$service_cidr" "${audit[@]}" \
     --requestheader-client-ca-file="$dir/pki/ca.crt" --requestheader-allowed-names=front-proxy-client \
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
@@ -509,7 +524,8 @@ cmd_up() {
     --kubeconfig="$dir/controller-manager.kubeconfig" --cert-dir="$dir/controller-manager" \
     --authentication-kubeconfig="$dir/controller-manager.kubeconfig" --authorization-kubeconfig="$dir/controller-manager.kubeconfig" \
     --controllers='*' --use-service-account-credentials --root-ca-file="$dir/pki/ca.crt" \
-    --service-account-private-key-file="$dir/pki/sa.key" --service-cluster-ip-range=10.0.0.0/24 \
+    ${cm_qps:+--kube-api-qps="$cm_qps" --kube-api-burst="$((cm_qps * 2))"} \
+    --service-account-private-key-file="$dir/pki/sa.key" --service-cluster-ip-range="$service_cidr" \
     --cluster-signing-cert-file="$dir/pki/ca.crt" --cluster-signing-key-file="$dir/pki/ca.key"
   start kube-scheduler "$K8S_BIN/kube-scheduler" "${common[@]}" --secure-port="$SCHED_PORT" \
     --kubeconfig="$dir/scheduler.kubeconfig" --cert-dir="$dir/scheduler" \

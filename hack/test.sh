@@ -17,6 +17,8 @@ if [ "${1:-all}" = all ]; then
   cargo clippy --all-targets --locked -- -D warnings
   step "unit tests"
   cargo test --locked --lib --bins
+  step "benchmark harness: unit tests (hack/bench_peers_test.py)"
+  python3 -m unittest discover -s hack -p 'bench_*_test.py'
   step "generated docs and Argo CD snippet are up to date"
   python3 hack/gen-api-docs.py --check
   python3 hack/gen-argocd-cm.py --check
@@ -68,4 +70,6 @@ bash hack/helm-test.sh
 step "e2e: tests"
 # Each test runs its own operator in its own namespace; 3 at a time fits a 2-core machine.
 cargo test --locked --test e2e -- --test-threads "${E2E_THREADS:-3}"
+step "benchmark harness: hack/bench-peers.sh --quick (fledge only, N = 20, on a cluster of its own)"
+FLEDGE_BENCH_CLUSTER_DIR=$FLEDGE_CLUSTER_DIR.bench bash hack/bench-peers.sh --quick
 step "done in $((SECONDS - started))s"

@@ -311,8 +311,9 @@ fn promote(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) 
 }
 
 /// (canary, stable) pod counts the steps up to `i` ask for, without a traffic router. The stable
-/// keeps the pods the traffic weight leaves it; an explicit canary scale smaller than the weight
-/// leaves the stable the rest, so the rollout never runs fewer than `replicas` pods.
+/// keeps the pods the traffic weight leaves it, at least one while the weight is below 100; an
+/// explicit canary scale smaller than the weight leaves the stable the rest, so the rollout never
+/// runs fewer than `replicas` pods.
 pub(crate) fn targets(canary: &CanaryStrategy, i: i32, replicas: i32) -> (i32, i32) {
     let done = &canary.steps[..(i.max(0) as usize + 1).min(canary.steps.len())];
     let weight = done.iter().rev().find_map(|s| s.set_weight).unwrap_or(0);
@@ -328,7 +329,14 @@ pub(crate) fn targets(canary: &CanaryStrategy, i: i32, replicas: i32) -> (i32, i
             .unwrap_or(by_weight(weight)),
         _ => by_weight(weight),
     };
-    (canary_pods, replicas - by_weight(weight).min(canary_pods))
+    // A weight short of 100 keeps a stable pod, as Argo Rollouts does: with few replicas the
+    // rounded-up share would otherwise move every pod, and so all traffic, to the canary, and an
+    // abort would have no stable pod to fall back on until a new one started.
+    let floor = i32::from(weight > 0 && weight < 100 && replicas > 0);
+    (
+        canary_pods,
+        (replicas - by_weight(weight).min(canary_pods)).max(floor),
+    )
 }
 
 /// The surge and availability limits of an update.

@@ -6,6 +6,8 @@ mod act_tests;
 pub(crate) mod bluegreen;
 pub(crate) mod canary;
 #[cfg(test)]
+mod canary_share_tests;
+#[cfg(test)]
 mod fixtures;
 pub mod gates;
 #[cfg(test)]

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# fledge side by side with Argo Rollouts and Flagger on one fresh local control plane; writes
+# docs/benchmarks.md (and the raw figures, docs/benchmarks.json). See hack/bench_peers.py.
+#
+#   hack/bench-peers.sh [N]        the whole comparison (builds the peers once: hack/build-peers.sh)
+#   hack/bench-peers.sh --quick    N = 20, the burst only, fledge only, report in the cluster dir
+#                                  (run by `make test` so the harness cannot rot)
+#
+# Env: BENCH_CONTROLLERS (fledge,argo-rollouts,flagger), BENCH_SCENARIOS (idle,burst,cold_start,breach),
+# BENCH_IDLE_SECONDS (300), BENCH_RESULTS and BENCH_OUT (docs/benchmarks.{json,md}),
+# FLEDGE_BENCH_CLUSTER_DIR (a fresh /tmp dir; torn down at the end unless BENCH_KEEP_CLUSTER=1).
+# Runs of one controller each merge: hack/bench_peers.py --render-only --merge A.json B.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source hack/versions.sh
+source hack/peers-versions.sh
+
+quick=0
+if [ "${1:-}" = --quick ]; then quick=1; shift; fi
+n=${1:-1000}
+controllers=${BENCH_CONTROLLERS:-fledge,argo-rollouts,flagger}
+scenarios=${BENCH_SCENARIOS:-idle,burst,cold_start,breach}
+idle=${BENCH_IDLE_SECONDS:-300}
+out=${BENCH_OUT:-docs/benchmarks.md} results=${BENCH_RESULTS:-docs/benchmarks.json}
+command="hack/bench-peers.sh $*"
+if [ $quick = 1 ]; then
+  n=20 controllers=fledge scenarios=burst idle=0
+  cargo build --locked --quiet --bin fledge
+  fledge_bin=$PWD/target/debug/fledge
+else
+  peers=()
+  case ,$controllers, in *,argo-rollouts,*) peers+=(argo-rollouts) ;; esac
+  case ,$controllers, in *,flagger,*) peers+=(flagger) ;; esac
+  if [ ${#peers[@]} -gt 0 ]; then bash hack/build-peers.sh "${peers[@]}"; fi
+  fledge_bin=$PWD/target/release/fledge
+  case ,$controllers, in *,fledge,*) cargo build --locked --quiet --release --bin fledge ;; esac
+fi
+
+export FLEDGE_CLUSTER_DIR=${FLEDGE_BENCH_CLUSTER_DIR:-/tmp/fledge-bench-peers-$$}
+# Flagger makes three Services per canary: a /24 holds about 80 canaries.
+export FLEDGE_SERVICE_CIDR=10.0.0.0/16 FLEDGE_CM_QPS=${FLEDGE_CM_QPS:-200}
+cleanup() { if [ "${BENCH_KEEP_CLUSTER:-0}" != 1 ]; then bash hack/cluster.sh down; fi; }
+trap cleanup EXIT
+export FLEDGE_AUDIT_POLICY=$PWD/hack/bench-audit-policy.yaml
+bash hack/cluster.sh up
+eval "$(bash hack/cluster.sh env)"
+
+versions=$(printf '{"fledge": "%s", "argo-rollouts": "%s", "flagger": "%s", "kubernetes": "%s"}' \
+  "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" "$ARGO_ROLLOUTS_VERSION" "$FLAGGER_VERSION" "$K8S_VERSION")
+args=(--n "$n" --controllers "$controllers" --scenarios "$scenarios" --idle-seconds "$idle"
+  --fledge-bin "$fledge_bin" --argo-home "$FLEDGE_CACHE/peers-argo-rollouts-$ARGO_ROLLOUTS_VERSION"
+  --flagger-home "$FLEDGE_CACHE/peers-flagger-$FLAGGER_VERSION" --versions "$versions" --command "${command% }")
+if [ $quick = 1 ]; then
+  args+=(--results "$FLEDGE_CLUSTER_DIR/benchmarks-quick.json" --out "$FLEDGE_CLUSTER_DIR/benchmarks-quick.md" --settle 2 --cold-window 10)
+  python3 hack/bench_peers.py "${args[@]}"
+  cat "$FLEDGE_CLUSTER_DIR/benchmarks-quick.md" >&2
+else
+  python3 hack/bench_peers.py "${args[@]}" --results "$results" --out "$out"
+fi
