@@ -3,6 +3,7 @@
 pub mod analysis;
 pub mod conditions;
 pub mod duration;
+pub mod providers;
 pub mod rollout;
 
 pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
