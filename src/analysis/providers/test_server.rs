@@ -40,15 +40,16 @@ impl Seen {
 /// got wrong (answered 599, and kept for the test to show).
 pub type Answer = Result<(u16, &'static str, String), String>;
 
-/// Starts a server; its base URL and every request it saw (with the handler's complaint, if any).
-pub async fn start(
-    handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static,
-) -> (String, Arc<Mutex<Vec<(Seen, Option<String>)>>>) {
+/// Every request a server saw, with the handler's complaint about it, if any.
+pub type Log = Arc<Mutex<Vec<(Seen, Option<String>)>>>;
+
+/// Starts a server; its base URL and its [`Log`].
+pub async fn start(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> (String, Log) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
-    let log: Arc<Mutex<Vec<(Seen, Option<String>)>>> = Arc::default();
+    let log: Log = Arc::default();
     let seen = log.clone();
     let handler = Arc::new(handler);
     tokio::spawn(async move {
