@@ -68,6 +68,8 @@ pid_of() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
 
 # TERM, wait up to 5s, then KILL. etcd goes last: an apiserver that loses etcd first hangs in shutdown.
 stop_all() {
+  # The Graphite and InfluxDB the e2e tests start in this dir (hack/metric-servers.sh).
+  [ -e "$dir/metric-servers" ] && bash "$here/metric-servers.sh" down "$dir/metric-servers" || true
   stop traefik pod-agent
   stop kube-apiserver kube-controller-manager kube-scheduler kwok prometheus
   stop etcd

@@ -25,6 +25,8 @@ pub enum Field {
     JsonPath,
     /// Anything under `provider.job`: written into a Job.
     Job,
+    /// A query in a language fledge does not parse (Graphite, InfluxQL, Flux, Datadog's).
+    Query,
     /// Other fields (durations, names): checked by their own rules after substitution.
     Text,
 }
@@ -33,13 +35,22 @@ impl Field {
     pub fn of(path: &str) -> Field {
         let header = |p: &str| {
             (p.starts_with("provider.web.headers[")
-                || p.starts_with("provider.prometheus.headers["))
+                || p.starts_with("provider.prometheus.headers[")
+                || p.starts_with("provider.graphite.headers["))
             .then(|| p.rsplit('.').next().unwrap_or_default().to_string())
         };
         match path {
             "successCondition" | "failureCondition" => Field::Cel,
             "provider.prometheus.query" => Field::PromQl,
-            "provider.web.url" | "provider.prometheus.address" => Field::Url,
+            "provider.web.url"
+            | "provider.prometheus.address"
+            | "provider.graphite.address"
+            | "provider.influxdb.address"
+            | "provider.datadog.address" => Field::Url,
+            "provider.graphite.query" | "provider.influxdb.query" | "provider.datadog.query" => {
+                Field::Query
+            }
+            p if p.starts_with("provider.datadog.queries.") => Field::Query,
             "provider.web.body" => Field::Body,
             "provider.web.jsonPath" => Field::JsonPath,
             p if p.starts_with("provider.job") => Field::Job,
@@ -85,6 +96,8 @@ pub enum Spot {
     PathString(char),
     /// Written into a Job: never a Secret's value.
     Job,
+    /// In a query fledge cannot quote in: a name, a number or a duration only.
+    QueryToken,
 }
 
 /// The spot of each placeholder (given by its range in `text`), scanning `text` as `field`.
@@ -102,6 +115,7 @@ pub fn spots(field: Field, text: &str, placeholders: &[Range<usize>]) -> Vec<Spo
         Field::HeaderValue => vec![Spot::HeaderValue; placeholders.len()],
         Field::HeaderName => vec![Spot::HeaderName; placeholders.len()],
         Field::Job => vec![Spot::Job; placeholders.len()],
+        Field::Query => vec![Spot::QueryToken; placeholders.len()],
         Field::Body | Field::Text => vec![Spot::Text; placeholders.len()],
     }
 }
@@ -340,6 +354,18 @@ pub fn write(spot: Spot, value: Option<&str>, secret: bool) -> Result<String, Re
                 )
             }
         }
+        Spot::QueryToken => {
+            if query_token(v) {
+                Ok(v.to_string())
+            } else {
+                Err(
+                    "stands in a query whose quoting fledge does not know, where only a name, \
+                     a number or a duration may stand (letters, digits and . _ - : /), and its \
+                     value holds something else"
+                        .into(),
+                )
+            }
+        }
         Spot::UrlBase { more } => url_base(v, more).map(|()| v.to_string()),
         Spot::UrlHost => {
             if url_host(v) {
@@ -469,6 +495,14 @@ const PROMQL_KEYWORDS: [&str; 13] = [
 ];
 
 /// A number, a duration (`5m`, `1h30m`) or a name (`http_requests_total`), not a keyword.
+/// A value that cannot end a string, open a call or start another clause in any query language:
+/// metric and tag names (`app.errors`, `service:checkout`, `eu-west-1/web`), numbers, durations.
+fn query_token(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b))
+}
+
 fn promql_token(v: &str) -> bool {
     if regex_number(v) {
         return true;

@@ -160,15 +160,34 @@ pub fn metric_problems(m: &Metric) -> Vec<SpecProblem> {
             message,
         })
     };
-    let timeout = m
-        .provider
-        .prometheus
-        .as_ref()
-        .and_then(|p| p.timeout.as_deref());
+    let p = &m.provider;
     for (field, d) in [
         ("interval", m.interval.as_deref()),
         ("initialDelay", m.initial_delay.as_deref()),
-        ("provider.prometheus.timeout", timeout),
+        (
+            "provider.prometheus.timeout",
+            p.prometheus.as_ref().and_then(|p| p.timeout.as_deref()),
+        ),
+        (
+            "provider.graphite.from",
+            p.graphite.as_ref().and_then(|g| g.from.as_deref()),
+        ),
+        (
+            "provider.graphite.timeout",
+            p.graphite.as_ref().and_then(|g| g.timeout.as_deref()),
+        ),
+        (
+            "provider.influxdb.timeout",
+            p.influxdb.as_ref().and_then(|i| i.timeout.as_deref()),
+        ),
+        (
+            "provider.datadog.interval",
+            p.datadog.as_ref().and_then(|d| d.interval.as_deref()),
+        ),
+        (
+            "provider.datadog.timeout",
+            p.datadog.as_ref().and_then(|d| d.timeout.as_deref()),
+        ),
     ] {
         if let Some(Err(e)) = d.map(duration::parse) {
             add(field, e);
@@ -180,13 +199,11 @@ pub fn metric_problems(m: &Metric) -> Vec<SpecProblem> {
             "0 measures until the run is terminated, which needs an interval".into(),
         );
     }
-    let providers = [
-        m.provider.prometheus.is_some(),
-        m.provider.web.is_some(),
-        m.provider.job.is_some(),
-    ];
-    if providers.iter().filter(|p| **p).count() != 1 {
-        add("provider", "set exactly one of prometheus, web, job".into());
+    if m.provider.kinds().len() != 1 {
+        add(
+            "provider",
+            "set exactly one of prometheus, web, job, graphite, influxdb, datadog".into(),
+        );
     }
     for (field, condition) in [
         ("successCondition", &m.success_condition),

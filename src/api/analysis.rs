@@ -12,6 +12,10 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::duration::DURATION_PATTERN;
+pub use super::providers::{
+    DatadogAggregator, DatadogApiVersion, DatadogMetric, DatadogSecretRef, GraphiteMetric,
+    InfluxDbMetric, InfluxQueryLanguage,
+};
 
 /// Label on an AnalysisRun: what it gates (`step`, `background`, `prePromotion`, `postPromotion`).
 pub const ANALYSIS_KIND_LABEL: &str = "fledge.dev/analysis";
@@ -200,7 +204,7 @@ pub struct Metric {
 /// Where a metric is read: exactly one provider.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.prometheus), has(self.web), has(self.job)].filter(x, x).size() == 1").message("provider sets exactly one of prometheus, web, job"))]
+#[x_kube(validation = Rule::new("[has(self.prometheus), has(self.web), has(self.job), has(self.graphite), has(self.influxdb), has(self.datadog)].filter(x, x).size() == 1").message("provider sets exactly one of prometheus, web, job, graphite, influxdb, datadog"))]
 pub struct MetricProvider {
     /// A PromQL query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,6 +215,15 @@ pub struct MetricProvider {
     /// A Kubernetes Job per measurement: succeeded is success, failed is failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobMetric>,
+    /// A Graphite render API query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graphite: Option<GraphiteMetric>,
+    /// An InfluxDB query: Flux (2.x) or InfluxQL (1.x).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub influxdb: Option<InfluxDbMetric>,
+    /// A Datadog metrics query (API v1 or v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datadog: Option<DatadogMetric>,
 }
 
 /// A Prometheus instant query.
@@ -439,12 +452,22 @@ pub enum AnalysisPhase {
 impl MetricProvider {
     /// The provider's name, for logs and metric labels.
     pub fn kind(&self) -> &'static str {
-        match (&self.prometheus, &self.web, &self.job) {
-            (Some(_), _, _) => "prometheus",
-            (_, Some(_), _) => "web",
-            (_, _, Some(_)) => "job",
-            _ => "none",
-        }
+        self.kinds().first().copied().unwrap_or("none")
+    }
+
+    /// The names of the providers set (one, when the spec is valid).
+    pub fn kinds(&self) -> Vec<&'static str> {
+        [
+            ("prometheus", self.prometheus.is_some()),
+            ("web", self.web.is_some()),
+            ("job", self.job.is_some()),
+            ("graphite", self.graphite.is_some()),
+            ("influxdb", self.influxdb.is_some()),
+            ("datadog", self.datadog.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
     }
 }
 

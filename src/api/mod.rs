@@ -5,6 +5,7 @@ pub mod conditions;
 pub mod defaults;
 pub mod duration;
 pub mod problem;
+pub mod providers;
 pub mod rollout;
 pub mod scaled;
 pub mod scope;

@@ -132,10 +132,11 @@ pub fn lint_document(doc: &Document) -> Report {
             "apiVersion",
             format!("{v} {k} is not a fledge object: `kubectl fledge convert` converts it"),
         )],
-        (v, k) if super::convert::reads(v, k) => vec![Finding::error(
-            "apiVersion",
-            format!("{v} {k} is not a fledge object, and fledge has no equivalent of it"),
-        )],
+        // Nothing to check, and nothing to convert: say why, once.
+        (v, k) if super::convert::reads(v, k) => {
+            checked = false;
+            vec![Finding::warning("", super::convert::not_run(v, k))]
+        }
         ("", _) | (_, "") => vec![Finding::error(
             if api_version.is_empty() {
                 "apiVersion"
@@ -324,9 +325,21 @@ pub fn render(source: &str, reports: &[Report]) -> (String, u8) {
         super::exit::OK
     };
     if checked == 0 && errors == 0 {
-        text.push_str(&format!(
-            "{source}: no Rollout, AnalysisTemplate or ClusterAnalysisTemplate found\n"
-        ));
+        let not_run: Vec<&str> = reports
+            .iter()
+            .filter(|r| r.findings.iter().any(|f| f.severity == Severity::Warning))
+            .map(|r| r.title.as_str())
+            .collect();
+        if !not_run.is_empty() && not_run.len() == reports.len() {
+            text.push_str(&format!(
+                "{source}: holds only kinds fledge does not run ({}): nothing to check\n",
+                not_run.join(", ")
+            ));
+        } else {
+            text.push_str(&format!(
+                "{source}: no Rollout, AnalysisTemplate or ClusterAnalysisTemplate found\n"
+            ));
+        }
     }
     (text, code)
 }

@@ -12,7 +12,14 @@ use crate::analysis::lint::{lint_metric, values};
 use crate::api::analysis::{Argument, Metric};
 
 /// Providers fledge measures with.
-pub const PROVIDERS: [&str; 3] = ["prometheus", "web", "job"];
+pub const PROVIDERS: [&str; 6] = [
+    "prometheus",
+    "web",
+    "job",
+    "graphite",
+    "influxdb",
+    "datadog",
+];
 
 /// Every problem of one template.
 pub fn template(value: &Value) -> Vec<Finding> {
@@ -193,15 +200,7 @@ fn provider(provider: &Value, path: &str, out: &mut Vec<Finding>) {
         match key.as_str() {
             "prometheus" => {
                 require_string(p, "query", &here, out);
-                if let Some(a) = p["address"].as_str()
-                    && !a.contains("{{")
-                    && !(a.starts_with("http://") || a.starts_with("https://"))
-                {
-                    out.push(Finding::error(
-                        format!("{here}.address"),
-                        format!("{a:?} must be an http:// or https:// URL"),
-                    ));
-                }
+                url_field(p, "address", &here, out);
             }
             "web" => {
                 require_string(p, "url", &here, out);
@@ -213,6 +212,26 @@ fn provider(provider: &Value, path: &str, out: &mut Vec<Finding>) {
                         format!("{m:?} is not one of GET, POST, PUT"),
                     ));
                 }
+            }
+            "graphite" | "influxdb" => {
+                require_string(p, "query", &here, out);
+                require_string(p, "address", &here, out);
+                url_field(p, "address", &here, out);
+            }
+            "datadog" => {
+                if p["query"].as_str().is_none() && !p["queries"].is_object() {
+                    out.push(Finding::error(
+                        format!("{here}.query"),
+                        "set query, or queries with apiVersion v2",
+                    ));
+                }
+                if !p["secretRef"]["name"].is_string() {
+                    out.push(Finding::error(
+                        format!("{here}.secretRef.name"),
+                        "required field is missing: the Secret with keys api-key and app-key",
+                    ));
+                }
+                url_field(p, "address", &here, out);
             }
             "job" => {
                 if !p["spec"].is_object() {
@@ -230,6 +249,18 @@ fn provider(provider: &Value, path: &str, out: &mut Vec<Finding>) {
                 ),
             )),
         }
+    }
+}
+
+fn url_field(value: &Value, field: &str, path: &str, out: &mut Vec<Finding>) {
+    if let Some(a) = value[field].as_str()
+        && !a.contains("{{")
+        && !(a.starts_with("http://") || a.starts_with("https://"))
+    {
+        out.push(Finding::error(
+            format!("{path}.{field}"),
+            format!("{a:?} must be an http:// or https:// URL"),
+        ));
     }
 }
 
@@ -255,14 +286,33 @@ mod tests {
     }
 
     #[test]
+    fn query_providers_need_their_fields() {
+        assert!(
+            messages(json!({"graphite": {"address": "http://g:8080", "query": "a.b"}})).is_empty()
+        );
+        let influx = messages(json!({"influxdb": {"address": "influx:8086"}}));
+        assert!(
+            influx.iter().any(|m| m == "required field is missing"),
+            "{influx:?}"
+        );
+        assert!(influx.iter().any(|m| m.contains("http://")), "{influx:?}");
+        let dd = messages(json!({"datadog": {"apiVersion": "v2"}}));
+        assert!(dd.iter().any(|m| m.contains("api-key")), "{dd:?}");
+        assert!(dd.iter().any(|m| m.contains("queries")), "{dd:?}");
+    }
+
+    #[test]
     fn an_unknown_provider_beside_a_known_one_is_one_message() {
         let both = messages(
             json!({"prometheus": {"address": "http://p:9090", "query": "up"},
-                                   "datadog": {"query": "x"}}),
+                                   "cloudWatch": {"interval": "5m"}}),
         );
         assert_eq!(both.len(), 1, "{both:?}");
-        assert!(both[0].contains("\"datadog\" is not supported"), "{both:?}");
-        let none = messages(json!({"datadog": {"query": "x"}}));
+        assert!(
+            both[0].contains("\"cloudWatch\" is not supported"),
+            "{both:?}"
+        );
+        let none = messages(json!({"cloudWatch": {"interval": "5m"}}));
         assert!(
             none.iter()
                 .any(|m| m.starts_with("set exactly one provider")),

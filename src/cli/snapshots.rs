@@ -69,7 +69,10 @@ fn convert_argo_analysis() {
         out.contains("result[0] >= 0.95 && size(result) > 0"),
         "expr-lang became CEL"
     );
-    assert!(out.contains("datadog"), "the unsupported provider is named");
+    assert!(
+        out.contains("datadog:") && out.contains("secretRef"),
+        "the datadog metric is mapped"
+    );
 }
 
 #[test]
@@ -280,13 +283,43 @@ fn lint_names_argo_rollouts_objects_and_unknown_fledge_kinds() {
     assert_eq!(code, exit::FAILED);
     assert_eq!(
         out,
-        "mixed.yaml: Experiment \"e\": error: apiVersion: argoproj.io/v1alpha1 Experiment is not a \
-         fledge object, and fledge has no equivalent of it\n\
+        "mixed.yaml: Experiment \"e\": warning: Argo Rollouts Experiment: fledge does not run \
+         Experiments (ReplicaSets side by side for a fixed time); run the candidate as a canary \
+         Rollout with an analysis step instead\n\
          mixed.yaml: Canary \"c\": error: apiVersion: flagger.app/v1beta1 Canary is not a fledge \
          object: `kubectl fledge convert` converts it\n\
          mixed.yaml: Rolout \"r\": error: kind: \"Rolout\" is not a fledge kind: fledge.dev/v1alpha1 \
          serves Rollout, AnalysisTemplate, ClusterAnalysisTemplate and AnalysisRun\n\
-         mixed.yaml: 3 objects checked, 3 errors, 0 warnings\n"
+         mixed.yaml: 2 objects checked, 2 errors, 1 warning (skipped: Experiment \"e\")\n"
+    );
+}
+
+#[test]
+fn lint_of_kinds_fledge_does_not_run_says_so() {
+    let (out, code) = lint_text(
+        "experiments.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Experiment\nmetadata: {name: e}\n---\n\
+         apiVersion: argoproj.io/v1alpha1\nkind: AnalysisRun\nmetadata: {name: r}\n",
+    );
+    assert_eq!(code, exit::OK, "{out}");
+    assert!(
+        out.ends_with(
+            "experiments.yaml: holds only kinds fledge does not run (Experiment \"e\", \
+             AnalysisRun \"r\"): nothing to check\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("AnalysisRun \"r\": warning: Argo Rollouts AnalysisRun: fledge does not run AnalysisRuns from manifests"), "{out}");
+    let docs = parse(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Experiment\nmetadata: {name: e}\n---\n\
+         apiVersion: argoproj.io/v1alpha1\nkind: AnalysisRun\nmetadata: {name: r}\n",
+    )
+    .unwrap();
+    let converted = super::convert::convert(&docs).unwrap();
+    assert_eq!(
+        converted.matches("fledge does not run").count(),
+        2,
+        "{converted}"
     );
 }
 
@@ -299,7 +332,7 @@ fn convert_passes_argo_cd_objects_through() {
     .unwrap();
     let out = super::convert::convert(&docs).unwrap();
     assert!(out.contains("kind: Application"), "{out}");
-    assert!(out.contains("Experiment has no fledge equivalent"), "{out}");
+    assert!(out.contains("fledge does not run Experiments"), "{out}");
     let only_argo_cd =
         parse("apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\n")
             .unwrap();
@@ -368,4 +401,45 @@ spec:
         ["Rollout", "Service", "Service"],
         "no template: no metric converted"
     );
+}
+
+#[test]
+fn convert_maps_graphite_influxdb_and_datadog_metrics_of_both_peers() {
+    let argo = "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: t}\nspec:\n  \
+        args: [{name: service}]\n  metrics:\n  \
+        - name: graphite\n    successCondition: result < 0.05\n    provider:\n      graphite:\n        \
+          address: http://graphite:8080\n        query: |\n          target=asPercent(\n            stats.{{args.service}}.errors, stats.{{args.service}}.requests)&from=-10min\n  \
+        - name: influx\n    provider:\n      influxdb:\n        profile: influx-prod\n        query: 'from(bucket: \"b\") |> range(start: -5m)'\n  \
+        - name: datadog\n    provider:\n      datadog:\n        apiVersion: v2\n        interval: 5m\n        \
+          queries: {a: 'sum:errors{service:{{args.service}}}', b: 'sum:hits{service:{{args.service}}}'}\n        \
+          formula: a / b\n        secretRef: {name: dd, namespaced: true}\n";
+    let out = super::convert::convert(&parse(argo).unwrap()).unwrap();
+    let converted = parse(&out).unwrap();
+    let (lint, code) = super::lint::render("converted.yaml", &super::lint::lint(&converted));
+    assert_eq!(code, exit::OK, "{lint}\n{out}");
+    let t = &converted[0].value["spec"]["metrics"];
+    assert_eq!(
+        t[0]["provider"]["graphite"]["query"],
+        "asPercent( stats.{{args.service}}.errors, stats.{{args.service}}.requests)"
+    );
+    assert_eq!(t[0]["provider"]["graphite"]["from"], "10m");
+    assert_eq!(
+        t[1]["provider"]["influxdb"]["tokenSecret"]["name"],
+        "influx-prod"
+    );
+    assert!(out.contains("set address and org here"), "{out}");
+    assert_eq!(t[2]["provider"]["datadog"]["formula"], "a / b");
+    assert_eq!(t[2]["provider"]["datadog"]["secretRef"]["name"], "dd");
+
+    let flagger = "apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata: {name: errors}\nspec:\n  \
+        provider: {type: datadog, address: https://api.datadoghq.eu, secretRef: {name: datadog}}\n  \
+        query: 'sum:requests.error{service:{{ target }}}.as_count()'\n";
+    let out = super::convert::convert(&parse(flagger).unwrap()).unwrap();
+    let d = &parse(&out).unwrap()[0].value["spec"]["metrics"][0]["provider"]["datadog"];
+    assert_eq!(
+        d["query"],
+        "sum:requests.error{service:{{args.target}}}.as_count()"
+    );
+    assert_eq!(d["address"], "https://api.datadoghq.eu");
+    assert!(out.contains("datadog_api_key"), "{out}");
 }

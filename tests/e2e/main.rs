@@ -11,6 +11,7 @@ mod canary;
 mod chart;
 mod dataplane;
 mod examples;
+mod metric_servers;
 mod plugin;
 mod resilience;
 mod smoke;

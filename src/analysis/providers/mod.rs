@@ -1,9 +1,15 @@
 //! Metric providers: where a measurement comes from. The run state machine never names one; the
 //! controller hands each due metric to [`Providers::measure`].
 
+pub mod datadog;
+pub mod graphite;
+pub mod influxdb;
 pub mod job;
 pub mod network;
 pub mod prometheus;
+pub mod query;
+#[cfg(test)]
+pub mod test_server;
 pub mod web;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,6 +46,9 @@ pub const JOB_PROVIDER_DISABLED: &str =
 pub struct Providers {
     pub prometheus: prometheus::Prometheus,
     pub web: web::Web,
+    pub graphite: graphite::Graphite,
+    pub influxdb: influxdb::InfluxDb,
+    pub datadog: datadog::Datadog,
     /// None with `--job-provider=false`: the controller has no rights on Jobs then.
     pub job: Option<job::JobProvider>,
 }
@@ -54,7 +63,10 @@ impl Providers {
         let http = http_clients(denied)?;
         Ok(Providers {
             prometheus: prometheus::Prometheus::new(http.clone(), client.clone()),
-            web: web::Web::new(http, client.clone()),
+            web: web::Web::new(http.clone(), client.clone()),
+            graphite: graphite::Graphite::new(http.clone(), client.clone()),
+            influxdb: influxdb::InfluxDb::new(http.clone(), client.clone()),
+            datadog: datadog::Datadog::new(http, client.clone()),
             job: job_provider.then(|| job::JobProvider::new(client)),
         })
     }
@@ -72,13 +84,21 @@ impl MetricProvider for Providers {
             self.prometheus.measure(run, metric, resume).await
         } else if p.web.is_some() {
             self.web.measure(run, metric, resume).await
+        } else if p.graphite.is_some() {
+            self.graphite.measure(run, metric, resume).await
+        } else if p.influxdb.is_some() {
+            self.influxdb.measure(run, metric, resume).await
+        } else if p.datadog.is_some() {
+            self.datadog.measure(run, metric, resume).await
         } else if p.job.is_some() {
             match &self.job {
                 Some(job) => job.measure(run, metric, resume).await,
                 None => Outcome::Error(JOB_PROVIDER_DISABLED.into()),
             }
         } else {
-            Outcome::Error("provider: set one of prometheus, web, job".into())
+            Outcome::Error(
+                "provider: set one of prometheus, web, job, graphite, influxdb, datadog".into(),
+            )
         }
     }
 

@@ -142,7 +142,7 @@ pub async fn exchange(http: &HttpClients, w: &WebMetric, headers: &Headers) -> O
 }
 
 /// The answer's text, refused past [`MAX_BODY_BYTES`] without reading further.
-async fn read_capped(response: &mut reqwest::Response) -> Result<String, String> {
+pub(super) async fn read_capped(response: &mut reqwest::Response) -> Result<String, String> {
     let too_large = || format!("the answer is larger than {} MiB", MAX_BODY_BYTES >> 20);
     if response
         .content_length()

@@ -556,6 +556,12 @@ fn metric(src: &Value, path: &str, c: &mut Converted) -> Option<Value> {
             "no fledge equivalent",
         );
         json!({"web": o})
+    } else if let Some(g) = provider.get("graphite") {
+        json!({"graphite": super::providers::argo_graphite(g, &format!("{path}.provider.graphite"), c)})
+    } else if let Some(i) = provider.get("influxdb") {
+        json!({"influxdb": super::providers::argo_influxdb(i, &format!("{path}.provider.influxdb"), c)})
+    } else if let Some(d) = provider.get("datadog") {
+        json!({"datadog": super::providers::argo_datadog(d, &format!("{path}.provider.datadog"), c)})
     } else if let Some(j) = provider.get("job") {
         if j.get("metadata").is_some() {
             c.note(

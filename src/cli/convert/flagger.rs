@@ -33,8 +33,9 @@ pub fn query_to_args(query: &str) -> (String, Vec<String>) {
     (out, used)
 }
 
-/// The prometheus provider of a MetricTemplate, or why there is none.
-fn provider(template: &Value) -> Result<Value, String> {
+/// The provider of a MetricTemplate, with its `query` (variables already arguments), or why
+/// there is none.
+fn provider(template: &Value, query: &str, c: &mut Converted) -> Result<Value, String> {
     let p = &template["spec"]["provider"];
     match p["type"].as_str() {
         Some("prometheus") => {
@@ -45,12 +46,21 @@ fn provider(template: &Value) -> Result<Value, String> {
             if p["insecureSkipVerify"] == true {
                 prom["insecure"] = json!(true);
             }
-            Ok(prom)
+            prom["query"] = json!(query);
+            if p.get("secretRef").is_some() {
+                c.note(
+                    "spec.provider.secretRef",
+                    "credentials are not converted: set prometheus.headers or authentication",
+                );
+            }
+            Ok(json!({"prometheus": prom}))
         }
-        Some(other) => Err(format!(
-            "provider type {other:?} is not supported (fledge measures with {})",
-            crate::cli::lint_analysis::PROVIDERS.join(", ")
-        )),
+        Some(other) => super::providers::flagger(p, query, c).ok_or_else(|| {
+            format!(
+                "provider type {other:?} is not supported (fledge measures with {})",
+                crate::cli::lint_analysis::PROVIDERS.join(", ")
+            )
+        }),
         None => Err("no provider type".into()),
     }
 }
@@ -60,28 +70,20 @@ fn provider(template: &Value) -> Result<Value, String> {
 pub fn metric_template(doc: &Document) -> Converted {
     let mut c = Converted::new(doc);
     let name = doc.name().to_string();
-    let mut prom = match provider(&doc.value) {
+    let (query, args) = query_to_args(doc.value["spec"]["query"].as_str().unwrap_or_default());
+    let provider = match provider(&doc.value, &query, &mut c) {
         Ok(p) => p,
         Err(e) => {
             c.note("spec.provider", e);
             return c;
         }
     };
-    let (query, args) = query_to_args(doc.value["spec"]["query"].as_str().unwrap_or_default());
-    prom["query"] = json!(query);
-    if doc.value["spec"]["provider"].get("secretRef").is_some() {
-        c.note(
-            "spec.provider.secretRef",
-            "credentials are not converted: set prometheus.headers or authentication",
-        );
-    }
     c.note(
         "spec",
         "Flagger keeps thresholds in each Canary: add a successCondition (CEL over result) to use this template on its own",
     );
     let args: Vec<Value> = args.iter().map(|a| json!({"name": a})).collect();
-    let mut spec =
-        json!({"metrics": [{"name": name, "interval": "1m", "provider": {"prometheus": prom}}]});
+    let mut spec = json!({"metrics": [{"name": name, "interval": "1m", "provider": provider}]});
     if !args.is_empty() {
         spec["args"] = Value::Array(args);
     }
@@ -374,7 +376,10 @@ fn analysis_template(
             );
             continue;
         };
-        let mut prom = match provider(&template.value) {
+        let (query, used) =
+            query_to_args(template.value["spec"]["query"].as_str().unwrap_or_default());
+        // The template's notes belong to the template's own conversion.
+        let provider = match provider(&template.value, &query, &mut Converted::default()) {
             Ok(p) => p,
             Err(e) => {
                 c.note(
@@ -384,9 +389,6 @@ fn analysis_template(
                 continue;
             }
         };
-        let (query, used) =
-            query_to_args(template.value["spec"]["query"].as_str().unwrap_or_default());
-        prom["query"] = json!(query);
         let metric_interval = m
             .get("interval")
             .and_then(duration)
@@ -419,7 +421,7 @@ fn analysis_template(
         let mut metric = json!({
             "name": metric_name.replace(' ', "-"),
             "interval": interval,
-            "provider": {"prometheus": prom},
+            "provider": provider,
         });
         if !conditions.is_empty() {
             metric["successCondition"] = json!(conditions.join(" && "));

@@ -7,6 +7,7 @@
 mod argo;
 pub mod expr;
 pub mod flagger;
+mod providers;
 
 use std::fmt::Write;
 use std::sync::OnceLock;
@@ -75,6 +76,22 @@ pub fn converts(api_version: &str, kind: &str) -> bool {
     )
 }
 
+/// Why fledge has no equivalent of a kind `convert` reads but does not convert: one line.
+pub fn not_run(api_version: &str, kind: &str) -> String {
+    let group = api_version.split('/').next().unwrap_or_default();
+    match (group, kind) {
+        ("argoproj.io", "Experiment") => "Argo Rollouts Experiment: fledge does not run \
+            Experiments (ReplicaSets side by side for a fixed time); run the candidate as a canary \
+            Rollout with an analysis step instead"
+            .into(),
+        ("argoproj.io", "AnalysisRun") => "Argo Rollouts AnalysisRun: fledge does not run \
+            AnalysisRuns from manifests, a Rollout creates them from its templates; convert the \
+            AnalysisTemplate and name it in a step"
+            .into(),
+        (_, kind) => format!("{kind} has no fledge equivalent"),
+    }
+}
+
 /// Converts every document it knows; other objects (Services, Deployments, an Argo CD
 /// Application, ...) pass through unchanged so a whole application file converts in one go.
 pub fn convert(documents: &[Document]) -> Result<String, String> {
@@ -100,7 +117,7 @@ pub fn convert(documents: &[Document]) -> Result<String, String> {
             (_, kind) => vec![Converted {
                 source: format!("{} {}", doc.api_version(), doc.title()),
                 object: None,
-                notes: vec![format!("{kind} has no fledge equivalent")],
+                notes: vec![not_run(doc.api_version(), kind)],
             }],
         };
         known += 1;
