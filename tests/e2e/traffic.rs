@@ -25,7 +25,7 @@ pub(crate) fn http_route() -> ApiResource {
     ar("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 }
 
-fn grpc_route() -> ApiResource {
+pub(crate) fn grpc_route() -> ApiResource {
     ar("gateway.networking.k8s.io/v1", "GRPCRoute", "grpcroutes")
 }
 
