@@ -283,6 +283,40 @@ fn assert_no_failures(what: &str, samples: &[Sample]) {
     );
 }
 
+/// The end of a promoted rollout: `v2` the Healthy stable with `replicas` pods, `v1` scaled to 0,
+/// the gateway running the promoted route `kind`/`web`; then the load stops, the last 400
+/// requests must all have reached `v2`, and not one of all of them (returned) may have failed.
+async fn promoted(
+    env: &TestEnv,
+    kind: &ApiResource,
+    load: Load,
+    (v1, v2): (&str, &str),
+    replicas: i32,
+    what: &str,
+) -> Vec<Sample> {
+    env.wait_rollout("web", "v2 Healthy", MINUTE, |r| {
+        phase(r) == Some(Phase::Healthy)
+            && r.status.as_ref().unwrap().stable_revision.as_deref() == Some(v2)
+    })
+    .await;
+    env.wait_replica_sets(
+        "v1 scaled to 0",
+        vec![(v1.to_string(), 0, 0), (v2.to_string(), replicas, replicas)],
+    )
+    .await;
+    programmed(env, kind, "Traefik to take the promoted route").await;
+    settle().await;
+    let after = load.window(load.now(), 400).await;
+    let all = load.stop().await;
+    assert_eq!(
+        load::share(&after, v2),
+        100.0,
+        "after promotion only v2 answers"
+    );
+    assert_no_failures(what, &all);
+    all
+}
+
 /// Issue 14, tests 1 and 2 (a canary walked to promotion): at every setWeight (10, 25, 50, 75)
 /// the share of 1,000 consecutive client requests the canary answers is within 3 points of the
 /// weight, and not one request of the whole rollout, promotion and old revision's scale-down
@@ -337,26 +371,15 @@ async fn canary_share_follows_every_weight_and_no_request_fails_through_promotio
         env.request("web", RequestAction::Promote).await;
     }
 
-    env.wait_rollout("web", "v2 Healthy", MINUTE, |r| {
-        phase(r) == Some(Phase::Healthy)
-            && r.status.as_ref().unwrap().stable_revision.as_deref() == Some(v2.as_str())
-    })
-    .await;
-    env.wait_replica_sets(
-        "v1 scaled to 0",
-        vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)],
+    let all = promoted(
+        &env,
+        &http_route(),
+        load,
+        (&v1, &v2),
+        4,
+        "the whole rollout",
     )
     .await;
-    route_programmed(&env, "Traefik to take the promoted route").await;
-    settle().await;
-    let after = load.window(load.now(), 400).await;
-    assert_eq!(
-        load::share(&after, &v2),
-        100.0,
-        "after promotion only v2 answers"
-    );
-    let all = load.stop().await;
-    assert_no_failures("the whole rollout", &all);
     eprintln!(
         "canary walk: {} requests, 0 failed, p99 {:?}; {}",
         all.len(),
@@ -663,26 +686,8 @@ async fn controller_killed_mid_rollout_drops_no_request() {
     let killed_at = load.now();
     env.start_operator();
     env.request("web", RequestAction::Promote).await;
-    env.wait_rollout("web", "v2 Healthy after the restart", MINUTE, |r| {
-        phase(r) == Some(Phase::Healthy)
-            && r.status.as_ref().unwrap().stable_revision.as_deref() == Some(v2.as_str())
-    })
-    .await;
-    env.wait_replica_sets(
-        "v1 scaled to 0",
-        vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)],
-    )
-    .await;
-    route_programmed(&env, "Traefik to take the promoted route").await;
-    settle().await;
-    let after = load.window(load.now(), 400).await;
-    let all = load.stop().await;
-    assert_eq!(
-        load::share(&after, &v2),
-        100.0,
-        "after promotion only v2 answers"
-    );
-    assert_no_failures("the rollout with a SIGKILLed controller", &all);
+    let what = "the rollout with a SIGKILLed controller";
+    let all = promoted(&env, &http_route(), load, (&v1, &v2), 4, what).await;
     eprintln!(
         "controller SIGKILL at {killed_at:?}: {} requests, 0 failed",
         all.len()
@@ -790,26 +795,15 @@ async fn replicas_changed_mid_rollout_drops_no_request() {
         );
     }
     env.request("web", RequestAction::Promote).await;
-    env.wait_rollout("web", "v2 Healthy", MINUTE, |r| {
-        phase(r) == Some(Phase::Healthy)
-            && r.status.as_ref().unwrap().stable_revision.as_deref() == Some(v2.as_str())
-    })
-    .await;
-    env.wait_replica_sets(
-        "v1 scaled to 0",
-        vec![(v1.clone(), 0, 0), (v2.clone(), 2, 2)],
+    let all = promoted(
+        &env,
+        &http_route(),
+        load,
+        (&v1, &v2),
+        2,
+        "the replica changes",
     )
     .await;
-    route_programmed(&env, "Traefik to take the promoted route").await;
-    settle().await;
-    let after = load.window(load.now(), 400).await;
-    let all = load.stop().await;
-    assert_eq!(
-        load::share(&after, &v2),
-        100.0,
-        "after promotion only v2 answers"
-    );
-    assert_no_failures("the replica changes", &all);
     eprintln!(
         "replicas 4 -> 8 -> 2 at 50%: {} requests, 0 failed; {}",
         all.len(),
@@ -994,26 +988,7 @@ async fn grpc_route_calls_follow_the_weights() {
         );
         env.request("web", RequestAction::Promote).await;
     }
-    env.wait_rollout("web", "v2 Healthy", MINUTE, |r| {
-        phase(r) == Some(Phase::Healthy)
-            && r.status.as_ref().unwrap().stable_revision.as_deref() == Some(v2.as_str())
-    })
-    .await;
-    env.wait_replica_sets(
-        "v1 scaled to 0",
-        vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)],
-    )
-    .await;
-    programmed(&env, &grpc_route(), "Traefik to take the promoted route").await;
-    settle().await;
-    let after = load.window(load.now(), 400).await;
-    let all = load.stop().await;
-    assert_eq!(
-        load::share(&after, &v2),
-        100.0,
-        "after promotion only v2 answers"
-    );
-    assert_no_failures("the gRPC rollout", &all);
+    let all = promoted(&env, &grpc_route(), load, (&v1, &v2), 4, "the gRPC rollout").await;
     eprintln!(
         "GRPCRoute: {} gRPC calls, 0 failed, p99 {:?}; {}",
         all.len(),
