@@ -15,10 +15,11 @@
 # FLEDGE_PROMETHEUS_URL, FLEDGE_PROMETHEUS_TARGETS_DIR, FLEDGE_PROMETHEUS_BIN (the binary it
 # runs), and PATH with the built kubectl first.
 #
-# The data plane (docs/dataplane.md; FLEDGE_DATAPLANE=on to start it, =auto for on when run as
-# root; off by default until `make test` runs its tests): the fake nodes' pod range (a free 10.X.0.0/16 picked at `up`) lives in a network
-# namespace of its own, reached through a veth pair and a host route; fledge-pod-agent
-# (src/bin/fledge-pod-agent.rs) makes every pod answer HTTP on its IP and sets Ready once it
+# The data plane (docs/dataplane.md; FLEDGE_DATAPLANE=auto, the default, starts it when run as root
+# with the privileges `ip netns` needs, =on insists and fails saying why, =off leaves it out;
+# `make test` runs with =on): the fake nodes' pod range (a free 10.X.0.0/16 picked at `up`) lives
+# in a network namespace of its own, reached through a veth pair and a host route; fledge-pod-agent
+# (src/bin/fledge-pod-agent/) makes every pod answer HTTP on its IP and sets Ready once it
 # does; Traefik (hack/build-traefik.sh) runs the Kubernetes Gateway provider for GatewayClass
 # `fledge-local` and Gateway `fledge-gateway/local`, whose HTTP listener is on a free loopback
 # port. `env` then also exports FLEDGE_GATEWAY_URL (that listener), FLEDGE_GATEWAY_NAMESPACE,
@@ -54,8 +55,7 @@ cm_qps=${FLEDGE_CM_QPS:-}
 PROMETHEUS_GO_VERSION=v0.53.3            # = Prometheus 2.53.3
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok prometheus)
 dataplane_components=(pod-agent traefik)
-# Off by default for now: `make test` does not run the data-plane tests yet (docs/dataplane.md).
-dataplane=${FLEDGE_DATAPLANE:-off}        # auto (on as root) | on | off
+dataplane=${FLEDGE_DATAPLANE:-auto}       # auto (on when it can be) | on (or fail) | off
 export PATH="$K8S_BIN:$KWOK_BIN:$PATH"
 
 log() { echo "cluster: $*" >&2; }
@@ -109,17 +109,38 @@ net_down() {
   [ "$(id -u)" = 0 ] || return 0
   net_names
   ip netns del "$NETNS" 2>/dev/null || true
+  ip netns del "$NETNS-probe" 2>/dev/null || true
   ip link del "$VETH_HOST" 2>/dev/null || true
 }
 dataplane_wanted() {
+  local why
   case $dataplane in
     off | 0 | false) return 1 ;;
-    on | 1 | true) return 0 ;;
+    on | 1 | true | auto) ;;
+    *) die "FLEDGE_DATAPLANE=$dataplane: use on, auto or off" ;;
   esac
-  if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
-    log "no pod network (needs root and iproute2); pods go Ready without answering, no gateway"
+  if why=$(netns_unusable); then
+    [ "$dataplane" = auto ] || die "FLEDGE_DATAPLANE=$dataplane: no pod network: $why. The data plane needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN (a VM, or a privileged container) and iproute2. Without it: FLEDGE_DATAPLANE=off, and leave out the tests that need it (cargo test --test e2e -- --skip dataplane::)"
+    log "no pod network ($why); pods go Ready without answering, no gateway"
     return 1
   fi
+}
+# Prints why the pod network cannot be made here, or fails (nothing to say) when it can: a
+# throwaway namespace with a veth pair inside it, so the probe touches nothing on the host. Root
+# in a container without the capabilities gets this far and no further.
+netns_unusable() {
+  [ "$(id -u)" = 0 ] || { echo "not root (uid $(id -u))"; return 0; }
+  command -v ip >/dev/null || { echo "no ip command (iproute2)"; return 0; }
+  net_names
+  local probe=${NETNS}-probe out
+  ip netns del "$probe" 2>/dev/null || true
+  if ! out=$(ip netns add "$probe" 2>&1); then echo "'ip netns add' failed: $out"; return 0; fi
+  if ! out=$(ip -n "$probe" link add flprobe0 type veth peer name flprobe1 2>&1); then
+    ip netns del "$probe" 2>/dev/null || true
+    echo "'ip link add ... type veth' failed: $out"; return 0
+  fi
+  ip netns del "$probe" 2>/dev/null || true
+  return 1
 }
 # A free 10.X.0.0/16 (X in 200..254: no route or address on this machine in it), the namespace,
 # the veth pair, and the host route. The host end has 10.X.255.254, which is also the only
@@ -361,6 +382,9 @@ entryPoints:
   web: {address: "127.0.0.1:$GATEWAY_PORT"}
   traefik: {address: "127.0.0.1:$TRAEFIK_PORT"}
 ping: {entryPoint: traefik}
+# The API on the same loopback entry point: the tests read from it which weights Traefik runs
+# (route status is written before Traefik applies a route).
+api: {insecure: true, dashboard: false}
 metrics:
   prometheus:
     entryPoint: traefik

@@ -59,8 +59,10 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$FLEDGE_E2E_PIDS_DIR"
 step "e2e: starting the local control plane"
-# FLEDGE_DATAPLANE=on adds the data plane tests/e2e/dataplane.rs sends requests through (off by
-# default for now; those tests are ignored unless run with --ignored).
+# With the data plane (docs/dataplane.md): pods are Ready only once they answer, and
+# tests/e2e/dataplane.rs sends real requests through the gateway. `on` makes `up` fail, saying why,
+# where it cannot be had (not root, or no privileges for `ip netns`).
+export FLEDGE_DATAPLANE=${FLEDGE_DATAPLANE:-on}
 bash hack/cluster.sh up
 eval "$(bash hack/cluster.sh env)"
 

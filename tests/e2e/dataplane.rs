@@ -7,15 +7,18 @@
 //! `FLEDGE_GATEWAY_NAMESPACE`/`FLEDGE_GATEWAY_NAME`). Against a real cluster, set those to its
 //! gateway's address and Gateway, and run pods that answer as the agent does (see the doc).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fledge::api::{Phase, RequestAction, Rollout};
+use kube::core::ApiResource;
 use serde_json::{Value, json};
 
 use crate::canary::deploy_v1;
+use crate::grpc::Channel;
 use crate::harness::{MINUTE, TestEnv, canary_rollout};
 use crate::load::{self, Load, Sample, Target};
-use crate::traffic::{apply_dynamic, get_doc, http_route, with_routing};
+use crate::traffic::{apply_dynamic, get_doc, grpc_route, http_route, with_routing};
 
 /// Requests per second the load generator sends.
 const RATE: u32 = 200;
@@ -72,9 +75,9 @@ fn routed(rollout: Value) -> Value {
     )
 }
 
-/// HTTPRoute `web` on the gateway, for a hostname of this test's own, all to `web-stable`.
+/// HTTPRoute `web` on the gateway, for a hostname of this test's own, all to Service `backend`.
 /// Returns the hostname.
-async fn attach_route(env: &TestEnv, gw: &Gateway) -> String {
+async fn attach_route(env: &TestEnv, gw: &Gateway, backend: &str) -> String {
     let host = format!("{}.fledge.test", env.ns);
     apply_dynamic(
         env,
@@ -86,7 +89,7 @@ async fn attach_route(env: &TestEnv, gw: &Gateway) -> String {
                 "parentRefs": [{"name": gw.name, "namespace": gw.namespace}],
                 "hostnames": [host],
                 "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                           "backendRefs": [{"name": "web-stable", "port": 80}]}],
+                           "backendRefs": [{"name": backend, "port": 80}]}],
             },
         }),
     )
@@ -94,12 +97,18 @@ async fn attach_route(env: &TestEnv, gw: &Gateway) -> String {
     host
 }
 
-/// Waits until the gateway has accepted the route's current generation with all references
+/// Waits until the gateway has accepted HTTPRoute `web`'s current generation with all references
 /// resolved.
 async fn route_programmed(env: &TestEnv, what: &str) -> Value {
+    programmed(env, &http_route(), what).await
+}
+
+/// Waits until the gateway has accepted route `web` of kind `kind` at its current generation with
+/// all references resolved.
+async fn programmed(env: &TestEnv, kind: &ApiResource, what: &str) -> Value {
     let controller = controller();
     env.wait_for(what, MINUTE, || async {
-        let doc = get_doc(env, &http_route(), "web").await.ok_or("no route")?;
+        let doc = get_doc(env, kind, "web").await.ok_or("no route")?;
         let generation = doc["metadata"]["generation"].clone();
         let parents = doc["status"]["parents"]
             .as_array()
@@ -115,13 +124,89 @@ async fn route_programmed(env: &TestEnv, what: &str) -> Value {
                 c["type"] == t && c["status"] == "True" && c["observedGeneration"] == generation
             })
         };
-        if current("Accepted") && current("ResolvedRefs") {
-            Ok(doc)
-        } else {
-            Err(format!("generation {generation}: {}", ours["conditions"]))
+        if !(current("Accepted") && current("ResolvedRefs")) {
+            return Err(format!("generation {generation}: {}", ours["conditions"]));
         }
+        traefik_runs(env, kind, &doc).await?;
+        Ok(doc)
     })
     .await
+}
+
+/// The weights of each rule of `route`: backend Service -> weight.
+fn rule_weights(route: &Value) -> Vec<BTreeMap<String, i64>> {
+    let mut out: Vec<_> = route["spec"]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|rule| {
+            rule["backendRefs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| {
+                    let name = b["name"].as_str().unwrap_or_default().to_string();
+                    (name, b["weight"].as_i64().unwrap_or(1))
+                })
+                .collect()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether the local Traefik runs `route` as it is now: Traefik writes a route's status before
+/// it applies the route (and under load the gap is seconds), so the status alone does not say
+/// that requests follow it. Traefik's API lists the weighted services it runs, one per rule of
+/// the route; each must carry the weights of a rule, and each rule's weights must be there. Not
+/// checked against another gateway (no `FLEDGE_TRAEFIK_URL`).
+async fn traefik_runs(env: &TestEnv, kind: &ApiResource, route: &Value) -> Result<(), String> {
+    let Ok(traefik) = std::env::var("FLEDGE_TRAEFIK_URL") else {
+        return Ok(());
+    };
+    let services: Vec<Value> = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{traefik}/api/http/services?per_page=10000"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("Traefik's API: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("Traefik's API: {e}"))?;
+    let prefix = format!("{}-{}-web-gw-", kind.kind.to_lowercase(), env.ns);
+    let mut running: Vec<BTreeMap<String, i64>> = services
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with(&prefix)))
+        .filter_map(|s| s["weighted"]["services"].as_array())
+        .map(|children| {
+            children
+                .iter()
+                .filter_map(|c| {
+                    // "<namespace>-<service>-<...>@kubernetesgateway"
+                    let name = c["name"].as_str()?;
+                    let svc = name.strip_prefix(&format!("{}-", env.ns))?;
+                    let svc = ["web-stable", "web-canary", "web-active", "web-preview"]
+                        .into_iter()
+                        .find(|s| svc.starts_with(&format!("{s}-")))?;
+                    Some((svc.to_string(), c["weight"].as_i64().unwrap_or(1)))
+                })
+                .collect()
+        })
+        .collect();
+    running.sort();
+    running.dedup();
+    let want = rule_weights(route);
+    if running == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "Traefik runs the weights {running:?}, the route has {want:?}"
+        ))
+    }
 }
 
 fn target(gw: &Gateway, host: &str) -> Target {
@@ -167,6 +252,19 @@ async fn answers(env: &TestEnv, target: &Target, revision: &str) {
     .await
 }
 
+/// The start every test here shares: route `web` on the gateway to Service `backend`, the
+/// Rollout's first revision Healthy, the gateway's route in effect and answering from it. Returns
+/// where to send requests and the first revision's hash.
+async fn serving(env: &TestEnv, backend: &str, rollout: Value) -> (Target, String) {
+    let gw = gateway();
+    let host = attach_route(env, &gw, backend).await;
+    let v1 = deploy_v1(env, rollout).await;
+    route_programmed(env, "Traefik to accept the route").await;
+    let target = target(&gw, &host);
+    answers(env, &target, &v1).await;
+    (target, v1)
+}
+
 /// Gives the gateway a moment to swap in the configuration it just reported on (its status
 /// write and its router swap are not one step). Only ever followed by a measurement that can
 /// fail, never by a check that something did not happen.
@@ -185,26 +283,54 @@ fn assert_no_failures(what: &str, samples: &[Sample]) {
     );
 }
 
+/// The end of a promoted rollout: `v2` the Healthy stable with `replicas` pods, `v1` scaled to 0,
+/// the gateway running the promoted route `kind`/`web`; then the load stops, the last 400
+/// requests must all have reached `v2`, and not one of all of them (returned) may have failed.
+async fn promoted(
+    env: &TestEnv,
+    kind: &ApiResource,
+    load: Load,
+    (v1, v2): (&str, &str),
+    replicas: i32,
+    what: &str,
+) -> Vec<Sample> {
+    env.wait_rollout("web", "v2 Healthy", MINUTE, |r| {
+        phase(r) == Some(Phase::Healthy)
+            && r.status.as_ref().unwrap().stable_revision.as_deref() == Some(v2)
+    })
+    .await;
+    env.wait_replica_sets(
+        "v1 scaled to 0",
+        vec![(v1.to_string(), 0, 0), (v2.to_string(), replicas, replicas)],
+    )
+    .await;
+    programmed(env, kind, "Traefik to take the promoted route").await;
+    settle().await;
+    let after = load.window(load.now(), 400).await;
+    let all = load.stop().await;
+    assert_eq!(
+        load::share(&after, v2),
+        100.0,
+        "after promotion only v2 answers"
+    );
+    assert_no_failures(what, &all);
+    all
+}
+
 /// Issue 14, tests 1 and 2 (a canary walked to promotion): at every setWeight (10, 25, 50, 75)
 /// the share of 1,000 consecutive client requests the canary answers is within 3 points of the
 /// weight, and not one request of the whole rollout, promotion and old revision's scale-down
 /// included, fails.
 #[tokio::test]
-#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn canary_share_follows_every_weight_and_no_request_fails_through_promotion() {
-    let gw = gateway();
     let env = TestEnv::canary("dp-weights").await;
-    let host = attach_route(&env, &gw).await;
     let weights = [10, 25, 50, 75];
     let steps: Vec<Value> = weights
         .iter()
         .flat_map(|w| [json!({"setWeight": w}), json!({"pause": {}})])
         .collect();
     let rollout = |v: &str| routed(canary_rollout("web", 4, v, json!(steps)));
-    let v1 = deploy_v1(&env, rollout("1")).await;
-    route_programmed(&env, "Traefik to accept the route").await;
-    let target = target(&gw, &host);
-    answers(&env, &target, &v1).await;
+    let (target, v1) = serving(&env, "web-stable", rollout("1")).await;
 
     let load = Load::start(target, RATE);
     env.apply::<Rollout>(rollout("2")).await;
@@ -245,26 +371,15 @@ async fn canary_share_follows_every_weight_and_no_request_fails_through_promotio
         env.request("web", RequestAction::Promote).await;
     }
 
-    env.wait_rollout("web", "v2 Healthy", MINUTE, |r| {
-        phase(r) == Some(Phase::Healthy)
-            && r.status.as_ref().unwrap().stable_revision.as_deref() == Some(v2.as_str())
-    })
-    .await;
-    env.wait_replica_sets(
-        "v1 scaled to 0",
-        vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)],
+    let all = promoted(
+        &env,
+        &http_route(),
+        load,
+        (&v1, &v2),
+        4,
+        "the whole rollout",
     )
     .await;
-    route_programmed(&env, "Traefik to take the promoted route").await;
-    settle().await;
-    let after = load.window(load.now(), 400).await;
-    assert_eq!(
-        load::share(&after, &v2),
-        100.0,
-        "after promotion only v2 answers"
-    );
-    let all = load.stop().await;
-    assert_no_failures("the whole rollout", &all);
     eprintln!(
         "canary walk: {} requests, 0 failed, p99 {:?}; {}",
         all.len(),
@@ -276,11 +391,8 @@ async fn canary_share_follows_every_weight_and_no_request_fails_through_promotio
 /// Issue 14, test 2: an abort at 50% sends everything back to the stable and scales the canary
 /// away without one failed request.
 #[tokio::test]
-#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn abort_at_half_drops_no_request() {
-    let gw = gateway();
     let env = TestEnv::canary("dp-abort").await;
-    let host = attach_route(&env, &gw).await;
     let rollout = |v: &str| {
         let mut r = routed(canary_rollout(
             "web",
@@ -291,10 +403,7 @@ async fn abort_at_half_drops_no_request() {
         r["spec"]["strategy"]["canary"]["abortScaleDownDelaySeconds"] = json!(2);
         r
     };
-    let v1 = deploy_v1(&env, rollout("1")).await;
-    route_programmed(&env, "Traefik to accept the route").await;
-    let target = target(&gw, &host);
-    answers(&env, &target, &v1).await;
+    let (target, v1) = serving(&env, "web-stable", rollout("1")).await;
 
     let load = Load::start(target, RATE);
     env.apply::<Rollout>(rollout("2")).await;
@@ -342,11 +451,8 @@ async fn abort_at_half_drops_no_request() {
 /// Issue 14, test 3: with a header route and no weight, requests carrying the header reach only
 /// the canary, and the others only the stable.
 #[tokio::test]
-#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn header_route_sends_only_matching_requests_to_the_canary() {
-    let gw = gateway();
     let env = TestEnv::canary("dp-header").await;
-    let host = attach_route(&env, &gw).await;
     let rollout = |v: &str| {
         routed(canary_rollout(
             "web",
@@ -359,10 +465,7 @@ async fn header_route_sends_only_matching_requests_to_the_canary() {
             ]),
         ))
     };
-    let v1 = deploy_v1(&env, rollout("1")).await;
-    route_programmed(&env, "Traefik to accept the route").await;
-    let plain = target(&gw, &host);
-    answers(&env, &plain, &v1).await;
+    let (plain, v1) = serving(&env, "web-stable", rollout("1")).await;
 
     env.apply::<Rollout>(rollout("2")).await;
     let r = env
@@ -427,11 +530,8 @@ async fn template_from_file(env: &TestEnv, file: &str, name: &str, count: i64) {
 /// analysis on Traefik's own metrics (analysis-templates/traefik.yaml, success rate of the canary
 /// Service's backend), and once the gateway has the abort no client request fails.
 #[tokio::test]
-#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn a_canary_failing_a_fifth_of_requests_is_aborted_by_analysis_on_traefik_metrics() {
-    let gw = gateway();
     let env = TestEnv::canary("dp-analysis").await;
-    let host = attach_route(&env, &gw).await;
     template_from_file(&env, "traefik.yaml", "traefik-success-rate", 60).await;
     let prometheus = crate::exporter::prometheus_url();
     let steps = json!([
@@ -447,15 +547,17 @@ async fn a_canary_failing_a_fifth_of_requests_is_aborted_by_analysis_on_traefik_
     ]);
     let rollout = |v: &str, error_rate: &str| {
         let mut r = routed(canary_rollout("web", 2, v, steps.clone()));
-        r["spec"]["template"]["spec"]["containers"][0]["env"] =
-            json!([{"name": "ERROR_RATE", "value": error_rate}]);
+        let env = &mut r["spec"]["template"]["spec"]["containers"][0]["env"];
+        if !env.is_array() {
+            *env = json!([]);
+        }
+        env.as_array_mut()
+            .unwrap()
+            .push(json!({"name": "ERROR_RATE", "value": error_rate}));
         r["spec"]["strategy"]["canary"]["abortScaleDownDelaySeconds"] = json!(2);
         r
     };
-    let v1 = deploy_v1(&env, rollout("1", "0")).await;
-    route_programmed(&env, "Traefik to accept the route").await;
-    let target = target(&gw, &host);
-    answers(&env, &target, &v1).await;
+    let (target, v1) = serving(&env, "web-stable", rollout("1", "0")).await;
 
     let load = Load::start(target, RATE);
     env.apply::<Rollout>(rollout("2", "0.2")).await;
@@ -504,28 +606,11 @@ async fn a_canary_failing_a_fifth_of_requests_is_aborted_by_analysis_on_traefik_
 /// Issue 14, test 2 (blue-green): clients of the active Service move from blue to green at the
 /// switch, and not one request fails through the switch and the old revision's scale-down.
 #[tokio::test]
-#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn blue_green_switch_and_scale_down_drop_no_request() {
-    let gw = gateway();
     let mut env = TestEnv::new("dp-bg").await;
     env.service("web-active", "web").await;
     env.service("web-preview", "web").await;
     env.start_operator();
-    let host = format!("{}.fledge.test", env.ns);
-    apply_dynamic(
-        &env,
-        &http_route(),
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"name": "web"},
-            "spec": {
-                "parentRefs": [{"name": gw.name, "namespace": gw.namespace}],
-                "hostnames": [host],
-                "rules": [{"backendRefs": [{"name": "web-active", "port": 80}]}],
-            },
-        }),
-    )
-    .await;
     let rollout = |v: &str| {
         json!({
             "apiVersion": "fledge.dev/v1alpha1", "kind": "Rollout",
@@ -547,15 +632,7 @@ async fn blue_green_switch_and_scale_down_drop_no_request() {
             && s.stable_revision.is_some()
             && s.stable_revision.as_deref() != not
     };
-    env.apply::<Rollout>(rollout("1")).await;
-    let r = env
-        .wait_rollout("web", "blue Healthy", MINUTE, |r| healthy_on(r, None))
-        .await;
-    let v1 = r.status.unwrap().stable_revision.unwrap();
-    route_programmed(&env, "Traefik to accept the route").await;
-    let target = target(&gw, &host);
-    answers(&env, &target, &v1).await;
-
+    let (target, v1) = serving(&env, "web-active", rollout("1")).await;
     let load = Load::start(target, RATE);
     env.apply::<Rollout>(rollout("2")).await;
     let r = env
@@ -590,18 +667,12 @@ async fn blue_green_switch_and_scale_down_drop_no_request() {
 /// Issue 14, test 2 (controller killed): the controller is SIGKILLed mid-rollout with the canary
 /// at 25% and a new one started; the walk goes on to promotion and not one request fails.
 #[tokio::test]
-#[ignore = "needs the local data plane: FLEDGE_DATAPLANE=on hack/cluster.sh up, then cargo test --test e2e -- --ignored dataplane::"]
 async fn controller_killed_mid_rollout_drops_no_request() {
-    let gw = gateway();
     let mut env = TestEnv::canary("dp-kill").await;
-    let host = attach_route(&env, &gw).await;
     let steps =
         json!([{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "3s"}}]);
     let rollout = |v: &str| routed(canary_rollout("web", 4, v, steps.clone()));
-    let v1 = deploy_v1(&env, rollout("1")).await;
-    route_programmed(&env, "Traefik to accept the route").await;
-    let target = target(&gw, &host);
-    answers(&env, &target, &v1).await;
+    let (target, v1) = serving(&env, "web-stable", rollout("1")).await;
 
     let load = Load::start(target, RATE);
     env.apply::<Rollout>(rollout("2")).await;
@@ -615,28 +686,313 @@ async fn controller_killed_mid_rollout_drops_no_request() {
     let killed_at = load.now();
     env.start_operator();
     env.request("web", RequestAction::Promote).await;
-    env.wait_rollout("web", "v2 Healthy after the restart", MINUTE, |r| {
+    let what = "the rollout with a SIGKILLed controller";
+    let all = promoted(&env, &http_route(), load, (&v1, &v2), 4, what).await;
+    eprintln!(
+        "controller SIGKILL at {killed_at:?}: {} requests, 0 failed",
+        all.len()
+    );
+}
+
+/// Issue 14, test 2 (a Git revert): with the canary at 25%, the spec's template goes back to the
+/// stable's (a revert in Git); the rollout goes back to the stable without the steps, the canary
+/// leaves the route before it is scaled away, and not one request fails.
+#[tokio::test]
+async fn git_revert_mid_rollout_drops_no_request() {
+    let env = TestEnv::canary("dp-revert").await;
+    let steps = json!([{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]);
+    let rollout = |v: &str| routed(canary_rollout("web", 4, v, steps.clone()));
+    let (target, v1) = serving(&env, "web-stable", rollout("1")).await;
+
+    let load = Load::start(target, RATE);
+    env.apply::<Rollout>(rollout("2")).await;
+    let r = env
+        .wait_rollout("web", "paused at 25%", MINUTE, |r| {
+            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+        })
+        .await;
+    let v2 = r.status.unwrap().current_revision.unwrap();
+    route_programmed(&env, "Traefik to take weight 25").await;
+    settle().await;
+    let at_25 = load.window(load.now(), PER_STEP).await;
+    let seen = load::share(&at_25, &v2);
+    assert!(
+        (seen - 25.0).abs() <= TOLERANCE,
+        "at 25% the canary answered {seen:.1}%"
+    );
+
+    env.apply::<Rollout>(rollout("1")).await;
+    env.wait_rollout("web", "back on v1, Healthy", MINUTE, |r| {
+        let s = r.status.clone().unwrap_or_default();
         phase(r) == Some(Phase::Healthy)
-            && r.status.as_ref().unwrap().stable_revision.as_deref() == Some(v2.as_str())
+            && s.current_revision.as_deref() == Some(v1.as_str())
+            && s.stable_revision.as_deref() == Some(v1.as_str())
     })
     .await;
     env.wait_replica_sets(
-        "v1 scaled to 0",
-        vec![(v1.clone(), 0, 0), (v2.clone(), 4, 4)],
+        "the canary scaled to 0",
+        vec![(v1.clone(), 4, 4), (v2.clone(), 0, 0)],
     )
     .await;
-    route_programmed(&env, "Traefik to take the promoted route").await;
+    route_programmed(&env, "Traefik to take the reverted route").await;
     settle().await;
     let after = load.window(load.now(), 400).await;
     let all = load.stop().await;
     assert_eq!(
-        load::share(&after, &v2),
+        load::share(&after, &v1),
         100.0,
-        "after promotion only v2 answers"
+        "after the revert only v1 answers"
     );
-    assert_no_failures("the rollout with a SIGKILLed controller", &all);
+    assert_no_failures("the revert", &all);
+    let canary = all.iter().filter(|s| s.revision == v2).count();
     eprintln!(
-        "controller SIGKILL at {killed_at:?}: {} requests, 0 failed",
+        "git revert at 25%: {} requests, 0 failed ({canary} answered by the canary; {seen:.1}% at 25%)",
         all.len()
+    );
+}
+
+/// Issue 14, test 2 (`replicas` changed): with the canary at 50%, `replicas` goes from 4 to 8 and
+/// then to 2; the canary's share follows the weight at each size and not one request fails,
+/// through the promotion that follows.
+#[tokio::test]
+async fn replicas_changed_mid_rollout_drops_no_request() {
+    let env = TestEnv::canary("dp-replicas").await;
+    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
+    let rollout =
+        |v: &str, replicas: i32| routed(canary_rollout("web", replicas, v, steps.clone()));
+    let (target, v1) = serving(&env, "web-stable", rollout("1", 4)).await;
+
+    let load = Load::start(target, RATE);
+    env.apply::<Rollout>(rollout("2", 4)).await;
+    let r = env
+        .wait_rollout("web", "paused at 50%", MINUTE, |r| {
+            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+        })
+        .await;
+    let v2 = r.status.unwrap().current_revision.unwrap();
+    let mut report = Vec::new();
+    // (replicas, canary pods, stable pods): the canary half the replicas, the stable at full size.
+    for (replicas, canary, stable) in [(4, 2, 4), (8, 4, 8), (2, 1, 2)] {
+        env.apply::<Rollout>(rollout("2", replicas)).await;
+        env.wait_replica_sets(
+            &format!("{replicas} replicas at 50%"),
+            vec![(v1.clone(), stable, stable), (v2.clone(), canary, canary)],
+        )
+        .await;
+        env.wait_rollout("web", "still paused at 50%", MINUTE, |r| {
+            step(r) == Some(1) && phase(r) == Some(Phase::Paused) && weight(r) == Some(50)
+        })
+        .await;
+        // Pods scaled away answer for their grace period; measure once it is over.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let window = load.window(load.now(), PER_STEP).await;
+        let seen = load::share(&window, &v2);
+        report.push(format!("{replicas} replicas: canary {seen:.1}%"));
+        assert_no_failures(&format!("at {replicas} replicas"), &window);
+        assert!(
+            (seen - 50.0).abs() <= TOLERANCE,
+            "at {replicas} replicas and weight 50 the canary answered {seen:.1}%"
+        );
+    }
+    env.request("web", RequestAction::Promote).await;
+    let all = promoted(
+        &env,
+        &http_route(),
+        load,
+        (&v1, &v2),
+        2,
+        "the replica changes",
+    )
+    .await;
+    eprintln!(
+        "replicas 4 -> 8 -> 2 at 50%: {} requests, 0 failed; {}",
+        all.len(),
+        report.join("; ")
+    );
+}
+
+/// Requests the pod agent answered for pods of `revision` in this test's namespace, mirrored
+/// ones included (the agent counts what reaches a pod; clients never see a mirror's answer).
+async fn agent_requests(env: &TestEnv, revision: &str) -> u64 {
+    let url = std::env::var("FLEDGE_POD_AGENT_URL").expect(
+        "FLEDGE_POD_AGENT_URL is not set: the mirror test counts at the local pod agent \
+         (hack/cluster.sh up with the data plane)",
+    );
+    let pods: Vec<Value> = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{url}/pods"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("the pod agent's /pods")
+        .json()
+        .await
+        .expect("JSON from /pods");
+    pods.iter()
+        .filter(|p| p["namespace"] == env.ns.as_str() && p["revision"] == revision)
+        .map(|p| p["requests"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// Issue 14, test 4: with `setMirrorRoute` (half the requests) and no weight, the canary
+/// receives a copy of about half the requests (counted at the pod agent), while every client
+/// answer comes from the stable.
+///
+/// Ignored: Traefik v3.5's Gateway API provider does not implement the HTTPRoute RequestMirror
+/// filter. It answers 500 to every request of a rule that has one (its "invalid-httproute-filter"
+/// service) while it reports the route Accepted and ResolvedRefs, so here all 1,608 client
+/// requests failed. Run it against a gateway that mirrors (`--ignored`); docs/dataplane.md.
+#[tokio::test]
+#[ignore = "Traefik v3.5 answers 500 to a rule with a RequestMirror filter (not implemented); needs a gateway that mirrors"]
+async fn mirror_route_copies_requests_to_the_canary_and_clients_see_only_the_stable() {
+    let env = TestEnv::canary("dp-mirror").await;
+    let rollout = |v: &str| {
+        routed(canary_rollout(
+            "web",
+            2,
+            v,
+            json!([
+                {"setCanaryScale": {"replicas": 1}},
+                {"setMirrorRoute": {"name": "shadow", "percentage": 50}},
+                {"pause": {}},
+            ]),
+        ))
+    };
+    let (target, v1) = serving(&env, "web-stable", rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    let r = env
+        .wait_rollout("web", "paused with the mirror route", MINUTE, |r| {
+            step(r) == Some(2) && phase(r) == Some(Phase::Paused)
+        })
+        .await;
+    let v2 = r.status.unwrap().current_revision.unwrap();
+    route_programmed(&env, "Traefik to take the mirror route").await;
+    settle().await;
+
+    let before = agent_requests(&env, &v2).await;
+    let load = Load::start(target, RATE);
+    let window = load.window(load.now(), PER_STEP).await;
+    let all = load.stop().await;
+    // Mirrored copies are sent alongside; give the last ones a moment to land.
+    settle().await;
+    let mirrored = agent_requests(&env, &v2).await - before;
+    assert_no_failures("with the mirror route", &all);
+    assert_eq!(
+        load::share(&all, &v1),
+        100.0,
+        "clients only ever see the stable"
+    );
+    let share = 100.0 * mirrored as f64 / all.len() as f64;
+    assert!(
+        (share - 50.0).abs() <= 2.0 * TOLERANCE,
+        "the canary received {mirrored} mirrored requests for {} sent ({share:.1}%, want 50%)",
+        all.len()
+    );
+    eprintln!(
+        "mirror 50%: {} client requests all answered by {v1} ({} in the measured window); the \
+         canary received {mirrored} copies ({share:.1}%)",
+        all.len(),
+        window.len()
+    );
+}
+
+/// Issue 14, test 6: through a GRPCRoute, the share of real gRPC calls (unary
+/// `grpc.health.v1.Health/Check` over h2c) the canary answers follows each weight, and not one
+/// call fails through the promotion.
+#[tokio::test]
+async fn grpc_route_calls_follow_the_weights() {
+    let gw = gateway();
+    let env = TestEnv::canary("dp-grpc").await;
+    // The Services get a gRPC port: the agent answers gRPC on 9090 (h2c, which is what Traefik
+    // speaks to a GRPCRoute's backends).
+    for name in ["web-stable", "web-canary"] {
+        env.apply::<k8s_openapi::api::core::v1::Service>(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"selector": {"app": "web"}, "ports": [
+                {"name": "http", "port": 80, "targetPort": 8080},
+                {"name": "grpc", "port": 9090, "targetPort": 9090},
+            ]},
+        }))
+        .await;
+    }
+    let host = format!("{}.fledge.test", env.ns);
+    apply_dynamic(
+        &env,
+        &grpc_route(),
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+            "metadata": {"name": "web"},
+            "spec": {
+                "parentRefs": [{"name": gw.name, "namespace": gw.namespace}],
+                "hostnames": [host],
+                "rules": [{"backendRefs": [{"name": "web-stable", "port": 9090}]}],
+            },
+        }),
+    )
+    .await;
+    let weights = [25, 75];
+    let steps: Vec<Value> = weights
+        .iter()
+        .flat_map(|w| [json!({"setWeight": w}), json!({"pause": {}})])
+        .collect();
+    let rollout = |v: &str| {
+        with_routing(
+            canary_rollout("web", 4, v, json!(steps)),
+            json!({"gatewayAPI": {"grpcRoutes": [{"name": "web"}]}}),
+        )
+    };
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    programmed(&env, &grpc_route(), "Traefik to accept the GRPCRoute").await;
+    let channel = Channel::new(&gw.url, &host);
+    env.wait_for("a gRPC answer from v1", MINUTE, || async {
+        let o = channel.check().await;
+        if o.status == 200 && o.revision == v1 {
+            Ok(())
+        } else {
+            Err(format!(
+                "status {} from {:?}: {:?}",
+                o.status, o.revision, o.error
+            ))
+        }
+    })
+    .await;
+
+    let load = Load::with(RATE, channel.calls());
+    env.apply::<Rollout>(rollout("2")).await;
+    let mut report = Vec::new();
+    let mut v2 = String::new();
+    for (i, &w) in weights.iter().enumerate() {
+        let r = env
+            .wait_rollout("web", &format!("paused at weight {w}"), MINUTE, |r| {
+                step(r) == Some(2 * i as i32 + 1) && phase(r) == Some(Phase::Paused)
+            })
+            .await;
+        assert_eq!(weight(&r), Some(w));
+        v2 = r.status.unwrap().current_revision.unwrap();
+        programmed(&env, &grpc_route(), &format!("Traefik to take weight {w}")).await;
+        settle().await;
+        let window = load.window(load.now(), PER_STEP).await;
+        let seen = load::share(&window, &v2);
+        report.push(format!(
+            "weight {w}: canary answered {seen:.1}% of {} calls",
+            window.len()
+        ));
+        assert_no_failures(&format!("gRPC at weight {w}"), &window);
+        assert!(
+            (seen - f64::from(w)).abs() <= TOLERANCE,
+            "weight {w}: the canary answered {seen:.1}% of {} gRPC calls",
+            window.len()
+        );
+        env.request("web", RequestAction::Promote).await;
+    }
+    let all = promoted(&env, &grpc_route(), load, (&v1, &v2), 4, "the gRPC rollout").await;
+    eprintln!(
+        "GRPCRoute: {} gRPC calls, 0 failed, p99 {:?}; {}",
+        all.len(),
+        load::quantile(&all, 0.99),
+        report.join("; ")
     );
 }

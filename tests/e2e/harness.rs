@@ -459,10 +459,34 @@ pub fn canary_rollout(
     })
 }
 
+/// Pods of `app` at `version`. Locally the image is a name only (KWOK runs no containers; the pod
+/// agent answers for them). On a real cluster, `FLEDGE_E2E_POD_IMAGE` names an image with
+/// `fledge-pod-agent`, which each pod runs `--standalone`, told who it is by the downward API; the
+/// version changes the template as a new image tag would.
 pub fn pod_template(app: &str, version: &str) -> serde_json::Value {
+    let Ok(image) = std::env::var("FLEDGE_E2E_POD_IMAGE") else {
+        return json!({
+            "metadata": {"labels": {"app": app}},
+            "spec": {"containers": [{"name": "app", "image": format!("registry.example/web:{version}")}]},
+        });
+    };
+    let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
     json!({
         "metadata": {"labels": {"app": app}},
-        "spec": {"containers": [{"name": "app", "image": format!("registry.example/web:{version}")}]},
+        "spec": {"containers": [{
+            "name": "app", "image": image,
+            "command": ["fledge-pod-agent", "--standalone"],
+            "env": [
+                {"name": "FLEDGE_VERSION", "value": version},
+                {"name": "FLEDGE_IMAGE", "value": format!("{image} (version {version})")},
+                {"name": "POD_NAME", "valueFrom": field("metadata.name")},
+                {"name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace")},
+                {"name": "FLEDGE_REVISION",
+                 "valueFrom": field("metadata.labels['rollouts-pod-template-hash']")},
+            ],
+            "ports": [{"name": "http", "containerPort": 8080}, {"name": "grpc", "containerPort": 9090}],
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1},
+        }]},
     })
 }
 

@@ -1,5 +1,5 @@
-//! A load generator for tests with real requests: sends requests at a fixed rate through the
-//! gateway and records, for each one, when it was sent, its status (0 when the connection failed
+//! A load generator for tests with real requests: sends requests (HTTP, or any [`Call`], such as
+//! the gRPC calls of grpc.rs) at a fixed rate through the gateway and records, for each one, when it was sent, its status (0 when the connection failed
 //! or timed out), the revision that answered (the pod agent's `x-fledge-revision` header) and its
 //! latency. A request is sent on every tick whether or not earlier ones have returned, so a slow
 //! or hanging backend cannot lower the rate and hide failures.
@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 #[derive(Clone, Debug)]
@@ -46,8 +48,25 @@ pub struct Load {
     ticker: tokio::task::JoinHandle<u64>,
 }
 
+/// How long a request may take before it counts as failed (status 0). Generous on purpose: on a
+/// machine whose CPUs are oversubscribed (here 20 runnable processes on 2 cores), the client's own
+/// backlog of answers to read has taken over 10 s while the gateway had answered every request
+/// 200 (its own counters said so); a request lost by the gateway or a pod still fails.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one request came back with.
+pub struct Outcome {
+    /// As [`Sample::status`].
+    pub status: u16,
+    pub revision: String,
+    pub error: Option<String>,
+}
+
+/// Sends one request.
+pub type Call = Arc<dyn Fn() -> BoxFuture<'static, Outcome> + Send + Sync>;
+
 impl Load {
-    /// Starts sending `rate` requests per second to `target`.
+    /// Starts sending `rate` HTTP requests per second to `target`.
     pub fn start(target: Target, rate: u32) -> Load {
         let mut headers = HeaderMap::new();
         for (k, v) in &target.headers {
@@ -62,15 +81,51 @@ impl Load {
         );
         let client = reqwest::Client::builder()
             .no_proxy()
-            .timeout(Duration::from_secs(10))
+            .timeout(TIMEOUT)
             .default_headers(headers)
             .build()
             .expect("an HTTP client");
+        let url = format!("{}{}", target.url.trim_end_matches('/'), target.path);
+        Load::with(
+            rate,
+            Arc::new(move || {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    match client.get(&url).send().await {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            let revision = r
+                                .headers()
+                                .get("x-fledge-revision")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_string();
+                            // Read the body so the connection goes back to the pool.
+                            let _ = r.bytes().await;
+                            Outcome {
+                                status,
+                                revision,
+                                error: None,
+                            }
+                        }
+                        Err(e) => Outcome {
+                            status: 0,
+                            revision: String::new(),
+                            error: Some(format!("{e:?}")),
+                        },
+                    }
+                }
+                .boxed()
+            }),
+        )
+    }
+
+    /// Starts making `rate` calls per second with `call`.
+    pub fn with(rate: u32, call: Call) -> Load {
         let start = Instant::now();
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let inflight = Arc::new(AtomicUsize::new(0));
-        let url = format!("{}{}", target.url.trim_end_matches('/'), target.path);
         let ticker = {
             let (samples, stop, inflight) = (samples.clone(), stop.clone(), inflight.clone());
             tokio::spawn(async move {
@@ -80,44 +135,19 @@ impl Load {
                 while !stop.load(Ordering::SeqCst) {
                     tick.tick().await;
                     sent += 1;
-                    let (client, url, samples, inflight) = (
-                        client.clone(),
-                        url.clone(),
-                        samples.clone(),
-                        inflight.clone(),
-                    );
+                    let (call, samples, inflight) =
+                        (call.clone(), samples.clone(), inflight.clone());
                     inflight.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(async move {
                         let t0 = Instant::now();
-                        let sent = t0 - start;
-                        let sample = match client.get(&url).send().await {
-                            Ok(r) => {
-                                let status = r.status().as_u16();
-                                let revision = r
-                                    .headers()
-                                    .get("x-fledge-revision")
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or_default()
-                                    .to_string();
-                                // Read the body so the connection goes back to the pool.
-                                let _ = r.bytes().await;
-                                Sample {
-                                    sent,
-                                    status,
-                                    revision,
-                                    latency: t0.elapsed(),
-                                    error: None,
-                                }
-                            }
-                            Err(e) => Sample {
-                                sent,
-                                status: 0,
-                                revision: String::new(),
-                                latency: t0.elapsed(),
-                                error: Some(format!("{e:?}")),
-                            },
-                        };
-                        samples.lock().unwrap().push(sample);
+                        let o = call().await;
+                        samples.lock().unwrap().push(Sample {
+                            sent: t0 - start,
+                            status: o.status,
+                            revision: o.revision,
+                            latency: t0.elapsed(),
+                            error: o.error,
+                        });
                         inflight.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
@@ -170,7 +200,7 @@ impl Load {
     pub async fn stop(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::SeqCst);
         let sent = self.ticker.await.expect("the load ticker");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + TIMEOUT + Duration::from_secs(10);
         while self.inflight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

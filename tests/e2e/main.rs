@@ -2,6 +2,7 @@
 //! Run them with `make test`, or `hack/cluster.sh up` then `cargo test --test e2e`.
 
 mod exporter;
+mod grpc;
 mod harness;
 mod load;
 

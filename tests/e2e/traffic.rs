@@ -25,7 +25,7 @@ pub(crate) fn http_route() -> ApiResource {
     ar("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 }
 
-fn grpc_route() -> ApiResource {
+pub(crate) fn grpc_route() -> ApiResource {
     ar("gateway.networking.k8s.io/v1", "GRPCRoute", "grpcroutes")
 }
 
@@ -828,8 +828,11 @@ async fn an_abort_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
         |r| weights(r, 0) == (Some(100), Some(0)),
     )
     .await;
-    let r = env.rollout("web").await;
-    assert!(r.status.unwrap().abort);
+    // The routes are written before the status, in the same reconcile: wait for it too.
+    env.wait_rollout("web", "the abort in the status", MINUTE, |r| {
+        r.status.as_ref().is_some_and(|s| s.abort)
+    })
+    .await;
 }
 
 /// Scenario: `[setHeaderRoute, pause {}]` before any weight, with pods that take 2 s to become

@@ -21,6 +21,18 @@
 //! - `ERROR_RATE`: share of requests answered 500, 0..=1 (exact: every n-th request, spread evenly);
 //! - `LATENCY_MS`: added latency of every answer, in milliseconds.
 //!
+//! On `--grpc-ports` (default 9090) every pod answers gRPC over cleartext HTTP/2 (h2c, what a
+//! gateway speaks to a GRPCRoute's backends): `grpc.health.v1.Health/Check` answers SERVING, with
+//! the same `x-fledge-*` headers as initial metadata; `ERROR_RATE` fails calls with INTERNAL and
+//! `LATENCY_MS` delays them, and they count with the HTTP requests. It is a hand-written unary
+//! handler on the `h2` crate (grpc.rs), not a gRPC framework: one method,
+//! no codegen, and nothing added to the operator's binary.
+//!
+//! With `--standalone` it is instead the program of one pod of a real cluster, so the e2e tests
+//! can run there too (docs/dataplane.md): it answers HTTP and gRPC on 0.0.0.0 as the pod named
+//! by its env (`POD_NAME`, `POD_NAMESPACE`, `FLEDGE_REVISION`, `FLEDGE_IMAGE`, from the downward
+//! API), with its own `ERROR_RATE` and `LATENCY_MS`; no netns, no API access.
+//!
 //! On `--control-addr` (host loopback) it serves `/pods` (JSON: every pod it serves and the
 //! requests each got, so tests can see mirrored traffic clients never see) and `/metrics`.
 
@@ -54,17 +66,23 @@ use tracing::{info, warn};
 )]
 struct Args {
     /// The network namespace the pod IPs live in.
-    #[arg(long)]
-    netns: String,
+    #[arg(long, required_unless_present = "standalone")]
+    netns: Option<String>,
     /// The interface inside that namespace that gets each pod IP.
-    #[arg(long)]
-    device: String,
+    #[arg(long, required_unless_present = "standalone")]
+    device: Option<String>,
     /// Pods with an IP in this IPv4 range are served, e.g. 10.200.0.0/16.
-    #[arg(long)]
-    pod_cidr: String,
+    #[arg(long, required_unless_present = "standalone")]
+    pod_cidr: Option<String>,
+    /// Serve as the one pod this runs in (a container in a real cluster), identified by env.
+    #[arg(long, conflicts_with_all = ["netns", "device", "pod_cidr"])]
+    standalone: bool,
     /// Ports every pod answers on (a Service's targetPort must be one of them).
     #[arg(long, value_delimiter = ',', default_value = "8080,80")]
     ports: Vec<u16>,
+    /// Ports every pod answers gRPC on, over h2c (empty: none).
+    #[arg(long, value_delimiter = ',', default_value = "9090")]
+    grpc_ports: Vec<u16>,
     /// How long a deleted pod keeps answering.
     #[arg(long, default_value_t = 5)]
     grace_seconds: u64,
@@ -75,6 +93,8 @@ struct Args {
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<std::path::PathBuf>,
 }
+
+mod grpc;
 
 /// What a pod IP answers as.
 struct Served {
@@ -89,14 +109,57 @@ struct Served {
     errors: AtomicU64,
 }
 
+impl Served {
+    /// Counts a request (HTTP or gRPC), waits out `LATENCY_MS`, and says whether it fails: request
+    /// n fails when it carries the running count of failures past a whole number, so exactly
+    /// floor(n * rate) of the first n requests fail, spread evenly.
+    async fn fails_next(&self) -> bool {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let fail =
+            (((n + 1) as f64) * self.error_rate).floor() > ((n as f64) * self.error_rate).floor();
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        if fail {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        fail
+    }
+
+    /// The `x-fledge-*` headers that say who answered.
+    fn identify(&self, headers: &mut axum::http::HeaderMap) {
+        for (k, v) in [
+            ("x-fledge-pod", &self.name),
+            ("x-fledge-namespace", &self.namespace),
+            ("x-fledge-revision", &self.revision),
+            ("x-fledge-image", &self.image),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                headers.insert(k, v);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Agent {
+    /// `--standalone`: the pod this runs in, whatever the address.
+    itself: Option<Arc<Served>>,
     by_ip: Mutex<HashMap<Ipv4Addr, Arc<Served>>>,
     /// Pods (uid) a readiness task is running for.
     readying: Mutex<HashSet<String>>,
     /// Held across "look at the map, change the interface, change the map", so that a grace
     /// period ending cannot remove an address a new pod has just been given.
     addresses: tokio::sync::Mutex<()>,
+}
+
+impl Agent {
+    /// Who answers on `ip`.
+    fn at(&self, ip: Ipv4Addr) -> Option<Arc<Served>> {
+        self.itself
+            .clone()
+            .or_else(|| self.by_ip.lock().unwrap().get(&ip).cloned())
+    }
 }
 
 type Shared = Arc<(Agent, Config)>;
@@ -154,11 +217,19 @@ async fn main() {
 }
 
 async fn run(args: Args) -> anyhow_like::Result<()> {
-    let (net, prefix) = parse_cidr(&args.pod_cidr)?;
+    if args.standalone {
+        return standalone(args).await;
+    }
+    let (netns, device, pod_cidr) = (
+        args.netns.clone().unwrap_or_default(),
+        args.device.clone().unwrap_or_default(),
+        args.pod_cidr.clone().unwrap_or_default(),
+    );
+    let (net, prefix) = parse_cidr(&pod_cidr)?;
     let client = client(args.kubeconfig.as_deref()).await?;
     let config = Config {
-        netns: args.netns.clone(),
-        device: args.device.clone(),
+        netns: netns.clone(),
+        device,
         net,
         prefix,
         probe_port: *args.ports.first().ok_or("--ports is empty")?,
@@ -167,7 +238,7 @@ async fn run(args: Args) -> anyhow_like::Result<()> {
     let shared: Shared = Arc::new((Agent::default(), config));
 
     for &port in &args.ports {
-        let listener = listen_in_netns(&args.netns, port)?;
+        let listener = listen_in_netns(&netns, port)?;
         let app = Router::new()
             .fallback(answer)
             .with_state(shared.clone())
@@ -178,19 +249,13 @@ async fn run(args: Args) -> anyhow_like::Result<()> {
             }
         });
     }
-    let control = TcpListener::bind(args.control_addr)
-        .await
-        .map_err(|e| format!("binding {}: {e}", args.control_addr))?;
-    let control_addr = control.local_addr().map_err(|e| e.to_string())?;
-    let app = Router::new()
-        .route("/pods", axum::routing::get(pods))
-        .route("/metrics", axum::routing::get(metrics))
-        .with_state(shared.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(control, app).await;
-    });
+    for &port in &args.grpc_ports {
+        let listener = listen_in_netns(&netns, port)?;
+        tokio::spawn(grpc::serve(listener, shared.clone()));
+    }
+    let control_addr = serve_control(&shared, args.control_addr).await?;
     info!(
-        netns = %args.netns, pod_cidr = %args.pod_cidr, ports = ?args.ports, control = %control_addr,
+        netns = %netns, pod_cidr = %pod_cidr, ports = ?args.ports, control = %control_addr,
         "serving pods"
     );
 
@@ -210,6 +275,76 @@ async fn run(args: Args) -> anyhow_like::Result<()> {
         }
     }
     Err("the pod watch ended".into())
+}
+
+/// `/pods` and `/metrics` on `addr`; returns the address bound.
+async fn serve_control(shared: &Shared, addr: SocketAddr) -> anyhow_like::Result<SocketAddr> {
+    let control = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("binding {addr}: {e}"))?;
+    let bound = control.local_addr().map_err(|e| e.to_string())?;
+    let app = Router::new()
+        .route("/pods", axum::routing::get(pods))
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(shared.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(control, app).await;
+    });
+    Ok(bound)
+}
+
+/// `--standalone`: the same answers, as the one pod this process runs in.
+async fn standalone(args: Args) -> anyhow_like::Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    let (error_rate, latency) = behaviour(&env);
+    let me = Served {
+        namespace: env("POD_NAMESPACE").unwrap_or_default(),
+        name: env("POD_NAME").unwrap_or_default(),
+        uid: String::new(),
+        revision: env("FLEDGE_REVISION").unwrap_or_default(),
+        image: env("FLEDGE_IMAGE").unwrap_or_default(),
+        error_rate,
+        latency,
+        requests: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+    };
+    let agent = Agent {
+        itself: Some(Arc::new(me)),
+        ..Agent::default()
+    };
+    let config = Config {
+        netns: String::new(),
+        device: String::new(),
+        net: Ipv4Addr::UNSPECIFIED,
+        prefix: 32,
+        probe_port: *args.ports.first().ok_or("--ports is empty")?,
+        grace: Duration::ZERO,
+    };
+    let shared: Shared = Arc::new((agent, config));
+    let bind = |port: u16| async move {
+        TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
+            .await
+            .map_err(|e| format!("binding port {port}: {e}"))
+    };
+    for &port in &args.ports {
+        let app = Router::new()
+            .fallback(answer)
+            .with_state(shared.clone())
+            .into_make_service_with_connect_info::<LocalAddr>();
+        let listener = bind(port).await?;
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                warn!("listener on port {port} stopped: {e}");
+            }
+        });
+    }
+    for &port in &args.grpc_ports {
+        tokio::spawn(grpc::serve(bind(port).await?, shared.clone()));
+    }
+    let control_addr = serve_control(&shared, args.control_addr).await?;
+    info!(ports = ?args.ports, grpc_ports = ?args.grpc_ports, control = %control_addr, "serving as this pod");
+    std::future::pending::<()>().await;
+    Ok(())
 }
 
 async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow_like::Result<Client> {
@@ -279,12 +414,7 @@ fn served(pod: &Pod) -> Served {
             .and_then(|env| env.iter().find(|e| e.name == name))
             .and_then(|e| e.value.clone())
     };
-    let error_rate = env("ERROR_RATE")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0.0, |r| r.clamp(0.0, 1.0));
-    let latency = env("LATENCY_MS")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_millis);
+    let (error_rate, latency) = behaviour(&env);
     Served {
         namespace: pod.namespace().unwrap_or_default(),
         name: pod.name_any(),
@@ -296,6 +426,17 @@ fn served(pod: &Pod) -> Served {
         requests: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     }
+}
+
+/// `ERROR_RATE` and `LATENCY_MS` from a pod's env.
+fn behaviour(env: &dyn Fn(&str) -> Option<String>) -> (f64, Duration) {
+    let error_rate = env("ERROR_RATE")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0.0, |r| r.clamp(0.0, 1.0));
+    let latency = env("LATENCY_MS")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_millis);
+    (error_rate, latency)
 }
 
 async fn applied(shared: &Shared, client: &Client, pod: Pod) {
@@ -507,7 +648,7 @@ async fn answer(
     let IpAddr::V4(ip) = local.ip() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no pod here\n").into_response();
     };
-    let served = shared.0.by_ip.lock().unwrap().get(&ip).cloned();
+    let served = shared.0.at(ip);
     let Some(s) = served else {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("no pod at {ip}\n")).into_response();
     };
@@ -515,15 +656,7 @@ async fn answer(
     if request.uri().path() == "/healthz" {
         return (StatusCode::OK, "ok\n").into_response();
     }
-    let n = s.requests.fetch_add(1, Ordering::Relaxed);
-    // Request n fails when it carries the running count of failures past a whole number, so
-    // exactly floor(n * rate) of the first n requests fail, spread evenly.
-    let fail = (((n + 1) as f64) * s.error_rate).floor() > ((n as f64) * s.error_rate).floor();
-    if !s.latency.is_zero() {
-        tokio::time::sleep(s.latency).await;
-    }
-    let status = if fail {
-        s.errors.fetch_add(1, Ordering::Relaxed);
+    let status = if s.fails_next().await {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
         StatusCode::OK
@@ -534,16 +667,7 @@ async fn answer(
     });
     let mut response = (status, format!("{body}\n")).into_response();
     let headers = response.headers_mut();
-    for (k, v) in [
-        ("x-fledge-pod", &s.name),
-        ("x-fledge-namespace", &s.namespace),
-        ("x-fledge-revision", &s.revision),
-        ("x-fledge-image", &s.image),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            headers.insert(k, v);
-        }
-    }
+    s.identify(headers);
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     response
 }
@@ -557,6 +681,13 @@ fn snapshot(shared: &Shared) -> Vec<(Ipv4Addr, Arc<Served>)> {
         .iter()
         .map(|(ip, s)| (*ip, s.clone()))
         .collect();
+    all.extend(
+        shared
+            .0
+            .itself
+            .iter()
+            .map(|s| (Ipv4Addr::UNSPECIFIED, s.clone())),
+    );
     all.sort_by_key(|(ip, _)| *ip);
     all
 }
