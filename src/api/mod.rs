@@ -3,9 +3,11 @@
 pub mod analysis;
 pub mod conditions;
 pub mod duration;
+pub mod notification;
 pub mod rollout;
 
 pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
+pub use notification::{ClusterNotificationChannel, NotificationChannel};
 pub use rollout::*;
 
 /// Label on every object fledge owns, naming the Rollout that owns it.
@@ -30,6 +32,8 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
         AnalysisTemplate::crd(),
         ClusterAnalysisTemplate::crd(),
         AnalysisRun::crd(),
+        NotificationChannel::crd(),
+        ClusterNotificationChannel::crd(),
     ];
     let docs: Result<Vec<String>, _> = crds.iter().map(serde_yaml::to_string).collect();
     Ok(docs?.iter().map(|d| format!("---\n{d}")).collect())

@@ -11,6 +11,7 @@ mod canary;
 mod chart;
 mod dataplane;
 mod examples;
+mod notify;
 mod plugin;
 mod resilience;
 mod smoke;
