@@ -645,7 +645,8 @@ pub struct RolloutStatus {
     /// Conditions: `Ready`, `Reconciling`, `Stalled` (kstatus), `Progressing`, `Available`,
     /// `Paused`, `InvalidSpec`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,    /// Notifications decided, oldest first: those still owed to a channel, and the last ones
+    pub conditions: Vec<Condition>,
+    /// Notifications decided, oldest first: those still owed to a channel, and the last ones
     /// sent, so that none is sent twice (at most 20).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]

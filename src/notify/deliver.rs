@@ -217,9 +217,9 @@ impl Notifier {
     /// Rollout changed meanwhile.
     async fn mark(&self, api: &Api<Rollout>, job: &Job, delivered: bool) -> Result<(), String> {
         for _ in 0..10 {
-            let rollout = match api.get(&job.rollout).await {
-                Ok(r) => r,
-                Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            let rollout = match fresh(api, &job.rollout).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(()),
                 Err(e) => return Err(e.to_string()),
             };
             let mut records = rollout
@@ -245,7 +245,11 @@ impl Notifier {
             ]))
             .map_err(|e| e.to_string())?;
             match api
-                .patch_status(&job.rollout, &PatchParams::default(), &Patch::Json::<()>(patch))
+                .patch_status(
+                    &job.rollout,
+                    &PatchParams::default(),
+                    &Patch::Json::<()>(patch),
+                )
                 .await
             {
                 Ok(_) => return Ok(()),
@@ -258,11 +262,12 @@ impl Notifier {
 }
 
 /// The Rollout and the record, when the record still owes the message to the channel.
-async fn owed(api: &Api<Rollout>, job: &Job) -> Result<Option<(Rollout, NotificationRecord)>, kube::Error> {
-    let rollout = match api.get(&job.rollout).await {
-        Ok(r) => r,
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
-        Err(e) => return Err(e),
+async fn owed(
+    api: &Api<Rollout>,
+    job: &Job,
+) -> Result<Option<(Rollout, NotificationRecord)>, kube::Error> {
+    let Some(rollout) = fresh(api, &job.rollout).await? else {
+        return Ok(None);
     };
     let record = rollout
         .status
@@ -271,6 +276,14 @@ async fn owed(api: &Api<Rollout>, job: &Job) -> Result<Option<(Rollout, Notifica
         .filter(|r| r.pending.contains(&job.target))
         .cloned();
     Ok(record.map(|r| (rollout, r)))
+}
+
+/// The Rollout as the API server has it now, not as the watch cache last saw it (a cache behind
+/// a delivery just recorded would send it again). A list by name, not a get: the controller's
+/// role has list and watch on Rollouts, never get.
+async fn fresh(api: &Api<Rollout>, name: &str) -> Result<Option<Rollout>, kube::Error> {
+    let params = kube::api::ListParams::default().fields(&format!("metadata.name={name}"));
+    Ok(api.list(&params).await?.items.into_iter().next())
 }
 
 /// 1s, 2s, 4s, ... up to [`MAX_BACKOFF`].
@@ -331,6 +344,10 @@ mod tests {
         }
         assert_eq!(start.elapsed(), Duration::ZERO);
         b.take(60).await;
-        assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

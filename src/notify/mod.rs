@@ -23,9 +23,7 @@ pub struct Options {
 }
 
 /// Parses `--notification-defaults`: a JSON (or YAML) list of subscriptions.
-pub fn parse_defaults(
-    text: &str,
-) -> Result<Vec<crate::api::notification::Subscription>, String> {
+pub fn parse_defaults(text: &str) -> Result<Vec<crate::api::notification::Subscription>, String> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }

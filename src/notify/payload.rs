@@ -57,7 +57,10 @@ impl Message {
 
     /// `shop/web: Aborted`.
     pub fn title(&self) -> String {
-        format!("Rollout {}/{}: {}", self.namespace, self.rollout, self.event)
+        format!(
+            "Rollout {}/{}: {}",
+            self.namespace, self.rollout, self.event
+        )
     }
 
     /// The facts shown beside the text: the revision first, then the details.

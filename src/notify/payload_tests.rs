@@ -88,7 +88,11 @@ fn slack_bot_token_posts_to_chat_post_message_with_a_channel() {
     assert!(o.body.get("blocks").is_some());
     // chat.postMessage answers 200 with ok: false when it refuses.
     assert!(judge(ChannelType::Slack, 200, r#"{"ok":true,"ts":"1"}"#).is_ok());
-    let refused = judge(ChannelType::Slack, 200, r#"{"ok":false,"error":"channel_not_found"}"#);
+    let refused = judge(
+        ChannelType::Slack,
+        200,
+        r#"{"ok":false,"error":"channel_not_found"}"#,
+    );
     assert!(refused.unwrap_err().contains("channel_not_found"));
     // The incoming webhook answers a plain "ok".
     assert!(judge(ChannelType::Slack, 200, "ok").is_ok());
@@ -111,11 +115,20 @@ fn teams_gets_a_message_with_an_adaptive_card() {
     let card = obj(a, "content");
     assert_eq!(obj(card, "type"), "AdaptiveCard");
     assert!(obj(card, "version").is_string());
-    assert!(obj(card, "$schema").as_str().unwrap().contains("adaptive-card"));
+    assert!(
+        obj(card, "$schema")
+            .as_str()
+            .unwrap()
+            .contains("adaptive-card")
+    );
     let body = obj(card, "body").as_array().unwrap();
     assert_eq!(obj(&body[0], "type"), "TextBlock");
     let facts = obj(&body[2], "facts").as_array().unwrap();
-    assert!(facts.iter().all(|f| f["title"].is_string() && f["value"].is_string()));
+    assert!(
+        facts
+            .iter()
+            .all(|f| f["title"].is_string() && f["value"].is_string())
+    );
 }
 
 #[test]
@@ -135,7 +148,11 @@ fn discord_gets_content_and_an_embed_and_pings_nobody() {
     assert!(obj(e, "color").is_u64());
     let fields = obj(e, "fields").as_array().unwrap();
     assert!(fields.len() <= 25);
-    assert!(fields.iter().all(|f| f["name"].is_string() && f["value"].is_string()));
+    assert!(
+        fields
+            .iter()
+            .all(|f| f["name"].is_string() && f["value"].is_string())
+    );
     assert_eq!(obj(obj(&o.body, "allowed_mentions"), "parse"), &json!([]));
     // Discord answers 204 No Content.
     assert!(judge(ChannelType::Discord, 204, "").is_ok());
@@ -202,8 +219,13 @@ fn pagerduty_triggers_an_alert_per_revision_and_a_promotion_resolves_it() {
     let p = obj(&o.body, "payload");
     assert!(obj(p, "summary").as_str().unwrap().chars().count() <= 1024);
     assert_eq!(obj(p, "source"), "fledge/shop/web");
-    assert!(["critical", "error", "warning", "info"].contains(&obj(p, "severity").as_str().unwrap()));
-    assert_eq!(obj(obj(p, "custom_details"), "details")["metric"], "error-rate");
+    assert!(
+        ["critical", "error", "warning", "info"].contains(&obj(p, "severity").as_str().unwrap())
+    );
+    assert_eq!(
+        obj(obj(p, "custom_details"), "details")["metric"],
+        "error-rate"
+    );
 
     let mut m = message();
     m.resolves = true;

@@ -28,9 +28,14 @@ pub struct Dropped {
 
 /// The subscriptions that apply to `rollout`: its own, then the controller's defaults unless it
 /// skips them.
-pub fn subscriptions<'a>(rollout: &'a Rollout, defaults: &'a [Subscription]) -> Vec<&'a Subscription> {
+pub fn subscriptions<'a>(
+    rollout: &'a Rollout,
+    defaults: &'a [Subscription],
+) -> Vec<&'a Subscription> {
     let own = rollout.spec.notifications.as_ref();
-    let mut subs: Vec<&Subscription> = own.map(|n| n.subscriptions.iter().collect()).unwrap_or_default();
+    let mut subs: Vec<&Subscription> = own
+        .map(|n| n.subscriptions.iter().collect())
+        .unwrap_or_default();
     if own.and_then(|n| n.skip_defaults) != Some(true) {
         subs.extend(defaults.iter());
     }
@@ -278,12 +283,16 @@ fn waiting_for_a_person(
 /// value broke.
 pub fn failed_metric(run: &AnalysisRun) -> Option<BTreeMap<String, String>> {
     let status = run.status.as_ref()?;
-    let m = status.metric_results.iter().find(|m| {
-        !m.dry_run && matches!(m.phase, AnalysisPhase::Failed | AnalysisPhase::Error)
-    })?;
+    let m = status
+        .metric_results
+        .iter()
+        .find(|m| !m.dry_run && matches!(m.phase, AnalysisPhase::Failed | AnalysisPhase::Error))?;
     let mut d = BTreeMap::new();
     d.insert("metric".to_string(), m.name.clone());
-    d.insert("run".to_string(), run.metadata.name.clone().unwrap_or_default());
+    d.insert(
+        "run".to_string(),
+        run.metadata.name.clone().unwrap_or_default(),
+    );
     let value = m
         .measurements
         .iter()

@@ -28,7 +28,15 @@ fn tick(sim: &mut Sim, failed: &[&AnalysisRun]) -> Vec<NotificationRecord> {
     let old = sim.rollout.status.clone().unwrap_or_default();
     let plan = sim.tick();
     let mut status = plan.status.clone();
-    let dropped = record(&sim.rollout, &old, &mut status, &plan.events, &[], failed, sim.now);
+    let dropped = record(
+        &sim.rollout,
+        &old,
+        &mut status,
+        &plan.events,
+        &[],
+        failed,
+        sim.now,
+    );
     assert!(dropped.is_empty());
     sim.rollout.status = Some(status.clone());
     status
@@ -65,7 +73,10 @@ fn subscriptions_match_by_event_and_least_severity() {
     assert!(!errors.wants(NotificationEvent::Paused));
     assert!(!errors.wants(NotificationEvent::Promoted));
     let some = sub("a", &[NotificationEvent::Promoted], Some(Severity::Warning));
-    assert!(!some.wants(NotificationEvent::Promoted), "below the severity");
+    assert!(
+        !some.wants(NotificationEvent::Promoted),
+        "below the severity"
+    );
     let some = sub("a", &[NotificationEvent::Paused], None);
     assert!(some.wants(NotificationEvent::Paused) && !some.wants(NotificationEvent::Aborted));
     assert_eq!(sub("a", &[], None).target(), "NotificationChannel/a");
@@ -117,7 +128,13 @@ fn a_canary_with_a_manual_pause_tells_each_event_once_with_the_promote_command()
         paused.details.get("command").map(String::as_str),
         Some("kubectl fledge promote web -n shop")
     );
-    assert!(paused.message.contains("kubectl fledge promote web -n shop"), "{}", paused.message);
+    assert!(
+        paused
+            .message
+            .contains("kubectl fledge promote web -n shop"),
+        "{}",
+        paused.message
+    );
     assert_eq!(paused.pending, ["NotificationChannel/team"]);
     assert_eq!(added[1].key, format!("{v2}/{attempt}/StepCompleted/0"));
 
@@ -125,13 +142,21 @@ fn a_canary_with_a_manual_pause_tells_each_event_once_with_the_promote_command()
     let added = settle(&mut sim, &[]);
     assert_eq!(
         events(&added),
-        [NotificationEvent::StepCompleted, NotificationEvent::Promoted]
+        [
+            NotificationEvent::StepCompleted,
+            NotificationEvent::Promoted
+        ]
     );
     // The promote itself ended the pause (a PromoteRequested Event); the walk completed step 2.
     assert_eq!(added[0].details.get("step").map(String::as_str), Some("2"));
     // A fixpoint adds nothing, and every key is recorded once.
     assert!(tick(&mut sim, &[]).is_empty());
-    let keys: Vec<&str> = sim.status().notifications.iter().map(|r| r.key.as_str()).collect();
+    let keys: Vec<&str> = sim
+        .status()
+        .notifications
+        .iter()
+        .map(|r| r.key.as_str())
+        .collect();
     let mut unique = keys.clone();
     unique.dedup();
     assert_eq!(keys, unique);
@@ -207,7 +232,10 @@ fn a_failed_analysis_pages_once_per_channel_with_the_metric_value_and_condition(
     let added = tick(&mut sim, &[&run]);
     assert_eq!(
         events(&added),
-        [NotificationEvent::AnalysisFailed, NotificationEvent::Aborted]
+        [
+            NotificationEvent::AnalysisFailed,
+            NotificationEvent::Aborted
+        ]
     );
     let (failed, aborted) = (&added[0], &added[1]);
     assert_eq!(failed.pending, ["NotificationChannel/team"]);
@@ -220,8 +248,15 @@ fn a_failed_analysis_pages_once_per_channel_with_the_metric_value_and_condition(
             Some("result >= 0.05")
         );
     }
-    assert!(aborted.message.starts_with("aborted"), "{}", aborted.message);
-    assert!(settle(&mut sim, &[&run]).is_empty(), "the abort is told once");
+    assert!(
+        aborted.message.starts_with("aborted"),
+        "{}",
+        aborted.message
+    );
+    assert!(
+        settle(&mut sim, &[&run]).is_empty(),
+        "the abort is told once"
+    );
 }
 
 #[test]
@@ -234,21 +269,35 @@ fn an_abort_request_says_who_asked() {
     );
     subscribe(&mut sim, vec![sub("pager", &[], Some(Severity::Error))]);
     sim.set_image("web:2");
-    assert!(settle(&mut sim, &[]).is_empty(), "nothing at error severity yet");
+    assert!(
+        settle(&mut sim, &[]).is_empty(),
+        "nothing at error severity yet"
+    );
     sim.request(RequestAction::Abort);
     let added = tick(&mut sim, &[]);
     assert_eq!(events(&added), [NotificationEvent::Aborted]);
-    assert!(added[0].message.contains("abort requested by alice"), "{}", added[0].message);
+    assert!(
+        added[0].message.contains("abort requested by alice"),
+        "{}",
+        added[0].message
+    );
 }
 
 #[test]
 fn blue_green_without_auto_promotion_waits_for_a_person() {
     let mut sim = Sim::healthy(RolloutBuilder::blue_green().auto_promotion(false).build());
-    subscribe(&mut sim, vec![sub("team", &[NotificationEvent::Paused], None)]);
+    subscribe(
+        &mut sim,
+        vec![sub("team", &[NotificationEvent::Paused], None)],
+    );
     sim.set_image("web:2");
     let added = settle(&mut sim, &[]);
     assert_eq!(events(&added), [NotificationEvent::Paused]);
-    assert!(added[0].message.contains("kubectl fledge promote web -n shop"));
+    assert!(
+        added[0]
+            .message
+            .contains("kubectl fledge promote web -n shop")
+    );
 }
 
 #[test]
@@ -268,7 +317,11 @@ fn records_are_bounded_delivered_first_and_owed_ones_reported_when_dropped() {
         message: String::new(),
         details: BTreeMap::new(),
         time: Time(t0()),
-        pending: if pending { vec!["NotificationChannel/a".into()] } else { vec![] },
+        pending: if pending {
+            vec!["NotificationChannel/a".into()]
+        } else {
+            vec![]
+        },
         sent: Vec::new(),
         failed: Vec::new(),
     };
@@ -276,7 +329,10 @@ fn records_are_bounded_delivered_first_and_owed_ones_reported_when_dropped() {
     records.push(record(100, true));
     assert!(bound(&mut records).is_empty());
     assert_eq!(records.len(), MAX_RECORDS);
-    assert!(!records.iter().any(|r| r.key == "r/1"), "the oldest delivered went");
+    assert!(
+        !records.iter().any(|r| r.key == "r/1"),
+        "the oldest delivered went"
+    );
     let mut owed: Vec<_> = (0..MAX_RECORDS + 2).map(|i| record(i, true)).collect();
     let dropped = bound(&mut owed);
     assert_eq!(dropped.len(), 2);

@@ -37,7 +37,11 @@ pub struct Answer {
 
 /// Reads `target` (`NotificationChannel/<name>` in `namespace`, or
 /// `ClusterNotificationChannel/<name>`) and its Secret.
-pub async fn resolve(client: &kube::Client, namespace: &str, target: &str) -> Result<Resolved, Failure> {
+pub async fn resolve(
+    client: &kube::Client,
+    namespace: &str,
+    target: &str,
+) -> Result<Resolved, Failure> {
     let not_found = |e: kube::Error| {
         let retry = !matches!(&e, kube::Error::Api(s) if s.code == 403);
         Failure {
@@ -54,12 +58,14 @@ pub async fn resolve(client: &kube::Client, namespace: &str, target: &str) -> Re
                 .spec
                 .config(namespace)
         }
-        Some(("ClusterNotificationChannel", name)) => Api::<ClusterNotificationChannel>::all(client.clone())
-            .get(name)
-            .await
-            .map_err(not_found)?
-            .spec
-            .config(),
+        Some(("ClusterNotificationChannel", name)) => {
+            Api::<ClusterNotificationChannel>::all(client.clone())
+                .get(name)
+                .await
+                .map_err(not_found)?
+                .spec
+                .config()
+        }
         _ => {
             return Err(Failure {
                 text: format!("{target:?} names no channel"),
@@ -152,13 +158,18 @@ pub async fn send(http: &reqwest::Client, r: &Resolved, m: &Message) -> Result<A
 /// Sends a test message through `target` with the caller's credentials, as
 /// `kubectl fledge notify test` does; returns the service's answer ("HTTP 200: ok").
 pub async fn test(client: &kube::Client, namespace: &str, target: &str) -> Result<String, String> {
-    let resolved = resolve(client, namespace, target).await.map_err(|f| f.text)?;
+    let resolved = resolve(client, namespace, target)
+        .await
+        .map_err(|f| f.text)?;
     // The person running the test may reach what they like: no denied ranges.
     let denied = crate::analysis::providers::network::Denied(std::sync::Arc::new(Vec::new()));
     let http = crate::analysis::providers::http_clients(denied)?.verifying;
     let user = std::env::var("USER").unwrap_or_else(|_| "someone".into());
     let message = Message {
-        id: format!("{namespace}/test/{}", k8s_openapi::jiff::Timestamp::now().as_millisecond()),
+        id: format!(
+            "{namespace}/test/{}",
+            k8s_openapi::jiff::Timestamp::now().as_millisecond()
+        ),
         namespace: namespace.to_string(),
         rollout: "test".into(),
         event: "Test".into(),
@@ -196,10 +207,14 @@ mod tests {
             "https://hooks.slack.com/services/T/B/XYZ".to_string(),
             "xoxb-secret".to_string(),
         ];
-        let text = "POST https://hooks.slack.com/services/T/B/XYZ failed; token xoxb-secret refused"
-            .to_string();
+        let text =
+            "POST https://hooks.slack.com/services/T/B/XYZ failed; token xoxb-secret refused"
+                .to_string();
         let shown = redact(text, &secrets);
-        assert!(!shown.contains("XYZ") && !shown.contains("xoxb-secret"), "{shown}");
+        assert!(
+            !shown.contains("XYZ") && !shown.contains("xoxb-secret"),
+            "{shown}"
+        );
         assert_eq!(shown.matches("[redacted]").count(), 2);
     }
 }

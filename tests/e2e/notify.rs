@@ -145,7 +145,10 @@ async fn channel(env: &TestEnv, name: &str, kind: &str, url: &str, extra: serde_
     .await;
 }
 
-fn with_subscriptions(mut rollout: serde_json::Value, subs: serde_json::Value) -> serde_json::Value {
+fn with_subscriptions(
+    mut rollout: serde_json::Value,
+    subs: serde_json::Value,
+) -> serde_json::Value {
     rollout["spec"]["notifications"] = json!({"subscriptions": subs});
     rollout
 }
@@ -163,9 +166,12 @@ fn record(r: &Rollout, event: NotificationEvent) -> Option<NotificationRecord> {
 /// Waits until the status records the `event` message as sent to every channel it names.
 async fn wait_sent(env: &TestEnv, event: NotificationEvent, channels: usize) -> NotificationRecord {
     let r = env
-        .wait_rollout("web", &format!("{event:?} recorded as sent"), 2 * MINUTE, |r| {
-            record(r, event).is_some_and(|n| n.pending.is_empty() && n.sent.len() == channels)
-        })
+        .wait_rollout(
+            "web",
+            &format!("{event:?} recorded as sent"),
+            2 * MINUTE,
+            |r| record(r, event).is_some_and(|n| n.pending.is_empty() && n.sent.len() == channels),
+        )
         .await;
     record(&r, event).unwrap()
 }
@@ -209,14 +215,22 @@ async fn an_abort_sends_one_message_per_channel_with_the_failed_metrics_value() 
         }]},
     }))
     .await;
-    let steps = json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}]);
+    let steps =
+        json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}]);
     let subs = json!([
         {"channel": "team-slack", "events": ["Aborted"]},
         {"channel": "audit", "events": ["Aborted"]},
     ]);
-    crate::canary::deploy_v1(&env, with_subscriptions(canary_rollout("web", 2, "1", steps.clone()), subs.clone())).await;
-    env.apply::<Rollout>(with_subscriptions(canary_rollout("web", 2, "2", steps), subs))
-        .await;
+    crate::canary::deploy_v1(
+        &env,
+        with_subscriptions(canary_rollout("web", 2, "1", steps.clone()), subs.clone()),
+    )
+    .await;
+    env.apply::<Rollout>(with_subscriptions(
+        canary_rollout("web", 2, "2", steps),
+        subs,
+    ))
+    .await;
     env.wait_rollout("web", "aborted", 2 * MINUTE, |r| {
         r.status.as_ref().is_some_and(|s| s.abort)
     })
@@ -256,11 +270,18 @@ async fn a_receiver_down_for_30s_gets_the_message_once_when_it_is_back() {
     channel(&env, "hook", "webhook", &hook.url(), json!({})).await;
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
     let subs = json!([{"channel": "hook", "events": ["NewRevision"]}]);
-    crate::canary::deploy_v1(&env, with_subscriptions(canary_rollout("web", 2, "1", steps.clone()), subs.clone())).await;
+    crate::canary::deploy_v1(
+        &env,
+        with_subscriptions(canary_rollout("web", 2, "1", steps.clone()), subs.clone()),
+    )
+    .await;
     hook.down();
     let down_at = Instant::now();
-    env.apply::<Rollout>(with_subscriptions(canary_rollout("web", 2, "2", steps), subs))
-        .await;
+    env.apply::<Rollout>(with_subscriptions(
+        canary_rollout("web", 2, "2", steps),
+        subs,
+    ))
+    .await;
     env.wait_rollout("web", "NewRevision owed", MINUTE, |r| {
         record(r, NotificationEvent::NewRevision).is_some_and(|n| !n.pending.is_empty())
     })
@@ -269,7 +290,8 @@ async fn a_receiver_down_for_30s_gets_the_message_once_when_it_is_back() {
     assert!(hook.bodies().is_empty());
     hook.up().await;
     let up_at = Instant::now();
-    hook.wait("the message after the outage", "NewRevision", 2 * MINUTE).await;
+    hook.wait("the message after the outage", "NewRevision", 2 * MINUTE)
+        .await;
     eprintln!(
         "MEASURED receiver back after {:?} down: message {:?} later",
         up_at.duration_since(down_at),
@@ -279,7 +301,10 @@ async fn a_receiver_down_for_30s_gets_the_message_once_when_it_is_back() {
     env.reconciled("web").await;
     assert_eq!(hook.count("NewRevision"), 1, "{:?}", hook.bodies());
     let logs = env.operator(0).logs();
-    assert!(!logs.contains(&hook.url()), "the address is a secret: never logged");
+    assert!(
+        !logs.contains(&hook.url()),
+        "the address is a secret: never logged"
+    );
 }
 
 #[tokio::test]
@@ -289,11 +314,18 @@ async fn sigkill_right_after_an_event_still_delivers_it_and_a_restart_sends_no_d
     channel(&env, "hook", "webhook", &hook.url(), json!({})).await;
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
     let subs = json!([{"channel": "hook", "events": ["NewRevision", "Paused", "Promoted"]}]);
-    crate::canary::deploy_v1(&env, with_subscriptions(canary_rollout("web", 2, "1", steps.clone()), subs.clone())).await;
+    crate::canary::deploy_v1(
+        &env,
+        with_subscriptions(canary_rollout("web", 2, "1", steps.clone()), subs.clone()),
+    )
+    .await;
     // The receiver is down, so the message cannot go out before the kill.
     hook.down();
-    env.apply::<Rollout>(with_subscriptions(canary_rollout("web", 2, "2", steps), subs))
-        .await;
+    env.apply::<Rollout>(with_subscriptions(
+        canary_rollout("web", 2, "2", steps),
+        subs,
+    ))
+    .await;
     env.wait_rollout("web", "NewRevision owed", MINUTE, |r| {
         record(r, NotificationEvent::NewRevision).is_some_and(|n| !n.pending.is_empty())
     })
@@ -301,7 +333,8 @@ async fn sigkill_right_after_an_event_still_delivers_it_and_a_restart_sends_no_d
     env.operator(0).kill();
     hook.up().await;
     let second = env.start_operator();
-    hook.wait("the message after the SIGKILL", "NewRevision", 2 * MINUTE).await;
+    hook.wait("the message after the SIGKILL", "NewRevision", 2 * MINUTE)
+        .await;
     env.wait_rollout("web", "paused at step 1", MINUTE, |r| {
         r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Paused)
     })
@@ -310,7 +343,10 @@ async fn sigkill_right_after_an_event_still_delivers_it_and_a_restart_sends_no_d
     wait_sent(&env, NotificationEvent::NewRevision, 1).await;
     wait_sent(&env, NotificationEvent::Paused, 1).await;
     let paused: serde_json::Value = serde_json::from_str(
-        hook.bodies().iter().find(|b| b.contains("\"Paused\"")).unwrap(),
+        hook.bodies()
+            .iter()
+            .find(|b| b.contains("\"Paused\""))
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -322,8 +358,16 @@ async fn sigkill_right_after_an_event_still_delivers_it_and_a_restart_sends_no_d
     env.operator(second).terminate();
     let third = env.start_operator();
     assert_eq!(third, 2);
-    // Operator 0 is gone; `reconciled` reads the metrics of the one running.
+    // Operator 0 is gone; `reconciled` reads the metrics of the one running, once it serves.
     env.swap_operators(0, third);
+    let deadline = Instant::now() + MINUTE;
+    while !env.operator(0).logs().contains("caches synced") {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted operator never synced"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     env.reconciled("web").await;
     // Something new goes out after the restart, so the notifier has run since.
     env.request("web", RequestAction::Promote).await;
@@ -339,19 +383,27 @@ async fn sigkill_right_after_an_event_still_delivers_it_and_a_restart_sends_no_d
     }
 }
 
-#[tokio::test]
+// Multi-threaded: the receiver must answer while the test waits for the plugin process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_test_prints_the_services_answer() {
     let env = TestEnv::new("notify-test").await;
     let hook = Receiver::start().await;
     channel(&env, "hook", "googlechat", &hook.url(), json!({})).await;
-    let (code, stdout, stderr) = crate::plugin::plugin(&env, &["notify", "test", "hook"]);
+    let (code, stdout, stderr) =
+        tokio::task::block_in_place(|| crate::plugin::plugin(&env, &["notify", "test", "hook"]));
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("HTTP 200: ok"), "{stdout}");
     let body: serde_json::Value = serde_json::from_str(&hook.bodies()[0]).unwrap();
-    assert!(body["text"].as_str().unwrap().contains("kubectl fledge notify test"));
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl fledge notify test")
+    );
     assert!(!stdout.contains(&hook.url()), "the address is a secret");
 
-    let (code, _, stderr) = crate::plugin::plugin(&env, &["notify", "test", "nope"]);
+    let (code, _, stderr) =
+        tokio::task::block_in_place(|| crate::plugin::plugin(&env, &["notify", "test", "nope"]));
     assert_eq!(code, 1);
     assert!(stderr.contains("NotificationChannel/nope"), "{stderr}");
 }
