@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod leader;
+pub mod notify;
 pub mod rollout;
 pub mod runtime;
 pub mod telemetry;

@@ -89,6 +89,15 @@ struct MeasurementLabels {
     phase: String,
 }
 
+/// Label set for notifications: the channel type, the event and what became of the message
+/// (`sent`, `failed`, `dropped`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    r#type: String,
+    event: String,
+    result: String,
+}
+
 /// Label set for the build info gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
@@ -108,6 +117,7 @@ pub struct Metrics {
     rollouts: Family<PhaseLabels, Gauge>,
     analysis_runs: Family<PhaseLabels, Counter>,
     analysis_measurements: Family<MeasurementLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
     // `fledge_build_info` is set once in `new` and lives on in the registry; no field needed.
 }
 
@@ -164,6 +174,13 @@ impl Metrics {
             analysis_measurements.clone(),
         );
 
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "fledge_notifications",
+            "Notifications by channel type, event and result (sent, failed, dropped)",
+            notifications.clone(),
+        );
+
         let build_info = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "fledge_build_info",
@@ -184,7 +201,19 @@ impl Metrics {
             rollouts,
             analysis_runs,
             analysis_measurements,
+            notifications,
         }
+    }
+
+    /// Counts one notification to a channel of `kind` about `event` that ended as `result`.
+    pub fn notification(&self, kind: &str, event: &str, result: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                r#type: kind.to_owned(),
+                event: event.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts an AnalysisRun that ended in `phase`.

@@ -6,12 +6,14 @@ pub mod defaults;
 pub mod duration;
 pub mod problem;
 pub mod providers;
+pub mod notification;
 pub mod rollout;
 pub mod scaled;
 pub mod scope;
 
 pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 pub use problem::SpecProblem;
+pub use notification::{ClusterNotificationChannel, NotificationChannel};
 pub use rollout::*;
 pub use scaled::{Limit, scaled_value};
 pub use scope::Scope;
@@ -38,6 +40,8 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
         AnalysisTemplate::crd(),
         ClusterAnalysisTemplate::crd(),
         AnalysisRun::crd(),
+        NotificationChannel::crd(),
+        ClusterNotificationChannel::crd(),
     ];
     let docs: Result<Vec<String>, _> = crds.iter().map(serde_yaml::to_string).collect();
     Ok(docs?.iter().map(|d| format!("---\n{d}")).collect())

@@ -100,6 +100,9 @@ pub struct RolloutSpec {
     /// How many finished AnalysisRuns to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisRunHistory>,
+    /// Who hears about this Rollout: channels and the events each gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::notification::RolloutNotifications>,
 }
 
 /// How many finished AnalysisRuns a Rollout keeps, beyond those of the revision in progress.
@@ -643,6 +646,11 @@ pub struct RolloutStatus {
     /// `Paused`, `InvalidSpec`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Notifications decided, oldest first: those still owed to a channel, and the last ones
+    /// sent, so that none is sent twice (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub notifications: Vec<super::notification::NotificationRecord>,
 }
 
 /// The phase of a rollout.

@@ -93,6 +93,19 @@ struct ControllerArgs {
     /// checked on the addresses a host resolves to and on every redirect. Empty: none.
     #[arg(long, env = "FLEDGE_ANALYSIS_DENIED_CIDRS", default_value = fledge::analysis::providers::network::DEFAULT_DENIED, value_parser = denied_cidrs)]
     analysis_denied_cidrs: fledge::analysis::providers::network::Denied,
+    /// Subscriptions every Rollout has unless it sets `notifications.skipDefaults`: a JSON (or
+    /// YAML) list like `[{"channel": "platform", "clusterScope": true, "severity": "error"}]`.
+    /// Notifications connect under the same --analysis-denied-cidrs rules.
+    #[arg(long, env = "FLEDGE_NOTIFICATION_DEFAULTS", default_value = "", value_parser = notification_defaults)]
+    notification_defaults: NotificationDefaults,
+}
+
+/// The parsed `--notification-defaults` (a newtype: clap would read a Vec as repeated flags).
+#[derive(Clone)]
+struct NotificationDefaults(Vec<fledge::api::notification::Subscription>);
+
+fn notification_defaults(s: &str) -> Result<NotificationDefaults, String> {
+    fledge::notify::parse_defaults(s).map(NotificationDefaults)
 }
 
 fn main() -> std::process::ExitCode {
@@ -219,6 +232,17 @@ async fn run_controllers(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let http = match fledge::analysis::providers::http_clients(args.analysis_denied_cidrs.clone()) {
+        Ok(h) => h.verifying,
+        Err(e) => {
+            error!("{e}");
+            return;
+        }
+    };
+    let notify = fledge::notify::Options {
+        defaults: args.notification_defaults.0.clone(),
+        http,
+    };
     tokio::join!(
         fledge::rollout::run(
             client.clone(),
@@ -226,6 +250,7 @@ async fn run_controllers(
             args.concurrency,
             metrics.clone(),
             health,
+            notify,
             stopped(stop.clone()),
         ),
         fledge::analysis::controller::run(

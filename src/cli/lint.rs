@@ -105,6 +105,12 @@ pub fn lint_document(doc: &Document) -> Report {
             }
             findings
         }
+        (FLEDGE, "NotificationChannel") => {
+            crd_findings(&crate::api::NotificationChannel::crd(), &doc.value)
+        }
+        (FLEDGE, "ClusterNotificationChannel") => {
+            crd_findings(&crate::api::ClusterNotificationChannel::crd(), &doc.value)
+        }
         // Made by the controller, not written by people.
         (FLEDGE, "AnalysisRun") => {
             checked = false;

@@ -8,7 +8,7 @@ pub(crate) mod canary;
 #[cfg(test)]
 mod canary_share_tests;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod gates;
 #[cfg(test)]
 mod gates_tests;
@@ -104,6 +104,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Caches of the routing objects (HTTPRoutes, VirtualServices, ...), started on first use.
     pub routes: RouteCaches,
+    /// Sends the notifications Rollouts' statuses owe.
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 fn api<K>(client: &Client, scope: &Scope) -> Api<K>
@@ -132,6 +134,7 @@ pub async fn run(
     concurrency: u16,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    notify: crate::notify::Options,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let rollout_selector = match &scope.instance_id {
@@ -229,6 +232,14 @@ pub async fn run(
     let rollouts = controller.store();
     let (routes, route_changes) =
         RouteCaches::new(client.clone(), scope.namespace.clone(), rollouts.clone());
+    let recorder = crate::runtime::recorder(client.clone());
+    let notifier = crate::notify::Notifier::new(
+        client.clone(),
+        notify.http,
+        metrics.clone(),
+        recorder.clone(),
+        notify.defaults,
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         caches: Caches {
@@ -246,8 +257,9 @@ pub async fn run(
         },
         rollouts: rollouts.clone(),
         metrics: metrics.clone(),
-        recorder: crate::runtime::recorder(client.clone()),
+        recorder: recorder.clone(),
         routes,
+        notifier: notifier.clone(),
     });
 
     {
@@ -302,6 +314,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx);
     crate::runtime::drain(results, "controller").await;
+    notifier.stop().await;
 }
 
 /// Fills a cache from `events` on a task of its own; returns the store and a stream of the
@@ -387,7 +400,25 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
         }
         return Ok(Requeue::await_change());
     }
-    let plan = plan::plan(&rollout, &observed, Timestamp::now());
+    let (ns, name) = (rollout.namespace().unwrap_or_default(), rollout.name_any());
+    // Messages a status owes from before (a restart, a new leader) are queued again.
+    ctx.notifier.offer(&ns, &name, rollout.status.as_ref());
+    let now = Timestamp::now();
+    let mut plan = plan::plan(&rollout, &observed, now);
+    let dropped = {
+        let failed = failed_runs(&ctx, &ns, &observed, &plan);
+        let failed: Vec<&AnalysisRun> = failed.iter().map(AsRef::as_ref).collect();
+        let old = rollout.status.clone().unwrap_or_default();
+        crate::notify::record::record(
+            &rollout,
+            &old,
+            &mut plan.status,
+            &plan.events,
+            &ctx.notifier.defaults,
+            &failed,
+            now,
+        )
+    };
     if !plan.actions.is_empty() {
         info!(actions = %plan::summary(&plan.actions), "acting");
         tracing::debug!(actions = ?plan.actions, "acting in full");
@@ -401,6 +432,12 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     )
     .await?;
     publish_events(&ctx, &rollout, &plan.events).await;
+    for d in dropped {
+        warn!(channel = %d.target, event = d.event.as_str(), "notification dropped: too many owed");
+        ctx.metrics
+            .notification("unknown", d.event.as_str(), "dropped");
+    }
+    ctx.notifier.offer(&ns, &name, Some(&plan.status));
     // A routing API that is not served (or a cache not synced yet) is looked at again, so that
     // installing its CRD is enough.
     let mut requeue = plan.requeue_after;
@@ -412,6 +449,39 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
         Some(after) => Requeue::requeue(after),
         None => Requeue::await_change(),
     })
+}
+
+/// The AnalysisRuns of the revision in flight that failed, when the plan reports a failure: the
+/// notification names the metric, its value and its condition.
+fn failed_runs(
+    ctx: &Context,
+    ns: &str,
+    observed: &observe::Observed,
+    plan: &plan::Plan,
+) -> Vec<Arc<AnalysisRun>> {
+    if !plan.events.iter().any(|e| e.reason == "AnalysisFailed") {
+        return Vec::new();
+    }
+    let current = plan.status.current_revision.as_deref();
+    observed
+        .analysis
+        .runs
+        .iter()
+        .filter(|r| Some(r.hash.as_str()) == current)
+        .filter(|r| {
+            matches!(
+                r.phase,
+                Some(crate::api::analysis::AnalysisPhase::Failed)
+                    | Some(crate::api::analysis::AnalysisPhase::Error)
+            )
+        })
+        .filter_map(|r| {
+            ctx.caches
+                .analysis
+                .runs
+                .get(&ObjectRef::new(&r.name).within(ns))
+        })
+        .collect()
 }
 
 async fn publish_events(ctx: &Context, rollout: &Rollout, events: &[plan::PlanEvent]) {

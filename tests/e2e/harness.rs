@@ -101,6 +101,15 @@ impl Operator {
     pub fn kill(&mut self) {
         stop_child(&mut self.child);
     }
+
+    /// SIGTERM, as a rolling update of the Deployment would, and waits for the exit.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        stop_child(&mut self.child);
+    }
 }
 
 impl TestEnv {
@@ -167,6 +176,12 @@ impl TestEnv {
         record_child(&child);
         self.operators.push(Operator { child, log });
         index
+    }
+
+    /// Swaps two operators' places, for helpers that read operator 0 (`reconciled`) once a
+    /// later one is the one running.
+    pub fn swap_operators(&mut self, a: usize, b: usize) {
+        self.operators.swap(a, b);
     }
 
     pub fn operator(&mut self, index: usize) -> &mut Operator {

@@ -13,6 +13,7 @@ mod chart;
 mod dataplane;
 mod examples;
 mod metric_servers;
+mod notify;
 mod plugin;
 mod resilience;
 mod smoke;

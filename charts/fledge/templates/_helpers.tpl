@@ -134,6 +134,11 @@ controller issues today (see docs/install.md for where each one comes from).
 - apiGroups: [fledge.dev]
   resources: [analysistemplates]
   verbs: [list, watch]
+# Notifications: the channel is read (by name) when a message goes out; delivery is recorded in
+# the Rollout's status.
+- apiGroups: [fledge.dev]
+  resources: [notificationchannels]
+  verbs: [get]
 # One ReplicaSet per revision, written by server-side apply, deleted past revisionHistoryLimit.
 - apiGroups: [apps]
   resources: [replicasets]
@@ -173,6 +178,16 @@ controller issues today (see docs/install.md for where each one comes from).
 - apiGroups: [""]
   resources: [secrets]
   {{- with .Values.rbac.analysis.secretNames }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
+  verbs: [get]
+{{- end }}
+{{- if .Values.rbac.notifications.secrets }}
+# The Secrets notification channels name (address, token, routing key), read by name when a
+# message goes out; only those of rbac.notifications.secretNames when it is set.
+- apiGroups: [""]
+  resources: [secrets]
+  {{- with .Values.rbac.notifications.secretNames }}
   resourceNames: {{ toJson . }}
   {{- end }}
   verbs: [get]

@@ -131,7 +131,7 @@ impl HttpClients {
     }
 }
 
-fn http_clients(denied: network::Denied) -> Result<HttpClients, String> {
+pub fn http_clients(denied: network::Denied) -> Result<HttpClients, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let build = |insecure: bool| {
         reqwest::Client::builder()

@@ -106,6 +106,11 @@ enum Command {
         #[arg(long = "in")]
         delay: Option<String>,
     },
+    /// Notification channels: `notify test CHANNEL` sends a test message and prints the answer.
+    Notify {
+        #[command(subcommand)]
+        what: NotifyCommand,
+    },
     /// List Rollouts, like `kubectl get`.
     List {
         /// What to list: rollouts.
@@ -127,6 +132,18 @@ enum SetCommand {
         name: String,
         /// CONTAINER=IMAGE.
         image: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Send a test message through NotificationChannel CHANNEL (with --cluster, the
+    /// ClusterNotificationChannel) and print the service's answer; exit 1 when it refuses.
+    Test {
+        channel: String,
+        /// CHANNEL is a ClusterNotificationChannel.
+        #[arg(long)]
+        cluster: bool,
     },
 }
 
@@ -265,6 +282,23 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Set {
             what: SetCommand::Image { name, image },
         } => set_image(&rollouts, &namespace, &name, &image).await,
+        Command::Notify {
+            what: NotifyCommand::Test { channel, cluster },
+        } => {
+            let kind = if cluster {
+                "ClusterNotificationChannel"
+            } else {
+                "NotificationChannel"
+            };
+            let target = format!("{kind}/{channel}");
+            match fledge::notify::send::test(&client, &namespace, &target).await {
+                Ok(answer) => {
+                    println!("{target}: the service answered {answer}");
+                    Ok(exit::OK)
+                }
+                Err(e) => Err(Failure(format!("{target}: {e}"))),
+            }
+        }
         Command::Version => {
             println!("client: kubectl-fledge {}", env!("CARGO_PKG_VERSION"));
             match controller_versions(&client).await {
