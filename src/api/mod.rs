@@ -4,16 +4,16 @@ pub mod analysis;
 pub mod conditions;
 pub mod defaults;
 pub mod duration;
+pub mod notification;
 pub mod problem;
 pub mod providers;
-pub mod notification;
 pub mod rollout;
 pub mod scaled;
 pub mod scope;
 
 pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
-pub use problem::SpecProblem;
 pub use notification::{ClusterNotificationChannel, NotificationChannel};
+pub use problem::SpecProblem;
 pub use rollout::*;
 pub use scaled::{Limit, scaled_value};
 pub use scope::Scope;
