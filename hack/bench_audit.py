@@ -65,6 +65,12 @@ def writes(events):
     return [e for e in events if e["verb"] in WRITE_VERBS]
 
 
+def last_write(events, user):
+    """When the user's last write was received (seconds since the epoch), or None."""
+    times = [e["received"] for e in writes(events) if e["user"] == user]
+    return max(times) if times else None
+
+
 def noop_writes(all_events, user, start, end):
     """The user's successful updates and patches in [start, end) that changed nothing.
 
@@ -212,6 +218,7 @@ SCENARIO_ROWS = {
         ("max seconds from bad metric to weight 0", "to_zero_max_s"),
     ],
     "cold_start": [
+        ("seconds waited, before the restart, until the controller had written nothing for 15 s", "quiet_wait_s"),
         ("seconds to ready (health endpoint)", "to_ready_s"),
         ("seconds until every rollout reconciled once", "to_reconciled_s"),
         ("API requests in the first minute", "requests"),

@@ -468,7 +468,20 @@ def scenario_burst(ctl, ns, n, log_, timeout):
             "writes_by": {f"{v} {r}": c for (v, r), c in by.items()}}
 
 
-def scenario_cold_start(ctl, ns, n, log_, window):
+def wait_quiet(ctl, log_, quiet, timeout):
+    """Waits until the controller has written nothing for `quiet` seconds (work it deferred, such
+    as the old ReplicaSets' scale-down delay after a promotion, is not the restart's); returns
+    the seconds waited."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        last = audit.last_write(log_.settle(), ctl.user)
+        if last is None or time.time() - last >= quiet:
+            break
+    return round(time.time() - t0, 1)
+
+
+def scenario_cold_start(ctl, ns, n, log_, window, quiet=15, timeout=300):
+    waited = wait_quiet(ctl, log_, quiet, timeout)
     ctl.stop()
     time.sleep(1)
     t0 = ctl.start(ns)
@@ -489,7 +502,8 @@ def scenario_cold_start(ctl, ns, n, log_, window):
         time.sleep(rest)
     events = log_.settle()
     ev, w = request_figures(events, ctl.user, t0, t0 + window)
-    return {"to_ready_s": to_ready and round(to_ready, 2), "to_reconciled_s": to_reconciled and round(to_reconciled, 2),
+    return {"quiet_wait_s": waited,
+            "to_ready_s": to_ready and round(to_ready, 2), "to_reconciled_s": to_reconciled and round(to_reconciled, 2),
             "requests": len(ev), "writes": len(w), "writes_by": {f"{v} {r}": c for (v, r), c in audit.count_by(w).items()},
             "rss_mib": round(ctl.rss_mib(), 1)}
 

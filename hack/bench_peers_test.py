@@ -71,6 +71,15 @@ class AuditTest(unittest.TestCase):
         # Outside the window they are not the user's concern.
         self.assertEqual(audit.noop_writes(evs, "bench-fledge", T + 4.0, T + 100)[0]["received"] - T, 5.0)
 
+    def test_the_last_write_is_the_users_own(self):
+        evs = audit.read_events([
+            event("bench-fledge", "patch", "replicasets", "a", 1.0),
+            event("bench-fledge", "get", "replicasets", "a", 4.0),
+            event("system:kcm", "update", "replicasets", "a", 5.0),
+        ])
+        self.assertEqual(audit.last_write(evs, "bench-fledge") - T, 1.0)
+        self.assertIsNone(audit.last_write(evs, "bench-argo-rollouts"))
+
     def test_noops_are_ordered_by_completion(self):
         # Received first but answered last: the other write came in between.
         evs = audit.read_events([
