@@ -118,6 +118,7 @@ pub struct Metrics {
     analysis_runs: Family<PhaseLabels, Counter>,
     analysis_measurements: Family<MeasurementLabels, Counter>,
     notifications: Family<NotificationLabels, Counter>,
+    events_dropped: Counter,
     // `fledge_build_info` is set once in `new` and lives on in the registry; no field needed.
 }
 
@@ -181,6 +182,13 @@ impl Metrics {
             notifications.clone(),
         );
 
+        let events_dropped = Counter::default();
+        registry.register(
+            "fledge_events_dropped",
+            "Kubernetes Events dropped because too many were waiting for the API server",
+            events_dropped.clone(),
+        );
+
         let build_info = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "fledge_build_info",
@@ -202,7 +210,13 @@ impl Metrics {
             analysis_runs,
             analysis_measurements,
             notifications,
+            events_dropped,
         }
+    }
+
+    /// Counts an Event dropped because too many were waiting for the API server.
+    pub fn event_dropped(&self) {
+        self.events_dropped.inc();
     }
 
     /// Counts one notification to a channel of `kind` about `event` that ended as `result`.

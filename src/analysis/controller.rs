@@ -10,7 +10,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -64,7 +64,7 @@ struct Context {
     providers: Providers,
     pool: Pool<Providers>,
     allow_standalone_runs: bool,
-    recorder: Recorder,
+    events: crate::runtime::Events,
     metrics: Arc<Metrics>,
 }
 
@@ -83,6 +83,7 @@ pub async fn run(
     concurrency: u16,
     options: Options,
     metrics: Arc<Metrics>,
+    events: crate::runtime::Events,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let job_provider = options.job_provider;
@@ -107,7 +108,7 @@ pub async fn run(
     // A finished measurement wakes its run; the reconcile workers never wait for one.
     let (pool, finished) = Pool::new(providers.clone(), MEASUREMENTS_AT_ONCE);
     let ctx = Arc::new(Context {
-        recorder: crate::runtime::recorder(client.clone()),
+        events,
         client,
         providers,
         pool,
@@ -322,10 +323,7 @@ async fn record_phase(ctx: &Context, run: &AnalysisRun, status: &AnalysisRunStat
         action: "Measure".into(),
         secondary: None,
     };
-    // An Event is a courtesy; failing to record one must not fail the reconcile.
-    if let Err(error) = ctx.recorder.publish(&event, &run.object_ref(&())).await {
-        warn!(%error, "could not record event");
-    }
+    ctx.events.publish(event, run.object_ref(&()));
 }
 
 async fn clean_up(ctx: &Context, run: &AnalysisRun) -> Result<(), Error> {

@@ -74,6 +74,13 @@ struct ControllerArgs {
     /// Burst of queries to the API server.
     #[arg(long, env = "FLEDGE_KUBE_BURST", default_value_t = 100)]
     kube_burst: u32,
+    /// Queries per second for Kubernetes Events, a budget of their own: Events never take
+    /// requests from the Rollouts' own writes, and never hold up a reconcile.
+    #[arg(long, env = "FLEDGE_KUBE_EVENT_QPS", default_value_t = 25.0)]
+    kube_event_qps: f32,
+    /// Burst of Kubernetes Event writes.
+    #[arg(long, env = "FLEDGE_KUBE_EVENT_BURST", default_value_t = 100)]
+    kube_event_burst: u32,
     /// Log format.
     #[arg(long, env = "FLEDGE_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -145,9 +152,12 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
         .await
         .map_err(|e| fledge::Error::Config(e.to_string()))?;
     config.write_timeout = Some(Duration::from_secs(30));
+    let event_client =
+        fledge::client::build(config.clone(), args.kube_event_qps, args.kube_event_burst)?;
     let client = fledge::client::build(config, args.kube_qps, args.kube_burst)?;
 
     let metrics = Arc::new(Metrics::new());
+    let events = fledge::runtime::Events::start(event_client, metrics.clone());
     let health = Arc::new(Health::default());
     tokio::spawn(telemetry::serve(
         args.metrics_addr,
@@ -176,7 +186,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
     };
     if !args.leader_elect {
         info!("leader election off");
-        run_controllers(client, scope, &args, metrics, health, stop_rx).await;
+        run_controllers(client, scope, &args, metrics, events, health, stop_rx).await;
         return Ok(());
     }
 
@@ -212,7 +222,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
         // Losing the lease, or passing the renew deadline, means another replica may be writing
         // (or soon may): stop at once, and the pod restarts as a standby.
         lost = elector.renew_until_lost() => Err(lost),
-        _ = run_controllers(client, scope, &args, metrics, health, stop_rx.clone()) => Ok(()),
+        _ = run_controllers(client, scope, &args, metrics, events, health, stop_rx.clone()) => Ok(()),
     };
     if result.is_ok() {
         elector.release().await;
@@ -226,6 +236,7 @@ async fn run_controllers(
     scope: fledge::api::Scope,
     args: &ControllerArgs,
     metrics: Arc<Metrics>,
+    events: fledge::runtime::Events,
     health: Arc<Health>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -251,6 +262,7 @@ async fn run_controllers(
             metrics.clone(),
             health,
             notify,
+            events.clone(),
             stopped(stop.clone()),
         ),
         fledge::analysis::controller::run(
@@ -263,6 +275,7 @@ async fn run_controllers(
                 denied: args.analysis_denied_cidrs.clone(),
             },
             metrics,
+            events,
             stopped(stop),
         ),
     );

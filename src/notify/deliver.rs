@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -54,7 +54,7 @@ pub struct Notifier {
     client: kube::Client,
     http: reqwest::Client,
     metrics: Arc<Metrics>,
-    recorder: Recorder,
+    events: crate::runtime::Events,
     /// The controller's default subscriptions (`--notification-defaults`).
     pub defaults: Vec<Subscription>,
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
@@ -69,14 +69,14 @@ impl Notifier {
         client: kube::Client,
         http: reqwest::Client,
         metrics: Arc<Metrics>,
-        recorder: Recorder,
+        events: crate::runtime::Events,
         defaults: Vec<Subscription>,
     ) -> Arc<Notifier> {
         Arc::new(Notifier {
             client,
             http,
             metrics,
-            recorder,
+            events,
             defaults,
             queues: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
@@ -199,13 +199,7 @@ impl Notifier {
                     action: "Notify".into(),
                     secondary: None,
                 };
-                if let Err(err) = self
-                    .recorder
-                    .publish(&warning, &rollout.object_ref(&()))
-                    .await
-                {
-                    warn!(%err, "could not record event");
-                }
+                self.events.publish(warning, rollout.object_ref(&()));
                 if let Err(e) = self.mark(&api, job, false).await {
                     warn!(rollout = %job.rollout, channel = %job.target, error = %e, "notification failure not recorded");
                 }

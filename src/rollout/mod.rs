@@ -35,7 +35,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -101,7 +101,7 @@ pub struct Context {
     pub caches: Caches,
     pub rollouts: Store<Rollout>,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub events: crate::runtime::Events,
     /// Caches of the routing objects (HTTPRoutes, VirtualServices, ...), started on first use.
     pub routes: RouteCaches,
     /// Sends the notifications Rollouts' statuses owe.
@@ -135,6 +135,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     notify: crate::notify::Options,
+    events: crate::runtime::Events,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let rollout_selector = match &scope.instance_id {
@@ -232,12 +233,11 @@ pub async fn run(
     let rollouts = controller.store();
     let (routes, route_changes) =
         RouteCaches::new(client.clone(), scope.namespace.clone(), rollouts.clone());
-    let recorder = crate::runtime::recorder(client.clone());
     let notifier = crate::notify::Notifier::new(
         client.clone(),
         notify.http,
         metrics.clone(),
-        recorder.clone(),
+        events.clone(),
         notify.defaults,
     );
     let ctx = Arc::new(Context {
@@ -257,7 +257,7 @@ pub async fn run(
         },
         rollouts: rollouts.clone(),
         metrics: metrics.clone(),
-        recorder: recorder.clone(),
+        events,
         routes,
         notifier: notifier.clone(),
     });
@@ -431,7 +431,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
         &plan,
     )
     .await?;
-    publish_events(&ctx, &rollout, &plan.events).await;
+    publish_events(&ctx, &rollout, &plan.events);
     for d in dropped {
         warn!(channel = %d.target, event = d.event.as_str(), "notification dropped: too many owed");
         ctx.metrics
@@ -484,7 +484,7 @@ fn failed_runs(
         .collect()
 }
 
-async fn publish_events(ctx: &Context, rollout: &Rollout, events: &[plan::PlanEvent]) {
+fn publish_events(ctx: &Context, rollout: &Rollout, events: &[plan::PlanEvent]) {
     let reference = rollout.object_ref(&());
     for e in events {
         let event = Event {
@@ -498,10 +498,7 @@ async fn publish_events(ctx: &Context, rollout: &Rollout, events: &[plan::PlanEv
             action: "Reconcile".into(),
             secondary: None,
         };
-        // An Event is a courtesy; failing to record one must not fail the reconcile.
-        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
-            warn!(%err, reason = e.reason, "could not record event");
-        }
+        ctx.events.publish(event, reference.clone());
     }
 }
 
