@@ -71,6 +71,30 @@ def last_write(events, user):
     return max(times) if times else None
 
 
+def owner_of(object_name, names):
+    """The rollout among `names` that an object is named after: itself, or `<rollout>-<hash>`
+    (a ReplicaSet). "app-1" is not "app-10"'s owner."""
+    if object_name in names:
+        return object_name
+    head = object_name.rsplit("-", 1)[0]
+    return head if head in names else None
+
+
+def first_writes(events, user, names, resources, since):
+    """Per rollout in `names`: the API server's time of the user's first write after `since` to
+    one of `resources` named after that rollout (see `owner_of`)."""
+    first = {}
+    for e in sorted(events, key=lambda e: e["received"]):
+        if e["user"] != user or e["received"] < since or e["verb"] not in WRITE_VERBS:
+            continue
+        if e["resource"] not in resources or e["code"] >= 400:
+            continue
+        owner = owner_of(e["name"], names)
+        if owner is not None:
+            first.setdefault(owner, e["received"])
+    return first
+
+
 def noop_writes(all_events, user, start, end):
     """The user's successful updates and patches in [start, end) that changed nothing.
 
@@ -216,6 +240,8 @@ SCENARIO_ROWS = {
         ("median seconds from bad metric to the abort (status)", "to_abort_median_s"),
         ("median seconds from bad metric to canary weight 0", "to_zero_median_s"),
         ("max seconds from bad metric to weight 0", "to_zero_max_s"),
+        ("median seconds from bad metric to the controller's write that took the share away (audit log)", "to_write_median_s"),
+        ("max seconds from bad metric to that write (audit log)", "to_write_max_s"),
     ],
     "cold_start": [
         ("seconds waited, before the restart, until the controller had written nothing for 15 s", "quiet_wait_s"),

@@ -71,6 +71,20 @@ class AuditTest(unittest.TestCase):
         # Outside the window they are not the user's concern.
         self.assertEqual(audit.noop_writes(evs, "bench-fledge", T + 4.0, T + 100)[0]["received"] - T, 5.0)
 
+    def test_the_first_write_after_the_breach_per_rollout(self):
+        evs = audit.read_events([
+            event("bench-fledge", "patch", "replicasets", "app-1-abc", 1.0),   # before: not it
+            event("bench-fledge", "patch", "replicasets", "app-10-def", 3.0),
+            event("bench-fledge", "patch", "replicasets", "app-1-abc", 4.0, code=409),  # failed
+            event("bench-fledge", "get", "replicasets", "app-1-abc", 4.5),     # a read
+            event("bench-fledge", "patch", "replicasets", "app-1-abc", 5.0),
+            event("bench-fledge", "patch", "replicasets", "app-1-abc", 6.0),   # not the first
+            event("bench-flagger", "patch", "replicasets", "app-1-abc", 2.5),  # someone else
+            event("bench-fledge", "create", "events", "app-1.123", 2.5, group=""),
+        ])
+        first = audit.first_writes(evs, "bench-fledge", {"app-1", "app-10"}, {"replicasets"}, T + 2.0)
+        self.assertEqual({k: v - T for k, v in first.items()}, {"app-1": 5.0, "app-10": 3.0})
+
     def test_the_last_write_is_the_users_own(self):
         evs = audit.read_events([
             event("bench-fledge", "patch", "replicasets", "a", 1.0),
