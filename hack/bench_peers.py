@@ -328,6 +328,10 @@ class AuditLog:
     def refresh(self):
         if not os.path.exists(self.path):
             return self.events
+        # The API server rotates its log past --audit-log-maxsize (0 means 100 MB, not "never":
+        # cluster.sh sets 1 TB); reading on from an old offset in a new file would miscount.
+        if os.path.getsize(self.path) < self.offset:
+            raise RuntimeError(f"{self.path} was rotated: the request counts would be wrong")
         with open(self.path) as f:
             f.seek(self.offset)
             data = f.read()
