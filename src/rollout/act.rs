@@ -32,7 +32,7 @@ pub async fn apply(
     replica_sets: &Store<ReplicaSet>,
     services: &Store<Service>,
     plan: &Plan,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let mut writer = Writer {
         client,
         rollout,
@@ -42,13 +42,18 @@ pub async fn apply(
         services,
         plan,
         resource_version: rollout.resource_version(),
+        superseded: Vec::new(),
     };
     for action in &plan.actions {
         if let Next::Stop = writer.write(action).await? {
-            return Ok(());
+            return Ok(Vec::new());
         }
     }
-    write_status(client, rollout, writer.resource_version, plan).await
+    let guard = writer.resource_version.clone();
+    if write_status(client, rollout, guard.clone(), plan).await? {
+        writer.superseded.extend(guard);
+    }
+    Ok(writer.superseded)
 }
 
 /// What follows a write.
@@ -69,6 +74,8 @@ struct Writer<'a> {
     plan: &'a Plan,
     /// The Rollout's resourceVersion the status write is guarded by; a finalizer patch moves it.
     resource_version: Option<String>,
+    /// The Rollout's resourceVersions this plan's own writes moved past (see `freshness`).
+    superseded: Vec<String>,
 }
 
 impl Writer<'_> {
@@ -251,7 +258,9 @@ impl Writer<'_> {
             .await;
         match result {
             Ok(updated) => {
-                self.resource_version = updated.resource_version();
+                let before =
+                    std::mem::replace(&mut self.resource_version, updated.resource_version());
+                self.superseded.extend(before);
                 Ok(Next::Continue)
             }
             // Already gone: a cleanup made from a cache that had not seen it yet.
@@ -277,7 +286,7 @@ fn gone_is_done<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
     }
 }
 
-/// Writes the status when it changed. The patch first tests the resourceVersion the plan was
+/// Writes the status when it changed (and says whether it did). The patch first tests the resourceVersion the plan was
 /// made from, so a request a client filed meanwhile is never lost: the write fails, the watch
 /// delivers the new object, and the next reconcile consumes the request.
 async fn write_status(
@@ -285,10 +294,10 @@ async fn write_status(
     rollout: &Rollout,
     resource_version: Option<String>,
     plan: &Plan,
-) -> Result<()> {
+) -> Result<bool> {
     if rollout.status.as_ref() == Some(&plan.status) || rollout.meta().deletion_timestamp.is_some()
     {
-        return Ok(());
+        return Ok(false);
     }
     let name = rollout.name_any();
     let ns = rollout.namespace().unwrap_or_default();
@@ -302,7 +311,7 @@ async fn write_status(
         .patch_status(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
         .await
         .map_err(|e| Error::Write("Rollout status", name, Box::new(e)))?;
-    Ok(())
+    Ok(true)
 }
 
 /// Creates an AnalysisRun owned by the Rollout, labelled with its name (and instance id, so the

@@ -118,7 +118,10 @@ fn start(
     template: Option<PodTemplateSpec>,
     replica_sets: Store<ReplicaSet>,
     plan: Plan,
-) -> (tokio::task::JoinHandle<Result<(), Error>>, ApiHandle) {
+) -> (
+    tokio::task::JoinHandle<Result<Vec<String>, Error>>,
+    ApiHandle,
+) {
     start_with_services(rollout, template, replica_sets, reflector::store().0, plan)
 }
 
@@ -129,7 +132,10 @@ fn start_with_services(
     replica_sets: Store<ReplicaSet>,
     services: Store<k8s_openapi::api::core::v1::Service>,
     mut plan: Plan,
-) -> (tokio::task::JoinHandle<Result<(), Error>>, ApiHandle) {
+) -> (
+    tokio::task::JoinHandle<Result<Vec<String>, Error>>,
+    ApiHandle,
+) {
     if let Some(t) = template {
         plan.templates.insert(template_hash(&t), t);
     }

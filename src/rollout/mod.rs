@@ -9,6 +9,7 @@ pub(crate) mod canary;
 mod canary_share_tests;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod freshness;
 pub mod gates;
 #[cfg(test)]
 mod gates_tests;
@@ -106,6 +107,8 @@ pub struct Context {
     pub routes: RouteCaches,
     /// Sends the notifications Rollouts' statuses owe.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Which cached Rollouts predate fledge's own last write to them.
+    pub freshness: freshness::Freshness,
 }
 
 fn api<K>(client: &Client, scope: &Scope) -> Api<K>
@@ -260,6 +263,7 @@ pub async fn run(
         events,
         routes,
         notifier: notifier.clone(),
+        freshness: freshness::Freshness::default(),
     });
 
     {
@@ -376,6 +380,16 @@ fn referencing<K: Resource>(
 #[instrument(skip_all, fields(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default()))]
 async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let _timer = ctx.metrics.reconcile_timer();
+    let uid = rollout.uid().unwrap_or_default();
+    if ctx
+        .freshness
+        .is_stale(&uid, &rollout.resource_version().unwrap_or_default())
+    {
+        // The watch brings fledge's own write in a moment, and with it the next reconcile; the
+        // requeue is only in case it never does.
+        tracing::debug!("cache predates our last write; waiting for it");
+        return Ok(Requeue::requeue(Duration::from_secs(5)));
+    }
     // The routings are read once: their kinds' caches start before the routing objects are
     // read from them.
     let routings = plan::routings(&rollout);
@@ -389,6 +403,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
         let cleanup = plan::deletion(&rollout, &observed);
         if !cleanup.actions.is_empty() {
             info!(actions = %plan::summary(&cleanup.actions), "cleaning up before deletion");
+            // Cleaning up is idempotent: it needs no guard against a stale cache.
             act::apply(
                 &ctx.client,
                 &rollout,
@@ -397,6 +412,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
                 &cleanup,
             )
             .await?;
+            ctx.freshness.forget(&uid);
         }
         return Ok(Requeue::await_change());
     }
@@ -423,7 +439,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
         info!(actions = %plan::summary(&plan.actions), "acting");
         tracing::debug!(actions = ?plan.actions, "acting in full");
     }
-    act::apply(
+    let superseded = act::apply(
         &ctx.client,
         &rollout,
         &ctx.caches.replica_sets,
@@ -431,6 +447,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
         &plan,
     )
     .await?;
+    ctx.freshness.superseded(&uid, superseded);
     publish_events(&ctx, &rollout, &plan.events);
     for d in dropped {
         warn!(channel = %d.target, event = d.event.as_str(), "notification dropped: too many owed");
