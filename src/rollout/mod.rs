@@ -18,10 +18,6 @@ mod health_tests;
 pub mod index;
 pub mod observe;
 pub mod plan;
-#[cfg(test)]
-mod plan_traffic_tests;
-#[cfg(test)]
-mod replicas_tests;
 pub mod restart;
 pub mod revision;
 pub mod spec_checks;

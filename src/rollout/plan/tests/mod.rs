@@ -9,6 +9,7 @@ mod deletion;
 mod history;
 mod invalid;
 mod properties;
+mod replicas;
 mod requests;
 mod restart_safety;
 mod revisions;
@@ -16,6 +17,7 @@ mod rollback;
 mod services;
 mod status;
 mod templates;
+mod traffic;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use super::fixtures::*;
-use super::plan::{Action, FINALIZER, cleanup};
 use crate::api::{PauseReason, Phase, RequestAction, SetHeaderRoute};
+use crate::rollout::fixtures::*;
+use crate::rollout::plan::{Action, FINALIZER, cleanup};
 use crate::traffic::{Found, ObjectKey};
 
 fn route_key() -> ObjectKey {
@@ -348,8 +348,8 @@ fn header_steps_on_smi_are_invalid_spec() {
 
 #[test]
 fn a_failed_step_analysis_zeroes_the_route_before_scaling() {
-    use super::gates::{RunKind, run_name};
     use crate::api::analysis::AnalysisPhase;
+    use crate::rollout::gates::{RunKind, run_name};
     let step = crate::api::CanaryStep {
         analysis: Some(crate::api::RolloutAnalysis {
             templates: vec![crate::api::AnalysisTemplateRef {
@@ -617,8 +617,8 @@ fn an_abort_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
 /// aborts, and the stable gets all traffic through the route fledge last applied.
 #[test]
 fn a_failed_analysis_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
-    use super::gates::{RunKind, run_name};
     use crate::api::analysis::AnalysisPhase;
+    use crate::rollout::gates::{RunKind, run_name};
     let rollout = RolloutBuilder::canary()
         .replicas(2)
         .gateway("web")
