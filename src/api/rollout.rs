@@ -537,7 +537,7 @@ pub struct BlueGreenStrategy {
     /// rollout waits for `kubectl fledge promote`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_promotion_enabled: Option<bool>,
-    /// With auto promotion, seconds to wait after the new revision is available.
+    /// With auto promotion, seconds to wait after the new revision is available. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub auto_promotion_seconds: Option<i32>,

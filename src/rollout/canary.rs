@@ -278,7 +278,7 @@ fn background(d: &mut Draft, canary: &CanaryStrategy, current: &str, i: i32) -> 
     let Some(a) = &canary.analysis else {
         return false;
     };
-    if d.status.promote_full || i < a.starting_step.unwrap_or(0) {
+    if d.status.promote_full || i < d.settings.analysis_starting_step {
         return false;
     }
     let g = gate(d, current, RunKind::Background, &a.templates, &a.args);

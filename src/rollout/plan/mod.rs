@@ -34,7 +34,7 @@ use crate::traffic::ObjectKey;
 
 pub use deletion::{cleanup, deletion};
 pub(crate) use draft::Draft;
-pub(crate) use settings::Settings;
+pub(crate) use settings::{Settings, max_unavailable};
 pub use validate::{routings, target};
 
 /// What the controller should do for one Rollout, in order.
