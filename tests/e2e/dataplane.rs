@@ -283,6 +283,64 @@ fn assert_no_failures(what: &str, samples: &[Sample]) {
     );
 }
 
+/// What clients saw at a pause step: the canary's revision and the share of a window of
+/// `PER_STEP` requests it answered.
+struct Measured {
+    canary: String,
+    share: f64,
+    requests: usize,
+}
+
+/// Waits until the rollout is paused at step `at` with canary weight `weight` and the gateway runs
+/// route `kind`/`web`, then measures `PER_STEP` requests of `load`: none may fail, each must be
+/// answered by `v1` or the canary, and the canary's share must be within `TOLERANCE` of the
+/// weight.
+async fn measured_at(
+    env: &TestEnv,
+    kind: &ApiResource,
+    load: &Load,
+    v1: &str,
+    (at, weight_now): (i32, i32),
+) -> Measured {
+    let r = env
+        .wait_rollout(
+            "web",
+            &format!("paused at weight {weight_now}"),
+            MINUTE,
+            |r| step(r) == Some(at) && phase(r) == Some(Phase::Paused),
+        )
+        .await;
+    assert_eq!(weight(&r), Some(weight_now));
+    let canary = r.status.unwrap().current_revision.unwrap();
+    programmed(env, kind, &format!("Traefik to take weight {weight_now}")).await;
+    settle().await;
+    let window = load.window(load.now(), PER_STEP).await;
+    let share = load::share(&window, &canary);
+    assert_no_failures(&format!("at weight {weight_now}"), &window);
+    let others = window
+        .iter()
+        .filter(|s| s.revision != canary && s.revision != v1)
+        .count();
+    assert_eq!(
+        others, 0,
+        "answers from neither revision at weight {weight_now}"
+    );
+    let (first, second) = window.split_at(window.len() / 2);
+    assert!(
+        (share - f64::from(weight_now)).abs() <= TOLERANCE,
+        "weight {weight_now}: the canary answered {share:.1}% of {} requests ({:.1}% of the \
+         first half, {:.1}% of the second)",
+        window.len(),
+        load::share(first, &canary),
+        load::share(second, &canary),
+    );
+    Measured {
+        canary,
+        share,
+        requests: window.len(),
+    }
+}
+
 /// The end of a promoted rollout: `v2` the Healthy stable with `replicas` pods, `v1` scaled to 0,
 /// the gateway running the promoted route `kind`/`web`; then the load stops, the last 400
 /// requests must all have reached `v2`, and not one of all of them (returned) may have failed.
@@ -337,37 +395,12 @@ async fn canary_share_follows_every_weight_and_no_request_fails_through_promotio
     let mut report = Vec::new();
     let mut v2 = String::new();
     for (i, &w) in weights.iter().enumerate() {
-        let pause = 2 * i as i32 + 1;
-        let r = env
-            .wait_rollout("web", &format!("paused at weight {w}"), MINUTE, |r| {
-                step(r) == Some(pause) && phase(r) == Some(Phase::Paused)
-            })
-            .await;
-        assert_eq!(weight(&r), Some(w));
-        v2 = r.status.unwrap().current_revision.unwrap();
-        route_programmed(&env, &format!("Traefik to take weight {w}")).await;
-        settle().await;
-        let window = load.window(load.now(), PER_STEP).await;
-        let seen = load::share(&window, &v2);
-        let others = window
-            .iter()
-            .filter(|s| s.revision != v2 && s.revision != v1)
-            .count();
+        let m = measured_at(&env, &http_route(), &load, &v1, (2 * i as i32 + 1, w)).await;
         report.push(format!(
-            "weight {w}: canary answered {seen:.1}% of {}",
-            window.len()
+            "weight {w}: canary answered {:.1}% of {}",
+            m.share, m.requests
         ));
-        assert_no_failures(&format!("at weight {w}"), &window);
-        assert_eq!(others, 0, "answers from neither revision at weight {w}");
-        let (first, second) = window.split_at(window.len() / 2);
-        assert!(
-            (seen - f64::from(w)).abs() <= TOLERANCE,
-            "weight {w}: the canary answered {seen:.1}% of {} requests ({:.1}% of the first \
-             half, {:.1}% of the second)",
-            window.len(),
-            load::share(first, &v2),
-            load::share(second, &v2),
-        );
+        v2 = m.canary;
         env.request("web", RequestAction::Promote).await;
     }
 
@@ -407,20 +440,11 @@ async fn abort_at_half_drops_no_request() {
 
     let load = Load::start(target, RATE);
     env.apply::<Rollout>(rollout("2")).await;
-    let r = env
-        .wait_rollout("web", "paused at 50%", MINUTE, |r| {
-            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
-        })
-        .await;
-    let v2 = r.status.unwrap().current_revision.unwrap();
-    route_programmed(&env, "Traefik to take weight 50").await;
-    settle().await;
-    let half = load.window(load.now(), PER_STEP).await;
-    let seen = load::share(&half, &v2);
-    assert!(
-        (seen - 50.0).abs() <= TOLERANCE,
-        "at 50% the canary answered {seen:.1}%"
-    );
+    let Measured {
+        canary: v2,
+        share: seen,
+        ..
+    } = measured_at(&env, &http_route(), &load, &v1, (1, 50)).await;
 
     env.request("web", RequestAction::Abort).await;
     env.wait_rollout("web", "Degraded, weight 0", MINUTE, |r| {
@@ -706,20 +730,11 @@ async fn git_revert_mid_rollout_drops_no_request() {
 
     let load = Load::start(target, RATE);
     env.apply::<Rollout>(rollout("2")).await;
-    let r = env
-        .wait_rollout("web", "paused at 25%", MINUTE, |r| {
-            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
-        })
-        .await;
-    let v2 = r.status.unwrap().current_revision.unwrap();
-    route_programmed(&env, "Traefik to take weight 25").await;
-    settle().await;
-    let at_25 = load.window(load.now(), PER_STEP).await;
-    let seen = load::share(&at_25, &v2);
-    assert!(
-        (seen - 25.0).abs() <= TOLERANCE,
-        "at 25% the canary answered {seen:.1}%"
-    );
+    let Measured {
+        canary: v2,
+        share: seen,
+        ..
+    } = measured_at(&env, &http_route(), &load, &v1, (1, 25)).await;
 
     env.apply::<Rollout>(rollout("1")).await;
     env.wait_rollout("web", "back on v1, Healthy", MINUTE, |r| {
@@ -965,27 +980,12 @@ async fn grpc_route_calls_follow_the_weights() {
     let mut report = Vec::new();
     let mut v2 = String::new();
     for (i, &w) in weights.iter().enumerate() {
-        let r = env
-            .wait_rollout("web", &format!("paused at weight {w}"), MINUTE, |r| {
-                step(r) == Some(2 * i as i32 + 1) && phase(r) == Some(Phase::Paused)
-            })
-            .await;
-        assert_eq!(weight(&r), Some(w));
-        v2 = r.status.unwrap().current_revision.unwrap();
-        programmed(&env, &grpc_route(), &format!("Traefik to take weight {w}")).await;
-        settle().await;
-        let window = load.window(load.now(), PER_STEP).await;
-        let seen = load::share(&window, &v2);
+        let m = measured_at(&env, &grpc_route(), &load, &v1, (2 * i as i32 + 1, w)).await;
         report.push(format!(
-            "weight {w}: canary answered {seen:.1}% of {} calls",
-            window.len()
+            "weight {w}: canary answered {:.1}% of {} calls",
+            m.share, m.requests
         ));
-        assert_no_failures(&format!("gRPC at weight {w}"), &window);
-        assert!(
-            (seen - f64::from(w)).abs() <= TOLERANCE,
-            "weight {w}: the canary answered {seen:.1}% of {} gRPC calls",
-            window.len()
-        );
+        v2 = m.canary;
         env.request("web", RequestAction::Promote).await;
     }
     let all = promoted(&env, &grpc_route(), load, (&v1, &v2), 4, "the gRPC rollout").await;
