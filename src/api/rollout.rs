@@ -701,6 +701,10 @@ pub enum PauseReason {
     UserPaused,
     /// An analysis was Inconclusive: promote continues, abort aborts.
     InconclusiveAnalysis,
+    /// A `setMirrorRoute` step whose mirror a parent Gateway's class says it does not implement
+    /// (`status.supportedFeatures`): the mirror is not written; promote skips the step, abort
+    /// aborts.
+    MirrorNotSupported,
 }
 
 /// A runtime request filed by a client into the status subresource.

@@ -8,6 +8,7 @@ mod deadline;
 mod deletion;
 mod history;
 mod invalid;
+mod mirror_guard;
 mod properties;
 mod replicas;
 mod requests;

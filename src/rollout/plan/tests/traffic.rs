@@ -12,7 +12,7 @@ fn route_key() -> ObjectKey {
     http_route("web").0
 }
 
-fn with_route(rollout: crate::api::Rollout) -> Sim {
+pub(super) fn with_route(rollout: crate::api::Rollout) -> Sim {
     let mut sim = Sim::new(rollout);
     let (key, doc) = http_route("web");
     sim.world.traffic.insert(key, Found::Object(doc));
@@ -22,7 +22,7 @@ fn with_route(rollout: crate::api::Rollout) -> Sim {
     sim
 }
 
-fn route(sim: &Sim) -> Value {
+pub(super) fn route(sim: &Sim) -> Value {
     match sim.world.traffic.get(&route_key()) {
         Some(Found::Object(v)) => v.clone(),
         other => panic!("no route: {other:?}"),
@@ -30,7 +30,7 @@ fn route(sim: &Sim) -> Value {
 }
 
 /// (stable, canary) weights of the route's last rule.
-fn weights(sim: &Sim) -> (i64, i64) {
+pub(super) fn weights(sim: &Sim) -> (i64, i64) {
     let r = route(sim);
     let rules = r["spec"]["rules"].as_array().unwrap();
     let refs = rules.last().unwrap()["backendRefs"]
