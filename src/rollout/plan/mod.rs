@@ -10,6 +10,7 @@ mod deletion;
 mod draft;
 mod history;
 mod invalid;
+mod mirror_guard;
 mod new_revision;
 mod request;
 mod retire_routes;
