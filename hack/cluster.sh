@@ -397,6 +397,8 @@ providers:
   providersThrottleDuration: 200ms
   kubernetesGateway:
     statusAddress: {ip: 127.0.0.1}
+    # Publishes the GatewayClass's status.supportedFeatures (Traefik writes the list only then).
+    experimentalChannel: true
 log: {level: INFO}
 EOF
 }
@@ -451,14 +453,18 @@ EOF
   done | kubectl apply -f - >/dev/null
 }
 
-# Gateway API (standard channel, from the Go module so no network beyond the module proxy), the
-# Argo CD and Flux CRDs the GitOps examples need, then the repo's own CRDs; all server-side, as a
-# large CRD exceeds the client-side annotation limit.
+# Gateway API (from the Go module so no network beyond the module proxy), the Argo CD and Flux CRDs
+# the GitOps examples need, then the repo's own CRDs; all server-side, as a large CRD exceeds the
+# client-side annotation limit. The experimental channel's CRDs (a superset of the standard ones):
+# only they keep a GatewayClass's status.supportedFeatures, which Traefik writes (with its
+# experimentalChannel on, which also needs TCPRoute, TLSRoute and BackendTLSPolicy) and fledge
+# reads to leave out filters the gateway does not implement.
 apply_crds() {
-  local gw files f gitops=() args=()
+  local gw files f gitops=() args=() gwargs=()
   gw=$(cd / && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  kubectl apply --server-side --force-conflicts -f "$gw/config/crd/standard/" >/dev/null
+  for f in "$gw"/config/crd/experimental/gateway.networking.*.yaml; do gwargs+=(-f "$f"); done
+  kubectl apply --server-side --force-conflicts "${gwargs[@]}" >/dev/null
   files=$(bash "$here/gitops-crds.sh")
   while read -r f; do gitops+=(-f "$f"); done <<<"$files"
   kubectl apply --server-side --force-conflicts "${gitops[@]}" >/dev/null

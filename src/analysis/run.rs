@@ -20,10 +20,8 @@ use crate::api::SpecProblem;
 use crate::api::analysis::{
     AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, DryRun, Measurement, Metric, MetricResult,
 };
-use crate::api::duration;
+use crate::api::{defaults, duration};
 
-pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
-pub const DEFAULT_MEASUREMENT_RETENTION: i32 = 10;
 /// The shortest time between two measurements of a metric, whatever `interval` says (`0s`, or no
 /// interval with a large `count`): a run never measures in a hot loop.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -101,7 +99,7 @@ fn retention(spec: &AnalysisRunSpec, name: &str) -> usize {
         .find(|r| r.metric_name == "*");
     named
         .or(any)
-        .map_or(DEFAULT_MEASUREMENT_RETENTION, |r| r.limit)
+        .map_or(defaults::MEASUREMENT_RETENTION, |r| r.limit)
         .max(1) as usize
 }
 
@@ -360,11 +358,11 @@ pub fn record(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, name: &str
 
 /// A metric's phase from its counters, with the reason.
 fn metric_phase(m: &Metric, r: &MetricResult) -> (AnalysisPhase, Option<String>) {
-    let failure_limit = m.failure_limit.unwrap_or(0);
-    let inconclusive_limit = m.inconclusive_limit.unwrap_or(0);
+    let failure_limit = m.failure_limit.unwrap_or(defaults::FAILURE_LIMIT);
+    let inconclusive_limit = m.inconclusive_limit.unwrap_or(defaults::INCONCLUSIVE_LIMIT);
     let error_limit = m
         .consecutive_error_limit
-        .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT)
+        .unwrap_or(defaults::CONSECUTIVE_ERROR_LIMIT)
         .max(1);
     let last_message = || {
         r.measurements

@@ -1,7 +1,10 @@
-//! The defaults of a Rollout's optional fields, written once. The CRD's field descriptions (what
-//! `kubectl explain` and docs/api.md show) state them in words; the test below checks that the
-//! words say what these constants are. The planner resolves them once per plan
-//! (`rollout/plan/settings.rs`).
+//! The defaults of the optional fields of a Rollout and of an analysis, written once. The CRDs'
+//! field descriptions (what `kubectl explain` and docs/api.md show) state them in words; the test
+//! below checks that the words say what these constants are. The planner resolves a Rollout's
+//! once per plan (`rollout/plan/settings.rs`); the run machine and the providers read the
+//! analysis ones where they resolve the field.
+
+use std::time::Duration;
 
 /// `spec.replicas`.
 pub const REPLICAS: i32 = 1;
@@ -21,6 +24,33 @@ pub const UNSUCCESSFUL_RUN_HISTORY_LIMIT: i32 = 5;
 pub const MAX_SURGE_PERCENT: i32 = 25;
 /// `strategy.canary.maxUnavailable`.
 pub const MAX_UNAVAILABLE: i32 = 0;
+/// `strategy.canary.analysis.startingStep`.
+pub const ANALYSIS_STARTING_STEP: i32 = 0;
+/// `setMirrorRoute.percentage`.
+pub const MIRROR_PERCENTAGE: i32 = 100;
+/// `strategy.blueGreen.autoPromotionEnabled`.
+pub const AUTO_PROMOTION_ENABLED: bool = true;
+/// `strategy.blueGreen.autoPromotionSeconds`.
+pub const AUTO_PROMOTION_SECONDS: i32 = 0;
+
+/// A metric's `failureLimit`.
+pub const FAILURE_LIMIT: i32 = 0;
+/// A metric's `inconclusiveLimit`.
+pub const INCONCLUSIVE_LIMIT: i32 = 0;
+/// A metric's `consecutiveErrorLimit`.
+pub const CONSECUTIVE_ERROR_LIMIT: i32 = 4;
+/// `measurementRetention`, per metric.
+pub const MEASUREMENT_RETENTION: i32 = 10;
+/// The `timeout` of Prometheus, Graphite, InfluxDB and Datadog metrics.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A `web` metric's `timeoutSeconds`.
+pub const WEB_TIMEOUT_SECONDS: i64 = 10;
+/// A Graphite metric's `from`.
+pub const GRAPHITE_FROM: Duration = Duration::from_secs(300);
+/// A Datadog metric's `interval`.
+pub const DATADOG_INTERVAL: Duration = Duration::from_secs(300);
+/// A Datadog metric's `site`.
+pub const DATADOG_SITE: &str = "datadoghq.com";
 
 #[cfg(test)]
 mod tests {
@@ -28,12 +58,17 @@ mod tests {
 
     use super::*;
     use crate::api::Rollout;
+    use crate::api::analysis::AnalysisTemplate;
 
-    /// The description of the field at `path` (property names from the Rollout's root).
+    /// The description of the field at `path` (property names from the object's root; `[]` for
+    /// a list's items).
     fn description(crd: &serde_json::Value, path: &[&str]) -> String {
         let mut node = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
         for p in path {
-            node = &node["properties"][*p];
+            node = match *p {
+                "[]" => &node["items"],
+                p => &node["properties"][p],
+            };
         }
         node["description"]
             .as_str()
@@ -78,11 +113,73 @@ mod tests {
                 vec!["spec", "strategy", "blueGreen", "scaleDownDelaySeconds"],
                 SCALE_DOWN_DELAY_SECONDS.to_string(),
             ),
+            (
+                at(&["analysis", "startingStep"]),
+                ANALYSIS_STARTING_STEP.to_string(),
+            ),
+            (
+                at(&["steps", "[]", "setMirrorRoute", "percentage"]),
+                MIRROR_PERCENTAGE.to_string(),
+            ),
+            (
+                vec!["spec", "strategy", "blueGreen", "autoPromotionEnabled"],
+                AUTO_PROMOTION_ENABLED.to_string(),
+            ),
+            (
+                vec!["spec", "strategy", "blueGreen", "autoPromotionSeconds"],
+                AUTO_PROMOTION_SECONDS.to_string(),
+            ),
+            (
+                vec!["spec", "strategy", "blueGreen", "previewReplicaCount"],
+                "`replicas`".to_string(),
+            ),
         ];
+        check(&crd, fields);
+    }
+
+    #[test]
+    fn the_analysis_crd_states_each_default_as_the_constants_say() {
+        let crd = serde_json::to_value(AnalysisTemplate::crd()).expect("the CRD as JSON");
+        let metric = ["spec", "metrics", "[]"];
+        let at = |tail: &[&'static str]| [&metric[..], tail].concat();
+        let provider = |p: &'static str, f: &'static str| at(&["provider", p, f]);
+        let secs = |d: Duration| format!("{}s", d.as_secs());
+        let mins = |d: Duration| format!("{}m", d.as_secs() / 60);
+        let fields: Vec<(Vec<&str>, String)> = vec![
+            (at(&["failureLimit"]), FAILURE_LIMIT.to_string()),
+            (at(&["inconclusiveLimit"]), INCONCLUSIVE_LIMIT.to_string()),
+            (
+                at(&["consecutiveErrorLimit"]),
+                CONSECUTIVE_ERROR_LIMIT.to_string(),
+            ),
+            (
+                vec!["spec", "measurementRetention"],
+                MEASUREMENT_RETENTION.to_string(),
+            ),
+            (provider("prometheus", "timeout"), secs(QUERY_TIMEOUT)),
+            (provider("graphite", "timeout"), secs(QUERY_TIMEOUT)),
+            (provider("influxdb", "timeout"), secs(QUERY_TIMEOUT)),
+            (provider("datadog", "timeout"), secs(QUERY_TIMEOUT)),
+            (
+                provider("web", "timeoutSeconds"),
+                WEB_TIMEOUT_SECONDS.to_string(),
+            ),
+            (provider("graphite", "from"), mins(GRAPHITE_FROM)),
+            (provider("datadog", "interval"), mins(DATADOG_INTERVAL)),
+            (provider("datadog", "site"), format!("`{DATADOG_SITE}`")),
+        ];
+        check(&crd, fields);
+    }
+
+    fn check(crd: &serde_json::Value, fields: Vec<(Vec<&str>, String)>) {
         for (path, default) in fields {
-            let words = description(&crd, &path);
+            let words = description(crd, &path);
+            // The value ends the sentence, or a clause of it.
+            let stated = [".", ",", ";"]
+                .iter()
+                .any(|end| words.contains(&format!("Defaults to {default}{end}")));
             assert!(
-                words.contains(&format!("Defaults to {default}.")),
+                stated,
                 "{}: {words:?} does not say it defaults to {default}",
                 path.join(".")
             );

@@ -537,7 +537,7 @@ pub struct BlueGreenStrategy {
     /// rollout waits for `kubectl fledge promote`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_promotion_enabled: Option<bool>,
-    /// With auto promotion, seconds to wait after the new revision is available.
+    /// With auto promotion, seconds to wait after the new revision is available. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub auto_promotion_seconds: Option<i32>,
@@ -701,6 +701,10 @@ pub enum PauseReason {
     UserPaused,
     /// An analysis was Inconclusive: promote continues, abort aborts.
     InconclusiveAnalysis,
+    /// A `setMirrorRoute` step whose mirror a parent Gateway's class says it does not implement
+    /// (`status.supportedFeatures`): the mirror is not written; promote skips the step, abort
+    /// aborts.
+    MirrorNotSupported,
 }
 
 /// A runtime request filed by a client into the status subresource.

@@ -38,7 +38,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     let preview = if full || d.status.switch_approved {
         r
     } else {
-        bg.preview_replica_count.unwrap_or(r).clamp(0, r)
+        d.settings.preview_replicas
     };
     d.scale(current, preview);
     if !d.settled(current, preview) {
@@ -60,8 +60,8 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         true
     } else if d.user_paused() {
         false
-    } else if bg.auto_promotion_enabled.unwrap_or(true) {
-        match bg.auto_promotion_seconds.unwrap_or(0) {
+    } else if d.settings.auto_promotion_enabled {
+        match d.settings.auto_promotion_seconds {
             0 => true,
             seconds => {
                 // The pause's start is when the preview became ready.

@@ -278,7 +278,7 @@ fn background(d: &mut Draft, canary: &CanaryStrategy, current: &str, i: i32) -> 
     let Some(a) = &canary.analysis else {
         return false;
     };
-    if d.status.promote_full || i < a.starting_step.unwrap_or(0) {
+    if d.status.promote_full || i < d.settings.analysis_starting_step {
         return false;
     }
     let g = gate(d, current, RunKind::Background, &a.templates, &a.args);
@@ -479,10 +479,19 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
     // setWeight, setCanaryScale, setHeaderRoute, setMirrorRoute: done once the pods are there
     // and the routing objects hold the step's traffic.
     let walked = walk(d, canary, current, |d, i| {
+        if d.hold_unsupported_mirror(&canary.steps[i as usize]) {
+            return false;
+        }
         let (c, s) = routed_targets(d, canary, i);
         let full = traffic_after(canary, i, c, r);
         d.settled(current, c) && d.settled(stable, s) && holds(d, &full)
     });
+    // A hold ends once the step is passed (a promote) or the class lists the feature.
+    let held_at_mirror = matches!(walked, Walk::Stopped(i)
+        if canary.steps.get(i as usize).and_then(|s| d.mirror_hold(s)).is_some());
+    if !held_at_mirror {
+        d.unpause(PauseReason::MirrorNotSupported);
+    }
     let i = match walked {
         Walk::Abort => return plan(d, current),
         Walk::Promote => return promote_routed(d, canary, current, stable, n),

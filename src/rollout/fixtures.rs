@@ -386,6 +386,7 @@ impl ObservedBuilder {
                     .collect(),
                 workload_replicas: None,
                 traffic: Default::default(),
+                gateway_classes: Vec::new(),
                 pods: Vec::new(),
                 analysis: Default::default(),
             },

@@ -19,10 +19,6 @@ mod health_tests;
 pub mod index;
 pub mod observe;
 pub mod plan;
-#[cfg(test)]
-mod plan_traffic_tests;
-#[cfg(test)]
-mod replicas_tests;
 pub mod restart;
 pub mod revision;
 pub mod spec_checks;
@@ -399,6 +395,8 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     tracing::debug!("reconciling");
     let mut observed = observe::observe(&rollout, &ctx.caches);
     observed.traffic = observe::observe_traffic(&rollout, &routings, &ctx.routes);
+    observed.gateway_classes =
+        observe::observe_gateway_classes(&rollout, &observed.traffic, &ctx.routes);
     if rollout.meta().deletion_timestamp.is_some() {
         let cleanup = plan::deletion(&rollout, &observed);
         if !cleanup.actions.is_empty() {

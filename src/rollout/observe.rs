@@ -29,6 +29,8 @@ pub struct Observed {
     pub workload_replicas: Option<i32>,
     /// The routing objects the canary's traffic routers read.
     pub traffic: crate::traffic::Objects,
+    /// The classes of the parent Gateways of the HTTPRoutes and GRPCRoutes in `traffic`.
+    pub gateway_classes: Vec<crate::traffic::features::ParentClass>,
     /// Pods of the stable revision, read only while a restart (`spec.restartAt`) is pending.
     pub pods: Vec<ObservedPod>,
     /// The Rollout's AnalysisRuns and the templates it names.
@@ -305,6 +307,7 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
         services,
         workload_replicas,
         traffic: Default::default(),
+        gateway_classes: Vec::new(),
         pods,
         analysis: observe_analysis(rollout, &caches.analysis),
     }
@@ -313,10 +316,65 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
 /// The kinds of routing objects `routings` (a Rollout's, see [`super::plan::routings`]) edit,
 /// whose caches must run before [`observe_traffic`] reads them.
 pub fn route_kinds(rollout: &Rollout, routings: &[&TrafficRouting]) -> Vec<crate::traffic::Kind> {
-    routings
+    use crate::traffic::Kind;
+    let mut kinds: Vec<Kind> = routings
         .iter()
         .flat_map(|r| crate::traffic::kinds(r, &rollout.name_any()))
-        .collect()
+        .collect();
+    // Gateway API routes: their parents' classes say what the gateway implements.
+    if kinds
+        .iter()
+        .any(|k| matches!(k, Kind::HttpRoute | Kind::GrpcRoute))
+    {
+        kinds.extend([Kind::Gateway, Kind::GatewayClass]);
+    }
+    kinds
+}
+
+/// The classes of the parent Gateways of the HTTPRoutes and GRPCRoutes in `traffic`, from the
+/// caches (their kinds are among [`route_kinds`]). A Gateway or class not (yet) readable is left
+/// out: fledge then knows nothing of what that gateway implements.
+pub fn observe_gateway_classes(
+    rollout: &Rollout,
+    traffic: &crate::traffic::Objects,
+    routes: &crate::traffic::cache::RouteCaches,
+) -> Vec<crate::traffic::features::ParentClass> {
+    use crate::traffic::features::{ParentClass, parent_gateways, supported_features};
+    use crate::traffic::{Found, Kind, ObjectKey};
+    let ns = rollout.namespace().unwrap_or_default();
+    let key = |kind, name: &str| ObjectKey {
+        kind,
+        name: name.to_string(),
+    };
+    let mut out = Vec::new();
+    for (route_key, found) in traffic {
+        let (Kind::HttpRoute | Kind::GrpcRoute, Found::Object(route)) = (route_key.kind, found)
+        else {
+            continue;
+        };
+        for (gw_ns, gw_name) in parent_gateways(route, &ns) {
+            let Found::Object(gateway) = routes.get(&gw_ns, &key(Kind::Gateway, &gw_name)) else {
+                continue;
+            };
+            let Some(class) = gateway
+                .pointer("/spec/gatewayClassName")
+                .and_then(serde_json::Value::as_str)
+            else {
+                continue;
+            };
+            let supported = match routes.get("", &key(Kind::GatewayClass, class)) {
+                Found::Object(c) => supported_features(&c),
+                _ => Vec::new(),
+            };
+            out.push(ParentClass {
+                route: route_key.clone(),
+                gateway: format!("{gw_ns}/{gw_name}"),
+                class: class.to_string(),
+                supported,
+            });
+        }
+    }
+    out
 }
 
 /// Reads the routing objects of `routings` (a Rollout's, see [`super::plan::routings`]) from

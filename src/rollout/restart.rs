@@ -9,7 +9,6 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::observe::ObservedPod;
 use super::plan::{Action, Draft};
-use crate::api::{Limit, scaled_value};
 use crate::api::{Rollout, RolloutSpec, RolloutStatus};
 
 /// The stable revision whose pods a pending restart replaces; None when no restart is pending.
@@ -69,14 +68,7 @@ pub(crate) fn plan(d: &mut Draft) {
         return;
     }
 
-    let max_unavailable = d
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| scaled_value(c.max_unavailable.as_ref(), desired, Limit::MaxUnavailable).ok())
-        .unwrap_or(0)
-        .max(1);
+    let max_unavailable = crate::rollout::plan::max_unavailable(d.spec, desired).max(1);
     let unavailable = (desired - ready).max(0);
     let budget = (max_unavailable - unavailable).max(0) as usize;
     // Oldest first; names break ties so a repeated plan picks the same pods.

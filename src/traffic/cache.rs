@@ -70,8 +70,8 @@ impl RouteCaches {
     fn api(&self, kind: Kind) -> Api<DynamicObject> {
         let ar = kind.api_resource();
         match &self.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
-            None => Api::all_with(self.client.clone(), &ar),
+            Some(ns) if !kind.cluster_wide() => Api::namespaced_with(self.client.clone(), ns, &ar),
+            _ => Api::all_with(self.client.clone(), &ar),
         }
     }
 
@@ -114,8 +114,13 @@ impl RouteCaches {
                     kind.name()
                 ),
                 kube::Error::Api(s) if s.code == 403 => format!(
-                    "fledge may not list {} ({gv}): grant it list, watch and patch",
-                    kind.api_resource().plural
+                    "fledge may not list {} ({gv}): grant it list, watch{}",
+                    kind.api_resource().plural,
+                    if kind.cluster_wide() {
+                        ""
+                    } else {
+                        " and patch"
+                    }
                 ),
                 other => format!("listing {} ({gv}): {other}", kind.name()),
             };
@@ -168,7 +173,12 @@ impl RouteCaches {
                 Found::NoApi(format!("the {} cache has not synced yet", key.kind.name()))
             }
             Some(State::Ready(store)) => {
-                let r = ObjectRef::new_with(&key.name, key.kind.api_resource()).within(namespace);
+                let r = ObjectRef::new_with(&key.name, key.kind.api_resource());
+                let r = if key.kind == Kind::GatewayClass {
+                    r
+                } else {
+                    r.within(namespace)
+                };
                 match store.get(&r) {
                     Some(obj) => match serde_json::to_value(obj.as_ref()) {
                         Ok(v) => Found::Object(v),
@@ -200,6 +210,23 @@ fn routing_through(
     kind: Kind,
     obj: &DynamicObject,
 ) -> Vec<ObjectRef<Rollout>> {
+    if kind == Kind::GatewayClass {
+        // What a gateway implements changed (rare): every Rollout on Gateway API routes looks
+        // again, so a mirror step held for a missing feature goes on once the class lists it.
+        return rollouts
+            .state()
+            .iter()
+            .filter(|r| {
+                r.spec
+                    .strategy
+                    .canary
+                    .as_ref()
+                    .and_then(|c| c.traffic_routing.as_ref())
+                    .is_some_and(|t| t.gateway_api.is_some())
+            })
+            .map(|r| ObjectRef::from(r.as_ref()))
+            .collect();
+    }
     let ns = obj.namespace();
     let key = ObjectKey {
         kind,

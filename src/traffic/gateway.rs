@@ -217,7 +217,10 @@ fn mirror_rule(base: &Value, route: &SetMirrorRoute, target: &Target) -> Option<
         obj.remove("weight");
     }
     let mut mirror = json!({"backendRef": mirror_ref});
-    if let Some(p) = route.percentage.filter(|p| *p < 100) {
+    if let Some(p) = route
+        .percentage
+        .filter(|p| *p < crate::api::defaults::MIRROR_PERCENTAGE)
+    {
         mirror["percent"] = p.into();
     }
     let filters = rule

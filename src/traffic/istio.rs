@@ -288,7 +288,8 @@ impl TrafficRouter for VirtualService {
                 route["match"] = with_headers(&base, &m.matches);
             }
             route["mirror"] = canary["destination"].take();
-            route["mirrorPercentage"] = json!({"value": m.percentage.unwrap_or(100)});
+            route["mirrorPercentage"] =
+                json!({"value": m.percentage.unwrap_or(crate::api::defaults::MIRROR_PERCENTAGE)});
             added_routes.push(route);
             added.push(m.name.clone());
         }

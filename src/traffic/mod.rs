@@ -7,6 +7,7 @@
 //! so fields fledge does not know (a newer API version's, another controller's) survive unchanged.
 
 pub mod cache;
+pub mod features;
 pub mod gateway;
 pub mod istio;
 pub mod nginx;
@@ -29,16 +30,22 @@ pub enum Kind {
     DestinationRule,
     TrafficSplit,
     Ingress,
+    /// Read only: the parents of the Gateway API routes, for their class.
+    Gateway,
+    /// Read only, cluster-scoped: what a parent's gateway implements (`traffic/features.rs`).
+    GatewayClass,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::HttpRoute,
         Kind::GrpcRoute,
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::TrafficSplit,
         Kind::Ingress,
+        Kind::Gateway,
+        Kind::GatewayClass,
     ];
 
     /// (group, version, kind, plural).
@@ -65,7 +72,20 @@ impl Kind {
                 "trafficsplits",
             ),
             Kind::Ingress => ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+            Kind::Gateway => ("gateway.networking.k8s.io", "v1", "Gateway", "gateways"),
+            Kind::GatewayClass => (
+                "gateway.networking.k8s.io",
+                "v1",
+                "GatewayClass",
+                "gatewayclasses",
+            ),
         }
+    }
+
+    /// Kinds fledge reads across namespaces whatever namespace it watches: a route's parent
+    /// Gateway usually lives in the platform team's namespace, and a GatewayClass in none.
+    pub fn cluster_wide(self) -> bool {
+        matches!(self, Kind::Gateway | Kind::GatewayClass)
     }
 
     pub fn name(self) -> &'static str {

@@ -283,6 +283,64 @@ fn assert_no_failures(what: &str, samples: &[Sample]) {
     );
 }
 
+/// What clients saw at a pause step: the canary's revision and the share of a window of
+/// `PER_STEP` requests it answered.
+struct Measured {
+    canary: String,
+    share: f64,
+    requests: usize,
+}
+
+/// Waits until the rollout is paused at step `at` with canary weight `weight` and the gateway runs
+/// route `kind`/`web`, then measures `PER_STEP` requests of `load`: none may fail, each must be
+/// answered by `v1` or the canary, and the canary's share must be within `TOLERANCE` of the
+/// weight.
+async fn measured_at(
+    env: &TestEnv,
+    kind: &ApiResource,
+    load: &Load,
+    v1: &str,
+    (at, weight_now): (i32, i32),
+) -> Measured {
+    let r = env
+        .wait_rollout(
+            "web",
+            &format!("paused at weight {weight_now}"),
+            MINUTE,
+            |r| step(r) == Some(at) && phase(r) == Some(Phase::Paused),
+        )
+        .await;
+    assert_eq!(weight(&r), Some(weight_now));
+    let canary = r.status.unwrap().current_revision.unwrap();
+    programmed(env, kind, &format!("Traefik to take weight {weight_now}")).await;
+    settle().await;
+    let window = load.window(load.now(), PER_STEP).await;
+    let share = load::share(&window, &canary);
+    assert_no_failures(&format!("at weight {weight_now}"), &window);
+    let others = window
+        .iter()
+        .filter(|s| s.revision != canary && s.revision != v1)
+        .count();
+    assert_eq!(
+        others, 0,
+        "answers from neither revision at weight {weight_now}"
+    );
+    let (first, second) = window.split_at(window.len() / 2);
+    assert!(
+        (share - f64::from(weight_now)).abs() <= TOLERANCE,
+        "weight {weight_now}: the canary answered {share:.1}% of {} requests ({:.1}% of the \
+         first half, {:.1}% of the second)",
+        window.len(),
+        load::share(first, &canary),
+        load::share(second, &canary),
+    );
+    Measured {
+        canary,
+        share,
+        requests: window.len(),
+    }
+}
+
 /// The end of a promoted rollout: `v2` the Healthy stable with `replicas` pods, `v1` scaled to 0,
 /// the gateway running the promoted route `kind`/`web`; then the load stops, the last 400
 /// requests must all have reached `v2`, and not one of all of them (returned) may have failed.
@@ -337,37 +395,12 @@ async fn canary_share_follows_every_weight_and_no_request_fails_through_promotio
     let mut report = Vec::new();
     let mut v2 = String::new();
     for (i, &w) in weights.iter().enumerate() {
-        let pause = 2 * i as i32 + 1;
-        let r = env
-            .wait_rollout("web", &format!("paused at weight {w}"), MINUTE, |r| {
-                step(r) == Some(pause) && phase(r) == Some(Phase::Paused)
-            })
-            .await;
-        assert_eq!(weight(&r), Some(w));
-        v2 = r.status.unwrap().current_revision.unwrap();
-        route_programmed(&env, &format!("Traefik to take weight {w}")).await;
-        settle().await;
-        let window = load.window(load.now(), PER_STEP).await;
-        let seen = load::share(&window, &v2);
-        let others = window
-            .iter()
-            .filter(|s| s.revision != v2 && s.revision != v1)
-            .count();
+        let m = measured_at(&env, &http_route(), &load, &v1, (2 * i as i32 + 1, w)).await;
         report.push(format!(
-            "weight {w}: canary answered {seen:.1}% of {}",
-            window.len()
+            "weight {w}: canary answered {:.1}% of {}",
+            m.share, m.requests
         ));
-        assert_no_failures(&format!("at weight {w}"), &window);
-        assert_eq!(others, 0, "answers from neither revision at weight {w}");
-        let (first, second) = window.split_at(window.len() / 2);
-        assert!(
-            (seen - f64::from(w)).abs() <= TOLERANCE,
-            "weight {w}: the canary answered {seen:.1}% of {} requests ({:.1}% of the first \
-             half, {:.1}% of the second)",
-            window.len(),
-            load::share(first, &v2),
-            load::share(second, &v2),
-        );
+        v2 = m.canary;
         env.request("web", RequestAction::Promote).await;
     }
 
@@ -407,20 +440,11 @@ async fn abort_at_half_drops_no_request() {
 
     let load = Load::start(target, RATE);
     env.apply::<Rollout>(rollout("2")).await;
-    let r = env
-        .wait_rollout("web", "paused at 50%", MINUTE, |r| {
-            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
-        })
-        .await;
-    let v2 = r.status.unwrap().current_revision.unwrap();
-    route_programmed(&env, "Traefik to take weight 50").await;
-    settle().await;
-    let half = load.window(load.now(), PER_STEP).await;
-    let seen = load::share(&half, &v2);
-    assert!(
-        (seen - 50.0).abs() <= TOLERANCE,
-        "at 50% the canary answered {seen:.1}%"
-    );
+    let Measured {
+        canary: v2,
+        share: seen,
+        ..
+    } = measured_at(&env, &http_route(), &load, &v1, (1, 50)).await;
 
     env.request("web", RequestAction::Abort).await;
     env.wait_rollout("web", "Degraded, weight 0", MINUTE, |r| {
@@ -706,20 +730,11 @@ async fn git_revert_mid_rollout_drops_no_request() {
 
     let load = Load::start(target, RATE);
     env.apply::<Rollout>(rollout("2")).await;
-    let r = env
-        .wait_rollout("web", "paused at 25%", MINUTE, |r| {
-            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
-        })
-        .await;
-    let v2 = r.status.unwrap().current_revision.unwrap();
-    route_programmed(&env, "Traefik to take weight 25").await;
-    settle().await;
-    let at_25 = load.window(load.now(), PER_STEP).await;
-    let seen = load::share(&at_25, &v2);
-    assert!(
-        (seen - 25.0).abs() <= TOLERANCE,
-        "at 25% the canary answered {seen:.1}%"
-    );
+    let Measured {
+        canary: v2,
+        share: seen,
+        ..
+    } = measured_at(&env, &http_route(), &load, &v1, (1, 25)).await;
 
     env.apply::<Rollout>(rollout("1")).await;
     env.wait_rollout("web", "back on v1, Healthy", MINUTE, |r| {
@@ -836,30 +851,165 @@ async fn agent_requests(env: &TestEnv, revision: &str) -> u64 {
         .sum()
 }
 
-/// Issue 14, test 4: with `setMirrorRoute` (half the requests) and no weight, the canary
-/// receives a copy of about half the requests (counted at the pod agent), while every client
-/// answer comes from the stable.
+/// A canary at 1 of 2 pods, then a mirror route of half the requests, then a pause.
+fn mirrored(v: &str) -> Value {
+    routed(canary_rollout(
+        "web",
+        2,
+        v,
+        json!([
+            {"setCanaryScale": {"replicas": 1}},
+            {"setMirrorRoute": {"name": "shadow", "percentage": 50}},
+            {"pause": {}},
+        ]),
+    ))
+}
+
+/// The RequestMirror filters in route `web`.
+fn mirror_filters(route: &Value) -> usize {
+    route["spec"]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["filters"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["type"] == "RequestMirror")
+        .count()
+}
+
+/// The class of the test gateway, once it lists what it implements (Traefik does with its
+/// experimental channel on, as hack/cluster.sh runs it), and that list.
+async fn gateway_class(env: &TestEnv, gw: &Gateway) -> (String, Vec<String>) {
+    let gateways = ar_of("Gateway", "gateways");
+    let classes = ar_of("GatewayClass", "gatewayclasses");
+    env.wait_for("the GatewayClass to list its features", MINUTE, || async {
+        let api = |r: &ApiResource| {
+            kube::Api::<kube::api::DynamicObject>::all_with(env.client.clone(), r)
+        };
+        let gateway = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+            env.client.clone(),
+            &gw.namespace,
+            &gateways,
+        )
+        .get(&gw.name)
+        .await
+        .map_err(|e| e.to_string())?;
+        let class = gateway.data["spec"]["gatewayClassName"]
+            .as_str()
+            .ok_or("no gatewayClassName")?
+            .to_string();
+        let doc = api(&classes).get(&class).await.map_err(|e| e.to_string())?;
+        let features: Vec<String> = doc.data["status"]["supportedFeatures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["name"].as_str().map(str::to_string))
+            .collect();
+        if features.is_empty() {
+            return Err(format!("GatewayClass {class} lists no supportedFeatures"));
+        }
+        Ok((class, features))
+    })
+    .await
+}
+
+fn ar_of(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// Issue 14, test 4, on a gateway that does not mirror (Traefik v3.5: it answers 500 to every
+/// request of a rule with a RequestMirror filter while reporting the route Accepted, and its
+/// GatewayClass does not list HTTPRouteRequestMirror). fledge leaves the mirror out and holds the
+/// rollout at the step with a message naming the class and the feature; not one client request
+/// fails through the step, a promote past it and the promotion.
+#[tokio::test]
+async fn mirror_step_on_a_gateway_that_cannot_mirror_is_held_and_drops_no_request() {
+    let env = TestEnv::canary("dp-nomirror").await;
+    let (class, features) = gateway_class(&env, &gateway()).await;
+    assert!(
+        !features.iter().any(|f| f == "HTTPRouteRequestMirror"),
+        "GatewayClass {class} implements mirroring: run the ignored \
+         mirror_route_copies_requests_to_the_canary_and_clients_see_only_the_stable instead"
+    );
+    let (target, v1) = serving(&env, "web-stable", mirrored("1")).await;
+    let load = Load::start(target, RATE);
+    env.apply::<Rollout>(mirrored("2")).await;
+    let r = env
+        .wait_rollout("web", "held at the mirror step", MINUTE, |r| {
+            let s = r.status.clone().unwrap_or_default();
+            step(r) == Some(1)
+                && phase(r) == Some(Phase::Paused)
+                && s.pause_conditions
+                    .iter()
+                    .any(|p| p.reason == fledge::api::PauseReason::MirrorNotSupported)
+        })
+        .await;
+    let s = r.status.unwrap();
+    let message = s.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!("GatewayClass {class:?}"))
+            && message.contains("HTTPRouteRequestMirror"),
+        "{message}"
+    );
+    let v2 = s.current_revision.unwrap();
+    // The hold is fledge's decision on the route it read: the route it left runs, unmirrored.
+    let route = route_programmed(&env, "Traefik to run the route without a mirror").await;
+    assert_eq!(mirror_filters(&route), 0, "{route}");
+    settle().await;
+    let held = load.window(load.now(), PER_STEP).await;
+    assert_no_failures("held at the mirror step", &held);
+    assert_eq!(
+        load::share(&held, &v1),
+        100.0,
+        "clients only see the stable"
+    );
+
+    env.request("web", RequestAction::Promote).await;
+    env.wait_rollout("web", "past the mirror step, at the pause", MINUTE, |r| {
+        step(r) == Some(2) && phase(r) == Some(Phase::Paused)
+    })
+    .await;
+    let route = route_programmed(&env, "Traefik to run the route at the pause").await;
+    assert_eq!(mirror_filters(&route), 0, "{route}");
+    env.request("web", RequestAction::Promote).await;
+    let all = promoted(
+        &env,
+        &http_route(),
+        load,
+        (&v1, &v2),
+        2,
+        "the held mirror step and the promotion",
+    )
+    .await;
+    eprintln!(
+        "mirror step on {class} (no HTTPRouteRequestMirror): held with {message:?}; {} requests \
+         through the hold, the promote past it and the promotion, 0 failed ({} in the window at \
+         the hold, all answered by {v1})",
+        all.len(),
+        held.len()
+    );
+}
+
+/// Issue 14, test 4, on a gateway that mirrors: with `setMirrorRoute` (half the requests) and no
+/// weight, the canary receives a copy of about half the requests (counted at the pod agent),
+/// while every client answer comes from the stable.
 ///
 /// Ignored: Traefik v3.5's Gateway API provider does not implement the HTTPRoute RequestMirror
-/// filter. It answers 500 to every request of a rule that has one (its "invalid-httproute-filter"
-/// service) while it reports the route Accepted and ResolvedRefs, so here all 1,608 client
-/// requests failed. Run it against a gateway that mirrors (`--ignored`); docs/dataplane.md.
+/// filter (it answers 500 to every request of a rule that has one, while it reports the route
+/// Accepted and ResolvedRefs), so fledge holds the step there instead
+/// (`mirror_step_on_a_gateway_that_cannot_mirror_is_held_and_drops_no_request`). Run it against a
+/// gateway whose GatewayClass lists HTTPRouteRequestMirror and HTTPRouteRequestPercentageMirror
+/// (`--ignored`); docs/dataplane.md.
 #[tokio::test]
-#[ignore = "Traefik v3.5 answers 500 to a rule with a RequestMirror filter (not implemented); needs a gateway that mirrors"]
+#[ignore = "needs a gateway that implements HTTPRouteRequestMirror (Traefik v3.5 does not: see mirror_step_on_a_gateway_that_cannot_mirror_is_held_and_drops_no_request)"]
 async fn mirror_route_copies_requests_to_the_canary_and_clients_see_only_the_stable() {
     let env = TestEnv::canary("dp-mirror").await;
-    let rollout = |v: &str| {
-        routed(canary_rollout(
-            "web",
-            2,
-            v,
-            json!([
-                {"setCanaryScale": {"replicas": 1}},
-                {"setMirrorRoute": {"name": "shadow", "percentage": 50}},
-                {"pause": {}},
-            ]),
-        ))
-    };
+    let rollout = mirrored;
     let (target, v1) = serving(&env, "web-stable", rollout("1")).await;
     env.apply::<Rollout>(rollout("2")).await;
     let r = env
@@ -965,27 +1115,12 @@ async fn grpc_route_calls_follow_the_weights() {
     let mut report = Vec::new();
     let mut v2 = String::new();
     for (i, &w) in weights.iter().enumerate() {
-        let r = env
-            .wait_rollout("web", &format!("paused at weight {w}"), MINUTE, |r| {
-                step(r) == Some(2 * i as i32 + 1) && phase(r) == Some(Phase::Paused)
-            })
-            .await;
-        assert_eq!(weight(&r), Some(w));
-        v2 = r.status.unwrap().current_revision.unwrap();
-        programmed(&env, &grpc_route(), &format!("Traefik to take weight {w}")).await;
-        settle().await;
-        let window = load.window(load.now(), PER_STEP).await;
-        let seen = load::share(&window, &v2);
+        let m = measured_at(&env, &grpc_route(), &load, &v1, (2 * i as i32 + 1, w)).await;
         report.push(format!(
-            "weight {w}: canary answered {seen:.1}% of {} calls",
-            window.len()
+            "weight {w}: canary answered {:.1}% of {} calls",
+            m.share, m.requests
         ));
-        assert_no_failures(&format!("gRPC at weight {w}"), &window);
-        assert!(
-            (seen - f64::from(w)).abs() <= TOLERANCE,
-            "weight {w}: the canary answered {seen:.1}% of {} gRPC calls",
-            window.len()
-        );
+        v2 = m.canary;
         env.request("web", RequestAction::Promote).await;
     }
     let all = promoted(&env, &grpc_route(), load, (&v1, &v2), 4, "the gRPC rollout").await;

@@ -198,6 +198,12 @@ controller issues today (see docs/install.md for where each one comes from).
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes, grpcroutes]
   verbs: [list, watch, patch]
+# The routes' parent Gateways and their GatewayClasses, read only: a class's
+# status.supportedFeatures says which filters its gateway implements (a mirror fledge would write
+# must be among them).
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gateways, gatewayclasses]
+  verbs: [get, list, watch]
 {{- end }}
 {{- if .istio }}
 - apiGroups: [networking.istio.io]

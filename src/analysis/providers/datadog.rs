@@ -14,11 +14,8 @@ use crate::api::analysis::{
     AnalysisRun, DatadogAggregator, DatadogApiVersion, DatadogMetric, Measurement, Metric,
     SecretKeyRef,
 };
+use crate::api::defaults;
 
-/// The site whose API is used when the metric names none.
-pub const DEFAULT_SITE: &str = "datadoghq.com";
-/// How far back a query reads when the metric does not say.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 /// The Secret's keys, as in Argo Rollouts' `datadog` Secret.
 pub const API_KEY: &str = "api-key";
 pub const APP_KEY: &str = "app-key";
@@ -82,7 +79,10 @@ impl MetricProvider for Datadog {
 pub fn base(d: &DatadogMetric) -> String {
     match (&d.address, &d.site) {
         (Some(a), _) => a.clone(),
-        (None, site) => format!("https://api.{}", site.as_deref().unwrap_or(DEFAULT_SITE)),
+        (None, site) => format!(
+            "https://api.{}",
+            site.as_deref().unwrap_or(defaults::DATADOG_SITE)
+        ),
     }
 }
 
@@ -100,7 +100,7 @@ async fn exchange(http: &HttpClients, d: &DatadogMetric, keys: &Keys, now: Durat
         .as_deref()
         .and_then(|i| crate::api::duration::parse(i).ok())
         .filter(|i| !i.is_zero())
-        .unwrap_or(DEFAULT_INTERVAL);
+        .unwrap_or(defaults::DATADOG_INTERVAL);
     let client = http.pick(false);
     let version = d.api_version.unwrap_or(DatadogApiVersion::V1);
     let request = match version {

@@ -7,9 +7,6 @@ use super::{HttpClients, MetricProvider, query};
 use crate::analysis::value::{MetricValue, Outcome};
 use crate::api::analysis::{AnalysisRun, GraphiteMetric, Measurement, Metric};
 
-/// How far back a query reads when the metric does not say.
-pub const DEFAULT_FROM: std::time::Duration = std::time::Duration::from_secs(300);
-
 #[derive(Clone)]
 pub struct Graphite {
     http: HttpClients,
@@ -61,7 +58,7 @@ pub async fn measure(
         .as_deref()
         .and_then(|f| crate::api::duration::parse(f).ok())
         .filter(|f| !f.is_zero())
-        .unwrap_or(DEFAULT_FROM);
+        .unwrap_or(crate::api::defaults::GRAPHITE_FROM);
     url.query_pairs_mut()
         .append_pair("target", g.query.trim())
         .append_pair("from", &format!("-{}s", from.as_secs()))

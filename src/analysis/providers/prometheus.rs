@@ -9,9 +9,6 @@ use super::{HttpClients, MetricProvider};
 use crate::analysis::value::{MetricValue, Outcome};
 use crate::api::analysis::{AnalysisRun, Measurement, Metric};
 
-/// Query timeout when the metric gives none.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
 #[derive(Clone)]
 pub struct Prometheus {
     http: HttpClients,
@@ -35,12 +32,7 @@ impl MetricProvider for Prometheus {
             return Outcome::Error("not a prometheus metric".into());
         };
         let ns = run.namespace().unwrap_or_default();
-        let timeout = p
-            .timeout
-            .as_deref()
-            .and_then(|t| crate::api::duration::parse(t).ok())
-            .filter(|t| !t.is_zero())
-            .unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = super::query::timeout(p.timeout.as_deref());
         match reqwest::Url::parse(&p.address) {
             Ok(url) => {
                 if let Err(e) = self.http.denied.check_url(&url) {

@@ -7,14 +7,11 @@ use std::time::Duration;
 use super::HttpClients;
 use crate::analysis::value::{MetricValue, Outcome};
 
-/// Request timeout when a metric gives none.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The metric's `timeout`, or [`DEFAULT_TIMEOUT`] (run validation has refused a bad one).
+/// The metric's `timeout`, or the default (run validation has refused a bad one).
 pub fn timeout(text: Option<&str>) -> Duration {
     text.and_then(|t| crate::api::duration::parse(t).ok())
         .filter(|t| !t.is_zero())
-        .unwrap_or(DEFAULT_TIMEOUT)
+        .unwrap_or(crate::api::defaults::QUERY_TIMEOUT)
 }
 
 /// `address` with `path` appended (an address may carry a path prefix, like a proxy's

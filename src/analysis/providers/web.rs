@@ -9,7 +9,6 @@ use super::{Headers, HttpClients, MetricProvider};
 use crate::analysis::value::{MetricValue, Outcome};
 use crate::api::analysis::{AnalysisRun, Measurement, Metric, WebMethod, WebMetric};
 
-pub const DEFAULT_TIMEOUT_SECONDS: i64 = 10;
 /// The longest a measurement may take (the schema refuses more; older runs are cut to it).
 pub const MAX_TIMEOUT_SECONDS: i64 = 60;
 /// The largest answer read: a value for a condition, not a download.
@@ -46,7 +45,7 @@ impl MetricProvider for Web {
         };
         let seconds = w
             .timeout_seconds
-            .unwrap_or(DEFAULT_TIMEOUT_SECONDS)
+            .unwrap_or(crate::api::defaults::WEB_TIMEOUT_SECONDS)
             .clamp(1, MAX_TIMEOUT_SECONDS);
         let limit = Duration::from_secs(seconds.unsigned_abs());
         let outcome = match tokio::time::timeout(limit, exchange(&self.http, w, &headers)).await {

@@ -202,6 +202,7 @@ impl Draft<'_> {
             return Vec::new();
         };
         let objects = &self.observed.traffic;
+        let state = &self.writable(state);
         let mut writes = Vec::new();
         for router in &routing.routers {
             // check() passed in validate(), so a render error here is a state the objects

@@ -10,6 +10,7 @@ mod deletion;
 mod draft;
 mod history;
 mod invalid;
+mod mirror_guard;
 mod new_revision;
 mod request;
 mod retire_routes;
@@ -34,7 +35,7 @@ use crate::traffic::ObjectKey;
 
 pub use deletion::{cleanup, deletion};
 pub(crate) use draft::Draft;
-pub(crate) use settings::Settings;
+pub(crate) use settings::{Settings, max_unavailable};
 pub use validate::{routings, target};
 
 /// What the controller should do for one Rollout, in order.

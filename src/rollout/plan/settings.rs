@@ -24,6 +24,14 @@ pub(crate) struct Settings {
     /// Finished runs kept, at least 0.
     pub successful_run_history_limit: i32,
     pub unsuccessful_run_history_limit: i32,
+    /// Blue-green: pods of the new revision before promotion, within 0..=`replicas`.
+    pub preview_replicas: i32,
+    /// Blue-green: promote without a request once the preview is ready.
+    pub auto_promotion_enabled: bool,
+    /// Blue-green: seconds the auto promotion waits after the preview is ready.
+    pub auto_promotion_seconds: i32,
+    /// Canary: the step from which the background analysis runs.
+    pub analysis_starting_step: i32,
 }
 
 impl Settings {
@@ -40,17 +48,14 @@ impl Settings {
             (None, None) => None,
         };
         let history = spec.analysis.clone().unwrap_or_default();
+        let bg = spec.strategy.blue_green.as_ref();
         Settings {
             max_surge: scaled(
                 canary.and_then(|c| c.max_surge.as_ref()),
                 Limit::MaxSurge,
                 1,
             ),
-            max_unavailable: scaled(
-                canary.and_then(|c| c.max_unavailable.as_ref()),
-                Limit::MaxUnavailable,
-                defaults::MAX_UNAVAILABLE,
-            ),
+            max_unavailable: max_unavailable(spec, replicas),
             scale_down_delay_seconds: scale_down_delay
                 .unwrap_or(defaults::SCALE_DOWN_DELAY_SECONDS),
             abort_scale_down_delay_seconds: canary
@@ -71,6 +76,32 @@ impl Settings {
                 .unsuccessful_run_history_limit
                 .unwrap_or(defaults::UNSUCCESSFUL_RUN_HISTORY_LIMIT)
                 .max(0),
+            preview_replicas: bg
+                .and_then(|b| b.preview_replica_count)
+                .unwrap_or(replicas)
+                .clamp(0, replicas.max(0)),
+            auto_promotion_enabled: bg
+                .and_then(|b| b.auto_promotion_enabled)
+                .unwrap_or(defaults::AUTO_PROMOTION_ENABLED),
+            auto_promotion_seconds: bg
+                .and_then(|b| b.auto_promotion_seconds)
+                .unwrap_or(defaults::AUTO_PROMOTION_SECONDS),
+            analysis_starting_step: canary
+                .and_then(|c| c.analysis.as_ref())
+                .and_then(|a| a.starting_step)
+                .unwrap_or(defaults::ANALYSIS_STARTING_STEP),
         }
     }
+}
+
+/// The canary's `maxUnavailable` against `total` pods (0 for blue-green). The restart reads it
+/// against the stable's own size, so it is a function rather than only a setting.
+pub(crate) fn max_unavailable(spec: &RolloutSpec, total: i32) -> i32 {
+    let value = spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.max_unavailable.as_ref());
+    // Only a spec that passed validation is planned, so the fallback is never used.
+    scaled_value(value, total, Limit::MaxUnavailable).unwrap_or(defaults::MAX_UNAVAILABLE)
 }

@@ -171,6 +171,7 @@ fn pause_message(draft: &Draft) -> String {
                 .unwrap_or_else(|| "a route is not accepted".into())
         ),
         Some(PauseReason::BlueGreenPause) => "new revision ready; waiting for promotion".into(),
+        Some(PauseReason::MirrorNotSupported) => super::mirror_guard::held_message(draft),
         Some(PauseReason::InconclusiveAnalysis) => {
             "analysis inconclusive; promote to continue or abort to stop".into()
         }

@@ -8,7 +8,9 @@ mod deadline;
 mod deletion;
 mod history;
 mod invalid;
+mod mirror_guard;
 mod properties;
+mod replicas;
 mod requests;
 mod restart_safety;
 mod revisions;
@@ -16,6 +18,7 @@ mod rollback;
 mod services;
 mod status;
 mod templates;
+mod traffic;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

@@ -4,12 +4,12 @@
 
 use proptest::prelude::*;
 
-use super::canary::{Bounds, next_sizes};
-use super::fixtures::*;
-use super::plan::{Action, plan};
 use crate::api::conditions as cond;
 use crate::api::{Limit, scaled_value};
 use crate::api::{MAX_REPLICAS, Phase, RequestAction, Rollout};
+use crate::rollout::canary::{Bounds, next_sizes};
+use crate::rollout::fixtures::*;
+use crate::rollout::plan::{Action, plan};
 use crate::traffic::Found;
 
 /// 21_474_837 * 100 is the first product past i32::MAX: the smallest replica count whose 100%

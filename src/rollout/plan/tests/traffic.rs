@@ -3,16 +3,16 @@
 
 use serde_json::Value;
 
-use super::fixtures::*;
-use super::plan::{Action, FINALIZER, cleanup};
 use crate::api::{PauseReason, Phase, RequestAction, SetHeaderRoute};
+use crate::rollout::fixtures::*;
+use crate::rollout::plan::{Action, FINALIZER, cleanup};
 use crate::traffic::{Found, ObjectKey};
 
 fn route_key() -> ObjectKey {
     http_route("web").0
 }
 
-fn with_route(rollout: crate::api::Rollout) -> Sim {
+pub(super) fn with_route(rollout: crate::api::Rollout) -> Sim {
     let mut sim = Sim::new(rollout);
     let (key, doc) = http_route("web");
     sim.world.traffic.insert(key, Found::Object(doc));
@@ -22,7 +22,7 @@ fn with_route(rollout: crate::api::Rollout) -> Sim {
     sim
 }
 
-fn route(sim: &Sim) -> Value {
+pub(super) fn route(sim: &Sim) -> Value {
     match sim.world.traffic.get(&route_key()) {
         Some(Found::Object(v)) => v.clone(),
         other => panic!("no route: {other:?}"),
@@ -30,7 +30,7 @@ fn route(sim: &Sim) -> Value {
 }
 
 /// (stable, canary) weights of the route's last rule.
-fn weights(sim: &Sim) -> (i64, i64) {
+pub(super) fn weights(sim: &Sim) -> (i64, i64) {
     let r = route(sim);
     let rules = r["spec"]["rules"].as_array().unwrap();
     let refs = rules.last().unwrap()["backendRefs"]
@@ -348,8 +348,8 @@ fn header_steps_on_smi_are_invalid_spec() {
 
 #[test]
 fn a_failed_step_analysis_zeroes_the_route_before_scaling() {
-    use super::gates::{RunKind, run_name};
     use crate::api::analysis::AnalysisPhase;
+    use crate::rollout::gates::{RunKind, run_name};
     let step = crate::api::CanaryStep {
         analysis: Some(crate::api::RolloutAnalysis {
             templates: vec![crate::api::AnalysisTemplateRef {
@@ -617,8 +617,8 @@ fn an_abort_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
 /// aborts, and the stable gets all traffic through the route fledge last applied.
 #[test]
 fn a_failed_analysis_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
-    use super::gates::{RunKind, run_name};
     use crate::api::analysis::AnalysisPhase;
+    use crate::rollout::gates::{RunKind, run_name};
     let rollout = RolloutBuilder::canary()
         .replicas(2)
         .gateway("web")
