@@ -712,6 +712,8 @@ def main():
             results[name] = run_controller(name, args, workdir, log_, exporter)
             run["load_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
             results[name]["run"] = run
+            # Kept as each controller ends: a run stopped later keeps what it measured.
+            json.dump({"meta": meta, "results": results}, open(args.results, "w"), indent=1, sort_keys=True)
         mem = int(open("/proc/meminfo").read().split()[1]) / 1024 / 1024
         meta = {"command": args.command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
                 "duration_min": (time.time() - started) / 60, "n": args.n, "cores": os.cpu_count(), "mem_gib": mem,
