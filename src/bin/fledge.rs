@@ -259,10 +259,12 @@ async fn run_controllers(
             client.clone(),
             scope.clone(),
             args.concurrency,
-            metrics.clone(),
-            health,
+            fledge::rollout::Reports {
+                metrics: metrics.clone(),
+                health,
+                events: events.clone(),
+            },
             notify,
-            events.clone(),
             stopped(stop.clone()),
         ),
         fledge::analysis::controller::run(

@@ -126,17 +126,27 @@ fn slim<K: Resource>(obj: &mut K) {
     }
 }
 
+/// Where the controller reports: its metrics, its readiness and its Events.
+pub struct Reports {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub events: crate::runtime::Events,
+}
+
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
     scope: Scope,
     concurrency: u16,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    reports: Reports,
     notify: crate::notify::Options,
-    events: crate::runtime::Events,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let Reports {
+        metrics,
+        health,
+        events,
+    } = reports;
     let rollout_selector = match &scope.instance_id {
         Some(id) => format!("{INSTANCE_ID_LABEL}={id}"),
         None => format!("!{INSTANCE_ID_LABEL}"),
