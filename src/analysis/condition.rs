@@ -18,6 +18,9 @@ pub struct Condition {
     source: String,
     /// The program with `==` and `!=` calling [`numeric_eq`]; see [`equality_by_value`].
     expression: IdedExpr,
+    /// Whether the condition indexes `result` (`result[0] >= 0.99`, as Argo Rollouts' templates
+    /// read a query's one value): a single value is then bound as a list of one.
+    indexes_result: bool,
 }
 
 impl std::fmt::Debug for Condition {
@@ -49,9 +52,14 @@ impl Condition {
         }
         let mut expression = program.expression().clone();
         equality_by_value(&mut expression);
+        let mut indexes_result = false;
+        visit(&expression, &mut |e| {
+            indexes_result |= is_index_of_result(e)
+        });
         Ok(Condition {
             source: source.to_string(),
             expression,
+            indexes_result,
         })
     }
 
@@ -83,6 +91,12 @@ impl Condition {
         ctx.add_function(EQ, numeric_eq);
         ctx.add_function(NE, numeric_ne);
         ctx.add_function(IN, in_by_value);
+        let value = match value {
+            MetricValue::Number(_) if self.indexes_result => {
+                &MetricValue::List(vec![value.clone()])
+            }
+            other => other,
+        };
         ctx.add_variable_from_value("result", to_cel(value));
         match Cel::resolve(&self.expression, &ctx) {
             Ok(Cel::Bool(b)) => Ok(b),
@@ -128,6 +142,21 @@ fn literal_items(e: &IdedExpr) -> u64 {
         _ => {}
     });
     n
+}
+
+/// `result[...]`: an index straight into the result.
+fn is_index_of_result(e: &IdedExpr) -> bool {
+    use cel::common::ast::{Expr, operators};
+    match &e.expr {
+        Expr::Call(call) => {
+            call.func_name == operators::INDEX
+                && call
+                    .args
+                    .first()
+                    .is_some_and(|a| matches!(&a.expr, Expr::Ident(name) if name == "result"))
+        }
+        _ => false,
+    }
 }
 
 fn visit(e: &IdedExpr, f: &mut impl FnMut(&IdedExpr)) {
@@ -439,6 +468,30 @@ mod tests {
             .unwrap()
             .judge(&v)
             .unwrap()
+    }
+
+    #[test]
+    fn one_value_reads_as_a_number_or_as_result_0() {
+        // Argo Rollouts' templates read a query's one value as `result[0]`; fledge's as `result`.
+        let one = || MetricValue::Number(0.995);
+        assert_eq!(
+            judge(Some("result[0] >= 0.99"), Some("result[0] < 0.95"), one()),
+            AnalysisPhase::Successful
+        );
+        assert_eq!(
+            judge(Some("result >= 0.99"), None, one()),
+            AnalysisPhase::Successful
+        );
+        assert_eq!(
+            judge(None, Some("result[0] < 0.999"), one()),
+            AnalysisPhase::Failed
+        );
+        // Several values stay a list either way.
+        let two = MetricValue::List(vec![MetricValue::Number(1.0), MetricValue::Number(0.5)]);
+        assert_eq!(
+            judge(Some("result[1] >= 0.99"), Some("result[1] < 0.9"), two),
+            AnalysisPhase::Failed
+        );
     }
 
     #[test]
