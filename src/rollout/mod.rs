@@ -25,6 +25,9 @@ mod replicas_tests;
 pub mod restart;
 pub mod revision;
 pub mod spec_checks;
+pub mod webhook_gates;
+#[cfg(test)]
+mod webhook_gates_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
