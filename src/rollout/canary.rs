@@ -7,9 +7,9 @@ use crate::api::{CanaryStep, CanaryStrategy, PauseReason};
 use crate::traffic::{TrafficState, routes_after};
 
 use super::gates::{Gate, RunKind, gate, hold};
+use super::plan::{Action, Draft};
 use super::webhook_gates;
 use crate::api::gates::GateType;
-use super::plan::{Action, Draft};
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
     let canary = d.spec.strategy.canary.clone().unwrap_or_default();
@@ -281,7 +281,11 @@ fn walk(
     if i != started_at && background(d, canary, current, i) {
         return Walk::Abort;
     }
-    if held { Walk::Held(i) } else { Walk::Stopped(i) }
+    if held {
+        Walk::Held(i)
+    } else {
+        Walk::Stopped(i)
+    }
 }
 
 /// The confirm gates before step `i` (past the last step: before promotion): true while one

@@ -566,8 +566,7 @@ pub(crate) fn stuck_run(d: &Draft, since: Timestamp, seconds: i32) -> Option<(St
 pub(crate) fn next_gate_deadline(d: &Draft, since: Timestamp, seconds: i32) -> Option<Timestamp> {
     let created = waiting(d)
         .filter(|(name, kind)| {
-            !kind.beside()
-                && !d.observed.analysis.runs.iter().any(|r| r.name == *name)
+            !kind.beside() && !d.observed.analysis.runs.iter().any(|r| r.name == *name)
         })
         .map(|_| d.after_seconds(d.now.max(since), seconds));
     gate_deadlines(d, since, seconds)

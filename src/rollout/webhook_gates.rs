@@ -177,7 +177,12 @@ fn labels(
 
 /// The run of `gate` for this revision and attempt: observed, or created by this plan (`None`
 /// then). Either way the plan wants it, so it is not terminated.
-fn ensure<'a>(d: &mut Draft<'a>, hash: &str, gate: &WebhookGate, step: Option<i32>) -> Option<&'a ObservedRun> {
+fn ensure<'a>(
+    d: &mut Draft<'a>,
+    hash: &str,
+    gate: &WebhookGate,
+    step: Option<i32>,
+) -> Option<&'a ObservedRun> {
     let attempt = d.status.analysis_attempt.unwrap_or(0);
     let name = run_name(&d.rollout_name, hash, &gate.name, step, attempt);
     let accepted = d.status.accepted_analysis_runs.contains(&name);
@@ -185,7 +190,8 @@ fn ensure<'a>(d: &mut Draft<'a>, hash: &str, gate: &WebhookGate, step: Option<i3
     let run = observed.iter().find(|r| r.name == name);
     // A gate a person passed asks no more: its run may stop.
     if !accepted {
-        d.wanted_runs.push((name.clone(), RunKind::Gate(gate.type_, step)));
+        d.wanted_runs
+            .push((name.clone(), RunKind::Gate(gate.type_, step)));
     }
     if run.is_none()
         && !accepted
@@ -285,7 +291,9 @@ pub(crate) fn needed(d: &Draft, r: &ObservedRun, type_: GateType, step: Option<i
         .any(|g| g.type_ == type_ && r.gate.as_deref() == Some(g.name.as_str()));
     let open = !d.status.accepted_analysis_runs.contains(&r.name);
     let ahead = match (type_, step) {
-        (GateType::ConfirmTrafficIncrease, Some(i)) => i >= d.status.current_step_index.unwrap_or(0),
+        (GateType::ConfirmTrafficIncrease, Some(i)) => {
+            i >= d.status.current_step_index.unwrap_or(0)
+        }
         (GateType::ConfirmRollout, _) if d.spec.strategy.canary.is_some() => {
             d.status.current_step_index.unwrap_or(0) == 0
         }
@@ -301,9 +309,9 @@ pub(crate) fn waiting_message(d: &Draft, run: &str) -> Option<String> {
     let hash = d.status.current_revision.clone().unwrap_or_default();
     let observed = d.observed.analysis.runs.iter().find(|r| r.name == run);
     let gate = d.spec.gates.iter().find(|g| {
-        [None, d.status.current_step_index].into_iter().any(|step| {
-            run_name(&d.rollout_name, &hash, &g.name, step, attempt) == run
-        })
+        [None, d.status.current_step_index]
+            .into_iter()
+            .any(|step| run_name(&d.rollout_name, &hash, &g.name, step, attempt) == run)
     })?;
     let answer = match observed.and_then(|r| r.answer.as_deref()) {
         Some(a) => format!("last answer {a}"),

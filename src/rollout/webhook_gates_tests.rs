@@ -76,10 +76,7 @@ fn message(sim: &Sim) -> String {
 
 #[test]
 fn a_confirm_promotion_gate_holds_after_the_last_step_until_it_answers_yes() {
-    let rollout = RolloutBuilder::canary()
-        .replicas(2)
-        .steps([w(50)])
-        .build();
+    let rollout = RolloutBuilder::canary().replicas(2).steps([w(50)]).build();
     let mut sim = updating(with_gates(
         rollout,
         vec![webhook("approve", GateType::ConfirmPromotion)],
@@ -105,10 +102,17 @@ fn a_confirm_promotion_gate_holds_after_the_last_step_until_it_answers_yes() {
     run_mut(&mut sim, &name).answer = Some("403".into());
     run_mut(&mut sim, &name).phase = Some(AnalysisPhase::Running);
     sim.settle();
-    assert!(message(&sim).contains("last answer 403"), "{}", message(&sim));
+    assert!(
+        message(&sim).contains("last answer 403"),
+        "{}",
+        message(&sim)
+    );
     assert_eq!(sim.status().stable_revision.as_deref(), Some(v1.as_str()));
     let progressing = cond::find(&sim.status().conditions, cond::PROGRESSING).unwrap();
-    assert!(progressing.message.contains("gate approve"), "{progressing:?}");
+    assert!(
+        progressing.message.contains("gate approve"),
+        "{progressing:?}"
+    );
 
     finish_run(&mut sim, &name, AnalysisPhase::Successful);
     sim.settle();
@@ -149,7 +153,11 @@ fn the_gate_run_posts_and_waits_for_a_2xx_without_ever_failing() {
     assert_eq!(m.failure_condition, None);
     assert_eq!(m.interval.as_deref(), Some("1m"));
     assert_eq!(m.consecutive_success_limit, Some(1));
-    for limit in [m.failure_limit, m.inconclusive_limit, m.consecutive_error_limit] {
+    for limit in [
+        m.failure_limit,
+        m.inconclusive_limit,
+        m.consecutive_error_limit,
+    ] {
         assert_eq!(limit, Some(i32::MAX));
     }
 }
@@ -242,7 +250,8 @@ fn a_rollback_gate_that_answers_yes_aborts_the_rollout() {
     assert!(p.status.abort);
     assert!(
         p.events.iter().any(|e| e.reason == "RollbackGate"
-            && e.message.contains("rollback gate stop at approvals.example:8080 answered yes")),
+            && e.message
+                .contains("rollback gate stop at approvals.example:8080 answered yes")),
         "{:?}",
         p.events
     );
@@ -253,10 +262,7 @@ fn a_rollback_gate_that_answers_yes_aborts_the_rollout() {
 
 #[test]
 fn a_promote_passes_a_waiting_gate_and_its_run_stops() {
-    let rollout = RolloutBuilder::canary()
-        .replicas(2)
-        .steps([w(50)])
-        .build();
+    let rollout = RolloutBuilder::canary().replicas(2).steps([w(50)]).build();
     let mut sim = updating(with_gates(
         rollout,
         vec![webhook("approve", GateType::ConfirmPromotion)],
@@ -281,10 +287,7 @@ fn a_promote_passes_a_waiting_gate_and_its_run_stops() {
 
 #[test]
 fn an_abort_while_held_at_a_gate_aborts_and_stops_the_gate() {
-    let rollout = RolloutBuilder::canary()
-        .replicas(2)
-        .steps([w(50)])
-        .build();
+    let rollout = RolloutBuilder::canary().replicas(2).steps([w(50)]).build();
     let mut sim = updating(with_gates(
         rollout,
         vec![webhook("approve", GateType::ConfirmPromotion)],
@@ -302,10 +305,7 @@ fn an_abort_while_held_at_a_gate_aborts_and_stops_the_gate() {
 
 #[test]
 fn a_new_revision_asks_the_gate_again() {
-    let rollout = RolloutBuilder::canary()
-        .replicas(2)
-        .steps([w(50)])
-        .build();
+    let rollout = RolloutBuilder::canary().replicas(2).steps([w(50)]).build();
     let mut sim = updating(with_gates(
         rollout,
         vec![webhook("approve", GateType::ConfirmPromotion)],
