@@ -314,6 +314,11 @@ pub struct WebMetric {
     /// Secrets are never sent after a redirect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_redirects: Option<bool>,
+    /// The result is the answer's HTTP status code (a number, like `200`) instead of its JSON:
+    /// every status is an answer, so conditions decide, like `result >= 200 && result < 300`.
+    /// For hooks that answer by status code, like Flagger's webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure_status_code: Option<bool>,
 }
 
 /// HTTP methods of the web provider.

@@ -37,6 +37,8 @@ pub const MAX_REPLICAS: i32 = 1_000_000;
     printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canaryWeight"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = Rule::new("has(self.spec.template) != has(self.spec.workloadRef)").message("spec: set exactly one of template or workloadRef"),
+    validation = Rule::new("!has(self.spec.gates) || self.spec.gates.all(g, self.spec.gates.filter(h, h.name == g.name).size() == 1)").message("spec.gates: names must be unique"),
+    validation = Rule::new("!has(self.spec.gates) || has(self.spec.strategy.canary) || !self.spec.gates.exists(g, g.type == 'confirmTrafficIncrease')").message("spec.gates: confirmTrafficIncrease needs the canary strategy"),
     validation = Rule::new("!has(self.spec.template) || !has(self.spec.selector.matchLabels) || self.spec.selector.matchLabels.all(k, has(self.spec.template.metadata) && has(self.spec.template.metadata.labels) && k in self.spec.template.metadata.labels && self.spec.template.metadata.labels[k] == self.spec.selector.matchLabels[k])").message("spec.selector.matchLabels must match spec.template.metadata.labels"),
     cel
 )]
@@ -103,6 +105,11 @@ pub struct RolloutSpec {
     /// Who hears about this Rollout: channels and the events each gets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<super::notification::RolloutNotifications>,
+    /// Webhooks that hold the rollout until an outside system answers yes (`confirmRollout`,
+    /// `confirmTrafficIncrease`, `confirmPromotion`), or abort it when one does (`rollback`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub gates: Vec<super::gates::WebhookGate>,
 }
 
 /// How many finished AnalysisRuns a Rollout keeps, beyond those of the revision in progress.

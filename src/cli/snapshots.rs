@@ -383,14 +383,15 @@ spec:
     assert_eq!(
         rollout["spec"]["strategy"]["blueGreen"],
         serde_json::json!({"activeService": "podinfo-primary", "previewService": "podinfo-canary",
-                           "autoPromotionSeconds": 300}),
-        "10 iterations of 30s before the switch\n{out}"
+                           "autoPromotionSeconds": 300,
+                           "prePromotionAnalysis": {"templates": [{"templateName": "podinfo-load-test"}]}}),
+        "10 iterations of 30s before the switch, the load test before it\n{out}"
     );
     assert_eq!(rollout["spec"]["workloadRef"]["name"], "podinfo");
     for note in [
         "spec.service.portDiscovery: no fledge equivalent",
         "built-in metric \"request-success-rate\"",
-        "rollout webhook \"load-test\" has no fledge equivalent",
+        "webhook: part of the pre-promotion analysis",
         "Deployment \"podinfo\" is not in the input",
     ] {
         assert!(out.contains(note), "{note:?} in\n{out}");
@@ -398,9 +399,110 @@ spec:
     let kinds: Vec<&str> = converted.iter().map(|d| d.kind()).collect();
     assert_eq!(
         kinds,
-        ["Rollout", "Service", "Service"],
-        "no template: no metric converted"
+        ["Rollout", "Service", "Service", "AnalysisTemplate"],
+        "no template for the metrics (none converted), one for the load test"
     );
+    let metric = &converted[3].value["spec"]["metrics"][0];
+    assert_eq!(metric["count"], 10, "{out}");
+    assert_eq!(metric["provider"]["web"]["measureStatusCode"], true);
+}
+
+#[test]
+fn convert_maps_every_flagger_webhook_type() {
+    let docs = parse(
+        r#"
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: test}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 9898}
+  analysis:
+    interval: 1m
+    threshold: 3
+    stepWeight: 50
+    maxWeight: 50
+    webhooks:
+    - {name: ask, type: confirm-rollout, url: "http://gate.test/gate/check"}
+    - {name: smoke, type: pre-rollout, url: "http://tester.test/", timeout: 30s, metadata: {cmd: "curl x"}}
+    - {name: load, type: rollout, url: "http://tester.test/", metadata: {cmd: "hey y"}}
+    - {name: more, type: confirm-traffic-increase, url: "http://gate.test/gate/more"}
+    - {name: "promotion gate", type: confirm-promotion, url: "http://gate.test/gate/approve"}
+    - {name: cleanup, type: post-rollout, url: "http://tester.test/cleanup"}
+    - {name: stop, type: rollback, url: "http://gate.test/rollback/check"}
+    - {name: tell, type: event, url: "http://events.test/"}
+"#,
+    )
+    .unwrap();
+    let out = super::convert::convert(&docs).unwrap();
+    let converted = parse(&out).unwrap();
+    let (lint, code) = super::lint::render("converted.yaml", &super::lint::lint(&converted));
+    assert_eq!(code, exit::OK, "{lint}\n{out}");
+    assert!(
+        !out.lines()
+            .any(|l| l.contains("webhooks[") && l.contains("no fledge equivalent")),
+        "no webhook dropped\n{out}"
+    );
+    let spec = &converted[0].value["spec"];
+    let gates: Vec<(&str, &str)> = spec["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["name"].as_str().unwrap(), g["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        gates,
+        [
+            ("ask", "confirmRollout"),
+            ("more", "confirmTrafficIncrease"),
+            ("promotion-gate", "confirmPromotion"),
+            ("stop", "rollback"),
+        ]
+    );
+    assert_eq!(spec["gates"][0]["interval"], "1m");
+    let steps = spec["strategy"]["canary"]["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["setCanaryScale"]["replicas"], 1);
+    assert_eq!(
+        steps[1]["analysis"]["templates"][0]["templateName"],
+        "podinfo-smoke"
+    );
+    assert_eq!(steps[2]["setCanaryScale"]["matchTrafficWeight"], true);
+    assert_eq!(steps[3]["setWeight"], 50);
+    assert_eq!(
+        steps.last().unwrap()["analysis"]["templates"][0]["templateName"],
+        "podinfo-cleanup"
+    );
+    assert_eq!(
+        spec["strategy"]["canary"]["analysis"]["templates"][0]["templateName"],
+        "podinfo-load"
+    );
+    assert_eq!(
+        spec["notifications"]["subscriptions"][0]["channel"],
+        "podinfo-tell"
+    );
+    let kinds: Vec<(&str, &str)> = converted.iter().map(|d| (d.kind(), d.name())).collect();
+    for k in [
+        ("AnalysisTemplate", "podinfo-smoke"),
+        ("AnalysisTemplate", "podinfo-load"),
+        ("AnalysisTemplate", "podinfo-cleanup"),
+        ("NotificationChannel", "podinfo-tell"),
+    ] {
+        assert!(kinds.contains(&k), "{k:?} in {kinds:?}");
+    }
+    let smoke = converted
+        .iter()
+        .find(|d| d.name() == "podinfo-smoke")
+        .unwrap();
+    let m = &smoke.value["spec"]["metrics"][0];
+    assert_eq!(m["failureLimit"], 2, "threshold 3");
+    assert_eq!(m["provider"]["web"]["timeoutSeconds"], 30);
+    assert!(
+        m["provider"]["web"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("curl x")
+    );
+    assert!(out.contains("create Secret \"podinfo-tell\" with key address: http://events.test/"));
 }
 
 #[test]

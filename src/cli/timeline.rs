@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::manifest::Document;
 use crate::api::Rollout;
+use crate::api::gates::GateType;
 
 /// The timeline of every Rollout in `documents`; AnalysisTemplates in the same stream give the
 /// analyses their durations.
@@ -132,9 +133,23 @@ fn rollout(value: &Value, templates: &BTreeMap<&str, &Value>) -> Result<String, 
         ]];
         let steps = raw["steps"].as_array().cloned().unwrap_or_default();
         let mut weight = 0;
+        // Pods and traffic before the step, where a gate holds the rollout.
+        let mut before = vec!["0".to_string(), replicas.to_string(), "0%".to_string()];
+        let gate_row = |rows: &mut Vec<Vec<String>>, before: &[String], type_: GateType| {
+            for (action, waits) in gates(&typed.spec, type_, &promote) {
+                let mut row = vec!["-".to_string(), action];
+                row.extend(before.iter().cloned());
+                row.push(waits);
+                rows.push(row);
+            }
+        };
+        gate_row(&mut rows, &before, GateType::ConfirmRollout);
         for (i, step) in steps.iter().enumerate() {
             let (canary_pods, stable_pods) = crate::rollout::canary::targets(c, i as i32, replicas);
             if let Some(w) = step["setWeight"].as_i64() {
+                if w as i32 > weight {
+                    gate_row(&mut rows, &before, GateType::ConfirmTrafficIncrease);
+                }
                 weight = w as i32;
             }
             let traffic = if router {
@@ -209,6 +224,11 @@ fn rollout(value: &Value, templates: &BTreeMap<&str, &Value>) -> Result<String, 
             } else {
                 ("(unknown step)".into(), "-".into())
             };
+            before = vec![
+                canary_pods.to_string(),
+                stable_pods.to_string(),
+                format!("{traffic}%"),
+            ];
             rows.push(vec![
                 i.to_string(),
                 action,
@@ -218,6 +238,7 @@ fn rollout(value: &Value, templates: &BTreeMap<&str, &Value>) -> Result<String, 
                 waits,
             ]);
         }
+        gate_row(&mut rows, &before, GateType::ConfirmPromotion);
         rows.push(vec![
             "-".into(),
             "promote".into(),
@@ -261,6 +282,9 @@ fn rollout(value: &Value, templates: &BTreeMap<&str, &Value>) -> Result<String, 
             "TRAFFIC TO NEW".into(),
             "WAITS FOR".into(),
         ]];
+        for (action, waits) in gates(&typed.spec, GateType::ConfirmRollout, &promote) {
+            rows.push(vec!["-".into(), action, "0".into(), "0%".into(), waits]);
+        }
         let mut n = 0;
         let mut row = |action: String, pods: i32, traffic: &str, waits: String| {
             rows.push(vec![
@@ -305,6 +329,9 @@ fn rollout(value: &Value, templates: &BTreeMap<&str, &Value>) -> Result<String, 
             format!("autoPromotionSeconds: {}", human(t))
         };
         row("promote".into(), preview, "0%", waits);
+        for (action, waits) in gates(&typed.spec, GateType::ConfirmPromotion, &promote) {
+            row(action, preview, "0%", waits);
+        }
         row(
             "switch the active Service".into(),
             replicas,
@@ -340,6 +367,12 @@ fn rollout(value: &Value, templates: &BTreeMap<&str, &Value>) -> Result<String, 
         return Err(format!("Rollout {name:?} has no strategy"));
     }
 
+    for (action, _) in gates(&typed.spec, GateType::Rollback, &promote) {
+        let _ = writeln!(
+            out,
+            "{action} is asked until promotion; a yes aborts the rollout."
+        );
+    }
     if typed.spec.paused == Some(true) {
         humans.insert(
             0,
@@ -366,6 +399,21 @@ fn rollout(value: &Value, templates: &BTreeMap<&str, &Value>) -> Result<String, 
         let _ = writeln!(out, "Note: {n}.");
     }
     Ok(out)
+}
+
+/// The rows of the webhook gates of `type_`: what holds the rollout, and what ends the wait.
+fn gates(spec: &crate::api::RolloutSpec, type_: GateType, promote: &str) -> Vec<(String, String)> {
+    spec.gates
+        .iter()
+        .filter(|g| g.type_ == type_)
+        .map(|g| {
+            let host = crate::rollout::webhook_gates::host(&g.url);
+            (
+                format!("gate {} ({}) at {host}", g.name, type_.as_str()),
+                format!("a yes (2xx) from {host}, or {promote}"),
+            )
+        })
+        .collect()
 }
 
 /// The canary's share of pods, in percent, as the controller computes its weight.

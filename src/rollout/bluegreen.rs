@@ -6,6 +6,8 @@
 use crate::api::PauseReason;
 
 use super::gates::{RunKind, gate, hold};
+use super::webhook_gates;
+use crate::api::gates::GateType;
 
 use super::plan::Draft;
 
@@ -33,8 +35,16 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         return;
     }
     d.pin(bg.preview_service.as_ref(), current);
+    if webhook_gates::rollback(d, current) {
+        return plan(d, current);
+    }
 
     let full = d.status.promote_full;
+    if !full && webhook_gates::confirm(d, current, GateType::ConfirmRollout, None) {
+        // No pod of the new revision before the gate says yes.
+        d.scale(current, 0);
+        return;
+    }
     let preview = if full || d.status.switch_approved {
         r
     } else {
@@ -80,9 +90,13 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     if !promote {
         return;
     }
-    // Remember the decision: the switch may wait for the preview to grow to full size.
+    // Remember the decision: the switch may wait for the preview to grow to full size, and for
+    // the confirm-promotion gates.
     d.status.switch_approved = true;
     d.unpause(PauseReason::BlueGreenPause);
+    if !full && webhook_gates::confirm(d, current, GateType::ConfirmPromotion, None) {
+        return;
+    }
     d.scale(current, r);
     if !d.settled(current, r) {
         return;

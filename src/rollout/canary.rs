@@ -8,6 +8,8 @@ use crate::traffic::{TrafficState, routes_after};
 
 use super::gates::{Gate, RunKind, gate, hold};
 use super::plan::{Action, Draft};
+use super::webhook_gates;
+use crate::api::gates::GateType;
 
 pub(crate) fn plan(d: &mut Draft, current: &str) {
     let canary = d.spec.strategy.canary.clone().unwrap_or_default();
@@ -86,13 +88,15 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         let (c, s) = targets(&canary, i, r);
         d.settled(current, c) && d.settled(&stable, s)
     });
-    let i = match walked {
+    // Held at a gate before step `i`: the sizes of the steps before it.
+    let at = match walked {
         Walk::Abort => return plan(d, current),
         Walk::Promote => return promote(d, &canary, current, &stable),
         Walk::Stopped(i) => i,
+        Walk::Held(i) => i - 1,
     };
 
-    let (c, s) = targets(&canary, i, r);
+    let (c, s) = targets(&canary, at, r);
     let surge = d.settings.max_surge;
     let unavailable = d.settings.max_unavailable;
     // Available pods that stay once each ReplicaSet is down to its size: pods it still has to
@@ -207,6 +211,9 @@ enum Walk {
     Promote,
     /// An analysis failed: the rollout aborts.
     Abort,
+    /// Before this step (past the last: before promotion), at a webhook gate that has not
+    /// answered yes: the step's sizes and traffic wait too.
+    Held(i32),
 }
 
 /// Completes steps from the current one for as long as each is done, with or without a router:
@@ -219,11 +226,16 @@ fn walk(
 ) -> Walk {
     let n = canary.steps.len() as i32;
     let mut i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
-    if background(d, canary, current, i) {
+    if background(d, canary, current, i) || webhook_gates::rollback(d, current) {
         return Walk::Abort;
     }
+    let mut held = false;
     loop {
         if d.user_paused() || d.has_pause(PauseReason::InconclusiveAnalysis) {
+            break;
+        }
+        if !d.status.promote_full && confirm_before(d, canary, current, i) {
+            held = true;
             break;
         }
         if d.status.promote_full || i >= n {
@@ -269,7 +281,35 @@ fn walk(
     if i != started_at && background(d, canary, current, i) {
         return Walk::Abort;
     }
-    Walk::Stopped(i)
+    if held {
+        Walk::Held(i)
+    } else {
+        Walk::Stopped(i)
+    }
+}
+
+/// The confirm gates before step `i` (past the last step: before promotion): true while one
+/// holds the rollout there.
+fn confirm_before(d: &mut Draft, canary: &CanaryStrategy, current: &str, i: i32) -> bool {
+    if d.spec.gates.is_empty() {
+        return false;
+    }
+    let n = canary.steps.len() as i32;
+    if i == 0 && webhook_gates::confirm(d, current, GateType::ConfirmRollout, None) {
+        return true;
+    }
+    if i >= n {
+        return webhook_gates::confirm(d, current, GateType::ConfirmPromotion, None);
+    }
+    let before = canary.steps[..i as usize]
+        .iter()
+        .rev()
+        .find_map(|s| s.set_weight)
+        .unwrap_or(0);
+    let raises = canary.steps[i as usize]
+        .set_weight
+        .is_some_and(|w| w > before);
+    raises && webhook_gates::confirm(d, current, GateType::ConfirmTrafficIncrease, Some(i))
 }
 
 /// Background analysis runs beside the steps from `startingStep`; a full promotion skips it.
@@ -315,7 +355,7 @@ fn promote(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) 
 /// explicit canary scale smaller than the weight leaves the stable the rest, so the rollout never
 /// runs fewer than `replicas` pods.
 pub(crate) fn targets(canary: &CanaryStrategy, i: i32, replicas: i32) -> (i32, i32) {
-    let done = &canary.steps[..(i.max(0) as usize + 1).min(canary.steps.len())];
+    let done = &canary.steps[..((i + 1).max(0) as usize).min(canary.steps.len())];
     let weight = done.iter().rev().find_map(|s| s.set_weight).unwrap_or(0);
     // In i64: 100% of more than 21_474_836 replicas overflows an i32 product.
     let by_weight =
@@ -492,10 +532,12 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
     if !held_at_mirror {
         d.unpause(PauseReason::MirrorNotSupported);
     }
+    // Held at a gate before step `i`: the pods and traffic of the steps before it.
     let i = match walked {
         Walk::Abort => return plan(d, current),
         Walk::Promote => return promote_routed(d, canary, current, stable, n),
         Walk::Stopped(i) => i,
+        Walk::Held(i) => i - 1,
     };
 
     let (c, s) = routed_targets(d, canary, i);
@@ -521,7 +563,7 @@ fn routed_targets(d: &Draft, canary: &CanaryStrategy, i: i32) -> (i32, i32) {
     let (mut c, _) = targets(canary, i, r);
     // A header or mirror route is applied only once the canary has an available pod: it has
     // at least one while one is in force, even before any weight.
-    let done = (i.max(0) as usize + 1).min(canary.steps.len());
+    let done = ((i + 1).max(0) as usize).min(canary.steps.len());
     let (headers, mirrors) = routes_after(&canary.steps, done);
     if !headers.is_empty() || !mirrors.is_empty() || d.routes_extra() {
         c = c.max(r.min(1));
@@ -542,7 +584,7 @@ fn routed_targets(d: &Draft, canary: &CanaryStrategy, i: i32) -> (i32, i32) {
 /// The traffic the steps up to and including `i` ask for, the weight capped by what `pods`
 /// canary pods provision.
 fn traffic_after(canary: &CanaryStrategy, i: i32, pods: i32, replicas: i32) -> TrafficState {
-    let done = (i.max(0) as usize + 1).min(canary.steps.len());
+    let done = ((i + 1).max(0) as usize).min(canary.steps.len());
     let weight = canary.steps[..done]
         .iter()
         .rev()

@@ -12,6 +12,7 @@ use crate::api::analysis::{
     ANALYSIS_ATTEMPT_LABEL, ANALYSIS_KIND_LABEL, ANALYSIS_STEP_LABEL, AnalysisPhase, AnalysisRun,
     AnalysisRunSpec, AnalysisTemplateSpec, Argument,
 };
+use crate::api::gates::GateType;
 use crate::api::{AnalysisTemplateRef, HASH_LABEL, PauseReason, Rollout};
 
 /// What an AnalysisRun gates.
@@ -25,6 +26,8 @@ pub enum RunKind {
     PrePromotion,
     /// `strategy.blueGreen.postPromotionAnalysis`.
     PostPromotion,
+    /// A webhook gate of `spec.gates` (`webhook_gates.rs`), with its step for a traffic increase.
+    Gate(GateType, Option<i32>),
 }
 
 impl RunKind {
@@ -34,7 +37,17 @@ impl RunKind {
             RunKind::Background => "background",
             RunKind::PrePromotion => "prePromotion",
             RunKind::PostPromotion => "postPromotion",
+            RunKind::Gate(..) => super::webhook_gates::GATE_KIND,
         }
+    }
+
+    /// Runs beside the steps rather than gating one: the background analysis and a rollback
+    /// gate. Waiting on one is not waiting at a gate.
+    fn beside(self) -> bool {
+        matches!(
+            self,
+            RunKind::Background | RunKind::Gate(GateType::Rollback, _)
+        )
     }
 
     fn short(self) -> String {
@@ -43,6 +56,7 @@ impl RunKind {
             RunKind::Background => "background".into(),
             RunKind::PrePromotion => "pre".into(),
             RunKind::PostPromotion => "post".into(),
+            RunKind::Gate(..) => "gate".into(),
         }
     }
 }
@@ -64,6 +78,10 @@ pub struct ObservedRun {
     /// Since when it has owed its next measurement (see [`crate::analysis::run::owed_since`]);
     /// `None` once decided. The progress deadline counts from here while a gate waits on it.
     pub owed_since: Option<Timestamp>,
+    /// The gate's name, on a gate's run.
+    pub gate: Option<String>,
+    /// The last answer a gate's run recorded: the status code, or that none came.
+    pub answer: Option<String>,
 }
 
 impl ObservedRun {
@@ -74,6 +92,10 @@ impl ObservedRun {
             "background" => RunKind::Background,
             "prePromotion" => RunKind::PrePromotion,
             "postPromotion" => RunKind::PostPromotion,
+            super::webhook_gates::GATE_KIND => RunKind::Gate(
+                GateType::parse(labels.get(super::webhook_gates::GATE_TYPE_LABEL)?)?,
+                labels.get(ANALYSIS_STEP_LABEL).and_then(|s| s.parse().ok()),
+            ),
             _ => return None,
         };
         let status = run.status.as_ref();
@@ -102,6 +124,17 @@ impl ObservedRun {
                 status,
                 run.metadata.creation_timestamp.as_ref().map(|t| t.0),
             ),
+            gate: labels.get(super::webhook_gates::GATE_LABEL).cloned(),
+            answer: matches!(kind, RunKind::Gate(..))
+                .then(|| {
+                    let last = status?.metric_results.first()?.measurements.last()?;
+                    Some(match &last.value {
+                        Some(v) => v.clone(),
+                        None if last.phase == AnalysisPhase::Running => return None,
+                        None => "none (the request failed)".to_string(),
+                    })
+                })
+                .flatten(),
         })
     }
 }
@@ -404,6 +437,7 @@ fn needed(d: &Draft, r: &ObservedRun) -> bool {
         RunKind::Background => canary.is_some_and(|c| c.analysis.is_some()),
         RunKind::PrePromotion => blue_green.is_some_and(|b| b.pre_promotion_analysis.is_some()),
         RunKind::PostPromotion => blue_green.is_some_and(|b| b.post_promotion_analysis.is_some()),
+        RunKind::Gate(t, step) => super::webhook_gates::needed(d, r, t, step),
     }
 }
 
@@ -462,7 +496,7 @@ pub(crate) fn retire(d: &mut Draft) {
 /// The first run a gate of this plan waits for, for the status message.
 pub(crate) fn waiting_on(d: &Draft) -> Option<String> {
     waiting(d)
-        .find(|(_, kind)| *kind != RunKind::Background)
+        .find(|(_, kind)| !kind.beside())
         .map(|(name, _)| name.clone())
 }
 
@@ -480,7 +514,7 @@ fn waiting<'a>(d: &'a Draft) -> impl Iterator<Item = &'a (String, RunKind)> {
 /// A gate of this plan (not the background analysis) waits for its run, whose status changes
 /// wake the Rollout: no progress-deadline requeue is needed meanwhile.
 pub(crate) fn gate_waiting(d: &Draft) -> bool {
-    waiting(d).any(|(_, kind)| *kind != RunKind::Background)
+    waiting(d).any(|(_, kind)| !kind.beside())
 }
 
 /// The current revision's runs that gate a step or a promotion (not the background one).
@@ -488,7 +522,7 @@ fn gating_runs<'a>(d: &'a Draft) -> impl Iterator<Item = &'a ObservedRun> {
     let attempt = d.status.analysis_attempt.unwrap_or(0);
     let current = d.status.current_revision.clone();
     d.observed.analysis.runs.iter().filter(move |r| {
-        Some(&r.hash) == current.as_ref() && r.attempt == attempt && r.kind != RunKind::Background
+        Some(&r.hash) == current.as_ref() && r.attempt == attempt && !r.kind.beside()
     })
 }
 
@@ -532,8 +566,7 @@ pub(crate) fn stuck_run(d: &Draft, since: Timestamp, seconds: i32) -> Option<(St
 pub(crate) fn next_gate_deadline(d: &Draft, since: Timestamp, seconds: i32) -> Option<Timestamp> {
     let created = waiting(d)
         .filter(|(name, kind)| {
-            *kind != RunKind::Background
-                && !d.observed.analysis.runs.iter().any(|r| r.name == *name)
+            !kind.beside() && !d.observed.analysis.runs.iter().any(|r| r.name == *name)
         })
         .map(|_| d.after_seconds(d.now.max(since), seconds));
     gate_deadlines(d, since, seconds)

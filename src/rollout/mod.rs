@@ -22,6 +22,9 @@ pub mod plan;
 pub mod restart;
 pub mod revision;
 pub mod spec_checks;
+pub mod webhook_gates;
+#[cfg(test)]
+mod webhook_gates_tests;
 
 use std::sync::Arc;
 use std::time::Duration;

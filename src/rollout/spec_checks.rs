@@ -68,6 +68,7 @@ pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
             ),
         );
     }
+    out.extend(crate::rollout::webhook_gates::problems(spec));
     out
 }
 

@@ -12,6 +12,7 @@ mod canary;
 mod chart;
 mod dataplane;
 mod examples;
+mod gates;
 mod metric_servers;
 mod notify;
 mod plugin;

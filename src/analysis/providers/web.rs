@@ -129,6 +129,10 @@ pub async fn exchange(http: &HttpClients, w: &WebMetric, headers: &Headers) -> O
         url = next;
     };
     let status = response.status();
+    if w.measure_status_code == Some(true) {
+        // Hooks answer by their status: the body is not read, so it needs no shape.
+        return Outcome::Value(MetricValue::Number(f64::from(status.as_u16())));
+    }
     let text = match read_capped(&mut response).await {
         Ok(t) => t,
         Err(e) => return Outcome::Error(format!("reading the answer of {shown}: {e}")),
@@ -360,6 +364,33 @@ mod tests {
                 assert!(m.contains(crate::analysis::redact::REDACTED), "{m}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// A hook that answers by its status: 403 is an answer like 200, whatever its body.
+    #[tokio::test]
+    async fn with_measure_status_code_the_status_is_the_result() {
+        let (base, _) = server(|path| match path {
+            "/no" => "HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope"
+                .to_string(),
+            _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_string(),
+        })
+        .await;
+        let http = clients("");
+        for (path, code) in [("/yes", 200.0), ("/no", 403.0)] {
+            let w = WebMetric {
+                url: format!("{base}{path}"),
+                method: Some(WebMethod::Post),
+                measure_status_code: Some(true),
+                ..Default::default()
+            };
+            let got = tokio::time::timeout(
+                Duration::from_secs(10),
+                exchange(&http, &w, &Headers::default()),
+            )
+            .await
+            .expect("answered in time");
+            assert_eq!(got, Outcome::Value(MetricValue::Number(code)), "{path}");
         }
     }
 

@@ -228,7 +228,14 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
         }
         json!({"canary": canary})
     };
-    webhooks(analysis, &mut strategy, &mut c);
+    let hooks = super::flagger_webhooks::convert(
+        &doc.value["metadata"],
+        &name,
+        analysis,
+        &interval,
+        &mut strategy,
+        &mut c,
+    );
     traffic(src, &svc_name, &mut strategy, &mut c);
 
     let mut spec = json!({
@@ -236,6 +243,12 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
         "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target_name, "scaleDown": "onsuccess"},
         "strategy": strategy,
     });
+    if !hooks.gates.is_empty() {
+        spec["gates"] = Value::Array(hooks.gates);
+    }
+    if !hooks.subscriptions.is_empty() {
+        spec["notifications"] = json!({"subscriptions": hooks.subscriptions});
+    }
     if let Some(r) = deployment.and_then(|d| d["spec"].get("replicas")) {
         spec["replicas"] = r.clone();
     }
@@ -324,6 +337,7 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
     if template.object.is_some() || !template.notes.is_empty() {
         out.push(template);
     }
+    out.extend(hooks.objects);
     out
 }
 
@@ -460,58 +474,6 @@ fn analysis_template(
         "spec": spec,
     }));
     c
-}
-
-/// Flagger's webhooks: manual gates become pauses, the rest is named.
-fn webhooks(analysis: &Value, strategy: &mut Value, c: &mut Converted) {
-    for (i, hook) in analysis["webhooks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let path = format!("spec.analysis.webhooks[{i}]");
-        let kind = hook["type"].as_str().unwrap_or("rollout");
-        // `get_mut`, not indexing: indexing a missing key would add it as null.
-        let steps = strategy
-            .get_mut("canary")
-            .and_then(|c| c.get_mut("steps"))
-            .and_then(Value::as_array_mut);
-        match (kind, steps) {
-            ("confirm-rollout", Some(steps)) => {
-                steps.insert(0, json!({"pause": {}}));
-                c.note(
-                    &path,
-                    "confirm-rollout gate: a pause until promoted before the first step",
-                );
-            }
-            ("confirm-promotion", Some(steps)) => {
-                if steps.last() != Some(&json!({"pause": {}})) {
-                    steps.push(json!({"pause": {}}));
-                }
-                c.note(
-                    &path,
-                    "confirm-promotion gate: a pause until promoted after the last step",
-                );
-            }
-            ("confirm-rollout" | "confirm-promotion", None) => {
-                if let Some(bg) = strategy.get_mut("blueGreen") {
-                    bg["autoPromotionEnabled"] = json!(false);
-                }
-                c.note(
-                    &path,
-                    format!("{kind} gate: autoPromotionEnabled is false, so a person promotes"),
-                );
-            }
-            _ => c.note(
-                &path,
-                format!(
-                    "{kind} webhook {:?} has no fledge equivalent",
-                    hook["name"].as_str().unwrap_or_default()
-                ),
-            ),
-        }
-    }
 }
 
 /// Flagger's mesh provider, as a traffic router when this build has them.

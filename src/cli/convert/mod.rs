@@ -7,6 +7,7 @@
 mod argo;
 pub mod expr;
 pub mod flagger;
+mod flagger_webhooks;
 mod providers;
 
 use std::fmt::Write;

@@ -20,6 +20,7 @@ pub(super) fn consume_request(draft: &mut Draft) {
         .as_ref()
         .map(|c| c.steps.len() as i32);
     let inconclusive = crate::rollout::gates::inconclusive_runs(draft);
+    let gates = crate::rollout::webhook_gates::waiting_confirm_runs(draft);
     let attempt = crate::rollout::gates::next_attempt(draft);
     let s = &mut draft.status;
     let (reason, message) = match request.action {
@@ -65,6 +66,16 @@ pub(super) fn consume_request(draft: &mut Draft) {
                 format!(
                     "promote requested{who}: inconclusive analysis {names} accepted, continuing"
                 ),
+            )
+        }
+        RequestAction::Promote if in_progress && !s.abort && !gates.is_empty() => {
+            // A person answers for the outside system: the gate passes, the step stays.
+            s.last_progress_at = Some(Time(draft.now));
+            let names = gates.join(", ");
+            s.accepted_analysis_runs.extend(gates);
+            (
+                "PromoteRequested",
+                format!("promote requested{who}: gate run {names} passed by hand, continuing"),
             )
         }
         RequestAction::Promote if in_progress && !s.abort => {

@@ -185,6 +185,9 @@ fn pause_message(draft: &Draft) -> String {
 fn progress_message(draft: &Draft) -> String {
     let current = draft.status.current_revision.clone().unwrap_or_default();
     if let Some(run) = crate::rollout::gates::waiting_on(draft) {
+        if let Some(gate) = crate::rollout::webhook_gates::waiting_message(draft, &run) {
+            return format!("revision {current}: {gate}");
+        }
         return format!("revision {current}: waiting for analysis run {run}");
     }
     match draft.status.current_step_index {
