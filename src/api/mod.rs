@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod conditions;
 pub mod defaults;
 pub mod duration;
+pub mod int_or_arg;
 pub mod notification;
 pub mod problem;
 pub mod providers;

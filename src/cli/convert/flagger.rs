@@ -411,12 +411,23 @@ fn analysis_template(
                 values.insert(arg.clone(), value);
             }
         }
+        // Flagger judges the first value; a New Relic result is a row (a map), whose one value
+        // each condition reads, and one CloudWatch query gives a number.
+        let judged = |op: &str, bound: &Value| {
+            if provider.get("newRelic").is_some() {
+                format!("result.all(k, result[k] {op} {bound})")
+            } else if provider.get("cloudWatch").is_some() {
+                format!("result {op} {bound}")
+            } else {
+                format!("result[0] {op} {bound}")
+            }
+        };
         let mut conditions = Vec::new();
         if let Some(min) = m["thresholdRange"].get("min") {
-            conditions.push(format!("result[0] >= {min}"));
+            conditions.push(judged(">=", min));
         }
         if let Some(max) = m["thresholdRange"].get("max") {
-            conditions.push(format!("result[0] <= {max}"));
+            conditions.push(judged("<=", max));
         }
         let mut metric = json!({
             "name": metric_name.replace(' ', "-"),
