@@ -46,7 +46,7 @@ impl CloudWatch {
         }
     }
 
-    async fn from_secret(&self, ns: &str, name: &str) -> Result<Credentials, String> {
+    async fn credentials_in_secret(&self, ns: &str, name: &str) -> Result<Credentials, String> {
         let key = |key: &str| SecretKeyRef {
             name: name.to_string(),
             key: key.into(),
@@ -67,7 +67,7 @@ impl CloudWatch {
         })
     }
 
-    async fn from_web_identity(
+    async fn credentials_by_web_identity(
         &self,
         identity: &WebIdentity,
         region: &str,
@@ -119,11 +119,11 @@ impl MetricProvider for CloudWatch {
         };
         let credentials = match &c.secret_ref {
             Some(s) => {
-                self.from_secret(&run.namespace().unwrap_or_default(), &s.name)
+                self.credentials_in_secret(&run.namespace().unwrap_or_default(), &s.name)
                     .await
             }
             None => match WebIdentity::from_env(env) {
-                Some(identity) => self.from_web_identity(&identity, &region).await,
+                Some(identity) => self.credentials_by_web_identity(&identity, &region).await,
                 None => Err(
                     "cloudWatch: no credentials: set cloudWatch.secretRef, or give \
                              fledge's controller a web identity (AWS_ROLE_ARN and \

@@ -191,8 +191,11 @@ fn get_metric_data(r: &Seen, base: &str, c: &Credentials) -> Result<(), String> 
     check_signature(r, c, "monitoring")
 }
 
-/// The documented answer, with each result as (id, status, [(timestamp, value)]).
-fn answer(results: &[(&str, &str, &[(&str, f64)])]) -> String {
+/// One result of an answer: (id, status, [(timestamp, value)]).
+type AnsweredResult<'a> = (&'a str, &'a str, &'a [(&'a str, f64)]);
+
+/// The documented answer.
+fn answer(results: &[AnsweredResult]) -> String {
     let members: String = results
         .iter()
         .map(|(id, status, points)| {
@@ -415,10 +418,10 @@ async fn a_web_identity_becomes_credentials_once_and_signs_with_them() {
         test_server::clients(),
         kube::Client::new(service, "default"),
     );
-    let first = test_server::within(cw.from_web_identity(&identity, "eu-west-1"))
+    let first = test_server::within(cw.credentials_by_web_identity(&identity, "eu-west-1"))
         .await
         .expect("credentials");
-    let again = test_server::within(cw.from_web_identity(&identity, "eu-west-1"))
+    let again = test_server::within(cw.credentials_by_web_identity(&identity, "eu-west-1"))
         .await
         .expect("credentials");
     let seen = log.lock().unwrap().clone();

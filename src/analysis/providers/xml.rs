@@ -38,10 +38,7 @@ impl Element {
 pub fn parse(text: &str) -> Result<Element, String> {
     let mut stack: Vec<Element> = Vec::new();
     let mut rest = text;
-    loop {
-        let Some(open) = rest.find('<') else {
-            break;
-        };
+    while let Some(open) = rest.find('<') {
         if let Some(top) = stack.last_mut() {
             top.text.push_str(&unescape(&rest[..open])?);
         } else if !rest[..open].trim().is_empty() {
