@@ -83,8 +83,37 @@ fn convert_flagger_canary() {
         "Flagger query variables became arguments"
     );
     assert!(
-        out.contains("result[0] <= 5"),
+        out.contains("successCondition: result <= 5"),
         "thresholdRange became a condition"
+    );
+    // The condition must judge what the query gives: one number.
+    let converted = parse(&out).unwrap();
+    let metric = converted
+        .iter()
+        .flat_map(|d| {
+            d.value["spec"]["metrics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|m| m["successCondition"].is_string())
+        .unwrap();
+    let conditions =
+        crate::analysis::condition::Conditions::compile(metric["successCondition"].as_str(), None)
+            .unwrap();
+    let judge = |n| conditions.judge(&crate::analysis::value::MetricValue::Number(n));
+    assert_eq!(
+        judge(3.0),
+        Ok(crate::api::analysis::AnalysisPhase::Successful)
+    );
+    assert_eq!(judge(7.0), Ok(crate::api::analysis::AnalysisPhase::Failed));
+    let indexed = crate::analysis::condition::Conditions::compile(Some("result[0] <= 5"), None);
+    assert!(
+        indexed
+            .unwrap()
+            .judge(&crate::analysis::value::MetricValue::Number(3.0))
+            .is_err(),
+        "why the conversion does not index the result"
     );
 }
 

@@ -411,15 +411,14 @@ fn analysis_template(
                 values.insert(arg.clone(), value);
             }
         }
-        // Flagger judges the first value; a New Relic result is a row (a map), whose one value
-        // each condition reads, and one CloudWatch query gives a number.
+        // Flagger's queries give one value, which fledge hands to conditions as a number (not a
+        // one-item list: `result[0]` on it is an evaluation error); a New Relic result is a row
+        // (a map), whose one value each condition reads.
         let judged = |op: &str, bound: &Value| {
             if provider.get("newRelic").is_some() {
                 format!("result.all(k, result[k] {op} {bound})")
-            } else if provider.get("cloudWatch").is_some() {
-                format!("result {op} {bound}")
             } else {
-                format!("result[0] {op} {bound}")
+                format!("result {op} {bound}")
             }
         };
         let mut conditions = Vec::new();
