@@ -420,6 +420,86 @@ provider: {prometheus: {address: "http://p", query: 'up{token="{{args.t}}"}'}}
         assert_eq!(secrets, ["a\\\"b"]);
     }
 
+    /// `count`, the limits, `interval` and `initialDelay` from arguments, as Argo Rollouts
+    /// allows: resolved when the run is created, and a value that is not a number or a duration
+    /// is a problem naming the field (without the value, which may be a Secret's).
+    #[test]
+    fn whole_number_and_duration_fields_take_arguments() {
+        let m = metric(
+            r#"
+name: rate
+count: "{{args.count}}"
+failureLimit: "{{ args.failures }}"
+inconclusiveLimit: 2
+consecutiveErrorLimit: "{{args.errors}}"
+interval: "{{args.every}}"
+initialDelay: "{{args.wait}}"
+provider: {web: {url: "http://x"}}
+"#,
+        );
+        let good = args(&[
+            ("count", "3"),
+            ("failures", "1"),
+            ("errors", "5"),
+            ("every", "10s"),
+            ("wait", "1m"),
+        ]);
+        let got = substitute_metric(&m, &good).unwrap();
+        let int = |v: &Option<crate::api::analysis::IntOrArg>| v.as_ref().and_then(|v| v.value());
+        assert_eq!(int(&got.count), Some(3));
+        assert_eq!(int(&got.failure_limit), Some(1));
+        assert_eq!(int(&got.inconclusive_limit), Some(2));
+        assert_eq!(int(&got.consecutive_error_limit), Some(5));
+        assert_eq!(got.interval.as_deref(), Some("10s"));
+        assert_eq!(got.initial_delay.as_deref(), Some("1m"));
+        assert!(crate::analysis::run::metric_problems(&got).is_empty());
+
+        for (arg, value, field) in [
+            ("count", "three", "count"),
+            ("count", "-1", "count"),
+            ("failures", "1.5", "failureLimit"),
+            ("errors", "99999999999", "consecutiveErrorLimit"),
+            ("every", "soon", "interval"),
+            ("wait", "5 minutes", "initialDelay"),
+        ] {
+            let mut bad = good.clone();
+            bad.insert(arg.into(), ArgValue::secret(value));
+            let err = substitute_metric(&m, &bad).unwrap_err();
+            assert_eq!(err.path, field, "{arg}={value}: {err}");
+            assert!(
+                err.message.contains(&format!("{arg:?}")) && !err.message.contains(value),
+                "{err}"
+            );
+        }
+    }
+
+    /// Before the Rollout gives the values (a template linted on its own), a stand-in valid in
+    /// each field is used: `count` with no `interval` is not taken for "measure forever".
+    #[test]
+    fn fields_from_arguments_without_values_lint_clean() {
+        let m = metric(
+            r#"
+name: rate
+count: "{{args.count}}"
+initialDelay: "{{args.wait}}"
+successCondition: result == 1
+provider: {web: {url: "http://x"}}
+"#,
+        );
+        let unknown: Values = [
+            ("count".to_string(), ArgValue::unknown(false)),
+            ("wait".to_string(), ArgValue::unknown(false)),
+        ]
+        .into();
+        assert!(crate::analysis::lint::lint_metric(&m, &unknown).is_empty());
+        assert!(crate::analysis::run::endless_metrics(std::slice::from_ref(&m), &[]).is_empty());
+        // The run that a Rollout creates with count 0 and no interval is refused, naming count.
+        let zero = substitute_metric(&m, &args(&[("count", "0"), ("wait", "0s")])).unwrap();
+        let problems = crate::analysis::run::metric_problems(&zero);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "count");
+    }
+
     #[test]
     fn merges_values_and_rejects_undeclared() {
         let t = vec![

@@ -25,8 +25,13 @@ pub enum Field {
     JsonPath,
     /// Anything under `provider.job`: written into a Job.
     Job,
-    /// A query in a language fledge does not parse (Graphite, InfluxQL, Flux, Datadog's).
+    /// A query in a language fledge does not parse (Graphite, InfluxQL, Flux, Datadog's, NRQL,
+    /// CloudWatch's metric math).
     Query,
+    /// `count` and the limits: a whole number.
+    Count,
+    /// `interval`, `initialDelay`: a duration.
+    Duration,
     /// Other fields (durations, names): checked by their own rules after substitution.
     Text,
 }
@@ -41,13 +46,27 @@ impl Field {
         };
         match path {
             "successCondition" | "failureCondition" => Field::Cel,
+            "count" | "failureLimit" | "inconclusiveLimit" | "consecutiveErrorLimit" => {
+                Field::Count
+            }
+            "interval" | "initialDelay" => Field::Duration,
             "provider.prometheus.query" => Field::PromQl,
             "provider.web.url"
             | "provider.prometheus.address"
             | "provider.graphite.address"
             | "provider.influxdb.address"
-            | "provider.datadog.address" => Field::Url,
-            "provider.graphite.query" | "provider.influxdb.query" | "provider.datadog.query" => {
+            | "provider.datadog.address"
+            | "provider.newRelic.address"
+            | "provider.cloudWatch.address" => Field::Url,
+            "provider.graphite.query"
+            | "provider.influxdb.query"
+            | "provider.datadog.query"
+            | "provider.newRelic.query" => Field::Query,
+            // Dimension values, expressions and labels go into a signed form body, where any
+            // text stays one value; only an expression is a language fledge cannot quote in.
+            p if p.starts_with("provider.cloudWatch.metricDataQueries[")
+                && p.ends_with(".expression") =>
+            {
                 Field::Query
             }
             p if p.starts_with("provider.datadog.queries.") => Field::Query,
@@ -98,6 +117,10 @@ pub enum Spot {
     Job,
     /// In a query fledge cannot quote in: a name, a number or a duration only.
     QueryToken,
+    /// A whole-number field: the value must be one.
+    Count,
+    /// A duration field: the value must be one.
+    Duration,
 }
 
 /// The spot of each placeholder (given by its range in `text`), scanning `text` as `field`.
@@ -116,6 +139,8 @@ pub fn spots(field: Field, text: &str, placeholders: &[Range<usize>]) -> Vec<Spo
         Field::HeaderName => vec![Spot::HeaderName; placeholders.len()],
         Field::Job => vec![Spot::Job; placeholders.len()],
         Field::Query => vec![Spot::QueryToken; placeholders.len()],
+        Field::Count => vec![Spot::Count; placeholders.len()],
+        Field::Duration => vec![Spot::Duration; placeholders.len()],
         Field::Body | Field::Text => vec![Spot::Text; placeholders.len()],
     }
 }
@@ -312,6 +337,9 @@ pub fn write(spot: Spot, value: Option<&str>, secret: bool) -> Result<String, Re
         return Ok(match spot {
             Spot::UrlBase { .. } => "http://placeholder.invalid".into(),
             Spot::UrlHost => "placeholder.invalid".into(),
+            // A stand-in that passes the field's own checks (0 would be "no end").
+            Spot::Count => "1".into(),
+            Spot::Duration => "1s".into(),
             _ => super::args::PLACEHOLDER.into(),
         });
     };
@@ -366,6 +394,18 @@ pub fn write(spot: Spot, value: Option<&str>, secret: bool) -> Result<String, Re
                 )
             }
         }
+        Spot::Count => match v.trim().parse::<u32>() {
+            Ok(n) if i32::try_from(n).is_ok() => Ok(n.to_string()),
+            _ => Err("is not a whole number of at least 0, which this field takes".into()),
+        },
+        Spot::Duration => match crate::api::duration::parse(v.trim()) {
+            Ok(_) => Ok(v.trim().to_string()),
+            Err(_) => Err(
+                "is not a duration (a number and a unit s, m or h, like 30s, 5m, 1h30m), which \
+                 this field takes"
+                    .into(),
+            ),
+        },
         Spot::UrlBase { more } => url_base(v, more).map(|()| v.to_string()),
         Spot::UrlHost => {
             if url_host(v) {

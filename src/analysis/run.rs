@@ -18,7 +18,8 @@ use super::condition::{Condition, Conditions};
 use super::value::{MetricValue, Outcome};
 use crate::api::SpecProblem;
 use crate::api::analysis::{
-    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, DryRun, Measurement, Metric, MetricResult,
+    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, DryRun, IntOrArg, Measurement, Metric,
+    MetricResult,
 };
 use crate::api::{defaults, duration};
 
@@ -47,6 +48,11 @@ pub struct Schedule {
     pub due: Vec<Due>,
     /// When the next measurement falls due, if later than now.
     pub next_at: Option<Timestamp>,
+}
+
+/// A whole-number field's value; validation has refused text that is not one.
+fn int(v: &Option<IntOrArg>) -> Option<i32> {
+    v.as_ref().and_then(IntOrArg::value)
 }
 
 fn parse(d: Option<&str>) -> Duration {
@@ -105,8 +111,13 @@ fn retention(spec: &AnalysisRunSpec, name: &str) -> usize {
 
 /// Measurements a metric asks for: `count` (0: no end), else one without an interval, else no
 /// end.
+/// A `count` that is an argument not known yet (a lint before the Rollout gives it) counts as a
+/// number: the run will have one.
 fn wanted_count(m: &Metric) -> Option<i32> {
-    match (m.count, &m.interval) {
+    match (
+        m.count.as_ref().map(|c| c.value().unwrap_or(1)),
+        &m.interval,
+    ) {
         (Some(0), _) => None,
         (Some(c), _) => Some(c),
         (None, None) => Some(1),
@@ -186,12 +197,38 @@ pub fn metric_problems(m: &Metric) -> Vec<SpecProblem> {
             "provider.datadog.timeout",
             p.datadog.as_ref().and_then(|d| d.timeout.as_deref()),
         ),
+        (
+            "provider.newRelic.timeout",
+            p.new_relic.as_ref().and_then(|n| n.timeout.as_deref()),
+        ),
+        (
+            "provider.cloudWatch.interval",
+            p.cloud_watch.as_ref().and_then(|c| c.interval.as_deref()),
+        ),
+        (
+            "provider.cloudWatch.timeout",
+            p.cloud_watch.as_ref().and_then(|c| c.timeout.as_deref()),
+        ),
     ] {
         if let Some(Err(e)) = d.map(duration::parse) {
             add(field, e);
         }
     }
-    if m.count == Some(0) && m.interval.is_none() {
+    for (field, v) in [
+        ("count", &m.count),
+        ("failureLimit", &m.failure_limit),
+        ("inconclusiveLimit", &m.inconclusive_limit),
+        ("consecutiveErrorLimit", &m.consecutive_error_limit),
+    ] {
+        match v {
+            Some(IntOrArg::Int(n)) if *n < 0 => add(field, format!("{n} is below 0")),
+            Some(IntOrArg::Text(t)) if t.trim().parse::<u32>().is_err() => {
+                add(field, format!("{t:?} is not a whole number of at least 0"))
+            }
+            _ => {}
+        }
+    }
+    if int(&m.count) == Some(0) && m.interval.is_none() {
         add(
             "count",
             "0 measures until the run is terminated, which needs an interval".into(),
@@ -200,7 +237,9 @@ pub fn metric_problems(m: &Metric) -> Vec<SpecProblem> {
     if m.provider.kinds().len() != 1 {
         add(
             "provider",
-            "set exactly one of prometheus, web, job, graphite, influxdb, datadog".into(),
+            "set exactly one of prometheus, web, job, graphite, influxdb, datadog, newRelic, \
+             cloudWatch"
+                .into(),
         );
     }
     for (field, condition) in [
@@ -358,10 +397,9 @@ pub fn record(spec: &AnalysisRunSpec, status: &mut AnalysisRunStatus, name: &str
 
 /// A metric's phase from its counters, with the reason.
 fn metric_phase(m: &Metric, r: &MetricResult) -> (AnalysisPhase, Option<String>) {
-    let failure_limit = m.failure_limit.unwrap_or(defaults::FAILURE_LIMIT);
-    let inconclusive_limit = m.inconclusive_limit.unwrap_or(defaults::INCONCLUSIVE_LIMIT);
-    let error_limit = m
-        .consecutive_error_limit
+    let failure_limit = int(&m.failure_limit).unwrap_or(defaults::FAILURE_LIMIT);
+    let inconclusive_limit = int(&m.inconclusive_limit).unwrap_or(defaults::INCONCLUSIVE_LIMIT);
+    let error_limit = int(&m.consecutive_error_limit)
         .unwrap_or(defaults::CONSECUTIVE_ERROR_LIMIT)
         .max(1);
     let last_message = || {

@@ -31,7 +31,7 @@ fn metric(name: &str) -> Metric {
             ..Default::default()
         },
         interval: Some("10s".into()),
-        count: Some(3),
+        count: Some(3.into()),
         success_condition: Some("result < 0.05".into()),
         ..Default::default()
     }
@@ -137,8 +137,8 @@ fn one_failure_over_the_default_limit_fails_the_run() {
 #[test]
 fn failures_within_the_limit_are_tolerated() {
     let mut m = metric("errors");
-    m.failure_limit = Some(1);
-    m.count = Some(4);
+    m.failure_limit = Some(1.into());
+    m.count = Some(4.into());
     let mut sim = Sim::new(spec(vec![m]));
     assert_eq!(sim.value("errors", 0.2, at(0)), Running);
     assert_eq!(sim.value("errors", 0.01, at(10)), Running);
@@ -166,8 +166,8 @@ fn consecutive_errors_reach_the_limit_and_never_count_as_results() {
 #[test]
 fn a_result_resets_the_consecutive_errors() {
     let mut m = metric("errors");
-    m.consecutive_error_limit = Some(2);
-    m.count = Some(10);
+    m.consecutive_error_limit = Some(2.into());
+    m.count = Some(10.into());
     let mut sim = Sim::new(spec(vec![m]));
     assert_eq!(
         sim.measure("errors", Outcome::Error("x".into()), at(0)),
@@ -201,8 +201,8 @@ fn no_data_is_inconclusive_never_success() {
 #[test]
 fn inconclusive_within_the_limit_is_tolerated() {
     let mut m = metric("errors");
-    m.inconclusive_limit = Some(1);
-    m.count = Some(2);
+    m.inconclusive_limit = Some(1.into());
+    m.count = Some(2.into());
     let mut sim = Sim::new(spec(vec![m]));
     assert_eq!(
         sim.measure("errors", Outcome::NoData("none".into()), at(0)),
@@ -259,7 +259,7 @@ fn with_an_interval_and_no_count_it_runs_until_terminated() {
 #[test]
 fn a_run_terminated_before_its_count_is_never_successful() {
     let mut m = metric("errors");
-    m.count = Some(5);
+    m.count = Some(5.into());
     m.interval = Some("1m".into());
     let mut sim = Sim::new(spec(vec![m.clone()]));
     assert_eq!(sim.value("errors", 0.0, at(0)), Running);
@@ -287,7 +287,7 @@ fn a_run_terminated_before_its_count_is_never_successful() {
 #[test]
 fn a_run_whose_metrics_all_passed_stays_successful_when_terminated() {
     let mut m = metric("errors");
-    m.count = Some(1);
+    m.count = Some(1.into());
     let mut sim = Sim::new(spec(vec![m]));
     assert_eq!(sim.value("errors", 0.0, at(0)), Successful);
     sim.spec.terminate = true;
@@ -298,7 +298,7 @@ fn a_run_whose_metrics_all_passed_stays_successful_when_terminated() {
 #[test]
 fn count_0_runs_until_terminated_and_needs_an_interval() {
     let mut m = metric("errors");
-    m.count = Some(0);
+    m.count = Some(0.into());
     let mut sim = Sim::new(spec(vec![m.clone()]));
     for i in 0..5 {
         assert_eq!(sim.value("errors", 0.0, at(i * 10)), Running);
@@ -358,7 +358,7 @@ fn the_worst_metric_decides() {
 #[test]
 fn retention_keeps_the_last_measurements() {
     let mut m = metric("errors");
-    m.count = Some(30);
+    m.count = Some(30.into());
     let mut s = spec(vec![m.clone(), {
         let mut o = m;
         o.name = "other".into();
@@ -439,7 +439,7 @@ fn an_interval_of_0s_or_none_measures_at_most_once_a_second() {
     for interval in [Some("0s"), None] {
         let mut m = metric("errors");
         m.interval = interval.map(Into::into);
-        m.count = Some(1000);
+        m.count = Some(1000.into());
         let mut sim = Sim::new(spec(vec![m]));
         assert_eq!(sim.value("errors", 0.0, at(0)), Running);
         let s = assess(&sim.spec, &mut sim.status.clone(), at(0));
@@ -460,7 +460,7 @@ fn a_huge_vector_is_stored_as_its_length_and_the_status_stays_small() {
     let huge = MetricValue::List((0..20_000).map(|i| MetricValue::Number(i as f64)).collect());
     let mut m = metric("m");
     m.success_condition = Some("size(result) > 0".into());
-    m.count = Some(100);
+    m.count = Some(100.into());
     let metrics: Vec<Metric> = (0..64)
         .map(|i| {
             let mut m = m.clone();

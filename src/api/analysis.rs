@@ -11,10 +11,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::duration::DURATION_PATTERN;
+use super::duration::{DURATION_OR_ARG_PATTERN, DURATION_PATTERN};
+pub use super::int_or_arg::IntOrArg;
 pub use super::providers::{
-    DatadogAggregator, DatadogApiVersion, DatadogMetric, DatadogSecretRef, GraphiteMetric,
-    InfluxDbMetric, InfluxQueryLanguage,
+    CloudWatchDimension, CloudWatchMetric, CloudWatchMetricId, CloudWatchMetricStat,
+    CloudWatchQuery, CloudWatchSecretRef, DatadogAggregator, DatadogApiVersion, DatadogMetric,
+    DatadogSecretRef, GraphiteMetric, InfluxDbMetric, InfluxQueryLanguage, NewRelicMetric,
+    NewRelicRegion, NewRelicSecretRef,
 };
 
 /// Label on an AnalysisRun: what it gates (`step`, `background`, `prePromotion`, `postPromotion`).
@@ -158,20 +161,21 @@ pub struct Metric {
     pub provider: MetricProvider,
     /// Time between measurements, like `30s` or `1m`; at least 1s (a shorter one, `0s` included,
     /// counts as 1s). Without it the metric is measured `count` times 1s apart (once when `count`
-    /// is not set either). Provider errors are retried at the same pace.
+    /// is not set either). Provider errors are retried at the same pace. May be an argument,
+    /// `"{{args.NAME}}"`, checked when the run is created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(regex(pattern = DURATION_OR_ARG_PATTERN))]
     pub interval: Option<String>,
-    /// Wait before the first measurement, like `1m`.
+    /// Wait before the first measurement, like `1m`; or `"{{args.NAME}}"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(regex(pattern = DURATION_OR_ARG_PATTERN))]
     pub initial_delay: Option<String>,
     /// Number of measurements that give a result (provider errors are retried and do not
     /// count). `0`, or not set with an `interval`: until the run is terminated (a background
-    /// analysis ends with its rollout). Not set without an `interval`: once.
+    /// analysis ends with its rollout). Not set without an `interval`: once. A number, or
+    /// `"{{args.NAME}}"` (as are the three limits below), checked when the run is created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub count: Option<i32>,
+    pub count: Option<IntOrArg>,
     /// CEL expression over `result` that a successful measurement satisfies, like
     /// `result >= 0.99`. Functions `isNaN`, `isInf` and `default(x, y)` are available.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,17 +187,14 @@ pub struct Metric {
     pub failure_condition: Option<String>,
     /// Failed measurements tolerated; one more fails the run. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub failure_limit: Option<i32>,
+    pub failure_limit: Option<IntOrArg>,
     /// Inconclusive measurements (including no data) tolerated; one more makes the run
     /// Inconclusive. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub inconclusive_limit: Option<i32>,
+    pub inconclusive_limit: Option<IntOrArg>,
     /// Provider errors in a row that make the run Error. Defaults to 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub consecutive_error_limit: Option<i32>,
+    pub consecutive_error_limit: Option<IntOrArg>,
     /// Successful measurements in a row after which the metric is Successful, even before
     /// `count` is reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,7 +205,7 @@ pub struct Metric {
 /// Where a metric is read: exactly one provider.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.prometheus), has(self.web), has(self.job), has(self.graphite), has(self.influxdb), has(self.datadog)].filter(x, x).size() == 1").message("provider sets exactly one of prometheus, web, job, graphite, influxdb, datadog"))]
+#[x_kube(validation = Rule::new("[has(self.prometheus), has(self.web), has(self.job), has(self.graphite), has(self.influxdb), has(self.datadog), has(self.newRelic), has(self.cloudWatch)].filter(x, x).size() == 1").message("provider sets exactly one of prometheus, web, job, graphite, influxdb, datadog, newRelic, cloudWatch"))]
 pub struct MetricProvider {
     /// A PromQL query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,6 +225,12 @@ pub struct MetricProvider {
     /// A Datadog metrics query (API v1 or v2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datadog: Option<DatadogMetric>,
+    /// An NRQL query through New Relic's NerdGraph API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_relic: Option<NewRelicMetric>,
+    /// Amazon CloudWatch's GetMetricData.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_watch: Option<CloudWatchMetric>,
 }
 
 /// A Prometheus instant query.
@@ -469,6 +476,8 @@ impl MetricProvider {
             ("graphite", self.graphite.is_some()),
             ("influxdb", self.influxdb.is_some()),
             ("datadog", self.datadog.is_some()),
+            ("newRelic", self.new_relic.is_some()),
+            ("cloudWatch", self.cloud_watch.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))

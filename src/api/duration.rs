@@ -5,6 +5,10 @@ use std::time::Duration;
 /// The schema pattern for a duration, checked at admission.
 pub const DURATION_PATTERN: &str = r"^([0-9]+(s|m|h))+$";
 
+/// A duration, or one `{{args.NAME}}` a template fills when the run is created (`interval`,
+/// `initialDelay`).
+pub const DURATION_OR_ARG_PATTERN: &str = r"^(([0-9]+(s|m|h))+|\{\{ *args\.[^{} ]+ *\}\})$";
+
 /// Parses a duration like `30s`, `5m`, `1h` or `1h30m`. The message names the accepted forms.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let bad = || {

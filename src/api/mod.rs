@@ -5,6 +5,7 @@ pub mod conditions;
 pub mod defaults;
 pub mod duration;
 pub mod gates;
+pub mod int_or_arg;
 pub mod notification;
 pub mod problem;
 pub mod providers;

@@ -12,13 +12,15 @@ use crate::analysis::lint::{lint_metric, values};
 use crate::api::analysis::{Argument, Metric};
 
 /// Providers fledge measures with.
-pub const PROVIDERS: [&str; 6] = [
+pub const PROVIDERS: [&str; 8] = [
     "prometheus",
     "web",
     "job",
     "graphite",
     "influxdb",
     "datadog",
+    "newRelic",
+    "cloudWatch",
 ];
 
 /// Every problem of one template.
@@ -145,8 +147,9 @@ fn metric(metric: &Value, path: &str, out: &mut Vec<Finding>) {
         match &metric[field] {
             Value::Null => {}
             Value::Number(n) if n.as_u64().is_some() => {}
-            // An argument filled in when the run is created.
-            Value::String(s) if s.contains("{{args.") => {}
+            // An argument filled in when the run is created (checked with its value below), or
+            // a number written as a string.
+            Value::String(s) if s.contains("{{args.") || s.trim().parse::<u32>().is_ok() => {}
             other => out.push(Finding::error(
                 format!("{path}.{field}"),
                 format!("must be a whole number of at least 0, not {other}"),
@@ -233,6 +236,35 @@ fn provider(provider: &Value, path: &str, out: &mut Vec<Finding>) {
                 }
                 url_field(p, "address", &here, out);
             }
+            "newRelic" => {
+                require_string(p, "query", &here, out);
+                if !p["secretRef"]["name"].is_string() {
+                    out.push(Finding::error(
+                        format!("{here}.secretRef.name"),
+                        "required field is missing: the Secret with key personal-api-key",
+                    ));
+                }
+                url_field(p, "address", &here, out);
+            }
+            "cloudWatch" => {
+                match p["metricDataQueries"].as_array() {
+                    Some(q) if !q.is_empty() => {
+                        for (i, q) in q.iter().enumerate() {
+                            if q["metricStat"].is_object() == q["expression"].is_string() {
+                                out.push(Finding::error(
+                                    format!("{here}.metricDataQueries[{i}]"),
+                                    "set exactly one of metricStat and expression",
+                                ));
+                            }
+                        }
+                    }
+                    _ => out.push(Finding::error(
+                        format!("{here}.metricDataQueries"),
+                        "at least one query is required",
+                    )),
+                }
+                url_field(p, "address", &here, out);
+            }
             "job" => {
                 if !p["spec"].is_object() {
                     out.push(Finding::error(
@@ -299,20 +331,29 @@ mod tests {
         let dd = messages(json!({"datadog": {"apiVersion": "v2"}}));
         assert!(dd.iter().any(|m| m.contains("api-key")), "{dd:?}");
         assert!(dd.iter().any(|m| m.contains("queries")), "{dd:?}");
+        let nr = messages(json!({"newRelic": {"query": "FROM Transaction SELECT count(*)"}}));
+        assert!(nr.iter().any(|m| m.contains("personal-api-key")), "{nr:?}");
+        let cw = messages(json!({"cloudWatch": {"metricDataQueries": [{"id": "a"}]}}));
+        assert!(cw.iter().any(|m| m.contains("metricStat")), "{cw:?}");
+        assert!(
+            messages(json!({"cloudWatch": {"metricDataQueries": [
+                {"id": "a", "expression": "SELECT AVG(CPUUtilization) FROM \"AWS/EC2\""}]}}))
+            .is_empty()
+        );
     }
 
     #[test]
     fn an_unknown_provider_beside_a_known_one_is_one_message() {
         let both = messages(
             json!({"prometheus": {"address": "http://p:9090", "query": "up"},
-                                   "cloudWatch": {"interval": "5m"}}),
+                                   "wavefront": {"query": "ts(x)"}}),
         );
         assert_eq!(both.len(), 1, "{both:?}");
         assert!(
-            both[0].contains("\"cloudWatch\" is not supported"),
+            both[0].contains("\"wavefront\" is not supported"),
             "{both:?}"
         );
-        let none = messages(json!({"cloudWatch": {"interval": "5m"}}));
+        let none = messages(json!({"wavefront": {"query": "ts(x)"}}));
         assert!(
             none.iter()
                 .any(|m| m.starts_with("set exactly one provider")),

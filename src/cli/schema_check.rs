@@ -18,11 +18,16 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Found>) {
         return;
     }
     if schema["x-kubernetes-int-or-string"] == true {
-        if !(value.is_i64() || value.is_u64() || value.is_string()) {
-            bad(format!(
+        // A pattern holds for the string form, a minimum for the number form.
+        match value {
+            Value::String(s) => check_string(schema, s, path, out),
+            Value::Number(n) if value.is_i64() || value.is_u64() => {
+                check_number(schema, n, path, out)
+            }
+            _ => bad(format!(
                 "must be an integer or a string, not {}",
                 type_name(value)
-            ));
+            )),
         }
         return;
     }
@@ -61,19 +66,7 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Found>) {
     }
     match value {
         Value::String(s) => check_string(schema, s, path, out),
-        Value::Number(n) => {
-            let n = n.as_f64().unwrap_or_default();
-            if let Some(min) = schema["minimum"].as_f64()
-                && n < min
-            {
-                out.push((path.to_string(), format!("must be at least {min}, not {n}")));
-            }
-            if let Some(max) = schema["maximum"].as_f64()
-                && n > max
-            {
-                out.push((path.to_string(), format!("must be at most {max}, not {n}")));
-            }
-        }
+        Value::Number(n) => check_number(schema, n, path, out),
         Value::Array(items) => {
             if let Some(max) = schema["maxItems"].as_u64()
                 && items.len() as u64 > max
@@ -91,6 +84,20 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Found>) {
         }
         Value::Object(map) => check_object(schema, map, path, out),
         _ => {}
+    }
+}
+
+fn check_number(schema: &Value, n: &serde_json::Number, path: &str, out: &mut Vec<Found>) {
+    let n = n.as_f64().unwrap_or_default();
+    if let Some(min) = schema["minimum"].as_f64()
+        && n < min
+    {
+        out.push((path.to_string(), format!("must be at least {min}, not {n}")));
+    }
+    if let Some(max) = schema["maximum"].as_f64()
+        && n > max
+    {
+        out.push((path.to_string(), format!("must be at most {max}, not {n}")));
     }
 }
 

@@ -83,8 +83,37 @@ fn convert_flagger_canary() {
         "Flagger query variables became arguments"
     );
     assert!(
-        out.contains("result[0] <= 5"),
+        out.contains("successCondition: result <= 5"),
         "thresholdRange became a condition"
+    );
+    // The condition must judge what the query gives: one number.
+    let converted = parse(&out).unwrap();
+    let metric = converted
+        .iter()
+        .flat_map(|d| {
+            d.value["spec"]["metrics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|m| m["successCondition"].is_string())
+        .unwrap();
+    let conditions =
+        crate::analysis::condition::Conditions::compile(metric["successCondition"].as_str(), None)
+            .unwrap();
+    let judge = |n| conditions.judge(&crate::analysis::value::MetricValue::Number(n));
+    assert_eq!(
+        judge(3.0),
+        Ok(crate::api::analysis::AnalysisPhase::Successful)
+    );
+    assert_eq!(judge(7.0), Ok(crate::api::analysis::AnalysisPhase::Failed));
+    let indexed = crate::analysis::condition::Conditions::compile(Some("result[0] <= 5"), None);
+    assert!(
+        indexed
+            .unwrap()
+            .judge(&crate::analysis::value::MetricValue::Number(3.0))
+            .is_err(),
+        "why the conversion does not index the result"
     );
 }
 
@@ -544,4 +573,109 @@ fn convert_maps_graphite_influxdb_and_datadog_metrics_of_both_peers() {
     );
     assert_eq!(d["address"], "https://api.datadoghq.eu");
     assert!(out.contains("datadog_api_key"), "{out}");
+}
+
+#[test]
+fn convert_maps_new_relic_and_cloudwatch_metrics_of_both_peers() {
+    let argo = r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: app}, {name: lb}]
+  metrics:
+  - name: success-rate
+    successCondition: result.successRate >= 0.95
+    provider:
+      newRelic:
+        profile: nr-prod
+        timeout: 10
+        query: FROM Transaction SELECT percentage(count(*), WHERE httpResponseCode != 500) as successRate where appName = '{{ args.app }}'
+  - name: error-rate
+    interval: 1m
+    successCondition: result < 0.01
+    provider:
+      cloudWatch:
+        interval: 5m
+        metricDataQueries:
+        - id: rate
+          expression: errors / requests
+        - id: errors
+          metricStat:
+            metric:
+              namespace: AWS/ApplicationELB
+              metricName: HTTPCode_Target_5XX_Count
+              dimensions: [{name: LoadBalancer, value: "{{args.lb}}"}]
+            period: 300
+            stat: Sum
+            unit: Count
+          returnData: false
+        - id: requests
+          metricStat:
+            metric: {namespace: AWS/ApplicationELB, metricName: RequestCount}
+            period: 300
+            stat: Sum
+          returnData: false
+"#;
+    let out = super::convert::convert(&parse(argo).unwrap()).unwrap();
+    let converted = parse(&out).unwrap();
+    let (lint, code) = super::lint::render("converted.yaml", &super::lint::lint(&converted));
+    assert_eq!(code, exit::OK, "{lint}\n{out}");
+    let t = &converted[0].value["spec"]["metrics"];
+    let nr = &t[0]["provider"]["newRelic"];
+    assert_eq!(nr["secretRef"]["name"], "nr-prod");
+    assert_eq!(nr["timeout"], "10s");
+    assert!(
+        nr["query"]
+            .as_str()
+            .unwrap()
+            .contains("appName = '{{ args.app }}'"),
+        "{out}"
+    );
+    assert!(out.contains("personal-api-key"), "{out}");
+    let cw = &t[1]["provider"]["cloudWatch"];
+    assert_eq!(cw["interval"], "5m");
+    assert_eq!(cw["metricDataQueries"][1]["metricStat"]["period"], 300);
+    assert_eq!(cw["metricDataQueries"][2]["returnData"], false);
+
+    let flagger = r#"apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {name: cw}
+spec:
+  provider: {type: cloudwatch, region: ap-northeast-1}
+  query: |
+    [
+      {"Id": "e1", "Expression": "m1 / m2", "Label": "Error Rate"},
+      {"Id": "m1", "MetricStat": {"Metric": {"Namespace": "MyKubernetesServices", "MetricName": "ErrorCount",
+        "Dimensions": [{"Name": "appName", "Value": "{{ name }}.{{ namespace }}"}]},
+        "Period": 60, "Stat": "Sum", "Unit": "Count"}, "ReturnData": false},
+      {"Id": "m2", "MetricStat": {"Metric": {"Namespace": "MyKubernetesServices", "MetricName": "RequestCount",
+        "Dimensions": [{"Name": "appName", "Value": "{{ name }}.{{ namespace }}"}]},
+        "Period": 60, "Stat": "Sum", "Unit": "Count"}, "ReturnData": false}
+    ]
+---
+apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {name: nr}
+spec:
+  provider: {type: newrelic, secretRef: {name: newrelic}}
+  query: SELECT filter(sum(newrelic.timeslice.value), WHERE metricTimesliceName = 'Errors/all') / sum(newrelic.timeslice.value) * 100 FROM Metric WHERE appName = '{{ target }}'
+"#;
+    let out = super::convert::convert(&parse(flagger).unwrap()).unwrap();
+    let converted = parse(&out).unwrap();
+    let cw = &converted[0].value["spec"]["metrics"][0]["provider"]["cloudWatch"];
+    assert_eq!(cw["region"], "ap-northeast-1");
+    let q = &cw["metricDataQueries"];
+    assert_eq!(q[0]["id"], "e1");
+    assert_eq!(q[0]["expression"], "m1 / m2");
+    assert_eq!(q[1]["metricStat"]["metric"]["metricName"], "ErrorCount");
+    assert_eq!(
+        q[1]["metricStat"]["metric"]["dimensions"][0]["value"],
+        "{{args.name}}.{{args.namespace}}"
+    );
+    assert_eq!(q[2]["returnData"], false);
+    let nr = &converted[1].value["spec"]["metrics"][0]["provider"]["newRelic"];
+    assert_eq!(nr["secretRef"]["name"], "newrelic");
+    assert!(out.contains("newrelic_query_key"), "{out}");
+    let (lint, code) = super::lint::render("converted.yaml", &super::lint::lint(&converted));
+    assert_eq!(code, exit::OK, "{lint}\n{out}");
 }

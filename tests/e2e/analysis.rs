@@ -53,11 +53,11 @@ fn steps() -> serde_json::Value {
     json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}])
 }
 
-fn status(r: &Rollout) -> fledge::api::RolloutStatus {
+pub(crate) fn status(r: &Rollout) -> fledge::api::RolloutStatus {
     r.status.clone().unwrap_or_default()
 }
 
-async fn runs(env: &TestEnv) -> Vec<AnalysisRun> {
+pub(crate) async fn runs(env: &TestEnv) -> Vec<AnalysisRun> {
     env.api::<AnalysisRun>()
         .list(&ListParams::default())
         .await
@@ -938,14 +938,16 @@ async fn a_gate_on_a_black_hole_trips_the_progress_deadline_naming_its_run() {
 
 /// A local HTTP server for provider tests: `answer(request)` gives the whole response; every
 /// request is kept, as text. `None` accepts and never answers (a black hole).
-struct Endpoint {
-    url: String,
+pub(crate) struct Endpoint {
+    pub(crate) url: String,
     seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Endpoint {
-    async fn start(answer: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Endpoint {
+    pub(crate) async fn start(
+        answer: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Endpoint {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -976,7 +978,7 @@ impl Endpoint {
         Endpoint { url, seen, task }
     }
 
-    fn seen(&self) -> String {
+    pub(crate) fn seen(&self) -> String {
         self.seen.lock().unwrap().join("\n")
     }
 }
@@ -987,7 +989,7 @@ impl Drop for Endpoint {
     }
 }
 
-fn http(status: &str, headers: &str, body: &str) -> String {
+pub(crate) fn http(status: &str, headers: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n{body}",
@@ -1009,7 +1011,7 @@ fn web_run(name: &str, web: serde_json::Value) -> serde_json::Value {
     })
 }
 
-async fn wait_run_done(env: &TestEnv, name: &str) -> AnalysisRun {
+pub(crate) async fn wait_run_done(env: &TestEnv, name: &str) -> AnalysisRun {
     env.wait_for(&format!("run {name} ended"), MINUTE, || async {
         let run = env
             .api::<AnalysisRun>()

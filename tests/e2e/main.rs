@@ -7,6 +7,7 @@ mod harness;
 mod load;
 
 mod analysis;
+mod analysis_args;
 mod bluegreen;
 mod canary;
 mod chart;

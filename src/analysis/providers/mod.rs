@@ -1,16 +1,20 @@
 //! Metric providers: where a measurement comes from. The run state machine never names one; the
 //! controller hands each due metric to [`Providers::measure`].
 
+pub mod cloudwatch;
 pub mod datadog;
 pub mod graphite;
 pub mod influxdb;
 pub mod job;
 pub mod network;
+pub mod newrelic;
 pub mod prometheus;
 pub mod query;
+pub mod sigv4;
 #[cfg(test)]
 pub mod test_server;
 pub mod web;
+pub mod xml;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -49,6 +53,8 @@ pub struct Providers {
     pub graphite: graphite::Graphite,
     pub influxdb: influxdb::InfluxDb,
     pub datadog: datadog::Datadog,
+    pub new_relic: newrelic::NewRelic,
+    pub cloud_watch: cloudwatch::CloudWatch,
     /// None with `--job-provider=false`: the controller has no rights on Jobs then.
     pub job: Option<job::JobProvider>,
 }
@@ -66,7 +72,9 @@ impl Providers {
             web: web::Web::new(http.clone(), client.clone()),
             graphite: graphite::Graphite::new(http.clone(), client.clone()),
             influxdb: influxdb::InfluxDb::new(http.clone(), client.clone()),
-            datadog: datadog::Datadog::new(http, client.clone()),
+            datadog: datadog::Datadog::new(http.clone(), client.clone()),
+            new_relic: newrelic::NewRelic::new(http.clone(), client.clone()),
+            cloud_watch: cloudwatch::CloudWatch::new(http, client.clone()),
             job: job_provider.then(|| job::JobProvider::new(client)),
         })
     }
@@ -90,6 +98,10 @@ impl MetricProvider for Providers {
             self.influxdb.measure(run, metric, resume).await
         } else if p.datadog.is_some() {
             self.datadog.measure(run, metric, resume).await
+        } else if p.new_relic.is_some() {
+            self.new_relic.measure(run, metric, resume).await
+        } else if p.cloud_watch.is_some() {
+            self.cloud_watch.measure(run, metric, resume).await
         } else if p.job.is_some() {
             match &self.job {
                 Some(job) => job.measure(run, metric, resume).await,
@@ -97,7 +109,9 @@ impl MetricProvider for Providers {
             }
         } else {
             Outcome::Error(
-                "provider: set one of prometheus, web, job, graphite, influxdb, datadog".into(),
+                "provider: set one of prometheus, web, job, graphite, influxdb, datadog, newRelic, \
+                 cloudWatch"
+                    .into(),
             )
         }
     }
@@ -178,6 +192,17 @@ pub async fn secret_value(
     namespace: &str,
     r: &SecretKeyRef,
 ) -> Result<String, String> {
+    optional_secret_value(client, namespace, r)
+        .await?
+        .ok_or_else(|| format!("Secret {:?} has no key {:?}", r.name, r.key))
+}
+
+/// Reads one key of a Secret in `namespace`; `None` when the Secret has no such key.
+pub async fn optional_secret_value(
+    client: &kube::Client,
+    namespace: &str,
+    r: &SecretKeyRef,
+) -> Result<Option<String>, String> {
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
         .get(&r.name)
         .await
@@ -202,10 +227,13 @@ pub async fn secret_value(
                 .as_ref()
                 .and_then(|d| d.get(&r.key))
                 .map(|s| s.clone().into_bytes())
+        });
+    bytes
+        .map(|b| {
+            String::from_utf8(b)
+                .map_err(|_| format!("Secret {:?} key {:?} is not UTF-8", r.name, r.key))
         })
-        .ok_or_else(|| format!("Secret {:?} has no key {:?}", r.name, r.key))?;
-    String::from_utf8(bytes)
-        .map_err(|_| format!("Secret {:?} key {:?} is not UTF-8", r.name, r.key))
+        .transpose()
 }
 
 /// Request headers, those from Secrets read now.

@@ -562,6 +562,10 @@ fn metric(src: &Value, path: &str, c: &mut Converted) -> Option<Value> {
         json!({"influxdb": super::providers::argo_influxdb(i, &format!("{path}.provider.influxdb"), c)})
     } else if let Some(d) = provider.get("datadog") {
         json!({"datadog": super::providers::argo_datadog(d, &format!("{path}.provider.datadog"), c)})
+    } else if let Some(n) = provider.get("newRelic") {
+        json!({"newRelic": super::providers::argo_newrelic(n, &format!("{path}.provider.newRelic"), c)})
+    } else if let Some(w) = provider.get("cloudWatch") {
+        json!({"cloudWatch": super::providers::argo_cloudwatch(w, &format!("{path}.provider.cloudWatch"), c)})
     } else if let Some(j) = provider.get("job") {
         if j.get("metadata").is_some() {
             c.note(

@@ -425,12 +425,22 @@ fn analysis_template(
                 values.insert(arg.clone(), value);
             }
         }
+        // Flagger's queries give one value, which fledge hands to conditions as a number (not a
+        // one-item list: `result[0]` on it is an evaluation error); a New Relic result is a row
+        // (a map), whose one value each condition reads.
+        let judged = |op: &str, bound: &Value| {
+            if provider.get("newRelic").is_some() {
+                format!("result.all(k, result[k] {op} {bound})")
+            } else {
+                format!("result {op} {bound}")
+            }
+        };
         let mut conditions = Vec::new();
         if let Some(min) = m["thresholdRange"].get("min") {
-            conditions.push(format!("result[0] >= {min}"));
+            conditions.push(judged(">=", min));
         }
         if let Some(max) = m["thresholdRange"].get("max") {
-            conditions.push(format!("result[0] <= {max}"));
+            conditions.push(judged("<=", max));
         }
         let mut metric = json!({
             "name": metric_name.replace(' ', "-"),

@@ -1,4 +1,5 @@
-//! Argo Rollouts' and Flagger's Graphite, InfluxDB and Datadog metrics -> fledge's. Both peers
+//! Argo Rollouts' and Flagger's Graphite, InfluxDB, Datadog, New Relic and CloudWatch metrics ->
+//! fledge's. Both peers
 //! keep addresses and keys in a Secret of the controller's namespace; fledge reads keys from a
 //! Secret of the run's namespace and takes addresses in the template, so what lived in the
 //! Secret is named in a note.
@@ -123,7 +124,55 @@ pub fn argo_datadog(d: &Value, path: &str, c: &mut Converted) -> Value {
     out
 }
 
-/// A Flagger MetricTemplate's provider of type graphite, influxdb or datadog, with its query.
+/// Argo Rollouts' `newRelic: {profile, query, timeout}`: the profile is a Secret of Argo
+/// Rollouts' namespace; fledge reads the same keys from a Secret of the run's namespace.
+pub fn argo_newrelic(n: &Value, path: &str, c: &mut Converted) -> Value {
+    let profile = n["profile"].as_str().unwrap_or("newrelic");
+    let mut out = json!({"query": n["query"], "secretRef": {"name": profile}});
+    if let Some(t) = n["timeout"].as_u64() {
+        out["timeout"] = json!(format!("{t}s"));
+    }
+    c.note(
+        &format!("{path}.profile"),
+        format!(
+            "fledge reads Secret {profile:?} (keys personal-api-key and account-id) in the run's \
+             namespace, not Argo Rollouts' namespace; its region and base-url-nerdgraph keys are \
+             not read: set region: eu or address here"
+        ),
+    );
+    note_unknown(
+        c,
+        n,
+        path,
+        &["profile", "query", "timeout"],
+        "no fledge equivalent",
+    );
+    out
+}
+
+/// Argo Rollouts' `cloudWatch: {interval, metricDataQueries}`: the same fields. The credentials
+/// are the controller's, as in Argo Rollouts (its web identity), unless a Secret is named.
+pub fn argo_cloudwatch(w: &Value, path: &str, c: &mut Converted) -> Value {
+    let mut out = json!({});
+    super::copy(w, &mut out, &["interval", "metricDataQueries"]);
+    c.note(
+        path,
+        "fledge gives the conditions each returned query's newest value (a number, or a list \
+         for several queries), not Argo Rollouts' results with Values and Timestamps: write \
+         conditions like result < 0.01",
+    );
+    note_unknown(
+        c,
+        w,
+        path,
+        &["interval", "metricDataQueries"],
+        "no fledge equivalent",
+    );
+    out
+}
+
+/// A Flagger MetricTemplate's provider of type graphite, influxdb, datadog, newrelic or
+/// cloudwatch, with its query.
 /// Flagger reads credentials from `secretRef` in the template's namespace.
 pub fn flagger(p: &Value, query: &str, c: &mut Converted) -> Option<Value> {
     let address = p["address"].as_str();
@@ -178,7 +227,66 @@ pub fn flagger(p: &Value, query: &str, c: &mut Converted) -> Option<Value> {
             }
             Some(json!({"datadog": d}))
         }
+        "newrelic" => {
+            let s = secret.unwrap_or("newrelic");
+            c.note(
+                "spec.provider.secretRef",
+                format!(
+                    "Flagger asks New Relic's Insights API with a query key \
+                     (newrelic_query_key, newrelic_account_id); fledge asks NerdGraph with a user \
+                     API key: give Secret {s:?} keys personal-api-key and account-id"
+                ),
+            );
+            let mut n = json!({"query": query, "secretRef": {"name": s}});
+            if let Some(a) = address
+                && a.contains(".eu.")
+            {
+                n["region"] = json!("eu");
+            }
+            Some(json!({"newRelic": n}))
+        }
+        "cloudwatch" => {
+            // Flagger's query is GetMetricData's MetricDataQueries as JSON.
+            let queries: Value = match serde_json::from_str(query) {
+                Ok(q) => q,
+                Err(e) => {
+                    c.note("spec.query", format!("not JSON MetricDataQueries: {e}"));
+                    return None;
+                }
+            };
+            let queries = lower_first_keys(&queries);
+            let mut w = json!({"metricDataQueries": queries});
+            if let Some(region) = p["region"].as_str() {
+                w["region"] = json!(region);
+            }
+            c.note(
+                "spec.provider",
+                "fledge gives the conditions each returned query's newest value",
+            );
+            Some(json!({"cloudWatch": w}))
+        }
         _ => None,
+    }
+}
+
+/// Flagger writes MetricDataQueries as the AWS API does (`Id`, `MetricStat`); fledge's fields
+/// are Argo Rollouts' (`id`, `metricStat`).
+fn lower_first_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let mut chars = k.chars();
+                    let key = match chars.next() {
+                        Some(f) => f.to_lowercase().chain(chars).collect(),
+                        None => String::new(),
+                    };
+                    (key, lower_first_keys(v))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(lower_first_keys).collect()),
+        other => other.clone(),
     }
 }
 
