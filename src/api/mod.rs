@@ -5,6 +5,7 @@ pub mod conditions;
 pub mod defaults;
 pub mod duration;
 pub mod notification;
+pub mod pod_metadata;
 pub mod problem;
 pub mod providers;
 pub mod rollout;
@@ -13,6 +14,7 @@ pub mod scope;
 
 pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 pub use notification::{ClusterNotificationChannel, NotificationChannel};
+pub use pod_metadata::PodMetadata;
 pub use problem::SpecProblem;
 pub use rollout::*;
 pub use scaled::{Limit, scaled_value};

@@ -24,6 +24,7 @@ mod plan_traffic_tests;
 mod replicas_tests;
 pub mod restart;
 pub mod revision;
+mod role_metadata_checks;
 pub mod spec_checks;
 
 use std::sync::Arc;

@@ -68,6 +68,7 @@ pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
             ),
         );
     }
+    out.extend(super::role_metadata_checks::problems(spec));
     out
 }
 

@@ -12,6 +12,7 @@ mod properties;
 mod requests;
 mod restart_safety;
 mod revisions;
+mod role_metadata;
 mod rollback;
 mod services;
 mod status;

@@ -1,0 +1,66 @@
+//! Role metadata (`canaryMetadata`/`stableMetadata`, `previewMetadata`/`activeMetadata`): which
+//! labels and annotations each ReplicaSet's pods should carry for the role its revision holds
+//! once this plan's other writes are done, as Argo Rollouts' ephemeral metadata does.
+
+use super::{Action, Draft};
+use crate::api::PodMetadata;
+
+/// The metadata each revision's role asks for, against what its ReplicaSet records: one
+/// `SetRoleMetadata` per ReplicaSet that differs. Runs after the strategy, so a promotion in this
+/// plan already moves the metadata: the stable's metadata goes to the revision that became the
+/// stable, and the revision that stopped being it loses its own.
+pub(super) fn sync_role_metadata(d: &mut Draft, current: &str) {
+    let (stable_md, new_md) = match (&d.spec.strategy.canary, &d.spec.strategy.blue_green) {
+        (Some(c), _) => (c.stable_metadata.clone(), c.canary_metadata.clone()),
+        (None, Some(b)) => (b.active_metadata.clone(), b.preview_metadata.clone()),
+        (None, None) => (None, None),
+    };
+    let stable = d.status.stable_revision.clone();
+    // The first revision, and a revision fully promoted, is the stable and nothing else.
+    let promoted = stable.as_deref().is_none_or(|s| s == current);
+    let wanted = |hash: &str| -> PodMetadata {
+        let role = if hash == current && !promoted {
+            &new_md
+        } else if hash == current || stable.as_deref() == Some(hash) {
+            &stable_md
+        } else {
+            &None
+        };
+        role.clone().unwrap_or_default()
+    };
+    let deleted = |name: &str| {
+        d.actions
+            .iter()
+            .any(|a| matches!(a, Action::DeleteReplicaSet { name: n } if n == name))
+    };
+    let mut writes = Vec::new();
+    for rs in d
+        .observed
+        .replica_sets
+        .iter()
+        .filter(|rs| !deleted(&rs.name))
+    {
+        let want = wanted(&rs.hash);
+        if rs.role_metadata != want || rs.pods_out_of_role {
+            writes.push(Action::SetRoleMetadata {
+                hash: rs.hash.clone(),
+                previous: rs.role_metadata.clone(),
+                metadata: want,
+            });
+        }
+    }
+    // A ReplicaSet this plan creates gets its role's metadata right after it is created.
+    let created = d.replica_set(current).is_none()
+        && d.actions
+            .iter()
+            .any(|a| matches!(a, Action::ApplyReplicaSet { hash, .. } if hash == current));
+    let want = wanted(current);
+    if created && !want.is_empty() {
+        writes.push(Action::SetRoleMetadata {
+            hash: current.to_string(),
+            previous: PodMetadata::default(),
+            metadata: want,
+        });
+    }
+    d.actions.extend(writes);
+}
