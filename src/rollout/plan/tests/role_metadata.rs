@@ -166,3 +166,36 @@ fn a_pod_created_from_a_template_read_before_the_change_is_written_again() {
     );
     assert!(sim.reconcile().actions.is_empty());
 }
+
+#[test]
+fn a_stray_pod_that_keeps_a_role_key_its_record_no_longer_names_loses_it() {
+    // Only the canary has role metadata: the stable's record is empty, so after a promotion
+    // the record alone no longer says which key a stray pod of the new stable must lose.
+    let mut rollout = RolloutBuilder::canary().replicas(4).steps([w(50)]).build();
+    let track = PodMetadata {
+        labels: BTreeMap::from([("track".into(), "canary".into())]),
+        annotations: BTreeMap::new(),
+    };
+    rollout.spec.strategy.canary.as_mut().unwrap().canary_metadata = Some(track.clone());
+    let mut sim = Sim::healthy(rollout);
+    let h1 = hash_of("web:1");
+    sim.world
+        .replica_sets
+        .iter_mut()
+        .find(|rs| rs.hash == h1)
+        .unwrap()
+        .pods_out_of_role = true;
+    let plan = sim.reconcile();
+    assert_eq!(
+        plan.actions,
+        [Action::SetRoleMetadata {
+            hash: h1.clone(),
+            previous: PodMetadata {
+                labels: BTreeMap::from([("track".into(), String::new())]),
+                annotations: BTreeMap::new(),
+            },
+            metadata: PodMetadata::default(),
+        }]
+    );
+    assert!(sim.reconcile().actions.is_empty());
+}
