@@ -113,10 +113,20 @@ impl ObservedReplicaSet {
 }
 
 /// A pod the ReplicaSet controller created from a template read just before fledge changed its
-/// role metadata misses it: such a ReplicaSet is marked, so the plan writes its pods again. Only
-/// ReplicaSets with role metadata cost a walk of the pod cache.
-fn mark_pods_out_of_role(replica_sets: &mut [ObservedReplicaSet], pods: &Store<Pod>, ns: &str) {
-    if replica_sets.iter().all(|rs| rs.role_metadata.is_empty()) {
+/// role metadata misses it, or still carries a key of the role it lost: such a ReplicaSet is
+/// marked, so the plan writes its pods again. Only Rollouts with role metadata cost a walk of
+/// the pod cache.
+fn mark_pods_out_of_role(
+    replica_sets: &mut [ObservedReplicaSet],
+    rollout: &Rollout,
+    pods: &Store<Pod>,
+    ns: &str,
+) {
+    let (stable, new) = crate::api::pod_metadata::roles(&rollout.spec.strategy);
+    let roles: Vec<&crate::api::PodMetadata> = stable.into_iter().chain(new).collect();
+    if roles.iter().all(|r| r.is_empty())
+        && replica_sets.iter().all(|rs| rs.role_metadata.is_empty())
+    {
         return;
     }
     for pod in pods.state() {
@@ -133,11 +143,9 @@ fn mark_pods_out_of_role(replica_sets: &mut [ObservedReplicaSet], pods: &Store<P
         let Some(rs) = replica_sets.iter_mut().find(|rs| rs.name == owner.name) else {
             continue;
         };
-        let carries = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
-            want.iter().all(|(k, v)| have.get(k) == Some(v))
-        };
-        if !carries(&rs.role_metadata.labels, pod.labels())
-            || !carries(&rs.role_metadata.annotations, pod.annotations())
+        if rs
+            .role_metadata
+            .out_of_role(roles.iter().copied(), pod.labels(), pod.annotations())
         {
             rs.pods_out_of_role = true;
         }
@@ -286,7 +294,7 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
         .filter_map(|rs| ObservedReplicaSet::from_replica_set(&rs))
         .collect();
     let mut replica_sets: Vec<ObservedReplicaSet> = replica_sets;
-    mark_pods_out_of_role(&mut replica_sets, &caches.pods, &ns);
+    mark_pods_out_of_role(&mut replica_sets, rollout, &caches.pods, &ns);
 
     let services = referenced_services(rollout)
         .into_iter()

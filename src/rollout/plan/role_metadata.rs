@@ -10,11 +10,8 @@ use crate::api::PodMetadata;
 /// plan already moves the metadata: the stable's metadata goes to the revision that became the
 /// stable, and the revision that stopped being it loses its own.
 pub(super) fn sync_role_metadata(d: &mut Draft, current: &str) {
-    let (stable_md, new_md) = match (&d.spec.strategy.canary, &d.spec.strategy.blue_green) {
-        (Some(c), _) => (c.stable_metadata.clone(), c.canary_metadata.clone()),
-        (None, Some(b)) => (b.active_metadata.clone(), b.preview_metadata.clone()),
-        (None, None) => (None, None),
-    };
+    let (stable_md, new_md) = crate::api::pod_metadata::roles(&d.spec.strategy);
+    let (stable_md, new_md) = (stable_md.cloned(), new_md.cloned());
     let stable = d.status.stable_revision.clone();
     // The first revision, and a revision fully promoted, is the stable and nothing else.
     let promoted = stable.as_deref().is_none_or(|s| s == current);
@@ -42,9 +39,17 @@ pub(super) fn sync_role_metadata(d: &mut Draft, current: &str) {
     {
         let want = wanted(&rs.hash);
         if rs.role_metadata != want || rs.pods_out_of_role {
+            // A stray pod may keep a key of a role this revision no longer holds, which its
+            // record no longer names: the write takes every role key it does not want off.
+            let previous = if rs.pods_out_of_role {
+                rs.role_metadata
+                    .with_keys_of(stable_md.iter().chain(new_md.iter()))
+            } else {
+                rs.role_metadata.clone()
+            };
             writes.push(Action::SetRoleMetadata {
                 hash: rs.hash.clone(),
-                previous: rs.role_metadata.clone(),
+                previous,
                 metadata: want,
             });
         }
