@@ -176,7 +176,13 @@ fn a_stray_pod_that_keeps_a_role_key_its_record_no_longer_names_loses_it() {
         labels: BTreeMap::from([("track".into(), "canary".into())]),
         annotations: BTreeMap::new(),
     };
-    rollout.spec.strategy.canary.as_mut().unwrap().canary_metadata = Some(track.clone());
+    rollout
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .unwrap()
+        .canary_metadata = Some(track);
     let mut sim = Sim::healthy(rollout);
     let h1 = hash_of("web:1");
     sim.world
