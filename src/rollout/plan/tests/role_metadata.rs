@@ -145,19 +145,23 @@ fn a_bad_role_label_is_an_invalid_spec_naming_the_field() {
     );
 }
 
+/// One reconcile after observe found a pod of `hash` that is not as its role wants.
+fn reconcile_with_a_stray_pod(sim: &mut Sim, hash: &str) -> Plan {
+    sim.world
+        .replica_sets
+        .iter_mut()
+        .find(|rs| rs.hash == hash)
+        .unwrap()
+        .pods_out_of_role = true;
+    sim.reconcile()
+}
+
 #[test]
 fn a_pod_created_from_a_template_read_before_the_change_is_written_again() {
     let mut sim = Sim::healthy(canary_with_roles(vec![w(50)]));
     let h1 = hash_of("web:1");
-    sim.world
-        .replica_sets
-        .iter_mut()
-        .find(|rs| rs.hash == h1)
-        .unwrap()
-        .pods_out_of_role = true;
-    let plan = sim.reconcile();
     assert_eq!(
-        plan.actions,
+        reconcile_with_a_stray_pod(&mut sim, &h1).actions,
         [Action::SetRoleMetadata {
             hash: h1.clone(),
             previous: role("stable").unwrap(),
@@ -185,15 +189,8 @@ fn a_stray_pod_that_keeps_a_role_key_its_record_no_longer_names_loses_it() {
         .canary_metadata = Some(track);
     let mut sim = Sim::healthy(rollout);
     let h1 = hash_of("web:1");
-    sim.world
-        .replica_sets
-        .iter_mut()
-        .find(|rs| rs.hash == h1)
-        .unwrap()
-        .pods_out_of_role = true;
-    let plan = sim.reconcile();
     assert_eq!(
-        plan.actions,
+        reconcile_with_a_stray_pod(&mut sim, &h1).actions,
         [Action::SetRoleMetadata {
             hash: h1.clone(),
             previous: PodMetadata {
