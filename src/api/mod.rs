@@ -7,6 +7,7 @@ pub mod duration;
 pub mod gates;
 pub mod int_or_arg;
 pub mod notification;
+pub mod pod_metadata;
 pub mod problem;
 pub mod providers;
 pub mod rollout;
@@ -15,6 +16,7 @@ pub mod scope;
 
 pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 pub use notification::{ClusterNotificationChannel, NotificationChannel};
+pub use pod_metadata::PodMetadata;
 pub use problem::SpecProblem;
 pub use rollout::*;
 pub use scaled::{Limit, scaled_value};

@@ -283,6 +283,14 @@ pub struct CanaryStrategy {
     /// the rollout; Inconclusive pauses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<BackgroundAnalysis>,
+    /// Labels and annotations on the canary's pods while they are the canary. A promotion
+    /// replaces them with `stableMetadata`, in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_metadata: Option<super::PodMetadata>,
+    /// Labels and annotations on the stable's pods while they are the stable (the first
+    /// revision's too). A revision that stops being the stable loses them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_metadata: Option<super::PodMetadata>,
 }
 
 /// The routing objects fledge edits to move traffic. Several routers may be given; each gets the
@@ -560,6 +568,14 @@ pub struct BlueGreenStrategy {
     /// `activeService` switches back to it and the rollout aborts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_promotion_analysis: Option<RolloutAnalysis>,
+    /// Labels and annotations on the pods of the revision behind `activeService`. A revision
+    /// that stops being active loses them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_metadata: Option<super::PodMetadata>,
+    /// Labels and annotations on the new revision's pods until the switch, which replaces them
+    /// with `activeMetadata`, in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_metadata: Option<super::PodMetadata>,
 }
 
 /// What the controller has observed and done. Also the place where clients (`kubectl fledge`)

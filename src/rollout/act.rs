@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::api::{Api, DeleteParams, DynamicObject, EvictParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 
@@ -16,9 +18,10 @@ use serde_json::json;
 use super::Error;
 use super::plan::{Action, FINALIZER, Plan};
 use crate::api::analysis::AnalysisRunSpec;
+use crate::api::pod_metadata::ROLE_METADATA_ANNOTATION;
 use crate::api::{
-    AnalysisRun, FIELD_MANAGER, HASH_LABEL, INSTANCE_ID_LABEL, REVISION_ANNOTATION, ROLLOUT_LABEL,
-    Rollout,
+    AnalysisRun, FIELD_MANAGER, HASH_LABEL, INSTANCE_ID_LABEL, PodMetadata, REVISION_ANNOTATION,
+    ROLLOUT_LABEL, Rollout,
 };
 use crate::traffic::ObjectKey;
 
@@ -96,6 +99,11 @@ impl Writer<'_> {
             Action::DeleteAnalysisRun { name } => self.delete_analysis_run(name).await?,
             Action::ApplyRoute { key, body } => self.apply_route(key, body).await?,
             Action::DeleteRoute { key } => self.delete_route(key).await?,
+            Action::SetRoleMetadata {
+                hash,
+                previous,
+                metadata,
+            } => self.set_role_metadata(hash, previous, metadata).await?,
             Action::AddFinalizer => return self.set_finalizer(true).await,
             Action::RemoveFinalizer => return self.set_finalizer(false).await,
         }
@@ -121,6 +129,63 @@ impl Writer<'_> {
             .await
             .map_err(|e| Error::Write("ReplicaSet", name, Box::new(e)))?;
         Ok(())
+    }
+
+    /// The template first (pods created from now on carry the metadata), then the pods that
+    /// exist, in place, and the record last: a crash in between leaves the old record, so the
+    /// next plan does it again.
+    async fn set_role_metadata(
+        &self,
+        hash: &str,
+        previous: &PodMetadata,
+        metadata: &PodMetadata,
+    ) -> Result<()> {
+        let name = replica_set_name(self.rollout, hash);
+        let changes = role_metadata_patch(previous, metadata);
+        let rs_api = Api::<ReplicaSet>::namespaced(self.client.clone(), &self.ns);
+        let write_rs = |patch: serde_json::Value| {
+            let rs_api = rs_api.clone();
+            let name = name.clone();
+            async move {
+                gone_is_done(
+                    rs_api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await,
+                )
+                .map_err(|e| Error::Write("ReplicaSet", name, Box::new(e)))
+            }
+        };
+        write_rs(json!({"spec": {"template": {"metadata": changes}}})).await?;
+
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.ns);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("{HASH_LABEL}={hash}")))
+            .await
+            .map_err(|e| Error::Write("Pod list", name.clone(), Box::new(e)))?;
+        let owned = list.items.into_iter().filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.owner_references()
+                    .iter()
+                    .any(|o| o.controller == Some(true) && o.name == name)
+        });
+        let patch = json!({"metadata": changes});
+        for pod in owned {
+            let pod_name = pod.name_any();
+            gone_is_done(
+                pods.patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await,
+            )
+            .map_err(|e| Error::Write("Pod", pod_name, Box::new(e)))?;
+        }
+
+        let record = if metadata.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::to_string(metadata)
+                .map_err(Error::Serialize)?
+                .into()
+        };
+        write_rs(json!({"metadata": {"annotations": {ROLE_METADATA_ANNOTATION: record}}})).await
     }
 
     async fn delete_replica_set(&self, name: &str) -> Result<()> {
@@ -349,6 +414,25 @@ async fn create_analysis_run(
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => Err(Error::Write("AnalysisRun", name.to_string(), Box::new(e))),
     }
+}
+
+/// A merge patch of `metadata` (labels and annotations) that takes off what `previous` set and
+/// `metadata` does not, and sets what `metadata` has.
+fn role_metadata_patch(previous: &PodMetadata, metadata: &PodMetadata) -> serde_json::Value {
+    let map = |old: &BTreeMap<String, String>, new: &BTreeMap<String, String>| {
+        let mut out = serde_json::Map::new();
+        for key in old.keys().filter(|k| !new.contains_key(*k)) {
+            out.insert(key.clone(), serde_json::Value::Null);
+        }
+        for (key, value) in new {
+            out.insert(key.clone(), value.clone().into());
+        }
+        out
+    };
+    json!({
+        "labels": map(&previous.labels, &metadata.labels),
+        "annotations": map(&previous.annotations, &metadata.annotations),
+    })
 }
 
 /// `<rollout>-<hash>`.

@@ -407,6 +407,7 @@ impl ObservedBuilder {
             available,
             created: Some(created),
             revision: None,
+            ..Default::default()
         });
         this
     }
@@ -523,6 +524,12 @@ pub fn apply_writes(world: &mut Observed, actions: &[Action], now: Timestamp) {
                 }
             }
             Action::DeleteAnalysisRun { name } => world.analysis.runs.retain(|r| r.name != *name),
+            Action::SetRoleMetadata { hash, metadata, .. } => {
+                let rs = world.replica_sets.iter_mut().find(|rs| rs.hash == *hash);
+                let rs = rs.expect("role metadata set on a ReplicaSet that exists");
+                rs.role_metadata = metadata.clone();
+                rs.pods_out_of_role = false;
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod observe;
 pub mod plan;
 pub mod restart;
 pub mod revision;
+mod role_metadata_checks;
 pub mod spec_checks;
 pub mod webhook_gates;
 #[cfg(test)]

@@ -81,6 +81,10 @@ pub struct ObservedReplicaSet {
     pub created: Option<Timestamp>,
     /// The revision number fledge recorded on it (`fledge.dev/revision`), if any.
     pub revision: Option<i64>,
+    /// The role metadata fledge recorded on it (`fledge.dev/role-metadata`); empty when none.
+    pub role_metadata: crate::api::PodMetadata,
+    /// One of its pods lacks some of `role_metadata`.
+    pub pods_out_of_role: bool,
 }
 
 impl ObservedReplicaSet {
@@ -99,7 +103,54 @@ impl ObservedReplicaSet {
                 .annotations()
                 .get(REVISION_ANNOTATION)
                 .and_then(|v| v.parse().ok()),
+            // A record that does not parse is rewritten whole by the next sync.
+            role_metadata: rs
+                .annotations()
+                .get(crate::api::pod_metadata::ROLE_METADATA_ANNOTATION)
+                .and_then(|v| serde_json::from_str(v).ok())
+                .unwrap_or_default(),
+            pods_out_of_role: false,
         })
+    }
+}
+
+/// A pod the ReplicaSet controller created from a template read just before fledge changed its
+/// role metadata misses it, or still carries a key of the role it lost: such a ReplicaSet is
+/// marked, so the plan writes its pods again. Only Rollouts with role metadata cost a walk of
+/// the pod cache.
+fn mark_pods_out_of_role(
+    replica_sets: &mut [ObservedReplicaSet],
+    rollout: &Rollout,
+    pods: &Store<Pod>,
+    ns: &str,
+) {
+    let (stable, new) = crate::api::pod_metadata::roles(&rollout.spec.strategy);
+    let roles: Vec<&crate::api::PodMetadata> = stable.into_iter().chain(new).collect();
+    if roles.iter().all(|r| r.is_empty())
+        && replica_sets.iter().all(|rs| rs.role_metadata.is_empty())
+    {
+        return;
+    }
+    for pod in pods.state() {
+        if pod.namespace().as_deref() != Some(ns) || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(owner) = pod
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true))
+        else {
+            continue;
+        };
+        let Some(rs) = replica_sets.iter_mut().find(|rs| rs.name == owner.name) else {
+            continue;
+        };
+        if rs
+            .role_metadata
+            .out_of_role(roles.iter().copied(), pod.labels(), pod.annotations())
+        {
+            rs.pods_out_of_role = true;
+        }
     }
 }
 
@@ -244,6 +295,8 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
         })
         .filter_map(|rs| ObservedReplicaSet::from_replica_set(&rs))
         .collect();
+    let mut replica_sets: Vec<ObservedReplicaSet> = replica_sets;
+    mark_pods_out_of_role(&mut replica_sets, rollout, &caches.pods, &ns);
 
     let services = referenced_services(rollout)
         .into_iter()

@@ -69,6 +69,7 @@ pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
         );
     }
     out.extend(crate::rollout::webhook_gates::problems(spec));
+    out.extend(super::role_metadata_checks::problems(spec));
     out
 }
 

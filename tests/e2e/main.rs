@@ -18,5 +18,6 @@ mod metric_servers;
 mod notify;
 mod plugin;
 mod resilience;
+mod role_metadata;
 mod smoke;
 mod traffic;

@@ -149,10 +149,11 @@ controller issues today (see docs/install.md for where each one comes from).
   resources: [services]
   verbs: [list, watch, patch]
 # `kubectl fledge restart` (spec.restartAt): the stable revision's pods are read from the watch
-# cache and evicted one at a time within maxUnavailable.
+# cache and evicted one at a time within maxUnavailable. Role metadata (canaryMetadata,
+# stableMetadata, ...) is patched onto a revision's pods in place when its role changes.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [list, watch, patch]
 - apiGroups: [""]
   resources: [pods/eviction]
   verbs: [create]

@@ -88,7 +88,7 @@ pub fn rollout(doc: &Document) -> Vec<Converted> {
     vec![c]
 }
 
-const CANARY_FIELDS: [&str; 7] = [
+const CANARY_FIELDS: [&str; 9] = [
     "stableService",
     "canaryService",
     "maxSurge",
@@ -96,6 +96,8 @@ const CANARY_FIELDS: [&str; 7] = [
     "scaleDownDelaySeconds",
     "abortScaleDownDelaySeconds",
     "dynamicStableScale",
+    "canaryMetadata",
+    "stableMetadata",
 ];
 
 fn canary(src: &Value, c: &mut Converted) -> Value {
@@ -345,13 +347,15 @@ fn traffic_routing(src: &Value, c: &mut Converted) -> Option<Value> {
         .then_some(out)
 }
 
-const BLUE_GREEN_FIELDS: [&str; 6] = [
+const BLUE_GREEN_FIELDS: [&str; 8] = [
     "activeService",
     "previewService",
     "autoPromotionEnabled",
     "autoPromotionSeconds",
     "previewReplicaCount",
     "scaleDownDelaySeconds",
+    "activeMetadata",
+    "previewMetadata",
 ];
 
 fn blue_green(src: &Value, c: &mut Converted) -> Value {

@@ -14,6 +14,7 @@ mod mirror_guard;
 mod new_revision;
 mod request;
 mod retire_routes;
+mod role_metadata;
 mod settings;
 mod status;
 mod templates;
@@ -92,6 +93,13 @@ pub enum Action {
     TerminateAnalysisRun { name: String },
     /// Delete a finished AnalysisRun beyond the run history limits.
     DeleteAnalysisRun { name: String },
+    /// Put the role metadata `metadata` on revision `hash`'s pod template and pods, taking off
+    /// what `previous` (the metadata recorded on its ReplicaSet) put there and it no longer has.
+    SetRoleMetadata {
+        hash: String,
+        previous: crate::api::PodMetadata,
+        metadata: crate::api::PodMetadata,
+    },
 }
 
 /// One line per action for logs: what is written, never whole bodies (a route's document or a
@@ -112,6 +120,7 @@ impl std::fmt::Display for Action {
             Action::CreateAnalysisRun { name, .. } => write!(f, "create AnalysisRun {name}"),
             Action::TerminateAnalysisRun { name } => write!(f, "terminate AnalysisRun {name}"),
             Action::DeleteAnalysisRun { name } => write!(f, "delete AnalysisRun {name}"),
+            Action::SetRoleMetadata { hash, .. } => write!(f, "set role metadata of {hash}"),
         }
     }
 }
@@ -194,6 +203,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     history::retire_old_revisions(&mut draft);
     crate::rollout::gates::retire(&mut draft);
     history::scale_down_workload(&mut draft);
+    role_metadata::sync_role_metadata(&mut draft, &hash);
     let mut plan = status::finish(draft, &old, generation, deadline_exceeded);
     plan.revisions = crate::rollout::revision::assign(&observed.replica_sets, &plan.actions);
     plan.templates = templates::for_new_replica_sets(&plan.actions, template, &hash);

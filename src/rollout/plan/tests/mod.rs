@@ -14,6 +14,7 @@ mod replicas;
 mod requests;
 mod restart_safety;
 mod revisions;
+mod role_metadata;
 mod rollback;
 mod services;
 mod status;
