@@ -41,7 +41,7 @@ pub const INCONCLUSIVE_LIMIT: i32 = 0;
 pub const CONSECUTIVE_ERROR_LIMIT: i32 = 4;
 /// `measurementRetention`, per metric.
 pub const MEASUREMENT_RETENTION: i32 = 10;
-/// The `timeout` of Prometheus, Graphite, InfluxDB and Datadog metrics.
+/// The `timeout` of Prometheus, Graphite, InfluxDB, Datadog, New Relic and CloudWatch metrics.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A `web` metric's `timeoutSeconds`.
 pub const WEB_TIMEOUT_SECONDS: i64 = 10;
@@ -51,6 +51,10 @@ pub const GRAPHITE_FROM: Duration = Duration::from_secs(300);
 pub const DATADOG_INTERVAL: Duration = Duration::from_secs(300);
 /// A Datadog metric's `site`.
 pub const DATADOG_SITE: &str = "datadoghq.com";
+/// A CloudWatch metric's `interval` (how far back its queries read).
+pub const CLOUDWATCH_INTERVAL: Duration = Duration::from_secs(300);
+/// A webhook gate's `interval` (its `timeoutSeconds` is a `web` metric's).
+pub const GATE_INTERVAL: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
@@ -133,6 +137,14 @@ mod tests {
                 vec!["spec", "strategy", "blueGreen", "previewReplicaCount"],
                 "`replicas`".to_string(),
             ),
+            (
+                vec!["spec", "gates", "[]", "interval"],
+                format!("{}s", GATE_INTERVAL.as_secs()),
+            ),
+            (
+                vec!["spec", "gates", "[]", "timeoutSeconds"],
+                WEB_TIMEOUT_SECONDS.to_string(),
+            ),
         ];
         check(&crd, fields);
     }
@@ -160,6 +172,9 @@ mod tests {
             (provider("graphite", "timeout"), secs(QUERY_TIMEOUT)),
             (provider("influxdb", "timeout"), secs(QUERY_TIMEOUT)),
             (provider("datadog", "timeout"), secs(QUERY_TIMEOUT)),
+            (provider("newRelic", "timeout"), secs(QUERY_TIMEOUT)),
+            (provider("cloudWatch", "timeout"), secs(QUERY_TIMEOUT)),
+            (provider("cloudWatch", "interval"), mins(CLOUDWATCH_INTERVAL)),
             (
                 provider("web", "timeoutSeconds"),
                 WEB_TIMEOUT_SECONDS.to_string(),

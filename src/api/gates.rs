@@ -11,9 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::analysis::WebHeader;
 use super::duration::DURATION_PATTERN;
 
-/// How often a gate asks when `interval` is not set.
-pub const DEFAULT_GATE_INTERVAL: &str = "30s";
-
 /// A webhook fledge asks, by a POST of the rollout's state, at each point where its type holds
 /// the rollout. An answer with a 2xx status is "yes"; any other answer, or none, is "no".
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

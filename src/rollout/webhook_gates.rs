@@ -13,7 +13,8 @@ use crate::api::analysis::{
     ANALYSIS_ATTEMPT_LABEL, ANALYSIS_KIND_LABEL, ANALYSIS_STEP_LABEL, AnalysisPhase,
     AnalysisRunSpec, Metric, MetricProvider, WebMethod, WebMetric,
 };
-use crate::api::gates::{DEFAULT_GATE_INTERVAL, GateType, WebhookGate};
+use crate::api::defaults;
+use crate::api::gates::{GateType, WebhookGate};
 use crate::api::{HASH_LABEL, RolloutSpec, SpecProblem};
 
 /// Label on a gate's AnalysisRun: the gate's name.
@@ -138,15 +139,15 @@ pub fn run_spec(
         interval: Some(
             gate.interval
                 .clone()
-                .unwrap_or_else(|| DEFAULT_GATE_INTERVAL.into()),
+                .unwrap_or_else(|| format!("{}s", defaults::GATE_INTERVAL.as_secs())),
         ),
         // Until a decision: the first yes, or (rollback) the end of the rollout.
-        count: Some(0),
+        count: Some(0.into()),
         success_condition: confirm.then(|| YES.to_string()),
         failure_condition: (!confirm).then(|| YES.to_string()),
-        failure_limit: Some(if confirm { NEVER } else { 0 }),
-        inconclusive_limit: Some(NEVER),
-        consecutive_error_limit: Some(NEVER),
+        failure_limit: Some(if confirm { NEVER } else { 0 }.into()),
+        inconclusive_limit: Some(NEVER.into()),
+        consecutive_error_limit: Some(NEVER.into()),
         consecutive_success_limit: confirm.then_some(1),
         ..Default::default()
     };

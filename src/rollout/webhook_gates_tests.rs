@@ -154,11 +154,11 @@ fn the_gate_run_posts_and_waits_for_a_2xx_without_ever_failing() {
     assert_eq!(m.interval.as_deref(), Some("1m"));
     assert_eq!(m.consecutive_success_limit, Some(1));
     for limit in [
-        m.failure_limit,
-        m.inconclusive_limit,
-        m.consecutive_error_limit,
+        &m.failure_limit,
+        &m.inconclusive_limit,
+        &m.consecutive_error_limit,
     ] {
-        assert_eq!(limit, Some(i32::MAX));
+        assert_eq!(limit, &Some(i32::MAX.into()));
     }
 }
 
@@ -243,7 +243,7 @@ fn a_rollback_gate_that_answers_yes_aborts_the_rollout() {
         })
         .unwrap();
     assert_eq!(spec.metrics[0].failure_condition.as_deref(), Some(YES));
-    assert_eq!(spec.metrics[0].failure_limit, Some(0));
+    assert_eq!(spec.metrics[0].failure_limit, Some(0.into()));
 
     finish_run(&mut sim, &name, AnalysisPhase::Failed);
     let p = sim.reconcile();

@@ -23,7 +23,6 @@ pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 pub const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 pub const SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 /// How far back the queries read when the metric does not say (Argo Rollouts' default too).
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 /// Temporary credentials are asked for again this long before they expire.
 const RENEW_BEFORE: SignedDuration = SignedDuration::from_secs(300);
 const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
@@ -177,7 +176,7 @@ pub fn parameters(c: &CloudWatchMetric, now: Timestamp) -> Vec<(String, String)>
         .as_deref()
         .and_then(|i| crate::api::duration::parse(i).ok())
         .filter(|i| !i.is_zero())
-        .unwrap_or(DEFAULT_INTERVAL);
+        .unwrap_or(crate::api::defaults::CLOUDWATCH_INTERVAL);
     let start = SignedDuration::try_from(window)
         .ok()
         .and_then(|w| now.checked_sub(w).ok())
@@ -437,7 +436,7 @@ pub async fn assume_role(
         ("WebIdentityToken".into(), token.to_string()),
     ]);
     let redactor = Redactor::new([token.to_string()]);
-    let (status, text) = post_form(http, "sts", &address, None, body, query::DEFAULT_TIMEOUT)
+    let (status, text) = post_form(http, "sts", &address, None, body, crate::api::defaults::QUERY_TIMEOUT)
         .await
         .map_err(|e| redactor.text(&e))?;
     if !status.is_success() {
