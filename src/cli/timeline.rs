@@ -384,10 +384,26 @@ fn rollout(value: &Value, templates: &BTreeMap<&str, &Value>) -> Result<String, 
         "Shortest time to full promotion: {} plus the time pods take to become available.",
         human(total)
     );
-    if humans.is_empty() {
+    // A confirm gate waits for an outside system, not for a person, but the rollout does not
+    // promote on its own either: say who it waits for.
+    let confirms: Vec<String> = typed
+        .spec
+        .gates
+        .iter()
+        .filter(|g| g.type_ != GateType::Rollback)
+        .map(|g| g.name.clone())
+        .collect();
+    if humans.is_empty() && confirms.is_empty() {
         let _ = writeln!(
             out,
             "No person needs to act: the rollout promotes on its own unless an analysis fails."
+        );
+    } else if humans.is_empty() {
+        let _ = writeln!(
+            out,
+            "No person needs to act, but the rollout promotes only once its gates ({}) answer yes, \
+             or a person runs {promote}.",
+            confirms.join(", ")
         );
     } else {
         let _ = writeln!(out, "A person must:");
