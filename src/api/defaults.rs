@@ -174,7 +174,10 @@ mod tests {
             (provider("datadog", "timeout"), secs(QUERY_TIMEOUT)),
             (provider("newRelic", "timeout"), secs(QUERY_TIMEOUT)),
             (provider("cloudWatch", "timeout"), secs(QUERY_TIMEOUT)),
-            (provider("cloudWatch", "interval"), mins(CLOUDWATCH_INTERVAL)),
+            (
+                provider("cloudWatch", "interval"),
+                mins(CLOUDWATCH_INTERVAL),
+            ),
             (
                 provider("web", "timeoutSeconds"),
                 WEB_TIMEOUT_SECONDS.to_string(),
