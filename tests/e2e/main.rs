@@ -8,6 +8,7 @@ mod load;
 
 mod analysis;
 mod analysis_args;
+mod analysis_fields;
 mod bluegreen;
 mod canary;
 mod chart;

@@ -87,6 +87,7 @@ pub enum Action {
     CreateAnalysisRun {
         name: String,
         labels: std::collections::BTreeMap<String, String>,
+        annotations: std::collections::BTreeMap<String, String>,
         spec: Box<crate::api::analysis::AnalysisRunSpec>,
     },
     /// Stop an AnalysisRun that is no longer needed (`spec.terminate`).
