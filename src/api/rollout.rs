@@ -317,6 +317,9 @@ pub struct CanaryStrategy {
     /// revision's too). A revision that stops being the stable loses them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_metadata: Option<super::PodMetadata>,
+    /// Keep a new revision's pods off the nodes of the stable revision's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_affinity: Option<super::AntiAffinity>,
 }
 
 /// The routing objects fledge edits to move traffic. Several routers may be given; each gets the
@@ -602,6 +605,9 @@ pub struct BlueGreenStrategy {
     /// with `activeMetadata`, in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_metadata: Option<super::PodMetadata>,
+    /// Keep a new revision's pods off the nodes of the active revision's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_affinity: Option<super::AntiAffinity>,
 }
 
 /// What the controller has observed and done. Also the place where clients (`kubectl fledge`)

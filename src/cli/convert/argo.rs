@@ -103,6 +103,7 @@ const CANARY_FIELDS: [&str; 9] = [
 fn canary(src: &Value, c: &mut Converted) -> Value {
     let mut out = json!({});
     copy(src, &mut out, &CANARY_FIELDS);
+    copy(src, &mut out, &["antiAffinity"]);
     let path = "spec.strategy.canary";
     let mut steps = Vec::new();
     for (i, step) in src["steps"].as_array().into_iter().flatten().enumerate() {
@@ -139,7 +140,7 @@ fn canary(src: &Value, c: &mut Converted) -> Value {
     let known: Vec<&str> = CANARY_FIELDS
         .iter()
         .copied()
-        .chain(["steps", "trafficRouting", "analysis"])
+        .chain(["steps", "trafficRouting", "analysis", "antiAffinity"])
         .collect();
     note_unknown(c, src, path, &known, "no fledge equivalent");
     out
@@ -413,6 +414,7 @@ fn blue_green(src: &Value, c: &mut Converted) -> Value {
     let path = "spec.strategy.blueGreen";
     let mut out = json!({});
     copy(src, &mut out, &BLUE_GREEN_FIELDS);
+    copy(src, &mut out, &["antiAffinity"]);
     for field in ["prePromotionAnalysis", "postPromotionAnalysis"] {
         let Some(a) = src.get(field) else { continue };
         if rollout_supports(&["strategy", "blueGreen", field]) {
@@ -433,7 +435,11 @@ fn blue_green(src: &Value, c: &mut Converted) -> Value {
     let known: Vec<&str> = BLUE_GREEN_FIELDS
         .iter()
         .copied()
-        .chain(["prePromotionAnalysis", "postPromotionAnalysis"])
+        .chain([
+            "prePromotionAnalysis",
+            "postPromotionAnalysis",
+            "antiAffinity",
+        ])
         .collect();
     note_unknown(c, src, path, &known, "no fledge equivalent");
     out
