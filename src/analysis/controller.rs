@@ -184,6 +184,14 @@ async fn resolved_spec(
     written.iter().for_each(|w| redactor.add(w));
     spec.metrics = substituted.map_err(|e| redactor.text(&e))?;
     run::validate(&spec.metrics).map_err(|e| redactor.text(&e))?;
+    // A run a Rollout creates had its rules checked by the Rollout's validation; one created
+    // by hand ends in Error here, as in Argo Rollouts.
+    if let Some(p) =
+        super::metric_rules::problems(&spec.dry_run, &spec.measurement_retention, &spec.metrics)
+            .first()
+    {
+        return Err(redactor.text(&p.to_string()));
+    }
     Ok((spec, redactor))
 }
 

@@ -6,6 +6,7 @@ pub mod condition;
 pub mod controller;
 pub mod lint;
 pub mod measure;
+pub mod metric_rules;
 pub mod providers;
 pub mod quote;
 pub mod redact;

@@ -77,9 +77,7 @@ fn result<'a>(status: &'a AnalysisRunStatus, name: &str) -> Option<&'a MetricRes
 }
 
 fn is_dry_run(dry_run: &[DryRun], name: &str) -> bool {
-    dry_run
-        .iter()
-        .any(|d| d.metric_name == name || d.metric_name == "*")
+    super::metric_rules::is_dry_run(dry_run, name)
 }
 
 /// The metrics that keep a run from ever being Successful: they decide the run (not dry-run)
@@ -95,16 +93,7 @@ pub fn endless_metrics<'a>(metrics: &'a [Metric], dry_run: &[DryRun]) -> Vec<&'a
 }
 
 fn retention(spec: &AnalysisRunSpec, name: &str) -> usize {
-    let named = spec
-        .measurement_retention
-        .iter()
-        .find(|r| r.metric_name == name);
-    let any = spec
-        .measurement_retention
-        .iter()
-        .find(|r| r.metric_name == "*");
-    named
-        .or(any)
+    super::metric_rules::retention(&spec.measurement_retention, name)
         .map_or(defaults::MEASUREMENT_RETENTION, |r| r.limit)
         .max(1) as usize
 }

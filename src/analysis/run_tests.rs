@@ -334,6 +334,18 @@ fn dry_run_metrics_are_recorded_but_never_decide() {
 }
 
 #[test]
+fn a_dry_run_rule_is_a_regular_expression_as_in_argo_rollouts() {
+    let mut s = spec(vec![metric("total-5xx-errors"), metric("latency")]);
+    s.dry_run = vec![DryRun {
+        metric_name: "5xx".into(),
+    }];
+    let mut sim = Sim::new(s);
+    assert_eq!(sim.value("total-5xx-errors", 10.0, at(0)), Running);
+    assert!(sim.result("total-5xx-errors").dry_run);
+    assert_eq!(sim.value("latency", 10.0, at(0)), Failed);
+}
+
+#[test]
 fn a_run_of_only_dry_run_metrics_ends_when_they_do() {
     let mut s = spec(vec![metric("errors")]);
     s.dry_run = vec![DryRun {

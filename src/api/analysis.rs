@@ -363,25 +363,42 @@ pub struct JobMetadata {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// A metric measured in dry-run: recorded, never deciding the phase.
+/// Metrics measured in dry-run: recorded, never deciding the phase.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DryRun {
-    /// Name of the metric, or `*` for all.
+    /// The metrics: a regular expression searched for in each metric's name, as in Argo Rollouts
+    /// (`.*` or `*` for all, `^latency$` for exactly one). It must name a metric of the run.
     #[schemars(length(min = 1))]
     pub metric_name: String,
 }
 
-/// How many measurements of a metric to keep.
+/// How many measurements of some metrics to keep.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MeasurementRetention {
-    /// Name of the metric, or `*` for all.
+    /// The metrics: a regular expression searched for in each metric's name, as in Argo Rollouts
+    /// (`.*` or `*` for all, `^latency$` for exactly one). It must name a metric of the run. A
+    /// metric takes the first rule naming it exactly, else the first whose expression matches.
     #[schemars(length(min = 1))]
     pub metric_name: String,
     /// Measurements to keep.
     #[schemars(range(min = 1))]
     pub limit: i32,
+}
+
+/// Labels and annotations put on every AnalysisRun made for one analysis of a Rollout (Argo
+/// Rollouts' `analysisRunMetadata`). fledge's own labels (`fledge.dev/...`,
+/// `rollouts-pod-template-hash`) cannot be set here.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunMetadata {
+    /// Labels added to the runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to the runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// One analysis: metrics measured until they all pass, or one fails. Created by a Rollout (which

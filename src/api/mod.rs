@@ -1,6 +1,7 @@
 //! Custom resource types. No I/O here: these are the shapes users write and the controller reports.
 
 pub mod analysis;
+pub mod anti_affinity;
 pub mod conditions;
 pub mod defaults;
 pub mod duration;
@@ -15,6 +16,7 @@ pub mod scaled;
 pub mod scope;
 
 pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
+pub use anti_affinity::AntiAffinity;
 pub use notification::{ClusterNotificationChannel, NotificationChannel};
 pub use pod_metadata::PodMetadata;
 pub use problem::SpecProblem;

@@ -136,6 +136,19 @@ pub struct RolloutAnalysis {
     /// Values for the templates' arguments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<super::analysis::Argument>,
+    /// Metrics of the run measured in dry-run: recorded, never deciding the run, added to the
+    /// templates' own `dryRun` rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub dry_run: Vec<super::analysis::DryRun>,
+    /// How many measurements of some of the run's metrics to keep; taken before the templates'
+    /// own `measurementRetention` rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub measurement_retention: Vec<super::analysis::MeasurementRetention>,
+    /// Labels and annotations put on the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_run_metadata: Option<super::analysis::AnalysisRunMetadata>,
 }
 
 /// Background analysis: runs beside the canary steps until the rollout ends.
@@ -148,6 +161,19 @@ pub struct BackgroundAnalysis {
     /// Values for the templates' arguments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<super::analysis::Argument>,
+    /// Metrics of the run measured in dry-run: recorded, never deciding the run, added to the
+    /// templates' own `dryRun` rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub dry_run: Vec<super::analysis::DryRun>,
+    /// How many measurements of some of the run's metrics to keep; taken before the templates'
+    /// own `measurementRetention` rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub measurement_retention: Vec<super::analysis::MeasurementRetention>,
+    /// Labels and annotations put on the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_run_metadata: Option<super::analysis::AnalysisRunMetadata>,
     /// Index of the step at which the analysis starts. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
@@ -291,6 +317,9 @@ pub struct CanaryStrategy {
     /// revision's too). A revision that stops being the stable loses them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_metadata: Option<super::PodMetadata>,
+    /// Keep a new revision's pods off the nodes of the stable revision's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_affinity: Option<super::AntiAffinity>,
 }
 
 /// The routing objects fledge edits to move traffic. Several routers may be given; each gets the
@@ -576,6 +605,9 @@ pub struct BlueGreenStrategy {
     /// with `activeMetadata`, in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_metadata: Option<super::PodMetadata>,
+    /// Keep a new revision's pods off the nodes of the active revision's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_affinity: Option<super::AntiAffinity>,
 }
 
 /// What the controller has observed and done. Also the place where clients (`kubectl fledge`)

@@ -5,11 +5,12 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::lint::Finding;
 use crate::analysis::lint::{lint_metric, values};
-use crate::api::analysis::{Argument, Metric};
+use crate::analysis::metric_rules;
+use crate::api::analysis::{Argument, DryRun, MeasurementRetention, Metric};
 
 /// Providers fledge measures with.
 pub const PROVIDERS: [&str; 8] = [
@@ -74,7 +75,37 @@ pub fn template(value: &Value) -> Vec<Finding> {
             }
         }
     }
+    rules(spec, metrics, &mut out);
     out
+}
+
+/// The template's `dryRun` and `measurementRetention` rules: an invalid expression is an error;
+/// one naming none of the template's metrics a warning (it may name a metric of another template
+/// the same analysis combines, but most likely it is a typo that leaves a metric deciding runs).
+fn rules(spec: &Value, metrics: &[Value], out: &mut Vec<Finding>) {
+    let (Ok(dry_run), Ok(retention), Ok(metrics)) = (
+        serde_json::from_value::<Vec<DryRun>>(spec.get("dryRun").cloned().unwrap_or(json!([]))),
+        serde_json::from_value::<Vec<MeasurementRetention>>(
+            spec.get("measurementRetention")
+                .cloned()
+                .unwrap_or(json!([])),
+        ),
+        metrics
+            .iter()
+            .map(|m| serde_json::from_value::<Metric>(m.clone()))
+            .collect::<Result<Vec<_>, _>>(),
+    ) else {
+        // The schema check names what does not read.
+        return;
+    };
+    let invalid = metric_rules::pattern_problems(&dry_run, &retention);
+    for p in metric_rules::problems(&dry_run, &retention, &metrics) {
+        let path = format!("spec.{}", p.path);
+        out.push(match invalid.contains(&p) {
+            true => Finding::error(path, p.message),
+            false => Finding::warning(path, p.message),
+        });
+    }
 }
 
 /// The arguments in `spec.args` (name and value), checking each is named once.

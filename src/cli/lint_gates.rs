@@ -12,12 +12,12 @@ use crate::api::analysis::AnalysisTemplateSpec;
 /// metrics.
 pub fn endless_gates(rollout: &Rollout, documents: &[Document]) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (field, templates, _) in crate::rollout::gates::references(rollout) {
+    for (field, request) in crate::rollout::gates::references(rollout) {
         // Background analysis runs until the rollout ends: endless metrics are its normal case.
         if field == "strategy.canary.analysis" {
             continue;
         }
-        for t in templates {
+        for t in request.templates {
             let kind = if t.cluster_scope == Some(true) {
                 "ClusterAnalysisTemplate"
             } else {
@@ -32,7 +32,13 @@ pub fn endless_gates(rollout: &Rollout, documents: &[Document]) -> Vec<Finding> 
             let Some(spec) = template(documents, kind, &t.template_name, namespace) else {
                 continue;
             };
-            for metric in endless_metrics(&spec.metrics, &spec.dry_run) {
+            let dry_run: Vec<_> = request
+                .dry_run
+                .iter()
+                .chain(&spec.dry_run)
+                .cloned()
+                .collect();
+            for metric in endless_metrics(&spec.metrics, &dry_run) {
                 out.push(Finding::warning(
                     format!("spec.{field}"),
                     format!(

@@ -107,6 +107,14 @@ fn convert_flagger_canary() {
         Ok(crate::api::analysis::AnalysisPhase::Successful)
     );
     assert_eq!(judge(7.0), Ok(crate::api::analysis::AnalysisPhase::Failed));
+    // A single value also reads as `result[0]` (Argo Rollouts' idiom), so either form judges it.
+    let indexed = crate::analysis::condition::Conditions::compile(Some("result[0] <= 5"), None);
+    assert_eq!(
+        indexed
+            .unwrap()
+            .judge(&crate::analysis::value::MetricValue::Number(3.0)),
+        Ok(crate::api::analysis::AnalysisPhase::Successful)
+    );
 }
 
 #[test]

@@ -92,8 +92,14 @@ impl Writer<'_> {
             Action::UnpinService { name } => self.unpin_service(name).await?,
             Action::EvictPod { name } => self.evict_pod(name).await?,
             Action::ScaleDownWorkload { name } => self.scale_down_workload(name).await?,
-            Action::CreateAnalysisRun { name, labels, spec } => {
-                create_analysis_run(self.client, self.rollout, name, labels, spec).await?
+            Action::CreateAnalysisRun {
+                name,
+                labels,
+                annotations,
+                spec,
+            } => {
+                create_analysis_run(self.client, self.rollout, name, labels, annotations, spec)
+                    .await?
             }
             Action::TerminateAnalysisRun { name } => self.terminate_analysis_run(name).await?,
             Action::DeleteAnalysisRun { name } => self.delete_analysis_run(name).await?,
@@ -387,6 +393,7 @@ async fn create_analysis_run(
     rollout: &Rollout,
     name: &str,
     labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
     spec: &AnalysisRunSpec,
 ) -> Result<()> {
     let owner = rollout.controller_owner_ref(&()).ok_or(Error::NoOwner)?;
@@ -400,6 +407,7 @@ async fn create_analysis_run(
             name: Some(name.to_string()),
             namespace: rollout.namespace(),
             labels: Some(labels),
+            annotations: (!annotations.is_empty()).then(|| annotations.clone()),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },

@@ -625,6 +625,10 @@ async fn analysis_runs_are_created_owned_terminated_by_merge_patch_and_deleted()
         Action::CreateAnalysisRun {
             name: "web-abc-step1".into(),
             labels,
+            annotations: std::collections::BTreeMap::from([(
+                "example.com/team".to_string(),
+                "payments".to_string(),
+            )]),
             spec: Box::new(spec),
         },
         Action::TerminateAnalysisRun {
@@ -646,6 +650,10 @@ async fn analysis_runs_are_created_owned_terminated_by_merge_patch_and_deleted()
     assert_eq!(run["metadata"]["labels"][ROLLOUT_LABEL], NAME);
     assert_eq!(run["metadata"]["labels"]["fledge.dev/instance-id"], "blue");
     assert_eq!(run["metadata"]["labels"]["fledge.dev/step"], "1");
+    assert_eq!(
+        run["metadata"]["annotations"]["example.com/team"],
+        "payments"
+    );
     let owner = &run["metadata"]["ownerReferences"][0];
     assert_eq!(
         (&owner["kind"], &owner["uid"], &owner["controller"]),

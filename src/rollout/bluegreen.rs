@@ -57,7 +57,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     // The switch waits for the preview's analysis; a failure aborts with the active Service
     // never having moved. A full promotion skips it, as it skips the post-promotion analysis.
     if let Some(a) = bg.pre_promotion_analysis.as_ref().filter(|_| !full) {
-        let g = gate(d, current, RunKind::PrePromotion, &a.templates, &a.args);
+        let g = gate(d, current, RunKind::PrePromotion, a.into());
         if hold(d, g) {
             if d.status.abort {
                 return plan(d, current);
@@ -106,7 +106,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     // After the switch the old revision stays at full size (it is still the stable one) until
     // the post-promotion analysis passes, so a failure can switch back at once.
     if let Some(a) = bg.post_promotion_analysis.as_ref().filter(|_| !full) {
-        let g = gate(d, current, RunKind::PostPromotion, &a.templates, &a.args);
+        let g = gate(d, current, RunKind::PostPromotion, a.into());
         if hold(d, g) {
             if d.status.abort {
                 return plan(d, current);

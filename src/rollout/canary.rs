@@ -257,7 +257,7 @@ fn walk(
             }
             d.unpause(PauseReason::CanaryPauseStep);
         } else if let Some(a) = &step.analysis {
-            let g = gate(d, current, RunKind::Step(i), &a.templates, &a.args);
+            let g = gate(d, current, RunKind::Step(i), a.into());
             if hold(d, g) {
                 if d.status.abort {
                     // Failed: the abort path puts all traffic back on stable in this plan.
@@ -321,7 +321,7 @@ fn background(d: &mut Draft, canary: &CanaryStrategy, current: &str, i: i32) -> 
     if d.status.promote_full || i < d.settings.analysis_starting_step {
         return false;
     }
-    let g = gate(d, current, RunKind::Background, &a.templates, &a.args);
+    let g = gate(d, current, RunKind::Background, a.into());
     if g != Gate::Waiting {
         hold(d, g);
     }

@@ -140,6 +140,7 @@ pub fn errors_analysis() -> RolloutAnalysis {
             value: Some("web-canary".into()),
             value_from: None,
         }],
+        ..Default::default()
     }
 }
 

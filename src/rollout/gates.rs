@@ -8,12 +8,17 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::plan::{Action, Draft};
 use crate::analysis::args;
+use crate::analysis::metric_rules;
 use crate::api::analysis::{
     ANALYSIS_ATTEMPT_LABEL, ANALYSIS_KIND_LABEL, ANALYSIS_STEP_LABEL, AnalysisPhase, AnalysisRun,
-    AnalysisRunSpec, AnalysisTemplateSpec, Argument,
+    AnalysisRunMetadata, AnalysisRunSpec, AnalysisTemplateSpec, Argument, DryRun,
+    MeasurementRetention,
 };
 use crate::api::gates::GateType;
-use crate::api::{AnalysisTemplateRef, HASH_LABEL, PauseReason, Rollout};
+use crate::api::{
+    AnalysisTemplateRef, BackgroundAnalysis, HASH_LABEL, PauseReason, Rollout, RolloutAnalysis,
+    RolloutSpec,
+};
 
 /// What an AnalysisRun gates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,48 +154,90 @@ pub struct AnalysisObserved {
     pub rollout: serde_json::Value,
 }
 
+/// One analysis a Rollout asks for: its templates, and what the Rollout adds to the run.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub templates: &'a [AnalysisTemplateRef],
+    pub args: &'a [Argument],
+    /// Rules added to (and taken before) the templates' own.
+    pub dry_run: &'a [DryRun],
+    pub measurement_retention: &'a [MeasurementRetention],
+    pub metadata: Option<&'a AnalysisRunMetadata>,
+}
+
+impl<'a> From<&'a RolloutAnalysis> for Request<'a> {
+    fn from(a: &'a RolloutAnalysis) -> Self {
+        Request {
+            templates: &a.templates,
+            args: &a.args,
+            dry_run: &a.dry_run,
+            measurement_retention: &a.measurement_retention,
+            metadata: a.analysis_run_metadata.as_ref(),
+        }
+    }
+}
+
+impl<'a> From<&'a BackgroundAnalysis> for Request<'a> {
+    fn from(a: &'a BackgroundAnalysis) -> Self {
+        Request {
+            templates: &a.templates,
+            args: &a.args,
+            dry_run: &a.dry_run,
+            measurement_retention: &a.measurement_retention,
+            metadata: a.analysis_run_metadata.as_ref(),
+        }
+    }
+}
+
 /// Every analysis a Rollout's spec asks for, with the field path for messages.
-pub fn references(rollout: &Rollout) -> Vec<(String, &[AnalysisTemplateRef], &[Argument])> {
-    let mut out: Vec<(String, &[AnalysisTemplateRef], &[Argument])> = Vec::new();
-    if let Some(c) = &rollout.spec.strategy.canary {
+pub fn references(rollout: &Rollout) -> Vec<(String, Request<'_>)> {
+    references_in(&rollout.spec)
+}
+
+/// [`references`] of a spec.
+pub fn references_in(spec: &RolloutSpec) -> Vec<(String, Request<'_>)> {
+    let mut out: Vec<(String, Request<'_>)> = Vec::new();
+    if let Some(c) = &spec.strategy.canary {
         for (i, s) in c.steps.iter().enumerate() {
             if let Some(a) = &s.analysis {
-                out.push((
-                    format!("strategy.canary.steps[{i}].analysis"),
-                    &a.templates,
-                    &a.args,
-                ));
+                out.push((format!("strategy.canary.steps[{i}].analysis"), a.into()));
             }
         }
         if let Some(a) = &c.analysis {
-            out.push(("strategy.canary.analysis".into(), &a.templates, &a.args));
+            out.push(("strategy.canary.analysis".into(), a.into()));
         }
     }
-    if let Some(b) = &rollout.spec.strategy.blue_green {
+    if let Some(b) = &spec.strategy.blue_green {
         for (field, a) in [
             ("prePromotionAnalysis", &b.pre_promotion_analysis),
             ("postPromotionAnalysis", &b.post_promotion_analysis),
         ] {
             if let Some(a) = a {
-                out.push((format!("strategy.blueGreen.{field}"), &a.templates, &a.args));
+                out.push((format!("strategy.blueGreen.{field}"), a.into()));
             }
         }
     }
     out
 }
 
-/// The AnalysisRun spec for `templates` with the Rollout's `given` arguments: metrics of all
-/// templates, arguments merged and fields of the Rollout read. Secret references stay references;
-/// the analysis controller reads them when measuring.
+/// The AnalysisRun spec for `request`'s templates with the Rollout's arguments: metrics of all
+/// templates, arguments merged and fields of the Rollout read, the Rollout's dry-run and
+/// retention rules ahead of the templates'. Secret references stay references; the analysis
+/// controller reads them when measuring.
 pub fn build_spec(
     observed: &AnalysisObserved,
     namespace: &str,
-    templates: &[AnalysisTemplateRef],
-    given: &[Argument],
+    request: Request<'_>,
 ) -> Result<AnalysisRunSpec, String> {
-    let mut spec = AnalysisRunSpec::default();
+    let given = request.args;
+    let mut spec = AnalysisRunSpec {
+        dry_run: request.dry_run.to_vec(),
+        measurement_retention: request.measurement_retention.to_vec(),
+        ..Default::default()
+    };
     let mut template_args = Vec::new();
-    for (i, t) in templates.iter().enumerate() {
+    let mut template_rules = Vec::new();
+    for (i, t) in request.templates.iter().enumerate() {
         let cluster = t.cluster_scope == Some(true);
         let template = observed
             .templates
@@ -218,6 +265,31 @@ pub fn build_spec(
         spec.dry_run.extend(template.dry_run.iter().cloned());
         spec.measurement_retention
             .extend(template.measurement_retention.iter().cloned());
+        template_rules.push((i, t, template));
+    }
+    // A rule naming no metric would leave the metric it meant deciding the run.
+    if let Some(p) = metric_rules::problems(
+        request.dry_run,
+        request.measurement_retention,
+        &spec.metrics,
+    )
+    .first()
+    {
+        return Err(p.to_string());
+    }
+    for (i, t, template) in template_rules {
+        if let Some(p) = metric_rules::problems(
+            &template.dry_run,
+            &template.measurement_retention,
+            &spec.metrics,
+        )
+        .first()
+        {
+            return Err(format!(
+                "templates[{i}]: template {:?}: {p}",
+                t.template_name
+            ));
+        }
     }
     let mut merged = args::merge(&template_args, given).map_err(|e| format!("args: {e}"))?;
     for a in &mut merged {
@@ -255,8 +327,8 @@ pub fn build_spec(
 /// Checks every analysis the spec names can be built; the message names the field.
 pub fn validate(rollout: &Rollout, observed: &AnalysisObserved) -> Result<(), String> {
     let ns = rollout.metadata.namespace.clone().unwrap_or_default();
-    for (field, templates, given) in references(rollout) {
-        build_spec(observed, &ns, templates, given).map_err(|e| format!("{field}.{e}"))?;
+    for (field, request) in references(rollout) {
+        build_spec(observed, &ns, request).map_err(|e| format!("{field}.{e}"))?;
     }
     Ok(())
 }
@@ -299,13 +371,7 @@ pub fn run_labels(hash: &str, kind: RunKind, attempt: i32) -> BTreeMap<String, S
 
 /// Gates on the analysis of `kind` for revision `hash`: creates its run when there is none, and
 /// says what its phase means for the rollout.
-pub(crate) fn gate(
-    d: &mut Draft,
-    hash: &str,
-    kind: RunKind,
-    templates: &[AnalysisTemplateRef],
-    given: &[Argument],
-) -> Gate {
+pub(crate) fn gate(d: &mut Draft, hash: &str, kind: RunKind, request: Request<'_>) -> Gate {
     let attempt = d.status.analysis_attempt.unwrap_or(0);
     let name = run_name(&d.rollout_name, hash, kind, attempt);
     d.wanted_runs.push((name.clone(), kind));
@@ -316,11 +382,16 @@ pub(crate) fn gate(
         {
             return Gate::Waiting;
         }
-        match build_spec(&d.observed.analysis, &d.namespace, templates, given) {
+        match build_spec(&d.observed.analysis, &d.namespace, request) {
             Ok(spec) => {
+                let metadata = request.metadata.cloned().unwrap_or_default();
+                // fledge's labels last: they are how it finds its runs again.
+                let mut labels = metadata.labels;
+                labels.extend(run_labels(hash, kind, attempt));
                 d.actions.push(Action::CreateAnalysisRun {
                     name: name.clone(),
-                    labels: run_labels(hash, kind, attempt),
+                    labels,
+                    annotations: metadata.annotations,
                     spec: Box::new(spec),
                 });
                 d.event(

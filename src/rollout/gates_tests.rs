@@ -199,6 +199,7 @@ fn with_background(steps: Vec<CanaryStep>, starting_step: i32) -> Rollout {
         templates: a.templates,
         args: a.args,
         starting_step: Some(starting_step),
+        ..Default::default()
     });
     r
 }

@@ -3,6 +3,9 @@
 pub mod act;
 #[cfg(test)]
 mod act_tests;
+#[cfg(test)]
+mod analysis_fields_tests;
+mod analysis_run_checks;
 pub(crate) mod bluegreen;
 pub(crate) mod canary;
 #[cfg(test)]
@@ -365,8 +368,9 @@ where
 
 /// True when the Rollout's analysis names template `name` (cluster-scoped or not).
 fn uses_template(rollout: &Rollout, name: &str, cluster: bool) -> bool {
-    gates::references(rollout).iter().any(|(_, templates, _)| {
-        templates
+    gates::references(rollout).iter().any(|(_, request)| {
+        request
+            .templates
             .iter()
             .any(|t| t.template_name == name && (t.cluster_scope == Some(true)) == cluster)
     })

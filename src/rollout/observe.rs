@@ -237,8 +237,8 @@ fn observe_analysis(rollout: &Rollout, caches: &AnalysisCaches) -> super::gates:
         .filter_map(|r| ObservedRun::from_run(&r))
         .collect();
     let mut templates = BTreeMap::new();
-    for (_, refs, _) in &refs {
-        for t in refs.iter() {
+    for (_, request) in &refs {
+        for t in request.templates {
             let cluster = t.cluster_scope == Some(true);
             let spec = if cluster {
                 caches
@@ -257,8 +257,10 @@ fn observe_analysis(rollout: &Rollout, caches: &AnalysisCaches) -> super::gates:
         }
     }
     // Only arguments read from the Rollout's fields need it.
-    let uses_fields = refs.iter().any(|(_, _, args)| {
-        args.iter()
+    let uses_fields = refs.iter().any(|(_, request)| {
+        request
+            .args
+            .iter()
             .any(|a| a.value_from.as_ref().is_some_and(|f| f.field_ref.is_some()))
     }) || templates.values().any(|t| {
         t.args

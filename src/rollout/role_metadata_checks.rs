@@ -66,7 +66,7 @@ pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
 
 /// `[prefix/]name`: a DNS subdomain prefix, a name of at most 63 alphanumerics, `-`, `_`, `.`
 /// starting and ending alphanumeric.
-fn qualified_name(key: &str) -> Result<(), String> {
+pub(super) fn qualified_name(key: &str) -> Result<(), String> {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
@@ -95,7 +95,7 @@ fn qualified_name(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn label_value(value: &str) -> Result<(), String> {
+pub(super) fn label_value(value: &str) -> Result<(), String> {
     if value.is_empty() || label_chars(value) {
         Ok(())
     } else {

@@ -70,6 +70,7 @@ pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
     }
     out.extend(crate::rollout::webhook_gates::problems(spec));
     out.extend(super::role_metadata_checks::problems(spec));
+    out.extend(super::analysis_run_checks::problems(spec));
     out
 }
 

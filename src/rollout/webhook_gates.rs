@@ -205,6 +205,7 @@ fn ensure<'a>(
         d.actions.push(Action::CreateAnalysisRun {
             name: name.clone(),
             labels: labels(hash, gate, step, attempt),
+            annotations: Default::default(),
             spec: Box::new(spec),
         });
         d.event(

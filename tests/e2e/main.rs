@@ -8,6 +8,8 @@ mod load;
 
 mod analysis;
 mod analysis_args;
+mod analysis_fields;
+mod anti_affinity;
 mod bluegreen;
 mod canary;
 mod chart;

@@ -103,6 +103,7 @@ const CANARY_FIELDS: [&str; 9] = [
 fn canary(src: &Value, c: &mut Converted) -> Value {
     let mut out = json!({});
     copy(src, &mut out, &CANARY_FIELDS);
+    copy(src, &mut out, &["antiAffinity"]);
     let path = "spec.strategy.canary";
     let mut steps = Vec::new();
     for (i, step) in src["steps"].as_array().into_iter().flatten().enumerate() {
@@ -139,7 +140,7 @@ fn canary(src: &Value, c: &mut Converted) -> Value {
     let known: Vec<&str> = CANARY_FIELDS
         .iter()
         .copied()
-        .chain(["steps", "trafficRouting", "analysis"])
+        .chain(["steps", "trafficRouting", "analysis", "antiAffinity"])
         .collect();
     note_unknown(c, src, path, &known, "no fledge equivalent");
     out
@@ -233,13 +234,64 @@ fn analysis_ref(src: &Value, path: &str, c: &mut Converted, background: bool) ->
     if let Some(args) = src.get("args") {
         out["args"] = args.clone();
     }
-    let mut known = vec!["templates", "args"];
+    run_rules(src, &mut out, path, c);
+    if let Some(md) = src.get("analysisRunMetadata") {
+        let mut m = json!({});
+        copy(md, &mut m, &["labels", "annotations"]);
+        if m.as_object().is_some_and(|m| !m.is_empty()) {
+            out["analysisRunMetadata"] = m;
+        }
+    }
+    let mut known = vec![
+        "templates",
+        "args",
+        "dryRun",
+        "measurementRetention",
+        "analysisRunMetadata",
+    ];
     if background {
         known.push("startingStep");
         copy(src, &mut out, &["startingStep"]);
     }
     note_unknown(c, src, path, &known, "no fledge equivalent");
     out
+}
+
+/// `dryRun` and `measurementRetention`, of a template or of a Rollout's analysis: the same rules
+/// (a regular expression for the metric names). A retention `limit` of 0 is Argo Rollouts' way to
+/// say "the default", which fledge writes by leaving the rule out.
+fn run_rules(src: &Value, out: &mut Value, path: &str, c: &mut Converted) {
+    let dry: Vec<Value> = src["dryRun"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| json!({"metricName": r["metricName"]}))
+        .collect();
+    if !dry.is_empty() {
+        out["dryRun"] = Value::Array(dry);
+    }
+    let mut kept = Vec::new();
+    for (i, r) in src["measurementRetention"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        match r["limit"].as_i64() {
+            Some(n) if n > 0 => kept.push(json!({"metricName": r["metricName"], "limit": n})),
+            _ => c.note(
+                &format!("{path}.measurementRetention[{i}].limit"),
+                format!(
+                    "{} keeps the default ({} measurements): rule left out",
+                    r["limit"],
+                    crate::api::defaults::MEASUREMENT_RETENTION
+                ),
+            ),
+        }
+    }
+    if !kept.is_empty() {
+        out["measurementRetention"] = Value::Array(kept);
+    }
 }
 
 fn traffic_routing(src: &Value, c: &mut Converted) -> Option<Value> {
@@ -362,6 +414,7 @@ fn blue_green(src: &Value, c: &mut Converted) -> Value {
     let path = "spec.strategy.blueGreen";
     let mut out = json!({});
     copy(src, &mut out, &BLUE_GREEN_FIELDS);
+    copy(src, &mut out, &["antiAffinity"]);
     for field in ["prePromotionAnalysis", "postPromotionAnalysis"] {
         let Some(a) = src.get(field) else { continue };
         if rollout_supports(&["strategy", "blueGreen", field]) {
@@ -382,7 +435,11 @@ fn blue_green(src: &Value, c: &mut Converted) -> Value {
     let known: Vec<&str> = BLUE_GREEN_FIELDS
         .iter()
         .copied()
-        .chain(["prePromotionAnalysis", "postPromotionAnalysis"])
+        .chain([
+            "prePromotionAnalysis",
+            "postPromotionAnalysis",
+            "antiAffinity",
+        ])
         .collect();
     note_unknown(c, src, path, &known, "no fledge equivalent");
     out
@@ -432,11 +489,12 @@ pub fn analysis_template(doc: &Document) -> Converted {
             metrics.push(m);
         }
     }
+    run_rules(src, &mut spec, "spec", &mut c);
     note_unknown(
         &mut c,
         src,
         "spec",
-        &["args", "metrics"],
+        &["args", "metrics", "dryRun", "measurementRetention"],
         "no fledge equivalent",
     );
     if metrics.is_empty() {

@@ -5,6 +5,7 @@
 //! is a plain unit test. [`plan`] calls the steps in the files below in an order that is part of
 //! the behaviour; docs/design.md ("Inside `plan()`") says which and why.
 
+mod anti_affinity;
 mod deadline;
 mod deletion;
 mod draft;
@@ -87,6 +88,7 @@ pub enum Action {
     CreateAnalysisRun {
         name: String,
         labels: std::collections::BTreeMap<String, String>,
+        annotations: std::collections::BTreeMap<String, String>,
         spec: Box<crate::api::analysis::AnalysisRunSpec>,
     },
     /// Stop an AnalysisRun that is no longer needed (`spec.terminate`).
@@ -207,5 +209,11 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let mut plan = status::finish(draft, &old, generation, deadline_exceeded);
     plan.revisions = crate::rollout::revision::assign(&observed.replica_sets, &plan.actions);
     plan.templates = templates::for_new_replica_sets(&plan.actions, template, &hash);
+    anti_affinity::add_to_new_replica_sets(
+        &mut plan.templates,
+        &rollout.spec,
+        plan.status.stable_revision.as_deref(),
+        rollout.metadata.namespace.as_deref().unwrap_or_default(),
+    );
     plan
 }

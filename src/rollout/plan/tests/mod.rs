@@ -2,6 +2,7 @@
 //! property tests over whole simulated rollouts, one file per topic. Every reconcile of a [`Sim`]
 //! also checks determinism, the status fixpoint and kstatus (see [`crate::rollout::fixtures`]).
 
+mod anti_affinity;
 mod bluegreen;
 mod canary;
 mod deadline;

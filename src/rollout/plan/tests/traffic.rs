@@ -357,6 +357,7 @@ fn a_failed_step_analysis_zeroes_the_route_before_scaling() {
                 cluster_scope: None,
             }],
             args: vec![],
+            ..Default::default()
         }),
         ..Default::default()
     };
