@@ -24,6 +24,8 @@ pub const UNSUCCESSFUL_RUN_HISTORY_LIMIT: i32 = 5;
 pub const MAX_SURGE_PERCENT: i32 = 25;
 /// `strategy.canary.maxUnavailable`.
 pub const MAX_UNAVAILABLE: i32 = 0;
+/// `strategy.canary.minPodsPerReplicaSet`.
+pub const MIN_PODS_PER_REPLICA_SET: i32 = 1;
 /// `strategy.canary.analysis.startingStep`.
 pub const ANALYSIS_STARTING_STEP: i32 = 0;
 /// `setMirrorRoute.percentage`.
@@ -118,6 +120,10 @@ mod tests {
                 SCALE_DOWN_DELAY_SECONDS.to_string(),
             ),
             (
+                at(&["minPodsPerReplicaSet"]),
+                MIN_PODS_PER_REPLICA_SET.to_string(),
+            ),
+            (
                 at(&["analysis", "startingStep"]),
                 ANALYSIS_STARTING_STEP.to_string(),
             ),
@@ -174,7 +180,10 @@ mod tests {
             (provider("datadog", "timeout"), secs(QUERY_TIMEOUT)),
             (provider("newRelic", "timeout"), secs(QUERY_TIMEOUT)),
             (provider("cloudWatch", "timeout"), secs(QUERY_TIMEOUT)),
-            (provider("cloudWatch", "interval"), mins(CLOUDWATCH_INTERVAL)),
+            (
+                provider("cloudWatch", "interval"),
+                mins(CLOUDWATCH_INTERVAL),
+            ),
             (
                 provider("web", "timeoutSeconds"),
                 WEB_TIMEOUT_SECONDS.to_string(),

@@ -240,6 +240,7 @@ pub struct Strategy {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService))").message("strategy.canary.trafficRouting needs both stableService and canaryService"))]
 #[x_kube(validation = Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute) || has(s.setMirrorRoute))").message("setHeaderRoute and setMirrorRoute steps need strategy.canary.trafficRouting"))]
+#[x_kube(validation = Rule::new("has(self.trafficRouting) || !has(self.minPodsPerReplicaSet)").message("strategy.canary.minPodsPerReplicaSet needs strategy.canary.trafficRouting"))]
 pub struct CanaryStrategy {
     /// Service whose selector fledge pins to the stable revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,6 +276,12 @@ pub struct CanaryStrategy {
     /// (abort, revert) only as its pods become available again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic_stable_scale: Option<bool>,
+    /// With a traffic router, the fewest pods the canary and the stable ReplicaSet are asked for
+    /// while either is asked for any (capped at `replicas`), so that a small weight never rests
+    /// on one pod. Needs `trafficRouting`. Defaults to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_REPLICAS))]
+    pub min_pods_per_replica_set: Option<i32>,
     /// Shift traffic by editing the routing objects a gateway or mesh reads. Without it the
     /// canary's weight is its share of the pods behind the Services.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -88,7 +88,7 @@ pub fn rollout(doc: &Document) -> Vec<Converted> {
     vec![c]
 }
 
-const CANARY_FIELDS: [&str; 9] = [
+const CANARY_FIELDS: [&str; 10] = [
     "stableService",
     "canaryService",
     "maxSurge",
@@ -98,6 +98,7 @@ const CANARY_FIELDS: [&str; 9] = [
     "dynamicStableScale",
     "canaryMetadata",
     "stableMetadata",
+    "minPodsPerReplicaSet",
 ];
 
 fn canary(src: &Value, c: &mut Converted) -> Value {
@@ -125,6 +126,16 @@ fn canary(src: &Value, c: &mut Converted) -> Value {
                 "traffic routers are not supported by this fledge version: traffic follows the share of available pods",
             );
         }
+    }
+    if out.get("trafficRouting").is_none()
+        && let Some(o) = out.as_object_mut()
+        && o.remove("minPodsPerReplicaSet").is_some()
+    {
+        // Argo Rollouts ignores it without a router; fledge refuses it.
+        c.note(
+            &format!("{path}.minPodsPerReplicaSet"),
+            "applies only with a traffic router, and none was converted: dropped",
+        );
     }
     if let Some(a) = src.get("analysis") {
         if rollout_supports(&["strategy", "canary", "analysis"]) {

@@ -32,6 +32,8 @@ pub(crate) struct Settings {
     pub auto_promotion_seconds: i32,
     /// Canary: the step from which the background analysis runs.
     pub analysis_starting_step: i32,
+    /// Canary with a router: the fewest pods of a ReplicaSet asked for any, within 1..=`replicas`.
+    pub min_pods_per_replica_set: i32,
 }
 
 impl Settings {
@@ -90,6 +92,10 @@ impl Settings {
                 .and_then(|c| c.analysis.as_ref())
                 .and_then(|a| a.starting_step)
                 .unwrap_or(defaults::ANALYSIS_STARTING_STEP),
+            min_pods_per_replica_set: canary
+                .and_then(|c| c.min_pods_per_replica_set)
+                .unwrap_or(defaults::MIN_PODS_PER_REPLICA_SET)
+                .clamp(1, replicas.max(1)),
         }
     }
 }

@@ -8,6 +8,7 @@ mod deadline;
 mod deletion;
 mod history;
 mod invalid;
+mod min_pods;
 mod mirror_guard;
 mod properties;
 mod replicas;

@@ -1,0 +1,71 @@
+//! Argo Rollouts' fields about ReplicaSet sizes and old revisions, on a real API server:
+//! `minPodsPerReplicaSet`, and the ones that follow it in issue 17.
+
+use fledge::api::{Phase, Rollout};
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::canary::deploy_v1;
+use crate::harness::{MINUTE, TestEnv, canary_rollout};
+use crate::traffic::{apply_dynamic, get_doc, http_route, user_http_route, weights, with_routing};
+
+fn phase(r: &Rollout) -> Option<Phase> {
+    r.status.as_ref().and_then(|s| s.phase)
+}
+
+fn step(r: &Rollout) -> Option<i32> {
+    r.status.as_ref().and_then(|s| s.current_step_index)
+}
+
+/// Server-side applies `value`, returning the API server's refusal instead of panicking.
+async fn try_apply(env: &TestEnv, value: Value) -> Result<Rollout, String> {
+    let obj: Rollout = serde_json::from_value(value).expect("a Rollout");
+    let name = kube::ResourceExt::name_any(&obj);
+    env.rollouts()
+        .patch(
+            &name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Scenario: 10 replicas, setWeight 5 through an HTTPRoute, minPodsPerReplicaSet 3: the canary
+/// gets 3 pods (5% would be 1), all available before the 5% goes to it.
+#[tokio::test]
+async fn min_pods_per_replica_set_floors_the_canary_of_a_small_weight() {
+    let env = TestEnv::canary("min-pods").await;
+    apply_dynamic(&env, &http_route(), user_http_route()).await;
+    let routing = json!({"gatewayAPI": {"httpRoutes": [{"name": "web"}]}});
+    let rollout = |v: &str| {
+        let steps = json!([{"setWeight": 5}, {"pause": {}}]);
+        let mut r = with_routing(canary_rollout("web", 10, v, steps), routing.clone());
+        r["spec"]["strategy"]["canary"]["minPodsPerReplicaSet"] = json!(3);
+        r
+    };
+    // Without a router the field would do nothing: the API server refuses it.
+    let mut unrouted = rollout("1");
+    unrouted["spec"]["strategy"]["canary"]
+        .as_object_mut()
+        .unwrap()
+        .remove("trafficRouting");
+    let refused = try_apply(&env, unrouted).await.expect_err("refused");
+    assert!(
+        refused.contains("minPodsPerReplicaSet needs strategy.canary.trafficRouting"),
+        "{refused}"
+    );
+
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    let r = env
+        .wait_rollout("web", "paused at step 1", MINUTE, |r| {
+            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+        })
+        .await;
+    let v2 = r.status.unwrap().current_revision.unwrap();
+    env.wait_replica_sets("canary at 3 pods", vec![(v1, 10, 10), (v2, 3, 3)])
+        .await;
+    let route = get_doc(&env, &http_route(), "web").await.unwrap();
+    assert_eq!(weights(&route, 1), (Some(95), Some(5)), "{route}");
+}
