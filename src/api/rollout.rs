@@ -265,6 +265,12 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_seconds: Option<i32>,
+    /// How many old ReplicaSets may wait out `scaleDownDelaySeconds` at once: the newest this
+    /// many keep their pods for the delay, older ones are scaled down right away. Unset: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_revision_limit: Option<i32>,
     /// Seconds the canary ReplicaSet stays up after an abort, for debugging. Only used with a
     /// traffic router: without one the canary's pods carry traffic, so they go as soon as the
     /// stable's pods are available to replace them. Defaults to 30.
@@ -567,6 +573,12 @@ pub struct BlueGreenStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_seconds: Option<i32>,
+    /// How many old ReplicaSets may wait out `scaleDownDelaySeconds` at once: the newest this
+    /// many keep their pods for the delay, older ones are scaled down right away. Unset: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_revision_limit: Option<i32>,
     /// Analysis of the preview before the switch: `activeService` moves only once it is
     /// Successful; Failed or Error aborts.
     #[serde(default, skip_serializing_if = "Option::is_none")]

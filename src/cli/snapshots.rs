@@ -684,6 +684,11 @@ spec:
 fn convert_argo_replica_and_revision_fields() {
     let out = convert("argo-replica-fields.yaml");
     assert!(out.contains("minPodsPerReplicaSet: 2"), "{out}");
+    assert_eq!(
+        out.matches("scaleDownDelayRevisionLimit").count(),
+        2,
+        "{out}"
+    );
     assert!(
         out.contains(
             "spec.strategy.canary.minPodsPerReplicaSet: applies only with a traffic router"

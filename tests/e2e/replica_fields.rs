@@ -69,3 +69,45 @@ async fn min_pods_per_replica_set_floors_the_canary_of_a_small_weight() {
     let route = get_doc(&env, &http_route(), "web").await.unwrap();
     assert_eq!(weights(&route, 1), (Some(95), Some(5)), "{route}");
 }
+
+/// Scenario: three revisions promoted within one 60 s scale-down delay, with
+/// scaleDownDelayRevisionLimit 1: revision 2 keeps its pods for the delay, revision 1 does not.
+#[tokio::test]
+async fn scale_down_delay_revision_limit_keeps_only_the_newest_old_revision_up() {
+    let env = TestEnv::canary("delay-limit").await;
+    let rollout = |v: &str| {
+        let mut r = canary_rollout("web", 2, v, json!([]));
+        r["spec"]["strategy"]["canary"]["scaleDownDelaySeconds"] = json!(60);
+        r["spec"]["strategy"]["canary"]["scaleDownDelayRevisionLimit"] = json!(1);
+        r
+    };
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    let healthy_on = |v: &str| {
+        let v = v.to_string();
+        move |r: &Rollout| {
+            phase(r) == Some(Phase::Healthy)
+                && r.status.as_ref().unwrap().stable_revision.as_deref() != Some(v.as_str())
+        }
+    };
+    env.apply::<Rollout>(rollout("2")).await;
+    let r = env
+        .wait_rollout("web", "v2 Healthy", MINUTE, healthy_on(&v1))
+        .await;
+    let v2 = r.status.unwrap().stable_revision.unwrap();
+    // Within the delay, revision 1 is still up.
+    assert!(
+        env.replica_sets().await.contains(&(v1.clone(), 2, 2)),
+        "{:?}",
+        env.replica_sets().await
+    );
+    env.apply::<Rollout>(rollout("3")).await;
+    let r = env
+        .wait_rollout("web", "v3 Healthy", MINUTE, healthy_on(&v2))
+        .await;
+    let v3 = r.status.unwrap().stable_revision.unwrap();
+    env.wait_replica_sets(
+        "revision 1 down, revision 2 waiting",
+        vec![(v1, 0, 0), (v2, 2, 2), (v3, 2, 2)],
+    )
+    .await;
+}

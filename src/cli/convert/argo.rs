@@ -88,7 +88,7 @@ pub fn rollout(doc: &Document) -> Vec<Converted> {
     vec![c]
 }
 
-const CANARY_FIELDS: [&str; 10] = [
+const CANARY_FIELDS: [&str; 11] = [
     "stableService",
     "canaryService",
     "maxSurge",
@@ -99,6 +99,7 @@ const CANARY_FIELDS: [&str; 10] = [
     "canaryMetadata",
     "stableMetadata",
     "minPodsPerReplicaSet",
+    "scaleDownDelayRevisionLimit",
 ];
 
 fn canary(src: &Value, c: &mut Converted) -> Value {
@@ -358,13 +359,14 @@ fn traffic_routing(src: &Value, c: &mut Converted) -> Option<Value> {
         .then_some(out)
 }
 
-const BLUE_GREEN_FIELDS: [&str; 8] = [
+const BLUE_GREEN_FIELDS: [&str; 9] = [
     "activeService",
     "previewService",
     "autoPromotionEnabled",
     "autoPromotionSeconds",
     "previewReplicaCount",
     "scaleDownDelaySeconds",
+    "scaleDownDelayRevisionLimit",
     "activeMetadata",
     "previewMetadata",
 ];

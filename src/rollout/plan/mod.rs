@@ -6,6 +6,7 @@
 //! the behaviour; docs/design.md ("Inside `plan()`") says which and why.
 
 mod deadline;
+mod delay_limit;
 mod deletion;
 mod draft;
 mod history;

@@ -16,6 +16,8 @@ pub(crate) struct Settings {
     pub max_unavailable: i32,
     /// Seconds the old stable keeps its pods after a promotion (either strategy).
     pub scale_down_delay_seconds: i32,
+    /// Old revisions that may wait out the scale-down delay at once; `None`: any number.
+    pub scale_down_delay_revision_limit: Option<i32>,
     /// Seconds the canary keeps its pods after an abort (canary with a router).
     pub abort_scale_down_delay_seconds: i32,
     pub progress_deadline_seconds: i32,
@@ -44,10 +46,16 @@ impl Settings {
             scaled_value(value, replicas, limit).unwrap_or(fallback)
         };
         // Blue-green wins when both are set, as in `plan()`.
-        let scale_down_delay = match (&spec.strategy.blue_green, canary) {
-            (Some(bg), _) => bg.scale_down_delay_seconds,
-            (None, Some(c)) => c.scale_down_delay_seconds,
-            (None, None) => None,
+        let (scale_down_delay, revision_limit) = match (&spec.strategy.blue_green, canary) {
+            (Some(bg), _) => (
+                bg.scale_down_delay_seconds,
+                bg.scale_down_delay_revision_limit,
+            ),
+            (None, Some(c)) => (
+                c.scale_down_delay_seconds,
+                c.scale_down_delay_revision_limit,
+            ),
+            (None, None) => (None, None),
         };
         let history = spec.analysis.clone().unwrap_or_default();
         let bg = spec.strategy.blue_green.as_ref();
@@ -60,6 +68,7 @@ impl Settings {
             max_unavailable: max_unavailable(spec, replicas),
             scale_down_delay_seconds: scale_down_delay
                 .unwrap_or(defaults::SCALE_DOWN_DELAY_SECONDS),
+            scale_down_delay_revision_limit: revision_limit.map(|n| n.max(0)),
             abort_scale_down_delay_seconds: canary
                 .and_then(|c| c.abort_scale_down_delay_seconds)
                 .unwrap_or(defaults::ABORT_SCALE_DOWN_DELAY_SECONDS),

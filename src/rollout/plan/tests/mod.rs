@@ -5,6 +5,7 @@
 mod bluegreen;
 mod canary;
 mod deadline;
+mod delay_limit;
 mod deletion;
 mod history;
 mod invalid;
