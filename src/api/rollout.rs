@@ -579,6 +579,16 @@ pub struct BlueGreenStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_revision_limit: Option<i32>,
+    /// Seconds the new revision keeps its pods, behind `previewService`, after an abort, for
+    /// debugging; then they are scaled to 0 and `previewService` goes back to the stable
+    /// revision. 0 keeps them until the next revision or a retry. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub abort_scale_down_delay_seconds: Option<i32>,
+    /// How many pods of the stable revision a restart (`restartAt`) may take down at once
+    /// (number or percentage of `replicas`, rounded down; at least one). Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
     /// Analysis of the preview before the switch: `activeService` moves only once it is
     /// Successful; Failed or Error aborts.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@ pub mod act;
 #[cfg(test)]
 mod act_tests;
 pub(crate) mod bluegreen;
+mod bluegreen_abort;
 pub(crate) mod canary;
 #[cfg(test)]
 mod canary_share_tests;

@@ -111,3 +111,50 @@ async fn scale_down_delay_revision_limit_keeps_only_the_newest_old_revision_up()
     )
     .await;
 }
+
+/// Scenario: a blue-green preview aborted with abortScaleDownDelaySeconds 0 keeps its pods
+/// behind the preview Service (proved after the operator has looked again); a delay of 2 s set
+/// afterwards, long past by then, lets them go and the preview Service back to the stable.
+#[tokio::test]
+async fn blue_green_abort_scale_down_delay_keeps_the_preview_then_lets_it_go() {
+    use crate::bluegreen::{blue_green, revisions, setup};
+    let mut env = TestEnv::new("bg-abort-delay").await;
+    let strategy =
+        |delay: i32| json!({"autoPromotionEnabled": false, "abortScaleDownDelaySeconds": delay});
+    let v1 = setup(&mut env, strategy(0)).await;
+    env.apply::<Rollout>(blue_green("2", strategy(0))).await;
+    let r = env
+        .wait_rollout("web", "preview ready, paused", MINUTE, |r| {
+            revisions(r).0 == Some(Phase::Paused)
+        })
+        .await;
+    let v2 = revisions(&r).2.unwrap();
+    env.wait_replica_sets(
+        "the preview up",
+        vec![(v1.clone(), 3, 3), (v2.clone(), 3, 3)],
+    )
+    .await;
+
+    env.request("web", fledge::api::RequestAction::Abort).await;
+    env.wait_rollout("web", "aborted", MINUTE, |r| {
+        revisions(r).0 == Some(Phase::Degraded)
+    })
+    .await;
+    env.reconciled("web").await;
+    assert_eq!(
+        env.replica_sets().await,
+        {
+            let mut want = vec![(v1.clone(), 3, 3), (v2.clone(), 3, 3)];
+            want.sort();
+            want
+        },
+        "a delay of 0 keeps the preview"
+    );
+    assert_eq!(env.service_hash("web-preview").await, Some(v2.clone()));
+    assert_eq!(env.service_hash("web-active").await, Some(v1.clone()));
+
+    env.apply::<Rollout>(blue_green("2", strategy(2))).await;
+    env.wait_replica_sets("the preview gone", vec![(v1.clone(), 3, 3), (v2, 0, 0)])
+        .await;
+    assert_eq!(env.service_hash("web-preview").await, Some(v1));
+}

@@ -359,7 +359,7 @@ fn traffic_routing(src: &Value, c: &mut Converted) -> Option<Value> {
         .then_some(out)
 }
 
-const BLUE_GREEN_FIELDS: [&str; 9] = [
+const BLUE_GREEN_FIELDS: [&str; 11] = [
     "activeService",
     "previewService",
     "autoPromotionEnabled",
@@ -367,6 +367,8 @@ const BLUE_GREEN_FIELDS: [&str; 9] = [
     "previewReplicaCount",
     "scaleDownDelaySeconds",
     "scaleDownDelayRevisionLimit",
+    "abortScaleDownDelaySeconds",
+    "maxUnavailable",
     "activeMetadata",
     "previewMetadata",
 ];

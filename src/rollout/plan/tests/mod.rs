@@ -3,6 +3,7 @@
 //! also checks determinism, the status fixpoint and kstatus (see [`crate::rollout::fixtures`]).
 
 mod bluegreen;
+mod bluegreen_abort;
 mod canary;
 mod deadline;
 mod delay_limit;
