@@ -99,6 +99,9 @@ pub struct RolloutSpec {
     /// `kubectl fledge restart`; a time in the future schedules the restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_at: Option<Time>,
+    /// A return to one of the last few revisions skips the steps, pauses and analyses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_window: Option<RollbackWindow>,
     /// How many finished AnalysisRuns to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisRunHistory>,
@@ -110,6 +113,19 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub gates: Vec<super::gates::WebhookGate>,
+}
+
+/// Which returns to an earlier revision are rolled out at once, as Argo Rollouts'
+/// `rollbackWindow`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackWindow {
+    /// A revision whose ReplicaSet still exists and was created before the stable's, with fewer
+    /// than this many ReplicaSets created between the two, is promoted without the steps, pauses
+    /// and analyses (1: only the revision just before the stable). 0 or unset: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub revisions: Option<i32>,
 }
 
 /// How many finished AnalysisRuns a Rollout keeps, beyond those of the revision in progress.

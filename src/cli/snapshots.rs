@@ -684,6 +684,7 @@ spec:
 fn convert_argo_replica_and_revision_fields() {
     let out = convert("argo-replica-fields.yaml");
     assert!(out.contains("minPodsPerReplicaSet: 2"), "{out}");
+    assert!(out.contains("rollbackWindow:\n    revisions: 3"), "{out}");
     assert!(out.contains("abortScaleDownDelaySeconds: 0"), "{out}");
     assert!(out.contains("maxUnavailable: 1"), "{out}");
     assert_eq!(

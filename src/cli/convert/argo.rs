@@ -25,6 +25,7 @@ pub fn rollout(doc: &Document) -> Vec<Converted> {
     let src = &doc.value["spec"];
     let mut spec = json!({});
     copy(src, &mut spec, &SPEC_FIELDS[..9]);
+    copy(src, &mut spec, &["rollbackWindow"]);
     if let Some(w) = src.get("workloadRef") {
         let mut r = json!({
             "apiVersion": w["apiVersion"].as_str().unwrap_or("apps/v1"),
@@ -63,7 +64,7 @@ pub fn rollout(doc: &Document) -> Vec<Converted> {
     let known: Vec<&str> = SPEC_FIELDS
         .iter()
         .copied()
-        .chain(["strategy", "analysis"])
+        .chain(["strategy", "analysis", "rollbackWindow"])
         .collect();
     note_unknown(&mut c, src, "spec", &known, "no fledge equivalent");
 

@@ -16,6 +16,7 @@ mod new_revision;
 mod request;
 mod retire_routes;
 mod role_metadata;
+mod rollback_window;
 mod settings;
 mod status;
 mod templates;

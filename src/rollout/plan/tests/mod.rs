@@ -19,6 +19,7 @@ mod restart_safety;
 mod revisions;
 mod role_metadata;
 mod rollback;
+mod rollback_window;
 mod services;
 mod status;
 mod templates;
