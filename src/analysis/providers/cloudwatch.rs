@@ -436,9 +436,16 @@ pub async fn assume_role(
         ("WebIdentityToken".into(), token.to_string()),
     ]);
     let redactor = Redactor::new([token.to_string()]);
-    let (status, text) = post_form(http, "sts", &address, None, body, crate::api::defaults::QUERY_TIMEOUT)
-        .await
-        .map_err(|e| redactor.text(&e))?;
+    let (status, text) = post_form(
+        http,
+        "sts",
+        &address,
+        None,
+        body,
+        crate::api::defaults::QUERY_TIMEOUT,
+    )
+    .await
+    .map_err(|e| redactor.text(&e))?;
     if !status.is_success() {
         return Err(redactor.text(&format!(
             "sts AssumeRoleWithWebIdentity for {} answered {status}: {}",
