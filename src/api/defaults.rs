@@ -14,7 +14,7 @@ pub const REVISION_HISTORY_LIMIT: i32 = 10;
 pub const PROGRESS_DEADLINE_SECONDS: i32 = 600;
 /// `scaleDownDelaySeconds`, of either strategy.
 pub const SCALE_DOWN_DELAY_SECONDS: i32 = 30;
-/// `strategy.canary.abortScaleDownDelaySeconds`.
+/// `abortScaleDownDelaySeconds`, of either strategy.
 pub const ABORT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
 /// `spec.analysis.successfulRunHistoryLimit`.
 pub const SUCCESSFUL_RUN_HISTORY_LIMIT: i32 = 5;
@@ -22,8 +22,10 @@ pub const SUCCESSFUL_RUN_HISTORY_LIMIT: i32 = 5;
 pub const UNSUCCESSFUL_RUN_HISTORY_LIMIT: i32 = 5;
 /// `strategy.canary.maxSurge`, as a percentage of `replicas` (rounded up, as Deployments do).
 pub const MAX_SURGE_PERCENT: i32 = 25;
-/// `strategy.canary.maxUnavailable`.
+/// `maxUnavailable`, of either strategy.
 pub const MAX_UNAVAILABLE: i32 = 0;
+/// `strategy.canary.minPodsPerReplicaSet`.
+pub const MIN_PODS_PER_REPLICA_SET: i32 = 1;
 /// `strategy.canary.analysis.startingStep`.
 pub const ANALYSIS_STARTING_STEP: i32 = 0;
 /// `setMirrorRoute.percentage`.
@@ -118,12 +120,29 @@ mod tests {
                 SCALE_DOWN_DELAY_SECONDS.to_string(),
             ),
             (
+                at(&["minPodsPerReplicaSet"]),
+                MIN_PODS_PER_REPLICA_SET.to_string(),
+            ),
+            (
                 at(&["analysis", "startingStep"]),
                 ANALYSIS_STARTING_STEP.to_string(),
             ),
             (
                 at(&["steps", "[]", "setMirrorRoute", "percentage"]),
                 MIRROR_PERCENTAGE.to_string(),
+            ),
+            (
+                vec![
+                    "spec",
+                    "strategy",
+                    "blueGreen",
+                    "abortScaleDownDelaySeconds",
+                ],
+                ABORT_SCALE_DOWN_DELAY_SECONDS.to_string(),
+            ),
+            (
+                vec!["spec", "strategy", "blueGreen", "maxUnavailable"],
+                MAX_UNAVAILABLE.to_string(),
             ),
             (
                 vec!["spec", "strategy", "blueGreen", "autoPromotionEnabled"],

@@ -99,6 +99,9 @@ pub struct RolloutSpec {
     /// `kubectl fledge restart`; a time in the future schedules the restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_at: Option<Time>,
+    /// A return to one of the last few revisions skips the steps, pauses and analyses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_window: Option<RollbackWindow>,
     /// How many finished AnalysisRuns to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisRunHistory>,
@@ -110,6 +113,19 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub gates: Vec<super::gates::WebhookGate>,
+}
+
+/// Which returns to an earlier revision are rolled out at once, as Argo Rollouts'
+/// `rollbackWindow`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackWindow {
+    /// A revision whose ReplicaSet still exists and was created before the stable's, with fewer
+    /// than this many ReplicaSets created between the two, is promoted without the steps, pauses
+    /// and analyses (1: only the revision just before the stable). 0 or unset: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub revisions: Option<i32>,
 }
 
 /// How many finished AnalysisRuns a Rollout keeps, beyond those of the revision in progress.
@@ -266,6 +282,7 @@ pub struct Strategy {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService))").message("strategy.canary.trafficRouting needs both stableService and canaryService"))]
 #[x_kube(validation = Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute) || has(s.setMirrorRoute))").message("setHeaderRoute and setMirrorRoute steps need strategy.canary.trafficRouting"))]
+#[x_kube(validation = Rule::new("has(self.trafficRouting) || !has(self.minPodsPerReplicaSet)").message("strategy.canary.minPodsPerReplicaSet needs strategy.canary.trafficRouting"))]
 pub struct CanaryStrategy {
     /// Service whose selector fledge pins to the stable revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,6 +307,12 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_seconds: Option<i32>,
+    /// How many old ReplicaSets may wait out `scaleDownDelaySeconds` at once: the newest this
+    /// many keep their pods for the delay, older ones are scaled down right away. Unset: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_revision_limit: Option<i32>,
     /// Seconds the canary ReplicaSet stays up after an abort, for debugging. Only used with a
     /// traffic router: without one the canary's pods carry traffic, so they go as soon as the
     /// stable's pods are available to replace them. Defaults to 30.
@@ -301,6 +324,12 @@ pub struct CanaryStrategy {
     /// (abort, revert) only as its pods become available again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic_stable_scale: Option<bool>,
+    /// With a traffic router, the fewest pods the canary and the stable ReplicaSet are asked for
+    /// while either is asked for any (capped at `replicas`), so that a small weight never rests
+    /// on one pod. Needs `trafficRouting`. Defaults to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_REPLICAS))]
+    pub min_pods_per_replica_set: Option<i32>,
     /// Shift traffic by editing the routing objects a gateway or mesh reads. Without it the
     /// canary's weight is its share of the pods behind the Services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -589,6 +618,22 @@ pub struct BlueGreenStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_seconds: Option<i32>,
+    /// How many old ReplicaSets may wait out `scaleDownDelaySeconds` at once: the newest this
+    /// many keep their pods for the delay, older ones are scaled down right away. Unset: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_revision_limit: Option<i32>,
+    /// Seconds the new revision keeps its pods, behind `previewService`, after an abort, for
+    /// debugging; then they are scaled to 0 and `previewService` goes back to the stable
+    /// revision. 0 keeps them until the next revision or a retry. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub abort_scale_down_delay_seconds: Option<i32>,
+    /// How many pods of the stable revision a restart (`restartAt`) may take down at once
+    /// (number or percentage of `replicas`, rounded down; at least one). Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
     /// Analysis of the preview before the switch: `activeService` moves only once it is
     /// Successful; Failed or Error aborts.
     #[serde(default, skip_serializing_if = "Option::is_none")]

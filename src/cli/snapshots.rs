@@ -679,3 +679,23 @@ spec:
     let (lint, code) = super::lint::render("converted.yaml", &super::lint::lint(&converted));
     assert_eq!(code, exit::OK, "{lint}\n{out}");
 }
+
+#[test]
+fn convert_argo_replica_and_revision_fields() {
+    let out = convert("argo-replica-fields.yaml");
+    assert!(out.contains("minPodsPerReplicaSet: 2"), "{out}");
+    assert!(out.contains("rollbackWindow:\n    revisions: 3"), "{out}");
+    assert!(out.contains("abortScaleDownDelaySeconds: 0"), "{out}");
+    assert!(out.contains("maxUnavailable: 1"), "{out}");
+    assert_eq!(
+        out.matches("scaleDownDelayRevisionLimit").count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "spec.strategy.canary.minPodsPerReplicaSet: applies only with a traffic router"
+        ),
+        "{out}"
+    );
+}

@@ -30,8 +30,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         return;
     }
     if d.status.abort {
-        d.pin(bg.preview_service.as_ref(), &stable);
-        d.scale(current, 0);
+        super::bluegreen_abort::aborted(d, &bg, current, &stable);
         return;
     }
     d.pin(bg.preview_service.as_ref(), current);

@@ -572,13 +572,24 @@ fn routed_targets(d: &Draft, canary: &CanaryStrategy, i: i32) -> (i32, i32) {
     // the routes have moved it (back to the stable, as fast as the stable's pods allow).
     let routed = d.routed_weight().unwrap_or(0).clamp(0, 100);
     c = c.max((r * routed + 99) / 100);
+    let c = at_least_min_pods(d, c);
     if canary.dynamic_stable_scale != Some(true) {
         return (c, r);
     }
     let wanted = traffic_after(canary, i, c, r).weight;
     // The stable shrinks only for traffic that has really moved.
     let moved = d.routed_weight().unwrap_or(0).min(wanted);
-    (c, (r * (100 - moved) + 99) / 100)
+    (c, at_least_min_pods(d, (r * (100 - moved) + 99) / 100))
+}
+
+/// `minPodsPerReplicaSet`: a ReplicaSet asked for any pods is asked for at least that many, so
+/// the traffic it carries never rests on fewer.
+fn at_least_min_pods(d: &Draft, pods: i32) -> i32 {
+    if pods > 0 {
+        pods.max(d.settings.min_pods_per_replica_set)
+    } else {
+        pods
+    }
 }
 
 /// The traffic the steps up to and including `i` ask for, the weight capped by what `pods`

@@ -457,6 +457,11 @@ fn a_failed_pre_promotion_analysis_keeps_the_old_active_service() {
     sim.settle();
     assert!(sim.status().abort);
     assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v1.as_str()));
+    // The preview stays up for abortScaleDownDelaySeconds (30 by default), then goes.
+    assert_eq!(sim.service(PREVIEW_SVC).as_deref(), Some(v2.as_str()));
+    assert_eq!(sim.sizes(&v2, &v1), (2, 2));
+    sim.advance(30);
+    sim.settle();
     assert_eq!(sim.service(PREVIEW_SVC).as_deref(), Some(v1.as_str()));
     assert_eq!(sim.sizes(&v2, &v1), (0, 2));
     // The active Service never pointed at the new revision.
@@ -494,6 +499,9 @@ fn a_failed_post_promotion_analysis_switches_back() {
     sim.settle();
     assert!(sim.status().abort);
     assert_eq!(sim.service(ACTIVE_SVC).as_deref(), Some(v1.as_str()));
+    assert_eq!(sim.sizes(&v2, &v1), (2, 2), "abortScaleDownDelaySeconds");
+    sim.advance(30);
+    sim.settle();
     assert_eq!(sim.sizes(&v2, &v1), (0, 2));
 }
 

@@ -7,6 +7,7 @@ mod act_tests;
 mod analysis_fields_tests;
 mod analysis_run_checks;
 pub(crate) mod bluegreen;
+mod bluegreen_abort;
 pub(crate) mod canary;
 #[cfg(test)]
 mod canary_share_tests;

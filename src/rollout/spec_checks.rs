@@ -58,6 +58,15 @@ pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
         add("strategy.blueGreen.previewReplicaCount".into(), m);
     }
     if let Some(b) = &spec.strategy.blue_green
+        && let Err(e) = scaled_value(
+            b.max_unavailable.as_ref(),
+            spec.replicas.unwrap_or(crate::api::defaults::REPLICAS),
+            Limit::MaxUnavailable,
+        )
+    {
+        add("strategy.blueGreen.maxUnavailable".into(), e);
+    }
+    if let Some(b) = &spec.strategy.blue_green
         && b.preview_service.as_deref() == Some(b.active_service.as_str())
     {
         add(

@@ -302,7 +302,8 @@ async fn no_data_is_inconclusive_and_pauses_then_promote_resumes() {
 }
 
 fn blue_green(version: &str, analysis: serde_json::Value) -> serde_json::Value {
-    let mut bg = json!({"activeService": "web-active", "previewService": "web-preview", "scaleDownDelaySeconds": 30});
+    // The aborted revision's pods go 2 s after an abort instead of the default 30.
+    let mut bg = json!({"activeService": "web-active", "previewService": "web-preview", "scaleDownDelaySeconds": 30, "abortScaleDownDelaySeconds": 2});
     bg.as_object_mut()
         .unwrap()
         .extend(analysis.as_object().unwrap().clone());

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::harness::{MINUTE, TestEnv, pod_template};
 
-fn blue_green(version: &str, strategy: serde_json::Value) -> serde_json::Value {
+pub(crate) fn blue_green(version: &str, strategy: serde_json::Value) -> serde_json::Value {
     let mut bg = json!({"activeService": "web-active", "previewService": "web-preview", "scaleDownDelaySeconds": 2});
     bg.as_object_mut()
         .unwrap()
@@ -22,12 +22,12 @@ fn blue_green(version: &str, strategy: serde_json::Value) -> serde_json::Value {
     })
 }
 
-fn revisions(r: &Rollout) -> (Option<Phase>, Option<String>, Option<String>) {
+pub(crate) fn revisions(r: &Rollout) -> (Option<Phase>, Option<String>, Option<String>) {
     let s = r.status.clone().unwrap_or_default();
     (s.phase, s.stable_revision, s.current_revision)
 }
 
-async fn setup(env: &mut TestEnv, strategy: serde_json::Value) -> String {
+pub(crate) async fn setup(env: &mut TestEnv, strategy: serde_json::Value) -> String {
     env.service("web-active", "web").await;
     env.service("web-preview", "web").await;
     env.start_operator();

@@ -19,6 +19,7 @@ mod gates;
 mod metric_servers;
 mod notify;
 mod plugin;
+mod replica_fields;
 mod resilience;
 mod role_metadata;
 mod smoke;

@@ -25,6 +25,7 @@ pub fn rollout(doc: &Document) -> Vec<Converted> {
     let src = &doc.value["spec"];
     let mut spec = json!({});
     copy(src, &mut spec, &SPEC_FIELDS[..9]);
+    copy(src, &mut spec, &["rollbackWindow"]);
     if let Some(w) = src.get("workloadRef") {
         let mut r = json!({
             "apiVersion": w["apiVersion"].as_str().unwrap_or("apps/v1"),
@@ -63,7 +64,7 @@ pub fn rollout(doc: &Document) -> Vec<Converted> {
     let known: Vec<&str> = SPEC_FIELDS
         .iter()
         .copied()
-        .chain(["strategy", "analysis"])
+        .chain(["strategy", "analysis", "rollbackWindow"])
         .collect();
     note_unknown(&mut c, src, "spec", &known, "no fledge equivalent");
 
@@ -88,7 +89,7 @@ pub fn rollout(doc: &Document) -> Vec<Converted> {
     vec![c]
 }
 
-const CANARY_FIELDS: [&str; 9] = [
+const CANARY_FIELDS: [&str; 11] = [
     "stableService",
     "canaryService",
     "maxSurge",
@@ -98,6 +99,8 @@ const CANARY_FIELDS: [&str; 9] = [
     "dynamicStableScale",
     "canaryMetadata",
     "stableMetadata",
+    "minPodsPerReplicaSet",
+    "scaleDownDelayRevisionLimit",
 ];
 
 fn canary(src: &Value, c: &mut Converted) -> Value {
@@ -126,6 +129,16 @@ fn canary(src: &Value, c: &mut Converted) -> Value {
                 "traffic routers are not supported by this fledge version: traffic follows the share of available pods",
             );
         }
+    }
+    if out.get("trafficRouting").is_none()
+        && let Some(o) = out.as_object_mut()
+        && o.remove("minPodsPerReplicaSet").is_some()
+    {
+        // Argo Rollouts ignores it without a router; fledge refuses it.
+        c.note(
+            &format!("{path}.minPodsPerReplicaSet"),
+            "applies only with a traffic router, and none was converted: dropped",
+        );
     }
     if let Some(a) = src.get("analysis") {
         if rollout_supports(&["strategy", "canary", "analysis"]) {
@@ -399,13 +412,16 @@ fn traffic_routing(src: &Value, c: &mut Converted) -> Option<Value> {
         .then_some(out)
 }
 
-const BLUE_GREEN_FIELDS: [&str; 8] = [
+const BLUE_GREEN_FIELDS: [&str; 11] = [
     "activeService",
     "previewService",
     "autoPromotionEnabled",
     "autoPromotionSeconds",
     "previewReplicaCount",
     "scaleDownDelaySeconds",
+    "scaleDownDelayRevisionLimit",
+    "abortScaleDownDelaySeconds",
+    "maxUnavailable",
     "activeMetadata",
     "previewMetadata",
 ];

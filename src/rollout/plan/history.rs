@@ -19,19 +19,26 @@ pub(super) fn retire_old_revisions(draft: &mut Draft) {
         .cloned()
         .collect();
     let delay_until = draft.status.scale_down_at.as_ref().map(|t| t.0);
-    let mut scaled_to_zero = Vec::new();
-    let mut waiting = false;
-    for rs in old {
-        // A revision this plan already sized (an abandoned canary going to 0, or one that still
-        // carries traffic) is settled.
-        let planned = draft.held.contains(&rs.hash)
+    // A revision this plan already sized (an abandoned canary going to 0, or one that still
+    // carries traffic) is settled.
+    let planned = |draft: &Draft, rs: &ObservedReplicaSet| {
+        draft.held.contains(&rs.hash)
             || draft
                 .actions
                 .iter()
-                .any(|a| matches!(a, Action::ApplyReplicaSet { hash, .. } if *hash == rs.hash));
+                .any(|a| matches!(a, Action::ApplyReplicaSet { hash, .. } if *hash == rs.hash))
+    };
+    let unsettled: Vec<&ObservedReplicaSet> = old
+        .iter()
+        .filter(|rs| rs.replicas > 0 && !planned(draft, rs))
+        .collect();
+    let no_delay = super::delay_limit::beyond_limit(draft, &unsettled);
+    let mut scaled_to_zero = Vec::new();
+    let mut waiting = false;
+    for rs in old {
         match delay_until {
-            _ if planned || rs.replicas == 0 => scaled_to_zero.push(rs),
-            Some(at) if at > draft.now => {
+            _ if planned(draft, &rs) || rs.replicas == 0 => scaled_to_zero.push(rs),
+            Some(at) if at > draft.now && !no_delay.contains(&rs.hash) => {
                 draft.requeue_at(at);
                 waiting = true;
             }

@@ -7,6 +7,7 @@
 
 mod anti_affinity;
 mod deadline;
+mod delay_limit;
 mod deletion;
 mod draft;
 mod history;
@@ -16,6 +17,7 @@ mod new_revision;
 mod request;
 mod retire_routes;
 mod role_metadata;
+mod rollback_window;
 mod settings;
 mod status;
 mod templates;

@@ -10,6 +10,7 @@ use crate::api::PauseReason;
 /// no steps, or the very first deployment, which goes straight to stable.
 pub(super) fn track_revision(draft: &mut Draft, hash: &str) {
     let attempt = crate::rollout::gates::next_attempt(draft);
+    let in_window = super::rollback_window::within(draft, hash);
     let s = &mut draft.status;
     if s.stable_revision.is_none() {
         s.stable_revision = Some(hash.to_string());
@@ -46,7 +47,8 @@ pub(super) fn track_revision(draft: &mut Draft, hash: &str) {
     {
         draft.scale(&prev, 0);
     }
-    if to_stable {
+    let fast = in_window && !to_stable && !first;
+    if to_stable || fast {
         let steps = draft
             .spec
             .strategy
@@ -55,6 +57,8 @@ pub(super) fn track_revision(draft: &mut Draft, hash: &str) {
             .map_or(0, |c| c.steps.len());
         draft.status.current_step_index = Some(steps as i32);
     }
+    // As a full promotion: no step, pause or analysis (a blue-green switches without waiting).
+    draft.status.promote_full = fast;
     if first {
         draft.event(
             "Deploying",
@@ -64,6 +68,13 @@ pub(super) fn track_revision(draft: &mut Draft, hash: &str) {
         draft.event(
             "RolledBack",
             format!("back to stable revision {hash}: skipping all steps"),
+        );
+    } else if fast {
+        draft.event(
+            "RolledBack",
+            format!(
+                "back to revision {hash}, within rollbackWindow: skipping the steps and analysis"
+            ),
         );
     } else {
         draft.event(

@@ -16,7 +16,10 @@ pub(crate) struct Settings {
     pub max_unavailable: i32,
     /// Seconds the old stable keeps its pods after a promotion (either strategy).
     pub scale_down_delay_seconds: i32,
-    /// Seconds the canary keeps its pods after an abort (canary with a router).
+    /// Old revisions that may wait out the scale-down delay at once; `None`: any number.
+    pub scale_down_delay_revision_limit: Option<i32>,
+    /// Seconds the canary (with a router) or the blue-green preview keeps its pods after an
+    /// abort; for blue-green, 0 keeps them.
     pub abort_scale_down_delay_seconds: i32,
     pub progress_deadline_seconds: i32,
     /// Old ReplicaSets kept, at least 0.
@@ -32,6 +35,8 @@ pub(crate) struct Settings {
     pub auto_promotion_seconds: i32,
     /// Canary: the step from which the background analysis runs.
     pub analysis_starting_step: i32,
+    /// Canary with a router: the fewest pods of a ReplicaSet asked for any, within 1..=`replicas`.
+    pub min_pods_per_replica_set: i32,
 }
 
 impl Settings {
@@ -42,10 +47,16 @@ impl Settings {
             scaled_value(value, replicas, limit).unwrap_or(fallback)
         };
         // Blue-green wins when both are set, as in `plan()`.
-        let scale_down_delay = match (&spec.strategy.blue_green, canary) {
-            (Some(bg), _) => bg.scale_down_delay_seconds,
-            (None, Some(c)) => c.scale_down_delay_seconds,
-            (None, None) => None,
+        let (scale_down_delay, revision_limit) = match (&spec.strategy.blue_green, canary) {
+            (Some(bg), _) => (
+                bg.scale_down_delay_seconds,
+                bg.scale_down_delay_revision_limit,
+            ),
+            (None, Some(c)) => (
+                c.scale_down_delay_seconds,
+                c.scale_down_delay_revision_limit,
+            ),
+            (None, None) => (None, None),
         };
         let history = spec.analysis.clone().unwrap_or_default();
         let bg = spec.strategy.blue_green.as_ref();
@@ -55,12 +66,20 @@ impl Settings {
                 Limit::MaxSurge,
                 1,
             ),
-            max_unavailable: max_unavailable(spec, replicas),
+            // Blue-green's maxUnavailable is a restart's only; its updates lose no pod.
+            max_unavailable: if spec.strategy.blue_green.is_some() {
+                0
+            } else {
+                max_unavailable(spec, replicas)
+            },
             scale_down_delay_seconds: scale_down_delay
                 .unwrap_or(defaults::SCALE_DOWN_DELAY_SECONDS),
-            abort_scale_down_delay_seconds: canary
-                .and_then(|c| c.abort_scale_down_delay_seconds)
-                .unwrap_or(defaults::ABORT_SCALE_DOWN_DELAY_SECONDS),
+            scale_down_delay_revision_limit: revision_limit.map(|n| n.max(0)),
+            abort_scale_down_delay_seconds: match bg {
+                Some(b) => b.abort_scale_down_delay_seconds,
+                None => canary.and_then(|c| c.abort_scale_down_delay_seconds),
+            }
+            .unwrap_or(defaults::ABORT_SCALE_DOWN_DELAY_SECONDS),
             progress_deadline_seconds: spec
                 .progress_deadline_seconds
                 .unwrap_or(defaults::PROGRESS_DEADLINE_SECONDS),
@@ -90,18 +109,23 @@ impl Settings {
                 .and_then(|c| c.analysis.as_ref())
                 .and_then(|a| a.starting_step)
                 .unwrap_or(defaults::ANALYSIS_STARTING_STEP),
+            min_pods_per_replica_set: canary
+                .and_then(|c| c.min_pods_per_replica_set)
+                .unwrap_or(defaults::MIN_PODS_PER_REPLICA_SET)
+                .clamp(1, replicas.max(1)),
         }
     }
 }
 
-/// The canary's `maxUnavailable` against `total` pods (0 for blue-green). The restart reads it
-/// against the stable's own size, so it is a function rather than only a setting.
+/// The strategy's `maxUnavailable` against `total` pods (blue-green wins when both are set, as
+/// in `plan()`). The restart reads it against the stable's own size, so it is a function rather
+/// than only a setting.
 pub(crate) fn max_unavailable(spec: &RolloutSpec, total: i32) -> i32 {
-    let value = spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.max_unavailable.as_ref());
+    let value = match (&spec.strategy.blue_green, &spec.strategy.canary) {
+        (Some(b), _) => b.max_unavailable.as_ref(),
+        (None, Some(c)) => c.max_unavailable.as_ref(),
+        (None, None) => None,
+    };
     // Only a spec that passed validation is planned, so the fallback is never used.
     scaled_value(value, total, Limit::MaxUnavailable).unwrap_or(defaults::MAX_UNAVAILABLE)
 }

@@ -103,7 +103,14 @@ fn blue_green_abort_goes_back_to_the_stable_revision() {
     sim.request(RequestAction::Abort);
     let p = sim.reconcile();
     let (h1, h2) = (hash_of("web:1"), hash_of("web:2"));
-    assert_eq!(p.actions, vec![pin(PREVIEW_SVC, &h1), apply_rs(&h2, 0)]);
+    // The preview keeps its pods for abortScaleDownDelaySeconds (30 by default).
+    assert_eq!(p.actions, vec![]);
+    assert_eq!(p.requeue_after, after(30));
     assert_eq!(p.status.phase, Some(Phase::Degraded));
-    assert_eq!(sim.service(ACTIVE_SVC), Some(h1));
+    assert_eq!(sim.service(ACTIVE_SVC), Some(h1.clone()));
+    assert_eq!(sim.service(PREVIEW_SVC), Some(h2.clone()));
+    sim.advance(30);
+    let p = sim.reconcile();
+    assert_eq!(p.actions, vec![pin(PREVIEW_SVC, &h1), apply_rs(&h2, 0)]);
+    assert_eq!(p.requeue_after, None);
 }

@@ -4,11 +4,14 @@
 
 mod anti_affinity;
 mod bluegreen;
+mod bluegreen_abort;
 mod canary;
 mod deadline;
+mod delay_limit;
 mod deletion;
 mod history;
 mod invalid;
+mod min_pods;
 mod mirror_guard;
 mod properties;
 mod replicas;
@@ -17,6 +20,7 @@ mod restart_safety;
 mod revisions;
 mod role_metadata;
 mod rollback;
+mod rollback_window;
 mod services;
 mod status;
 mod templates;
