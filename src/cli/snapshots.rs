@@ -141,6 +141,81 @@ spec:
 }
 
 #[test]
+fn convert_turns_argo_mirror_matches_into_header_conditions_or_drops_the_step() {
+    let docs = parse(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web:1}]}
+  strategy:
+    canary:
+      stableService: web-stable
+      canaryService: web-canary
+      trafficRouting: {plugins: {argoproj-labs/gatewayAPI: {httpRoute: web, namespace: default}}}
+      steps:
+      - setMirrorRoute:
+          name: by-header
+          percentage: 35
+          match: [{headers: {x-test: {exact: "yes"}, agent: {prefix: curl}}}]
+      - setMirrorRoute:
+          name: by-path
+          match: [{method: {exact: GET}, path: {prefix: /api}}]
+      - setWeight: 20
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: job}
+spec:
+  metrics:
+  - name: smoke
+    provider:
+      job:
+        metadata: {labels: {team: web}, annotations: {owner: me}}
+        spec: {template: {spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}}}
+"#,
+    )
+    .unwrap();
+    let out = super::convert::convert(&docs).unwrap();
+    let converted = parse(&out).unwrap();
+    let rollout = &converted
+        .iter()
+        .find(|d| d.value["kind"] == "Rollout")
+        .unwrap()
+        .value;
+    let steps = rollout["spec"]["strategy"]["canary"]["steps"]
+        .as_array()
+        .unwrap();
+    assert_eq!(steps.len(), 2, "{out}");
+    let mirror = &steps[0]["setMirrorRoute"];
+    assert_eq!(mirror["percentage"], 35);
+    assert_eq!(
+        mirror["match"],
+        serde_json::json!([
+            {"headerName": "agent", "headerValue": {"prefix": "curl"}},
+            {"headerName": "x-test", "headerValue": {"exact": "yes"}},
+        ])
+    );
+    assert!(out.contains("steps[1].setMirrorRoute"), "{out}");
+    let template = &converted
+        .iter()
+        .find(|d| d.value["kind"] == "AnalysisTemplate")
+        .unwrap()
+        .value;
+    assert_eq!(
+        template["spec"]["metrics"][0]["provider"]["job"]["metadata"],
+        serde_json::json!({"labels": {"team": "web"}, "annotations": {"owner": "me"}})
+    );
+    // What convert wrote passes lint.
+    let (report, code) = lint_text("converted.yaml", &out);
+    assert_eq!(code, exit::OK, "{report}");
+}
+
+#[test]
 fn convert_refuses_input_with_nothing_to_convert() {
     let docs = parse("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n").unwrap();
     let err = super::convert::convert(&docs).unwrap_err();

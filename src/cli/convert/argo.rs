@@ -205,6 +205,9 @@ fn canary_step(step: &Value, path: &str, c: &mut Converted) -> Option<Value> {
         );
         return Some(manual());
     }
+    if let Some(r) = step.get("setMirrorRoute") {
+        return mirror_route(r, &format!("{path}.setMirrorRoute"), c);
+    }
     for route in ["setHeaderRoute", "setMirrorRoute"] {
         if let Some(r) = step.get(route) {
             if rollout_supports(&["strategy", "canary", "steps", route]) {
@@ -226,6 +229,38 @@ fn canary_step(step: &Value, path: &str, c: &mut Converted) -> Option<Value> {
     }
     c.note(path, "step has no fledge equivalent: dropped");
     None
+}
+
+/// Argo's `setMirrorRoute`: its `match` is a list of alternatives, each of a method, a path and
+/// headers (a map); fledge's is one list of header conditions that must all hold. One alternative
+/// of headers alone carries over; anything else would mirror other requests than the user chose,
+/// so the step is dropped with a note rather than widened.
+fn mirror_route(r: &Value, path: &str, c: &mut Converted) -> Option<Value> {
+    let mut out = json!({});
+    copy(r, &mut out, &["name", "percentage"]);
+    let alternatives = r["match"].as_array().cloned().unwrap_or_default();
+    match alternatives.as_slice() {
+        [] => {}
+        [only] if only.get("method").is_none() && only.get("path").is_none() => {
+            let headers: Vec<Value> = only["headers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, value)| json!({"headerName": name, "headerValue": value}))
+                .collect();
+            if !headers.is_empty() {
+                out["match"] = Value::Array(headers);
+            }
+        }
+        _ => {
+            c.note(
+                path,
+                "matches by method or path, or several alternatives, are not supported: step dropped (no requests are mirrored at it)",
+            );
+            return None;
+        }
+    }
+    Some(json!({ "setMirrorRoute": out }))
 }
 
 /// `{templates, args}` (and `startingStep` for background analysis), as fledge spells them.
@@ -645,13 +680,22 @@ fn metric(src: &Value, path: &str, c: &mut Converted) -> Option<Value> {
     } else if let Some(w) = provider.get("cloudWatch") {
         json!({"cloudWatch": super::providers::argo_cloudwatch(w, &format!("{path}.provider.cloudWatch"), c)})
     } else if let Some(j) = provider.get("job") {
-        if j.get("metadata").is_some() {
-            c.note(
+        let mut job = json!({"spec": j["spec"]});
+        if let Some(m) = j.get("metadata") {
+            let mut md = json!({});
+            copy(m, &mut md, &["labels", "annotations"]);
+            note_unknown(
+                c,
+                m,
                 &format!("{path}.provider.job.metadata"),
+                &["labels", "annotations"],
                 "no fledge equivalent",
             );
+            if md.as_object().is_some_and(|o| !o.is_empty()) {
+                job["metadata"] = md;
+            }
         }
-        json!({"job": {"spec": j["spec"]}})
+        json!({ "job": job })
     } else {
         let name = provider
             .as_object()
