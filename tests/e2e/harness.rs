@@ -506,3 +506,33 @@ pub fn pod_template(app: &str, version: &str) -> serde_json::Value {
 }
 
 pub const MINUTE: Duration = Duration::from_secs(60);
+
+/// The body of one HTTP/1.1 request read from `socket` (by its Content-Length), for the test
+/// receivers of webhooks and notifications; None when the peer closes first.
+pub async fn read_request_body(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 16384];
+    loop {
+        let n = socket.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let Some(end) = text.find("\r\n\r\n") else {
+            continue;
+        };
+        let length = text[..end]
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        if buf.len() >= end + 4 + length {
+            return Some(String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).to_string());
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fledge::api::notification::{NotificationEvent, NotificationRecord};
 use fledge::api::{Phase, RequestAction, Rollout};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use crate::harness::{MINUTE, TestEnv, canary_rollout};
@@ -47,30 +47,8 @@ impl Receiver {
                 };
                 let bodies = bodies.clone();
                 tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = vec![0u8; 16384];
-                    let body = loop {
-                        let n = socket.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        let text = String::from_utf8_lossy(&buf).to_string();
-                        let Some(end) = text.find("\r\n\r\n") else {
-                            continue;
-                        };
-                        let length = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + length {
-                            break String::from_utf8_lossy(&buf[end + 4..end + 4 + length])
-                                .to_string();
-                        }
+                    let Some(body) = crate::harness::read_request_body(&mut socket).await else {
+                        return;
                     };
                     bodies.lock().unwrap().push(body);
                     let _ = socket
