@@ -7,7 +7,7 @@
 #                                  (run by `make test` so the harness cannot rot)
 #
 # Env: BENCH_CONTROLLERS (fledge,argo-rollouts,flagger), BENCH_SCENARIOS (idle,burst,cold_start,breach),
-# BENCH_IDLE_SECONDS (300), BENCH_RESULTS and BENCH_OUT (docs/benchmarks.{json,md}),
+# BENCH_IDLE_SECONDS (300), BENCH_TIMEOUT (900: seconds each wait may take), BENCH_RESULTS and BENCH_OUT (docs/benchmarks.{json,md}),
 # FLEDGE_BENCH_CLUSTER_DIR (a fresh /tmp dir; torn down at the end unless BENCH_KEEP_CLUSTER=1).
 # Runs of one controller each merge: hack/bench_peers.py --render-only --merge A.json B.json.
 set -euo pipefail
@@ -21,6 +21,7 @@ n=${1:-1000}
 controllers=${BENCH_CONTROLLERS:-fledge,argo-rollouts,flagger}
 scenarios=${BENCH_SCENARIOS:-idle,burst,cold_start,breach}
 idle=${BENCH_IDLE_SECONDS:-300}
+timeout=${BENCH_TIMEOUT:-900}
 out=${BENCH_OUT:-docs/benchmarks.md} results=${BENCH_RESULTS:-docs/benchmarks.json}
 command="hack/bench-peers.sh $*"
 if [ $quick = 1 ]; then
@@ -47,7 +48,7 @@ eval "$(bash hack/cluster.sh env)"
 
 versions=$(printf '{"fledge": "%s", "argo-rollouts": "%s", "flagger": "%s", "kubernetes": "%s"}' \
   "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" "$ARGO_ROLLOUTS_VERSION" "$FLAGGER_VERSION" "$K8S_VERSION")
-args=(--n "$n" --controllers "$controllers" --scenarios "$scenarios" --idle-seconds "$idle"
+args=(--n "$n" --controllers "$controllers" --scenarios "$scenarios" --idle-seconds "$idle" --timeout "$timeout"
   --fledge-bin "$fledge_bin" --argo-home "$FLEDGE_CACHE/peers-argo-rollouts-$ARGO_ROLLOUTS_VERSION"
   --flagger-home "$FLEDGE_CACHE/peers-flagger-$FLAGGER_VERSION" --versions "$versions" --command "${command% }")
 if [ $quick = 1 ]; then

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod heap;
+
 use clap::{Parser, Subcommand};
 use fledge::telemetry::{self, Health, LogFormat, Metrics};
 use tracing::{error, info};
@@ -129,6 +131,7 @@ fn main() -> std::process::ExitCode {
             }
         },
         Command::Controller(args) => {
+            heap::tune();
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
             match runtime.block_on(controller(args)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
@@ -159,6 +162,7 @@ async fn controller(args: ControllerArgs) -> fledge::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let events = fledge::runtime::Events::start(event_client, metrics.clone());
     let health = Arc::new(Health::default());
+    tokio::spawn(heap::trim_periodically());
     tokio::spawn(telemetry::serve(
         args.metrics_addr,
         telemetry::metrics_router(metrics.clone()),
