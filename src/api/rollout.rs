@@ -280,7 +280,7 @@ pub struct Strategy {
 /// Canary: the new revision gets a growing share of traffic, step by step.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService))").message("strategy.canary.trafficRouting needs both stableService and canaryService"))]
+#[x_kube(validation = Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService)) || (has(self.trafficRouting.istio) && has(self.trafficRouting.istio.destinationRule) && !has(self.trafficRouting.gatewayAPI) && !has(self.trafficRouting.smi) && !has(self.trafficRouting.nginx))").message("strategy.canary.trafficRouting needs both stableService and canaryService (only trafficRouting.istio with a destinationRule, and no other router, splits by subsets without them)"))]
 #[x_kube(validation = Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute) || has(s.setMirrorRoute))").message("setHeaderRoute and setMirrorRoute steps need strategy.canary.trafficRouting"))]
 #[x_kube(validation = Rule::new("has(self.trafficRouting) || !has(self.minPodsPerReplicaSet)").message("strategy.canary.minPodsPerReplicaSet needs strategy.canary.trafficRouting"))]
 pub struct CanaryStrategy {
@@ -352,7 +352,8 @@ pub struct CanaryStrategy {
 }
 
 /// The routing objects fledge edits to move traffic. Several routers may be given; each gets the
-/// same weights. Requires `stableService` and `canaryService`.
+/// same weights. Requires `stableService` and `canaryService`, except Istio with a
+/// `destinationRule` alone, whose subsets separate the revisions.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.gatewayAPI) || has(self.istio) || has(self.smi) || has(self.nginx)").message("trafficRouting: set at least one of gatewayAPI, istio, smi, nginx"))]
@@ -403,25 +404,86 @@ pub struct RouteRef {
 /// Istio routing.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.virtualService) != (has(self.virtualServices) && size(self.virtualServices) > 0)").message("istio: set exactly one of virtualService or virtualServices"))]
 pub struct IstioRouting {
-    /// The VirtualService whose HTTP routes carry the weights.
-    pub virtual_service: IstioVirtualService,
+    /// The VirtualService whose routes carry the weights. Exactly one of `virtualService` and
+    /// `virtualServices`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_service: Option<IstioVirtualService>,
+    /// Several VirtualServices, each weighed at every step as `virtualService` would be.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub virtual_services: Vec<IstioVirtualService>,
     /// With a DestinationRule, the VirtualService routes to subsets of one host and fledge pins
     /// each subset to its revision; without one, to the stable and canary Services as hosts.
+    /// With one, `stableService` and `canaryService` may be left out: the subsets alone
+    /// separate the revisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_rule: Option<IstioDestinationRule>,
 }
 
-/// A VirtualService and the names of its HTTP routes that fledge weighs.
+impl IstioRouting {
+    /// The VirtualServices, with the field each comes from (for messages).
+    pub fn virtual_services(&self) -> Vec<(String, &IstioVirtualService)> {
+        let one = self
+            .virtual_service
+            .iter()
+            .map(|v| ("virtualService".to_string(), v));
+        let many = self
+            .virtual_services
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("virtualServices[{i}]"), v));
+        one.chain(many).collect()
+    }
+}
+
+/// A VirtualService and the routes of it that fledge weighs: its HTTP routes by name, its TLS
+/// routes by port and SNI hosts, its TCP routes by port.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct IstioVirtualService {
     /// The VirtualService's name.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// Names of the HTTP routes to weigh. Empty: the VirtualService must have exactly one.
+    /// Names of the HTTP routes to weigh. Empty: the VirtualService must have at most one HTTP
+    /// route, which is weighed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<String>,
+    /// The TLS routes to weigh. Empty: the VirtualService must have at most one TLS route,
+    /// which is weighed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub tls_routes: Vec<IstioTlsRoute>,
+    /// The TCP routes to weigh. Empty: the VirtualService must have at most one TCP route,
+    /// which is weighed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub tcp_routes: Vec<IstioTcpRoute>,
+}
+
+/// Selects the TLS routes of a VirtualService whose matches name one port, this one, and
+/// together exactly these SNI hosts (in any order), as Argo Rollouts does.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioTlsRoute {
+    /// The port the route's matches name. Unset: routes whose matches name no port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 65535))]
+    pub port: Option<i64>,
+    /// The SNI hosts the route's matches name, all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sni_hosts: Vec<String>,
+}
+
+/// Selects the TCP routes of a VirtualService whose matches name one port, this one.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioTcpRoute {
+    /// The port the route's matches name. Unset: routes whose matches name no port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 65535))]
+    pub port: Option<i64>,
 }
 
 /// A DestinationRule with a stable and a canary subset.

@@ -62,6 +62,58 @@ fn convert_argo_blue_green() {
     assert!(out.contains("kind: Service"), "other objects pass through");
 }
 
+/// Istio as Argo Rollouts users bring it: no stableService/canaryService with a
+/// destinationRule, several VirtualServices, TLS and TCP routes; the output lints clean.
+#[test]
+fn convert_argo_istio_subsets_virtual_services_tls_and_tcp_routes() {
+    let out = convert("argo-istio.yaml");
+    assert!(!out.contains("stableService: subsets"), "{out}");
+    assert!(out.contains("virtualServices:"), "{out}");
+    assert!(
+        out.contains("sniHosts:") && out.contains("tcpRoutes:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("destinationRule.additionalSubsetNames"),
+        "the Experiment subsets are named: {out}"
+    );
+}
+
+/// Only Istio with a destinationRule does without the Services; admission says so.
+#[test]
+fn lint_refuses_a_router_without_services_unless_istio_subsets_split() {
+    let rollout = |routing: &str| {
+        format!(
+            "apiVersion: fledge.dev/v1alpha1\nkind: Rollout\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template: {{metadata: {{labels: {{app: web}}}}, spec: {{containers: [{{name: a, image: i}}]}}}}\n  strategy: {{canary: {{trafficRouting: {routing}}}}}\n"
+        )
+    };
+    let subsets = "{istio: {virtualService: {name: web}, destinationRule: {name: web, canarySubsetName: c, stableSubsetName: s}}}";
+    let (out, code) = lint_text("ok.yaml", &rollout(subsets));
+    assert_eq!(code, exit::OK, "{out}");
+    for (routing, message) in [
+        (
+            "{istio: {virtualService: {name: web}}}",
+            "needs both stableService and canaryService",
+        ),
+        (
+            "{gatewayAPI: {httpRoutes: [{name: web}]}, istio: {virtualService: {name: web}, destinationRule: {name: web, canarySubsetName: c, stableSubsetName: s}}}",
+            "needs both stableService and canaryService",
+        ),
+        (
+            "{istio: {virtualService: {name: web}, virtualServices: [{name: other}], destinationRule: {name: web, canarySubsetName: c, stableSubsetName: s}}}",
+            "set exactly one of virtualService or virtualServices",
+        ),
+        (
+            "{istio: {destinationRule: {name: web, canarySubsetName: c, stableSubsetName: s}}}",
+            "set exactly one of virtualService or virtualServices",
+        ),
+    ] {
+        let (out, code) = lint_text("bad.yaml", &rollout(routing));
+        assert_eq!(code, exit::FAILED, "{routing}: {out}");
+        assert!(out.contains(message), "{routing}: {out}");
+    }
+}
+
 #[test]
 fn convert_argo_analysis() {
     let out = convert("argo-analysis.yaml");

@@ -30,6 +30,9 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         d.status.current_step_index = Some(n);
         d.status.canary_weight = Some(100);
         let serving = d.canary_service_revision().filter(|h| *h != stable);
+        if let Some(h) = &serving {
+            d.canary_subset_to(h);
+        }
         let default = TrafficState::default();
         let clear = match &serving {
             Some(h) if d.routing.is_some() => {
@@ -59,6 +62,10 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         d.pin(canary.stable_service.as_ref(), &stable);
         if d.routing.is_some() || d.available(&stable) > 0 || others.is_empty() {
             d.pin(canary.canary_service.as_ref(), &stable);
+            if serving.is_some() {
+                d.canary_subset_to(&stable);
+                d.route(&default);
+            }
         } else {
             d.held.extend(serving);
         }
@@ -468,6 +475,7 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
     let serving = d
         .canary_service_revision()
         .unwrap_or_else(|| current.to_string());
+    d.canary_subset_to(&serving);
     let default = TrafficState::default();
     if d.status.abort {
         // Traffic first, in this very reconcile, as far as the stable's available pods carry it
@@ -507,6 +515,7 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
         }
     }
     d.pin(canary.canary_service.as_ref(), current);
+    d.canary_subset_to(current);
 
     if d.routing.as_ref().is_some_and(|t| t.rejected.is_some()) {
         // A gateway refuses a route: shifting more traffic could not be verified. Hold here.
@@ -639,6 +648,7 @@ fn promote_routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable:
     // dynamicStableScale left the old stable none. route() puts its writes first, so the pin is
     // moved ahead of them.
     d.pin(canary.stable_service.as_ref(), current);
+    d.stable_subset_to(current);
     d.route(&TrafficState::default());
     if let Some(at) = d.actions.iter().position(|a| {
         matches!(a, Action::PinService { name, .. } if Some(name) == canary.stable_service.as_ref())

@@ -1,6 +1,7 @@
-//! Istio: weights on the destinations of a VirtualService's HTTP routes, header and mirror routes
-//! as HTTP routes of their own ahead of them, and, with a DestinationRule, its stable and canary
-//! subsets pinned to their revisions.
+//! Istio: weights on the destinations of one or more VirtualServices' HTTP, TLS and TCP routes
+//! (`istio_l4.rs` selects the TLS and TCP ones), header and mirror routes as HTTP routes of their
+//! own ahead of them, and, with a DestinationRule, its stable and canary subsets pinned to their
+//! revisions.
 //!
 //! Istio's CRDs keep unknown fields, so server-side apply may treat `spec` as one value: fledge
 //! applies the whole spec as read, changed only where it manages it, and nothing is lost.
@@ -11,29 +12,46 @@ use super::{
     Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write, agreed,
     canary_share, header_regex, managed_annotation, require, skeleton,
 };
-use crate::api::{HASH_LABEL, HeaderRouteMatch, IstioDestinationRule, IstioRouting};
+use crate::api::{
+    HASH_LABEL, HeaderRouteMatch, IstioDestinationRule, IstioRouting, IstioTcpRoute, IstioTlsRoute,
+};
+
+#[path = "istio_l4.rs"]
+mod l4;
 
 const FIELD: &str = "strategy.canary.trafficRouting.istio";
 
 pub struct VirtualService {
     key: ObjectKey,
+    /// `virtualService` or `virtualServices[i]`.
+    field: String,
     routes: Vec<String>,
+    tls_routes: Vec<IstioTlsRoute>,
+    tcp_routes: Vec<IstioTcpRoute>,
     subsets: Option<(String, String)>,
 }
 
 impl VirtualService {
-    pub fn new(istio: &IstioRouting) -> Self {
-        VirtualService {
-            key: ObjectKey {
-                kind: Kind::VirtualService,
-                name: istio.virtual_service.name.clone(),
-            },
-            routes: istio.virtual_service.routes.clone(),
-            subsets: istio
-                .destination_rule
-                .as_ref()
-                .map(|d| (d.stable_subset_name.clone(), d.canary_subset_name.clone())),
-        }
+    /// One router per VirtualService the spec names.
+    pub fn all(istio: &IstioRouting) -> Vec<Self> {
+        istio
+            .virtual_services()
+            .into_iter()
+            .map(|(field, vs)| VirtualService {
+                key: ObjectKey {
+                    kind: Kind::VirtualService,
+                    name: vs.name.clone(),
+                },
+                field: format!("{FIELD}.{field}"),
+                routes: vs.routes.clone(),
+                tls_routes: vs.tls_routes.clone(),
+                tcp_routes: vs.tcp_routes.clone(),
+                subsets: istio
+                    .destination_rule
+                    .as_ref()
+                    .map(|d| (d.stable_subset_name.clone(), d.canary_subset_name.clone())),
+            })
+            .collect()
     }
 
     /// Does destination `d` go to the stable (or, with `canary`, the canary) revision?
@@ -94,7 +112,7 @@ impl VirtualService {
             .unwrap_or_default()
     }
 
-    fn body(&self, vs: &Value, target: &Target, http: Vec<Value>, added: &[String]) -> Write {
+    fn body(&self, vs: &Value, target: &Target, spec: Value, added: &[String]) -> Write {
         let mut body = skeleton(&self.key, &target.namespace, Some(vs));
         if !added.is_empty() {
             let mut a = Map::new();
@@ -104,8 +122,6 @@ impl VirtualService {
             );
             body["metadata"]["annotations"] = Value::Object(a);
         }
-        let mut spec = vs.get("spec").cloned().unwrap_or_else(|| json!({}));
-        spec["http"] = Value::Array(http);
         body.insert("spec".into(), spec);
         Write::Apply {
             key: self.key.clone(),
@@ -132,6 +148,13 @@ impl VirtualService {
                 d["weight"] = (100 - weight).into();
             }
         }
+    }
+}
+
+/// The HTTP routes into `spec`, leaving out a list the VirtualService never had.
+fn set_http(spec: &mut Value, http: Vec<Value>) {
+    if !http.is_empty() || spec.get("http").is_some() {
+        spec["http"] = Value::Array(http);
     }
 }
 
@@ -177,7 +200,7 @@ fn with_headers(base: &Value, conditions: &[HeaderRouteMatch]) -> Value {
 
 impl TrafficRouter for VirtualService {
     fn field(&self) -> String {
-        format!("{FIELD}.virtualService")
+        self.field.clone()
     }
 
     fn reads(&self) -> Vec<ObjectKey> {
@@ -195,7 +218,8 @@ impl TrafficRouter for VirtualService {
                 !added.iter().any(|a| a == n)
             })
             .collect();
-        if self.routes.is_empty() && user.len() != 1 {
+        // As Argo Rollouts: without names, at most one HTTP route, and that one is weighed.
+        if self.routes.is_empty() && user.len() > 1 {
             return Err(format!(
                 "{}.routes: {} has {} HTTP routes; name the ones to weigh",
                 self.field(),
@@ -230,9 +254,10 @@ impl TrafficRouter for VirtualService {
                 ));
             }
         }
-        if !user.iter().any(|r| self.weighed(r, target, &added)) {
+        let l4 = l4::check(self, vs, target)?;
+        if l4 == 0 && !user.iter().any(|r| self.weighed(r, target, &added)) {
             return Err(format!(
-                "{}: {} has no HTTP route with a destination to the stable revision",
+                "{}: {} has no HTTP, TLS or TCP route with a destination to the stable revision",
                 self.field(),
                 self.key
             ));
@@ -261,8 +286,16 @@ impl TrafficRouter for VirtualService {
                 self.set_weights(r, target, state.weight, true);
             }
         }
+        let mut spec = vs.get("spec").cloned().unwrap_or_else(|| json!({}));
+        l4::weigh(self, &mut spec, target, state.weight, true)?;
+        // A VirtualService with TLS or TCP routes only takes weights: header and mirror routes
+        // are HTTP routes, and go to the VirtualServices that have one.
         let Some(first) = http.iter().position(|r| self.weighed(r, target, &[])) else {
-            return Err(format!("{}: no HTTP route to weigh", self.field()));
+            if spec.get("tls").is_none() && spec.get("tcp").is_none() {
+                return Err(format!("{}: no HTTP route to weigh", self.field()));
+            }
+            set_http(&mut spec, http);
+            return Ok(vec![self.body(vs, target, spec, &[])]);
         };
         let base = http[first].clone();
         let mut added_routes = Vec::new();
@@ -294,7 +327,8 @@ impl TrafficRouter for VirtualService {
             added.push(m.name.clone());
         }
         http.splice(first..first, added_routes);
-        Ok(vec![self.body(vs, target, http, &added)])
+        set_http(&mut spec, http);
+        Ok(vec![self.body(vs, target, spec, &added)])
     }
 
     fn remove_all(&self, objects: &Objects, target: &Target) -> Result<Vec<Write>, String> {
@@ -315,7 +349,10 @@ impl TrafficRouter for VirtualService {
                 self.set_weights(r, target, 0, false);
             }
         }
-        Ok(vec![self.body(vs, target, http, &[])])
+        let mut spec = vs.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let _ = l4::weigh(self, &mut spec, target, 0, false);
+        set_http(&mut spec, http);
+        Ok(vec![self.body(vs, target, spec, &[])])
     }
 
     fn verify(&self, objects: &Objects, target: &Target) -> ReadBack {
@@ -327,6 +364,7 @@ impl TrafficRouter for VirtualService {
         let weights: Vec<i32> = http
             .iter()
             .filter(|r| self.weighed(r, target, &added))
+            .chain(l4::weighed(self, vs))
             .map(|r| {
                 let w = |canary: bool| -> i64 {
                     destinations(r)
@@ -448,6 +486,19 @@ impl TrafficRouter for DestinationRule {
 
     fn carries_weight(&self) -> bool {
         false
+    }
+
+    fn canary_revision(&self, objects: &Objects) -> Option<String> {
+        let Some(Found::Object(dr)) = objects.get(&self.key) else {
+            return None;
+        };
+        dr.pointer("/spec/subsets")?
+            .as_array()?
+            .iter()
+            .find(|s| s.get("name").and_then(Value::as_str) == Some(self.canary.as_str()))?
+            .pointer(&format!("/labels/{HASH_LABEL}"))?
+            .as_str()
+            .map(String::from)
     }
 }
 

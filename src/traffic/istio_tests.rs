@@ -26,17 +26,20 @@ fn vs() -> Value {
 }
 
 fn router(routes: &[&str], dr: bool) -> VirtualService {
-    VirtualService::new(&IstioRouting {
-        virtual_service: IstioVirtualService {
+    VirtualService::all(&IstioRouting {
+        virtual_service: Some(IstioVirtualService {
             name: "web".into(),
             routes: routes.iter().map(|s| s.to_string()).collect(),
-        },
+            ..Default::default()
+        }),
         destination_rule: dr.then(|| IstioDestinationRule {
             name: "web".into(),
             canary_subset_name: "canary".into(),
             stable_subset_name: "stable".into(),
         }),
+        ..Default::default()
     })
+    .remove(0)
 }
 
 fn objects(v: &Value) -> Objects {

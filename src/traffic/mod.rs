@@ -235,6 +235,12 @@ pub trait TrafficRouter: Send + Sync {
     fn unsupported(&self, _mirror: bool, _count: usize) -> Option<String> {
         None
     }
+    /// The revision the router's objects send the canary's traffic to now, where they name one
+    /// (an Istio DestinationRule's canary subset): without a canary Service, the planner moves
+    /// traffic off it before it moves on, as it does for the canary Service.
+    fn canary_revision(&self, _objects: &Objects) -> Option<String> {
+        None
+    }
 }
 
 /// The observed objects, by key.
@@ -274,9 +280,13 @@ pub fn routers(routing: &TrafficRouting, rollout: &str) -> Vec<Box<dyn TrafficRo
         }
     }
     if let Some(istio) = &routing.istio {
-        out.push(Box::new(istio::VirtualService::new(istio)));
+        // The DestinationRule first: a promotion moves the stable subset to the new revision
+        // before the VirtualServices give the stable subset all traffic.
         if let Some(dr) = &istio.destination_rule {
             out.push(Box::new(istio::DestinationRule::new(dr)));
+        }
+        for vs in istio::VirtualService::all(istio) {
+            out.push(Box::new(vs));
         }
     }
     if let Some(smi) = &routing.smi {

@@ -16,6 +16,7 @@ mod chart;
 mod dataplane;
 mod examples;
 mod gates;
+mod istio;
 mod metric_servers;
 mod notify;
 mod plugin;

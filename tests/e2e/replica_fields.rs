@@ -18,7 +18,7 @@ fn step(r: &Rollout) -> Option<i32> {
 }
 
 /// Server-side applies `value`, returning the API server's refusal instead of panicking.
-async fn try_apply(env: &TestEnv, value: Value) -> Result<Rollout, String> {
+pub(crate) async fn try_apply(env: &TestEnv, value: Value) -> Result<Rollout, String> {
     let obj: Rollout = serde_json::from_value(value).expect("a Rollout");
     let name = kube::ResourceExt::name_any(&obj);
     env.rollouts()

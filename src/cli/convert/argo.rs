@@ -342,33 +342,62 @@ fn run_rules(src: &Value, out: &mut Value, path: &str, c: &mut Converted) {
     }
 }
 
+/// An Istio VirtualService reference: its HTTP route names, TLS routes (port, SNI hosts) and TCP
+/// routes (port) are fledge's fields of the same names.
+fn virtual_service(src: &Value, path: &str, c: &mut Converted) -> Value {
+    let mut v = json!({"name": src["name"]});
+    copy(src, &mut v, &["routes", "tlsRoutes", "tcpRoutes"]);
+    note_unknown(
+        c,
+        src,
+        path,
+        &["name", "routes", "tlsRoutes", "tcpRoutes"],
+        "no fledge equivalent",
+    );
+    v
+}
+
 fn traffic_routing(src: &Value, c: &mut Converted) -> Option<Value> {
     let path = "spec.strategy.canary.trafficRouting";
     let mut out = json!({});
     if let Some(i) = src.get("istio") {
-        let vs = i.get("virtualService").cloned().or_else(|| {
-            let list = i["virtualServices"].as_array()?;
-            if list.len() > 1 {
-                c.note(
-                    &format!("{path}.istio.virtualServices"),
-                    "only the first VirtualService is routed",
-                );
-            }
-            list.first().cloned()
-        });
         let mut istio = json!({});
-        if let Some(vs) = vs {
-            let mut v = json!({"name": vs["name"]});
-            copy(&vs, &mut v, &["routes"]);
-            if vs.get("tlsRoutes").is_some() || vs.get("tcpRoutes").is_some() {
-                c.note(
-                    &format!("{path}.istio.virtualService"),
-                    "tlsRoutes and tcpRoutes are not routed",
-                );
-            }
-            istio["virtualService"] = v;
+        if let Some(vs) = i.get("virtualService") {
+            istio["virtualService"] =
+                virtual_service(vs, &format!("{path}.istio.virtualService"), c);
         }
-        copy(i, &mut istio, &["destinationRule"]);
+        if let Some(list) = i["virtualServices"].as_array() {
+            let list: Vec<Value> = list
+                .iter()
+                .enumerate()
+                .map(|(n, vs)| {
+                    virtual_service(vs, &format!("{path}.istio.virtualServices[{n}]"), c)
+                })
+                .collect();
+            if !list.is_empty() {
+                istio["virtualServices"] = Value::Array(list);
+            }
+        }
+        if let Some(dr) = i.get("destinationRule") {
+            let mut d = json!({});
+            let fields = ["name", "canarySubsetName", "stableSubsetName"];
+            copy(dr, &mut d, &fields);
+            note_unknown(
+                c,
+                dr,
+                &format!("{path}.istio.destinationRule"),
+                &fields,
+                "no fledge equivalent (fledge runs no Experiments)",
+            );
+            istio["destinationRule"] = d;
+        }
+        note_unknown(
+            c,
+            i,
+            &format!("{path}.istio"),
+            &["virtualService", "virtualServices", "destinationRule"],
+            "no fledge equivalent",
+        );
         out["istio"] = istio;
     }
     if let Some(s) = src.get("smi") {

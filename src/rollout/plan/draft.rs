@@ -214,16 +214,14 @@ impl Draft<'_> {
         pending_writes(objects, writes)
     }
 
-    /// The revision the canary Service selects now, if it is pinned.
+    /// The revision the canary Service selects now, if it is pinned; without a canary Service,
+    /// the one the canary subset does (`subset_pins.rs`).
     pub fn canary_service_revision(&self) -> Option<String> {
-        let name = self
-            .spec
-            .strategy
-            .canary
-            .as_ref()?
-            .canary_service
-            .as_ref()?;
-        self.observed.services.get(name).cloned().flatten()
+        let canary = self.spec.strategy.canary.as_ref()?;
+        match &canary.canary_service {
+            Some(name) => self.observed.services.get(name).cloned().flatten(),
+            None => self.canary_subset_revision(),
+        }
     }
 
     /// The canary weight the routing objects carry now, as read back from them.

@@ -125,6 +125,7 @@ fn abort_while_invalid(draft: &mut Draft, rollout: &Rollout) {
         draft.scale(&stable, draft.replicas);
     }
     let serving = draft.canary_service_revision().unwrap_or(current);
+    draft.canary_subset_to(&serving);
     let state = crate::rollout::canary::reachable(
         draft,
         TrafficState::default(),

@@ -20,6 +20,7 @@ mod role_metadata;
 mod rollback_window;
 mod settings;
 mod status;
+mod subset_pins;
 mod templates;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ mod delay_limit;
 mod deletion;
 mod history;
 mod invalid;
+mod istio_subsets;
 mod min_pods;
 mod mirror_guard;
 mod properties;
