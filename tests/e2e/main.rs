@@ -24,3 +24,4 @@ mod resilience;
 mod role_metadata;
 mod smoke;
 mod traffic;
+mod workload_ref;
