@@ -83,7 +83,10 @@ fn convert_argo_workload_ref_without_selector_scaled_down_progressively() {
     assert_eq!(rollout["kind"], "Rollout");
     assert!(rollout["spec"].get("selector").is_none(), "{out}");
     assert_eq!(rollout["spec"]["workloadRef"]["scaleDown"], "progressively");
-    assert!(!out.contains("Did not map"), "nothing dropped or changed: {out}");
+    assert!(
+        !out.contains("Did not map"),
+        "nothing dropped or changed: {out}"
+    );
 }
 
 #[test]

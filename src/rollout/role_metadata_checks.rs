@@ -136,10 +136,12 @@ mod tests {
             annotations: BTreeMap::from([("example.com/note".into(), "anything goes".into())]),
         };
         let spec = RolloutSpec {
-            selector: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-                match_labels: Some(BTreeMap::from([("app".into(), "web".into())])),
-                ..Default::default()
-            }),
+            selector: Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_labels: Some(BTreeMap::from([("app".into(), "web".into())])),
+                    ..Default::default()
+                },
+            ),
             strategy: Strategy {
                 canary: Some(CanaryStrategy {
                     canary_metadata: Some(md),

@@ -95,18 +95,13 @@ async fn a_rollout_without_selector_takes_the_deployments() {
 
     env.apply::<Deployment>(deployment(2)).await;
     env.apply::<Rollout>(rollout(2, "never")).await;
-    let r = env
-        .wait_rollout("legacy", "Healthy", MINUTE, healthy)
-        .await;
+    let r = env.wait_rollout("legacy", "Healthy", MINUTE, healthy).await;
     let status = r.status.unwrap();
     let hash = status.stable_revision.unwrap();
     assert_eq!(status.selector.as_deref(), Some("app=legacy,tier=web"));
     assert_eq!(
         rollout_replica_sets(&env).await,
-        vec![(
-            json!({"app": "legacy", "tier": "web", HASH_LABEL: hash}),
-            2
-        )]
+        vec![(json!({"app": "legacy", "tier": "web", HASH_LABEL: hash}), 2)]
     );
     // `never`: the Deployment keeps its pods.
     let d = env.api::<Deployment>().get("legacy").await.unwrap();
@@ -129,7 +124,11 @@ async fn progressively_hands_the_deployments_pods_over_as_the_rollouts_become_av
     .await;
     env.apply::<Deployment>(deployment(4)).await;
     env.wait_for("the Deployment available", MINUTE, || async {
-        let d = env.api::<Deployment>().get("legacy").await.map_err(|e| e.to_string())?;
+        let d = env
+            .api::<Deployment>()
+            .get("legacy")
+            .await
+            .map_err(|e| e.to_string())?;
         match d.status.and_then(|s| s.available_replicas) {
             Some(4) => Ok(()),
             other => Err(format!("{other:?} available")),

@@ -13,9 +13,11 @@ pub(super) fn effective(rollout: &Rollout, observed: &Observed) -> Result<LabelS
         // Admission checks an own template against the selector; a Deployment's only here.
         if let (Some(w), Ok(template)) = (&rollout.spec.workload_ref, &observed.template) {
             let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
-            let matches = own.match_labels.iter().flatten().all(|(k, v)| {
-                labels.and_then(|l| l.get(k)) == Some(v)
-            });
+            let matches = own
+                .match_labels
+                .iter()
+                .flatten()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
             if !matches {
                 return Err(format!(
                     "spec.selector.matchLabels: must match the pod template labels of                      workloadRef Deployment {:?}",

@@ -23,7 +23,12 @@ pub(super) fn scale_workload(draft: &mut Draft) {
         (ScaleDown::Never, _) | (ScaleDown::Onsuccess, false) => return,
         (ScaleDown::Onsuccess | ScaleDown::Progressively, true) => 0,
         (ScaleDown::Progressively, false) => {
-            let available = draft.observed.replica_sets.iter().map(|rs| rs.available).sum();
+            let available = draft
+                .observed
+                .replica_sets
+                .iter()
+                .map(|rs| rs.available)
+                .sum();
             progressive_target(draft.replicas, current, available)
         }
     };
@@ -44,5 +49,7 @@ fn progressive_target(replicas: i32, current: i32, rollout_available: i32) -> i3
     if rollout_available <= 0 {
         return current;
     }
-    replicas.saturating_sub(rollout_available).clamp(0, current.max(0))
+    replicas
+        .saturating_sub(rollout_available)
+        .clamp(0, current.max(0))
 }
