@@ -39,7 +39,8 @@ pub const MAX_REPLICAS: i32 = 1_000_000;
     validation = Rule::new("has(self.spec.template) != has(self.spec.workloadRef)").message("spec: set exactly one of template or workloadRef"),
     validation = Rule::new("!has(self.spec.gates) || self.spec.gates.all(g, self.spec.gates.filter(h, h.name == g.name).size() == 1)").message("spec.gates: names must be unique"),
     validation = Rule::new("!has(self.spec.gates) || has(self.spec.strategy.canary) || !self.spec.gates.exists(g, g.type == 'confirmTrafficIncrease')").message("spec.gates: confirmTrafficIncrease needs the canary strategy"),
-    validation = Rule::new("!has(self.spec.template) || !has(self.spec.selector.matchLabels) || self.spec.selector.matchLabels.all(k, has(self.spec.template.metadata) && has(self.spec.template.metadata.labels) && k in self.spec.template.metadata.labels && self.spec.template.metadata.labels[k] == self.spec.selector.matchLabels[k])").message("spec.selector.matchLabels must match spec.template.metadata.labels"),
+    validation = Rule::new("has(self.spec.selector) || has(self.spec.workloadRef)").message("spec.selector: required unless workloadRef names the Deployment whose selector is used"),
+    validation = Rule::new("!has(self.spec.template) || !has(self.spec.selector) || !has(self.spec.selector.matchLabels) || self.spec.selector.matchLabels.all(k, has(self.spec.template.metadata) && has(self.spec.template.metadata.labels) && k in self.spec.template.metadata.labels && self.spec.template.metadata.labels[k] == self.spec.selector.matchLabels[k])").message("spec.selector.matchLabels must match spec.template.metadata.labels"),
     cel
 )]
 #[serde(rename_all = "camelCase")]
@@ -49,9 +50,12 @@ pub struct RolloutSpec {
     #[schemars(range(min = 0, max = MAX_REPLICAS))]
     pub replicas: Option<i32>,
 
-    /// Label selector for the pods. It must match the labels of the pod template.
+    /// Label selector for the pods. It must match the labels of the pod template. Required with
+    /// `template`; with `workloadRef` it may be left out, and the referenced Deployment's
+    /// selector is used (as in Argo Rollouts). When both are there, this one is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "bounded_selector")]
-    pub selector: LabelSelector,
+    pub selector: Option<LabelSelector>,
 
     /// The pod template of the application. Exactly one of `template` and `workloadRef` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,7 +250,10 @@ pub struct WorkloadRef {
     #[schemars(length(min = 1))]
     pub name: String,
     /// What to do with the Deployment's own pods: `never` leaves them, `onsuccess` scales the
-    /// Deployment to 0 once the Rollout is Healthy. Defaults to `never`.
+    /// Deployment to 0 once the Rollout is Healthy, `progressively` scales it down as the
+    /// Rollout's pods become available (to `replicas` minus the Rollout's available pods, never
+    /// while the Rollout has none available, never up) and to 0 once the Rollout is Healthy.
+    /// Defaults to `never`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down: Option<ScaleDown>,
 }
@@ -262,6 +269,9 @@ pub enum ScaleDown {
     Never,
     /// Scale the Deployment to 0 once the Rollout is Healthy.
     Onsuccess,
+    /// Scale the Deployment down as the Rollout's pods become available, so that together they
+    /// keep `replicas` available pods; to 0 once the Rollout is Healthy.
+    Progressively,
 }
 
 /// The deployment strategy: exactly one of `canary` and `blueGreen`.

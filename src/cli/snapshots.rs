@@ -128,6 +128,20 @@ fn convert_argo_analysis() {
 }
 
 #[test]
+fn convert_argo_workload_ref_without_selector_scaled_down_progressively() {
+    let out = convert("argo-workload-ref.yaml");
+    let docs = parse(&out).expect("output parses");
+    let rollout = &docs[0].value;
+    assert_eq!(rollout["kind"], "Rollout");
+    assert!(rollout["spec"].get("selector").is_none(), "{out}");
+    assert_eq!(rollout["spec"]["workloadRef"]["scaleDown"], "progressively");
+    assert!(
+        !out.contains("Did not map"),
+        "nothing dropped or changed: {out}"
+    );
+}
+
+#[test]
 fn convert_flagger_canary() {
     let out = convert("flagger-canary.yaml");
     assert!(

@@ -91,7 +91,9 @@ impl Writer<'_> {
             Action::PinService { name, hash } => self.pin_service(name, hash).await?,
             Action::UnpinService { name } => self.unpin_service(name).await?,
             Action::EvictPod { name } => self.evict_pod(name).await?,
-            Action::ScaleDownWorkload { name } => self.scale_down_workload(name).await?,
+            Action::ScaleWorkload { name, replicas } => {
+                self.scale_workload(name, *replicas).await?
+            }
             Action::CreateAnalysisRun {
                 name,
                 labels,
@@ -118,18 +120,24 @@ impl Writer<'_> {
 
     async fn apply_replica_set(&self, hash: &str, replicas: i32) -> Result<()> {
         let name = replica_set_name(self.rollout, hash);
-        // An existing ReplicaSet keeps the template it has (the apply must carry it whole); one
-        // that does not exist is created from the template the plan chose for its revision.
+        // An existing ReplicaSet keeps the template and selector it has (the apply must carry
+        // them whole, and a selector cannot change); one that does not exist is created from the
+        // template and selector the plan chose for its revision.
         let cached = self
             .replica_sets
             .get(&ObjectRef::new(&name).within(&self.ns));
-        let template = match cached.as_ref().and_then(|rs| rs.spec.as_ref()) {
-            Some(spec) => spec.template.clone(),
-            None => self.plan.templates.get(hash).cloned(),
-        }
-        .ok_or_else(|| Error::MissingTemplate(name.clone()))?;
+        let (template, selector) = match cached.as_ref().and_then(|rs| rs.spec.as_ref()) {
+            Some(spec) => (spec.template.clone(), Some(spec.selector.clone())),
+            None => (
+                self.plan.templates.get(hash).cloned(),
+                self.plan.selector.clone(),
+            ),
+        };
+        let (template, selector) = template
+            .zip(selector)
+            .ok_or_else(|| Error::MissingTemplate(name.clone()))?;
         let revision = self.plan.revisions.get(hash).copied();
-        let rs = replica_set(self.rollout, hash, replicas, template, revision)?;
+        let rs = replica_set(self.rollout, hash, replicas, template, &selector, revision)?;
         Api::<ReplicaSet>::namespaced(self.client.clone(), &self.ns)
             .patch(&name, &self.ssa, &Patch::Apply(&rs))
             .await
@@ -254,12 +262,12 @@ impl Writer<'_> {
         }
     }
 
-    async fn scale_down_workload(&self, name: &str) -> Result<()> {
+    async fn scale_workload(&self, name: &str, replicas: i32) -> Result<()> {
         let patch = json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {"name": name, "namespace": self.ns},
-            "spec": {"replicas": 0},
+            "spec": {"replicas": replicas},
         });
         Api::<Deployment>::namespaced(self.client.clone(), &self.ns)
             .patch(name, &self.ssa, &Patch::Apply(&patch))
@@ -449,12 +457,13 @@ pub fn replica_set_name(rollout: &Rollout, hash: &str) -> String {
 }
 
 /// The ReplicaSet of revision `hash`: the template with the hash label added to its labels and
-/// selector, owned by the Rollout so deleting the Rollout deletes it, numbered `revision`.
+/// `selector`, owned by the Rollout so deleting the Rollout deletes it, numbered `revision`.
 fn replica_set(
     rollout: &Rollout,
     hash: &str,
     replicas: i32,
     mut template: PodTemplateSpec,
+    selector: &LabelSelector,
     revision: Option<i64>,
 ) -> Result<ReplicaSet> {
     let owner = rollout.controller_owner_ref(&()).ok_or(Error::NoOwner)?;
@@ -463,7 +472,6 @@ fn replica_set(
     labels.insert(HASH_LABEL.into(), hash.into());
     let pod_labels = labels.clone();
 
-    let selector = &rollout.spec.selector;
     let mut match_labels = selector.match_labels.clone().unwrap_or_default();
     match_labels.insert(HASH_LABEL.into(), hash.into());
 

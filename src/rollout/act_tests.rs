@@ -1,5 +1,7 @@
 //! The act layer against a mocked API server: the exact requests [`act::apply`] sends, in order.
 
+use std::collections::BTreeMap;
+
 use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -102,7 +104,13 @@ fn cached_replica_set(image: &str, replicas: i32) -> ReplicaSet {
         },
         spec: Some(ReplicaSetSpec {
             replicas: Some(replicas),
-            selector: LabelSelector::default(),
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([
+                    ("app".to_string(), NAME.to_string()),
+                    (HASH_LABEL.to_string(), hash.clone()),
+                ])),
+                match_expressions: None,
+            },
             template: Some(template),
             ..Default::default()
         }),
@@ -138,6 +146,7 @@ fn start_with_services(
 ) {
     if let Some(t) = template {
         plan.templates.insert(template_hash(&t), t);
+        plan.selector = plan.selector.or_else(|| rollout.spec.selector.clone());
     }
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
@@ -447,10 +456,11 @@ async fn delete_replica_set_failure_is_an_error() {
 }
 
 #[tokio::test]
-async fn scale_down_workload_applies_zero_replicas() {
+async fn scale_workload_applies_the_replicas() {
     let plan = plan(
-        vec![Action::ScaleDownWorkload {
+        vec![Action::ScaleWorkload {
             name: "legacy".into(),
+            replicas: 3,
         }],
         old_status(),
     );
@@ -466,7 +476,7 @@ async fn scale_down_workload_applies_zero_replicas() {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {"name": "legacy", "namespace": "shop"},
-            "spec": {"replicas": 0},
+            "spec": {"replicas": 3},
         })
     );
     assert_no_more(&mut handle).await;
@@ -539,8 +549,9 @@ async fn actions_go_in_order_then_the_status() {
             Action::DeleteReplicaSet {
                 name: "web-ancient".into(),
             },
-            Action::ScaleDownWorkload {
+            Action::ScaleWorkload {
                 name: "legacy".into(),
+                replicas: 0,
             },
         ],
         new_status(),

@@ -193,6 +193,14 @@ pub fn int(n: i32) -> IntOrString {
     IntOrString::Int(n)
 }
 
+/// `app: web`: the selector of the Rollout and of its `workloadRef` Deployment.
+pub fn app_selector() -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([("app".to_string(), NAME.to_string())])),
+        match_expressions: None,
+    }
+}
+
 /// A Rollout named `web` in namespace `shop`, running `web:1`, generation 1.
 pub struct RolloutBuilder {
     rollout: Rollout,
@@ -204,10 +212,7 @@ impl RolloutBuilder {
             NAME,
             RolloutSpec {
                 replicas: Some(1),
-                selector: LabelSelector {
-                    match_labels: Some(BTreeMap::from([("app".to_string(), NAME.to_string())])),
-                    match_expressions: None,
-                },
+                selector: Some(app_selector()),
                 template: Some(template("web:1")),
                 strategy,
                 ..Default::default()
@@ -343,6 +348,12 @@ impl RolloutBuilder {
         self
     }
 
+    /// Leaves the pods' selector to the `workloadRef` Deployment.
+    pub fn without_selector(mut self) -> Self {
+        self.rollout.spec.selector = None;
+        self
+    }
+
     /// Runs the pod template of Deployment `name` instead of an own template.
     pub fn workload_ref(mut self, name: &str) -> Self {
         self.rollout.spec.template = None;
@@ -386,6 +397,7 @@ impl ObservedBuilder {
                     .map(|(_, name)| (name, None))
                     .collect(),
                 workload_replicas: None,
+                workload_selector: None,
                 traffic: Default::default(),
                 gateway_classes: Vec::new(),
                 pods: Vec::new(),
@@ -426,10 +438,11 @@ impl ObservedBuilder {
         self
     }
 
-    /// The referenced Deployment exists with `image` and `replicas`.
+    /// The referenced Deployment exists with `image` and `replicas`, selecting `app: web`.
     pub fn workload(mut self, image: &str, replicas: i32) -> Self {
         self.observed.template = Ok(template(image));
         self.observed.workload_replicas = Some(replicas);
+        self.observed.workload_selector = Some(app_selector());
         self
     }
 
@@ -478,7 +491,7 @@ pub fn apply_writes(world: &mut Observed, actions: &[Action], now: Timestamp) {
                 );
                 world.services.insert(name.clone(), Some(hash.clone()));
             }
-            Action::ScaleDownWorkload { .. } => world.workload_replicas = Some(0),
+            Action::ScaleWorkload { replicas, .. } => world.workload_replicas = Some(*replicas),
             Action::ApplyRoute { key, body } => {
                 let doc = match world.traffic.get(key) {
                     Some(crate::traffic::Found::Object(doc)) => server_side_apply(doc, body),

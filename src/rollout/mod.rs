@@ -62,8 +62,8 @@ pub enum Error {
     #[error("writing {0} {1:?}: {2}")]
     Write(&'static str, String, #[source] Box<kube::Error>),
     /// ReplicaSet `name` is to be scaled but exists neither in the cache nor as the spec's own
-    /// revision, so there is no template to write it with (an old revision's ReplicaSet gone
-    /// from the cache is never rebuilt from the spec's template).
+    /// revision, so there is no template (or selector) to write it with (an old revision's
+    /// ReplicaSet gone from the cache is never rebuilt from the spec's template).
     #[error("no pod template for {0}")]
     MissingTemplate(String),
     /// The Rollout has no name or uid, so nothing can name it as its owner (a Rollout read from

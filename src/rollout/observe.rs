@@ -27,6 +27,9 @@ pub struct Observed {
     pub services: BTreeMap<String, Option<String>>,
     /// `spec.replicas` of the `workloadRef` Deployment, when there is one.
     pub workload_replicas: Option<i32>,
+    /// `spec.selector` of the `workloadRef` Deployment, when there is one: the pods' selector
+    /// of a Rollout that sets none.
+    pub workload_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
     /// The routing objects the canary's traffic routers read.
     pub traffic: crate::traffic::Objects,
     /// The classes of the parent Gateways of the HTTPRoutes and GRPCRoutes in `traffic`.
@@ -313,9 +316,17 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
         })
         .collect();
 
+    let workload = match (&rollout.spec.template, &rollout.spec.workload_ref) {
+        (None, Some(w)) => caches.deployments.get(&ObjectRef::new(&w.name).within(&ns)),
+        _ => None,
+    };
+    let workload_selector = workload
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .map(|s| s.selector.clone());
     let (template, workload_replicas) = match (&rollout.spec.template, &rollout.spec.workload_ref) {
         (Some(t), _) => (Ok(t.clone()), None),
-        (None, Some(w)) => match caches.deployments.get(&ObjectRef::new(&w.name).within(&ns)) {
+        (None, Some(w)) => match &workload {
             Some(d) => {
                 let spec = d.spec.as_ref();
                 (
@@ -361,6 +372,7 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
         replica_sets,
         services,
         workload_replicas,
+        workload_selector,
         traffic: Default::default(),
         gateway_classes: Vec::new(),
         pods,

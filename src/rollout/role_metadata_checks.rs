@@ -18,7 +18,11 @@ pub fn problems(spec: &RolloutSpec) -> Vec<SpecProblem> {
             ],
             (None, None) => Vec::new(),
         };
-    let selector = spec.selector.match_labels.clone().unwrap_or_default();
+    let selector = spec
+        .selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .unwrap_or_default();
     let template_labels = spec
         .template
         .as_ref()
@@ -132,10 +136,12 @@ mod tests {
             annotations: BTreeMap::from([("example.com/note".into(), "anything goes".into())]),
         };
         let spec = RolloutSpec {
-            selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-                match_labels: Some(BTreeMap::from([("app".into(), "web".into())])),
-                ..Default::default()
-            },
+            selector: Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_labels: Some(BTreeMap::from([("app".into(), "web".into())])),
+                    ..Default::default()
+                },
+            ),
             strategy: Strategy {
                 canary: Some(CanaryStrategy {
                     canary_metadata: Some(md),

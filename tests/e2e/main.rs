@@ -25,3 +25,4 @@ mod resilience;
 mod role_metadata;
 mod smoke;
 mod traffic;
+mod workload_ref;

@@ -34,7 +34,7 @@ pub fn rollout(doc: &Document) -> Vec<Converted> {
         });
         match w["scaleDown"].as_str() {
             None | Some("never") => {}
-            Some("onsuccess") => r["scaleDown"] = json!("onsuccess"),
+            Some(mode @ ("onsuccess" | "progressively")) => r["scaleDown"] = json!(mode),
             Some(other) => {
                 r["scaleDown"] = json!("onsuccess");
                 c.note(

@@ -1,5 +1,5 @@
 //! History: old revisions scaled down after their delay and deleted beyond
-//! `revisionHistoryLimit`, and the `workloadRef` Deployment scaled down once the Rollout serves.
+//! `revisionHistoryLimit`.
 
 use super::{Action, Draft};
 use crate::rollout::observe::ObservedReplicaSet;
@@ -68,26 +68,5 @@ pub(super) fn retire_old_revisions(draft: &mut Draft) {
         draft
             .actions
             .push(Action::DeleteReplicaSet { name: rs.name });
-    }
-}
-
-/// `workloadRef.scaleDown: onsuccess`: the Deployment's own pods go once the Rollout is serving.
-pub(super) fn scale_down_workload(draft: &mut Draft) {
-    let Some(w) = &draft.spec.workload_ref else {
-        return;
-    };
-    let healthy = draft.status.current_revision == draft.status.stable_revision
-        && draft
-            .status
-            .stable_revision
-            .as_deref()
-            .is_some_and(|h| draft.settled(h, draft.replicas));
-    if w.scale_down == Some(crate::api::ScaleDown::Onsuccess)
-        && healthy
-        && draft.observed.workload_replicas.unwrap_or(0) > 0
-    {
-        draft.actions.push(Action::ScaleDownWorkload {
-            name: w.name.clone(),
-        });
     }
 }

@@ -75,6 +75,7 @@ pub(super) fn invalid(
         revisions,
         // Nothing new is created while the spec is invalid: only existing ReplicaSets are scaled.
         templates: Default::default(),
+        selector: None,
     }
 }
 

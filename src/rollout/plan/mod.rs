@@ -18,6 +18,7 @@ mod request;
 mod retire_routes;
 mod role_metadata;
 mod rollback_window;
+mod selector;
 mod settings;
 mod status;
 mod subset_pins;
@@ -25,6 +26,7 @@ mod templates;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod workload;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -59,6 +61,9 @@ pub struct Plan {
     /// The template of each ReplicaSet (by hash) an `ApplyReplicaSet` may have to create: only
     /// the spec's own revision has one (see `templates.rs`).
     pub templates: std::collections::BTreeMap<String, k8s_openapi::api::core::v1::PodTemplateSpec>,
+    /// The pods' selector a ReplicaSet the plan creates gets (one that exists keeps its own):
+    /// the Rollout's, or its `workloadRef` Deployment's. None when the spec is invalid.
+    pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
 
 /// One write. The act layer applies them in order; each is idempotent.
@@ -70,8 +75,9 @@ pub enum Action {
     DeleteReplicaSet { name: String },
     /// Pin Service `name`'s selector to revision `hash`.
     PinService { name: String, hash: String },
-    /// Scale the `workloadRef` Deployment to 0 (`scaleDown: onsuccess`).
-    ScaleDownWorkload { name: String },
+    /// Scale the `workloadRef` Deployment to `replicas` (`scaleDown: onsuccess`,
+    /// `progressively`).
+    ScaleWorkload { name: String, replicas: i32 },
     /// Server-side apply a routing object (only the fields fledge manages).
     ApplyRoute {
         key: ObjectKey,
@@ -116,7 +122,9 @@ impl std::fmt::Display for Action {
             Action::DeleteReplicaSet { name } => write!(f, "delete ReplicaSet {name}"),
             Action::PinService { name, hash } => write!(f, "pin Service {name} to {hash}"),
             Action::UnpinService { name } => write!(f, "unpin Service {name}"),
-            Action::ScaleDownWorkload { name } => write!(f, "scale Deployment {name} to 0"),
+            Action::ScaleWorkload { name, replicas } => {
+                write!(f, "scale Deployment {name} to {replicas}")
+            }
             Action::ApplyRoute { key, .. } => write!(f, "apply {key}"),
             Action::DeleteRoute { key } => write!(f, "delete {key}"),
             Action::AddFinalizer => write!(f, "add finalizer"),
@@ -176,7 +184,16 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         wanted_runs: Vec::new(),
         held: BTreeSet::new(),
     };
-    draft.status.selector = status::selector_string(&rollout.spec);
+    // A selector that cannot be resolved now (its Deployment briefly gone) leaves the one the
+    // status shows, so the `/scale` subresource keeps selecting the pods that run.
+    let selector = selector::effective(rollout, observed);
+    if let Ok(s) = &selector {
+        draft.status.selector = status::selector_string(s);
+    }
+    let selector = match selector {
+        Ok(s) => s,
+        Err(message) => return invalid::invalid(draft, rollout, &old, generation, &message),
+    };
 
     let template = match validate::validate(rollout, observed) {
         Ok(template) => template,
@@ -207,11 +224,12 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
 
     history::retire_old_revisions(&mut draft);
     crate::rollout::gates::retire(&mut draft);
-    history::scale_down_workload(&mut draft);
+    workload::scale_workload(&mut draft);
     role_metadata::sync_role_metadata(&mut draft, &hash);
     let mut plan = status::finish(draft, &old, generation, deadline_exceeded);
     plan.revisions = crate::rollout::revision::assign(&observed.replica_sets, &plan.actions);
     plan.templates = templates::for_new_replica_sets(&plan.actions, template, &hash);
+    plan.selector = Some(selector);
     anti_affinity::add_to_new_replica_sets(
         &mut plan.templates,
         &rollout.spec,

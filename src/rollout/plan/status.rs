@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{Draft, Plan};
 use crate::api::conditions as cond;
-use crate::api::{PauseReason, Phase, RolloutSpec, RolloutStatus};
+use crate::api::{PauseReason, Phase, RolloutStatus};
 use crate::rollout::observe::ObservedReplicaSet;
 
 pub(super) fn count_replicas(draft: &mut Draft, hash: &str) {
@@ -153,6 +153,7 @@ pub(super) fn finish(
         events: draft.events,
         revisions: Default::default(),
         templates: Default::default(),
+        selector: None,
     }
 }
 
@@ -203,8 +204,10 @@ fn progress_message(draft: &Draft) -> String {
 }
 
 /// The pods' label selector as a string, for the `/scale` subresource.
-pub(super) fn selector_string(spec: &RolloutSpec) -> Option<String> {
-    let labels = spec.selector.match_labels.as_ref()?;
+pub(super) fn selector_string(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> Option<String> {
+    let labels = selector.match_labels.as_ref()?;
     Some(
         labels
             .iter()

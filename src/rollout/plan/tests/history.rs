@@ -179,15 +179,16 @@ fn workload_ref_scale_down_onsuccess_scales_the_deployment_once_healthy() {
         !first
             .actions
             .iter()
-            .any(|a| matches!(a, Action::ScaleDownWorkload { .. })),
+            .any(|a| matches!(a, Action::ScaleWorkload { .. })),
         "{first:#?}"
     );
     let plans = sim.settle();
     let scaled: Vec<_> = plans
         .iter()
         .filter(|p| {
-            p.actions.contains(&Action::ScaleDownWorkload {
+            p.actions.contains(&Action::ScaleWorkload {
                 name: "web-deploy".into(),
+                replicas: 0,
             })
         })
         .collect();
@@ -210,7 +211,7 @@ fn workload_ref_scale_down_never_leaves_the_deployment() {
     assert!(!plans.iter().any(|p| {
         p.actions
             .iter()
-            .any(|a| matches!(a, Action::ScaleDownWorkload { .. }))
+            .any(|a| matches!(a, Action::ScaleWorkload { .. }))
     }));
     assert_eq!(sim.status().phase, Some(Phase::Healthy));
 }

@@ -26,6 +26,7 @@ mod services;
 mod status;
 mod templates;
 mod traffic;
+mod workload;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
