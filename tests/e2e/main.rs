@@ -23,4 +23,5 @@ mod replica_fields;
 mod resilience;
 mod role_metadata;
 mod smoke;
+mod mirror_match;
 mod traffic;

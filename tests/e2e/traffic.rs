@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::canary::deploy_v1;
 use crate::harness::{MINUTE, TestEnv, canary_rollout};
 
-fn ar(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+pub(crate) fn ar(api_version: &str, kind: &str, plural: &str) -> ApiResource {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     ApiResource {
         group: group.into(),
@@ -52,7 +52,7 @@ pub(crate) async fn get_doc(env: &TestEnv, r: &ApiResource, name: &str) -> Optio
 }
 
 /// Waits until object `name` satisfies `check`; the failure shows the object.
-async fn wait_doc(
+pub(crate) async fn wait_doc(
     env: &TestEnv,
     r: &ApiResource,
     name: &str,
@@ -505,7 +505,7 @@ async fn a_missing_route_is_an_invalid_spec_not_a_crash() {
 }
 
 /// Installs a minimal CRD (any fields kept) for a kind the operator only needs the API of.
-async fn install_crd(env: &TestEnv, group: &str, version: &str, kind: &str, plural: &str) {
+pub(crate) async fn install_crd(env: &TestEnv, group: &str, version: &str, kind: &str, plural: &str) {
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(env.client.clone());
     let name = format!("{plural}.{group}");
