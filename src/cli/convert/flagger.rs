@@ -210,16 +210,15 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
         );
     }
     let blue_green = iterations.is_some();
-    let template = analysis_template(
-        doc,
-        &name,
-        &target_name,
-        &svc_name,
-        &interval,
-        iterations,
-        &mut c,
-        all,
-    );
+    let mut template =
+        analysis_template(doc, &name, &target_name, &svc_name, &interval, &mut c, all);
+    // Blue-green checks the metrics `iterations` times before the switch; without a count the
+    // pre-promotion analysis would never finish.
+    if let (Some(n), Some(t)) = (iterations, template.object.as_mut()) {
+        for metric in t["spec"]["metrics"].as_array_mut().into_iter().flatten() {
+            metric["count"] = json!(n);
+        }
+    }
     let has_template = template.object.is_some();
 
     let mut strategy = if blue_green || analysis.get("match").is_some() {
@@ -399,7 +398,6 @@ fn analysis_template(
     target: &str,
     service: &str,
     interval: &str,
-    iterations: Option<i64>,
     canary: &mut Converted,
     all: &[Document],
 ) -> Converted {
@@ -534,11 +532,6 @@ fn analysis_template(
         // failures exceed `failureLimit`.
         if let Some(t) = threshold {
             metric["failureLimit"] = json!((t - 1).max(0));
-        }
-        // Blue-green checks the metrics `iterations` times before the switch; without a count
-        // the pre-promotion analysis would never finish.
-        if let Some(n) = iterations {
-            metric["count"] = json!(n);
         }
         metrics.push(metric);
     }
