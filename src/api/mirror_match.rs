@@ -62,7 +62,11 @@ impl SetMirrorRoute {
             path: self.path.clone(),
             headers: self.matches.clone(),
         };
-        if one.is_empty() { Vec::new() } else { vec![one] }
+        if one.is_empty() {
+            Vec::new()
+        } else {
+            vec![one]
+        }
     }
 
     /// A step with no conditions and no percentage removes the mirror route of its name.

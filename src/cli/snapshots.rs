@@ -218,7 +218,10 @@ spec:
             {"path": {"exact": "/health"}},
         ])
     );
-    assert!(!out.contains("].setMirrorRoute"), "no note about the mirrors: {out}");
+    assert!(
+        !out.contains("].setMirrorRoute"),
+        "no note about the mirrors: {out}"
+    );
     let template = &converted
         .iter()
         .find(|d| d.value["kind"] == "AnalysisTemplate")

@@ -211,8 +211,9 @@ fn header_rule(base: &Value, route: &SetHeaderRoute, target: &Target) -> Option<
 fn mirror_rule(base: &Value, route: &SetMirrorRoute, target: &Target, kind: Kind) -> Option<Value> {
     let mut rule = base.as_object()?.clone();
     if !route.alternatives().is_empty() {
-        let matches = super::mirror_match::gateway_rule_matches(base, route, kind == Kind::GrpcRoute)
-            .ok()??;
+        let matches =
+            super::mirror_match::gateway_rule_matches(base, route, kind == Kind::GrpcRoute)
+                .ok()??;
         rule.insert("matches".into(), Value::Array(matches));
     }
     let mut mirror_ref = canary_ref(base, target)?;

@@ -466,7 +466,10 @@ fn mirror_matches_by_method_and_path_narrow_the_rules_own_matches() {
         header_routes: vec![],
         mirror_routes: vec![one.clone()],
     };
-    assert_eq!(router().mirror_unsupported(&one, &objects(&user_route()), &t), None);
+    assert_eq!(
+        router().mirror_unsupported(&one, &objects(&user_route()), &t),
+        None
+    );
     let route = apply(
         &user_route(),
         router().render(&objects(&user_route()), &t, &s).unwrap(),
@@ -484,7 +487,10 @@ fn mirror_matches_by_method_and_path_narrow_the_rules_own_matches() {
     // Several alternatives (OR): each of a rule's matches with each alternative.
     let any = SetMirrorRoute {
         name: "shadow".into(),
-        any_of: vec![method_and_path("GET", "/api/v1"), method_and_path("PUT", "/")],
+        any_of: vec![
+            method_and_path("GET", "/api/v1"),
+            method_and_path("PUT", "/"),
+        ],
         ..Default::default()
     };
     let s = TrafficState {
@@ -505,7 +511,10 @@ fn mirror_matches_by_method_and_path_narrow_the_rules_own_matches() {
     );
     assert!(router().verify(&objects(&route), &t).holds(&s));
     // Taken out again, the route is the user's.
-    let cleared = apply(&route, router().render(&objects(&route), &t, &state(0)).unwrap());
+    let cleared = apply(
+        &route,
+        router().render(&objects(&route), &t, &state(0)).unwrap(),
+    );
     assert_eq!(users_part(&cleared), users_part(&user_route()));
     assert_eq!(cleared["spec"]["rules"].as_array().unwrap().len(), 3);
 }
@@ -554,14 +563,18 @@ fn mirror_conditions_a_route_cannot_express_are_refused_naming_the_field() {
     assert!(why.starts_with(".path: a GRPCRoute"), "{why}");
     // A regular expression against the rule's own /api prefix: fledge cannot tell the meet.
     let why = refused(with(None, Some(regex("^/v[0-9]"))), Kind::HttpRoute);
-    assert!(why.starts_with(".path: the route's rule already matches prefix \"/api\""), "{why}");
+    assert!(
+        why.starts_with(".path: the route's rule already matches prefix \"/api\""),
+        "{why}"
+    );
     // A path none of the weighed rules' requests has.
     let exact = crate::api::StringMatch {
         exact: Some("/nowhere".into()),
         ..Default::default()
     };
     let mut route = user_route();
-    route["spec"]["rules"][2]["matches"] = json!([{"path": {"type": "PathPrefix", "value": "/web"}}]);
+    route["spec"]["rules"][2]["matches"] =
+        json!([{"path": {"type": "PathPrefix", "value": "/web"}}]);
     let why = router()
         .mirror_unsupported(&with(None, Some(exact)), &objects(&route), &t)
         .unwrap_or_default();

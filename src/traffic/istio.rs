@@ -7,12 +7,14 @@
 
 use serde_json::{Map, Value, json};
 
+use super::mirror_match::istio_route_matches;
 use super::{
     Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write, agreed,
     canary_share, header_regex, managed_annotation, require, skeleton,
 };
-use super::mirror_match::istio_route_matches;
-use crate::api::{HASH_LABEL, HeaderRouteMatch, IstioDestinationRule, IstioRouting, SetMirrorRoute};
+use crate::api::{
+    HASH_LABEL, HeaderRouteMatch, IstioDestinationRule, IstioRouting, SetMirrorRoute,
+};
 
 const FIELD: &str = "strategy.canary.trafficRouting.istio";
 

@@ -290,7 +290,10 @@ fn a_mirror_path_the_weighed_route_never_sees_is_refused_not_widened() {
             &t,
         )
         .unwrap_or_default();
-    assert!(why.starts_with(".path: the VirtualService's HTTP route already matches"), "{why}");
+    assert!(
+        why.starts_with(".path: the VirtualService's HTTP route already matches"),
+        "{why}"
+    );
     // Under the route's prefix: the narrower one.
     let m = path(crate::api::StringMatch {
         prefix: Some("/shop/cart".into()),

@@ -170,7 +170,10 @@ fn gateway_path_of(m: &Value) -> Option<Cond> {
 /// What a Gateway API route cannot express of alternative `alt`.
 fn gateway_refuses(alt: &MirrorMatch, field: &str, grpc: bool) -> Option<String> {
     if grpc {
-        for (set, name) in [(alt.method.is_some(), "method"), (alt.path.is_some(), "path")] {
+        for (set, name) in [
+            (alt.method.is_some(), "method"),
+            (alt.path.is_some(), "path"),
+        ] {
             if set {
                 return Some(format!(
                     "{field}.{name}: a GRPCRoute has no HTTP {name} to match; match gRPC calls \
@@ -235,7 +238,10 @@ pub fn gateway_rule_matches(
         for m in &own {
             let mut m = m.clone();
             if !grpc {
-                let method = m.get("method").and_then(Value::as_str).map(|s| Cond::Exact(s.into()));
+                let method = m
+                    .get("method")
+                    .and_then(Value::as_str)
+                    .map(|s| Cond::Exact(s.into()));
                 let Some(method) = combine(
                     method,
                     alt.method.as_ref(),

@@ -45,7 +45,8 @@ async fn httproute_mirror_carries_method_and_path_matches_at_the_step_and_loses_
         {"setWeight": 60},
     ]);
     let routing = json!({"gatewayAPI": {"httpRoutes": [{"name": "web"}]}});
-    let rollout = |v: &str| with_routing(canary_rollout("web", 2, v, steps.clone()), routing.clone());
+    let rollout =
+        |v: &str| with_routing(canary_rollout("web", 2, v, steps.clone()), routing.clone());
     deploy_v1(&env, rollout("1")).await;
     env.apply::<Rollout>(rollout("2")).await;
     env.wait_rollout("web", "paused at step 2", MINUTE, |r| step(r) == Some(2))
@@ -95,25 +96,38 @@ async fn httproute_mirror_carries_method_and_path_matches_at_the_step_and_loses_
         d["spec"]["rules"].as_array().is_some_and(|r| r.len() == 2)
     })
     .await;
-    assert!(mirrors(&route["spec"]["rules"], "filters").is_empty(), "{route}");
+    assert!(
+        mirrors(&route["spec"]["rules"], "filters").is_empty(),
+        "{route}"
+    );
     assert!(!route.to_string().contains("/api/orders"), "{route}");
 }
 
 #[tokio::test]
 async fn virtual_service_mirror_carries_method_and_uri_matches_and_a_grpc_path_is_invalid() {
     let env = TestEnv::canary("mirror-istio").await;
-    install_crd(&env, "networking.istio.io", "v1beta1", "VirtualService", "virtualservices")
-        .await;
+    install_crd(
+        &env,
+        "networking.istio.io",
+        "v1beta1",
+        "VirtualService",
+        "virtualservices",
+    )
+    .await;
     let vs = ar(
         "networking.istio.io/v1beta1",
         "VirtualService",
         "virtualservices",
     );
-    apply_dynamic(&env, &vs, json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+    apply_dynamic(
+        &env,
+        &vs,
+        json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
         "metadata": {"name": "web"},
         "spec": {"hosts": ["web"], "http": [{"name": "primary",
             "match": [{"uri": {"prefix": "/shop"}}],
-            "route": [{"destination": {"host": "web-stable"}}]}]}}))
+            "route": [{"destination": {"host": "web-stable"}}]}]}}),
+    )
     .await;
     let steps = json!([
         {"setWeight": 10},
@@ -123,7 +137,8 @@ async fn virtual_service_mirror_carries_method_and_uri_matches_and_a_grpc_path_i
         {"setWeight": 50},
     ]);
     let routing = json!({"istio": {"virtualService": {"name": "web", "routes": ["primary"]}}});
-    let rollout = |v: &str| with_routing(canary_rollout("web", 2, v, steps.clone()), routing.clone());
+    let rollout =
+        |v: &str| with_routing(canary_rollout("web", 2, v, steps.clone()), routing.clone());
     deploy_v1(&env, rollout("1")).await;
     env.apply::<Rollout>(rollout("2")).await;
     env.wait_rollout("web", "paused at step 2", MINUTE, |r| step(r) == Some(2))
@@ -148,7 +163,10 @@ async fn virtual_service_mirror_carries_method_and_uri_matches_and_a_grpc_path_i
     })
     .await;
     assert!(mirrors(&doc["spec"]["http"], "mirror").is_empty(), "{doc}");
-    assert_eq!(doc["spec"]["http"][0]["match"], json!([{"uri": {"prefix": "/shop"}}]));
+    assert_eq!(
+        doc["spec"]["http"][0]["match"],
+        json!([{"uri": {"prefix": "/shop"}}])
+    );
 
     // A mirror path on a GRPCRoute: InvalidSpec naming the field, never a wider mirror.
     let grpc = json!({"gatewayAPI": {"grpcRoutes": [{"name": "api"}]}});
@@ -161,7 +179,8 @@ async fn virtual_service_mirror_carries_method_and_uri_matches_and_a_grpc_path_i
                         "rules": [{"backendRefs": [{"name": "web-stable", "port": 80}]}]}}),
     )
     .await;
-    let bad = json!([{"setMirrorRoute": {"name": "shadow", "path": {"prefix": "/x"}}}, {"pause": {}}]);
+    let bad =
+        json!([{"setMirrorRoute": {"name": "shadow", "path": {"prefix": "/x"}}}, {"pause": {}}]);
     env.apply::<Rollout>(with_routing(canary_rollout("web", 2, "3", bad), grpc))
         .await;
     env.wait_rollout("web", "InvalidSpec naming the field", MINUTE, |r| {
@@ -173,6 +192,11 @@ async fn virtual_service_mirror_carries_method_and_uri_matches_and_a_grpc_path_i
         })
     })
     .await;
-    let grpc_doc = get_doc(&env, &crate::traffic::grpc_route(), "api").await.unwrap();
-    assert!(mirrors(&grpc_doc["spec"]["rules"], "filters").is_empty(), "{grpc_doc}");
+    let grpc_doc = get_doc(&env, &crate::traffic::grpc_route(), "api")
+        .await
+        .unwrap();
+    assert!(
+        mirrors(&grpc_doc["spec"]["rules"], "filters").is_empty(),
+        "{grpc_doc}"
+    );
 }

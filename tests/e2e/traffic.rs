@@ -505,7 +505,13 @@ async fn a_missing_route_is_an_invalid_spec_not_a_crash() {
 }
 
 /// Installs a minimal CRD (any fields kept) for a kind the operator only needs the API of.
-pub(crate) async fn install_crd(env: &TestEnv, group: &str, version: &str, kind: &str, plural: &str) {
+pub(crate) async fn install_crd(
+    env: &TestEnv,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) {
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(env.client.clone());
     let name = format!("{plural}.{group}");

@@ -244,7 +244,10 @@ fn mirror_route(r: &Value, path: &str, c: &mut Converted) -> Option<Value> {
         .flatten()
         .map(mirror_alternative)
         .collect();
-    if alternatives.iter().any(|a| a.as_object().is_some_and(|a| a.is_empty())) {
+    if alternatives
+        .iter()
+        .any(|a| a.as_object().is_some_and(|a| a.is_empty()))
+    {
         return Some(json!({ "setMirrorRoute": out }));
     }
     match alternatives.as_slice() {

@@ -444,7 +444,9 @@ fn analysis_template(
                 &format!("{path}.templateRef"),
                 format!(
                     "MetricTemplate {template_name:?}{} is not in the input: convert them together",
-                    template_ns.map(|ns| format!(" of namespace {ns:?}")).unwrap_or_default()
+                    template_ns
+                        .map(|ns| format!(" of namespace {ns:?}"))
+                        .unwrap_or_default()
                 ),
             );
             continue;

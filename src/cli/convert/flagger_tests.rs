@@ -13,7 +13,11 @@ fn converted(yaml: &str) -> (String, Vec<Value>) {
     let out = super::super::convert(&docs).expect("converts");
     let (report, code) =
         crate::cli::lint::render("converted", &crate::cli::lint::lint(&parse(&out).unwrap()));
-    assert_eq!(code, exit::OK, "convert's output must lint:\n{report}\n{out}");
+    assert_eq!(
+        code,
+        exit::OK,
+        "convert's output must lint:\n{report}\n{out}"
+    );
     let values = parse(&out).unwrap().into_iter().map(|d| d.value).collect();
     (out, values)
 }
@@ -54,7 +58,11 @@ fn step_weight_without_max_weight_climbs_to_flaggers_default_of_100() {
     let (out, docs) = converted(&canary(
         "  provider: istio\n  analysis: {interval: 1m, threshold: 2, stepWeight: 20}\n",
     ));
-    assert_eq!(set_weights(kind(&docs, "Rollout")), [20, 40, 60, 80, 100], "{out}");
+    assert_eq!(
+        set_weights(kind(&docs, "Rollout")),
+        [20, 40, 60, 80, 100],
+        "{out}"
+    );
 }
 
 #[test]
@@ -65,11 +73,13 @@ fn iterations_with_weights_is_blue_green_as_flagger_runs_it_and_says_so() {
     let rollout = kind(&docs, "Rollout");
     assert!(rollout["spec"]["strategy"]["canary"].is_null(), "{out}");
     assert_eq!(
-        rollout["spec"]["strategy"]["blueGreen"]["autoPromotionSeconds"],
-        120,
+        rollout["spec"]["strategy"]["blueGreen"]["autoPromotionSeconds"], 120,
         "4 iterations of 30s\n{out}"
     );
-    assert!(out.contains("spec.analysis.iterations: with iterations set"), "{out}");
+    assert!(
+        out.contains("spec.analysis.iterations: with iterations set"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -80,14 +90,20 @@ fn a_canary_without_provider_says_what_convert_assumed_and_kubernetes_is_blue_gr
     let rollout = kind(&docs, "Rollout");
     assert_eq!(set_weights(rollout), [50, 100], "{out}");
     assert!(rollout["spec"]["strategy"]["canary"]["trafficRouting"].is_null());
-    assert!(out.contains("spec.provider: not set: Flagger takes its --mesh-provider flag"), "{out}");
+    assert!(
+        out.contains("spec.provider: not set: Flagger takes its --mesh-provider flag"),
+        "{out}"
+    );
     // The kubernetes provider: Flagger runs blue-green, 10 iterations, whatever the weights.
     let (out, docs) = converted(&canary(
         "  provider: kubernetes\n  analysis: {interval: 1m, threshold: 2, stepWeight: 50}\n",
     ));
     let bg = &kind(&docs, "Rollout")["spec"]["strategy"]["blueGreen"];
     assert_eq!(bg["autoPromotionSeconds"], 600, "{out}");
-    assert!(out.contains("spec.analysis.stepWeight: the kubernetes provider"), "{out}");
+    assert!(
+        out.contains("spec.analysis.stepWeight: the kubernetes provider"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -127,8 +143,7 @@ fn a_metrics_own_threshold_becomes_its_condition() {
         .find(|d| d["kind"] == "AnalysisTemplate" && d["metadata"]["name"] == "web")
         .unwrap();
     assert_eq!(
-        template["spec"]["metrics"][0]["successCondition"],
-        "result <= 5",
+        template["spec"]["metrics"][0]["successCondition"], "result <= 5",
         "{out}"
     );
 }
@@ -174,7 +189,10 @@ fn metrics_sharing_a_template_keep_their_own_variables() {
     let second = template["spec"]["metrics"][1]["provider"]["prometheus"]["query"]
         .as_str()
         .unwrap();
-    assert!(second.contains("{{args.route_1}}") && second.contains("{{args.target}}"), "{second}");
+    assert!(
+        second.contains("{{args.route_1}}") && second.contains("{{args.target}}"),
+        "{second}"
+    );
 }
 
 #[test]
@@ -205,6 +223,12 @@ fn the_pre_v1_canary_analysis_field_is_read_as_analysis() {
         "  provider: istio\n  canaryAnalysis: {interval: 1m, threshold: 2, stepWeight: 25, maxWeight: 50}\n",
     ));
     assert_eq!(set_weights(kind(&docs, "Rollout")), [25, 50], "{out}");
-    assert!(out.contains("spec.canaryAnalysis: Flagger's pre-v1 name"), "{out}");
-    assert!(!out.contains("spec.canaryAnalysis: no fledge equivalent"), "{out}");
+    assert!(
+        out.contains("spec.canaryAnalysis: Flagger's pre-v1 name"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("spec.canaryAnalysis: no fledge equivalent"),
+        "{out}"
+    );
 }
