@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod duration;
 pub mod gates;
 pub mod int_or_arg;
+pub mod mirror_match;
 pub mod notification;
 pub mod pod_metadata;
 pub mod problem;
@@ -17,6 +18,7 @@ pub mod scope;
 
 pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 pub use anti_affinity::AntiAffinity;
+pub use mirror_match::{MirrorMatch, StringMatch};
 pub use notification::{ClusterNotificationChannel, NotificationChannel};
 pub use pod_metadata::PodMetadata;
 pub use problem::SpecProblem;

@@ -558,8 +558,8 @@ pub struct CanaryStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_header_route: Option<SetHeaderRoute>,
     /// Copy a share of the matching requests to the canary; responses are discarded (needs
-    /// `trafficRouting`). With neither `match` nor `percentage`, removes the mirror route of that
-    /// name. Removed when the rollout ends.
+    /// `trafficRouting`). With none of `match`, `method`, `path`, `anyOf` and `percentage`,
+    /// removes the mirror route of that name. Removed when the rollout ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_mirror_route: Option<SetMirrorRoute>,
     /// Run an analysis; the step is done when it is Successful. Failed or Error aborts the
@@ -588,6 +588,7 @@ pub struct SetHeaderRoute {
 /// A mirror route to the canary.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.anyOf) || size(self.anyOf) == 0 || !(has(self.method) || has(self.path) || (has(self.match) && size(self.match) > 0))").message("setMirrorRoute: anyOf cannot be combined with match, method or path; put those in its alternatives"))]
 pub struct SetMirrorRoute {
     /// Name of the route, unique among the header and mirror routes of the Rollout.
     #[schemars(
@@ -599,10 +600,28 @@ pub struct SetMirrorRoute {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub percentage: Option<i32>,
-    /// Mirror only requests whose headers all match; empty: all requests of the routes.
+    /// Mirror only requests whose headers all match. With `method` and `path`, one alternative:
+    /// all that are set must hold (AND), as `match` always meant. None of `match`, `method`,
+    /// `path`, `anyOf`: all requests of the routes. The conditions narrow the routes' own
+    /// matches, never widen them: a request the routes do not send to the stable Service is
+    /// never mirrored.
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub matches: Vec<HeaderRouteMatch>,
+    /// Mirror only requests of this HTTP method (AND with `match` and `path`). Gateway API
+    /// HTTPRoutes match a method exactly; a GRPCRoute has no HTTP method to match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<super::mirror_match::StringMatch>,
+    /// Mirror only requests whose path matches (AND with `match` and `method`). A GRPCRoute has
+    /// no HTTP path to match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<super::mirror_match::StringMatch>,
+    /// Several alternatives, like Argo Rollouts' `setMirrorRoute.match`: a request is mirrored
+    /// when any one of them matches (OR); the conditions inside one must all hold (AND). Not
+    /// together with `match`, `method` or `path`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub any_of: Vec<super::mirror_match::MirrorMatch>,
 }
 
 /// One header condition.

@@ -207,7 +207,7 @@ spec:
 }
 
 #[test]
-fn convert_turns_argo_mirror_matches_into_header_conditions_or_drops_the_step() {
+fn convert_carries_argo_mirror_matches_over_by_method_path_headers_and_alternatives() {
     let docs = parse(
         r#"
 apiVersion: argoproj.io/v1alpha1
@@ -231,6 +231,11 @@ spec:
       - setMirrorRoute:
           name: by-path
           match: [{method: {exact: GET}, path: {prefix: /api}}]
+      - setMirrorRoute:
+          name: either
+          match:
+          - {method: {exact: POST}, headers: {x-test: {regex: "y.*"}}}
+          - {path: {exact: /health}}
       - setWeight: 20
 ---
 apiVersion: argoproj.io/v1alpha1
@@ -256,7 +261,7 @@ spec:
     let steps = rollout["spec"]["strategy"]["canary"]["steps"]
         .as_array()
         .unwrap();
-    assert_eq!(steps.len(), 2, "{out}");
+    assert_eq!(steps.len(), 4, "{out}");
     let mirror = &steps[0]["setMirrorRoute"];
     assert_eq!(mirror["percentage"], 35);
     assert_eq!(
@@ -266,7 +271,23 @@ spec:
             {"headerName": "x-test", "headerValue": {"exact": "yes"}},
         ])
     );
-    assert!(out.contains("steps[1].setMirrorRoute"), "{out}");
+    // Method and path carry over; several alternatives become anyOf.
+    assert_eq!(
+        steps[1]["setMirrorRoute"],
+        serde_json::json!({"name": "by-path", "method": {"exact": "GET"}, "path": {"prefix": "/api"}})
+    );
+    assert_eq!(
+        steps[2]["setMirrorRoute"]["anyOf"],
+        serde_json::json!([
+            {"method": {"exact": "POST"},
+             "headers": [{"headerName": "x-test", "headerValue": {"regex": "y.*"}}]},
+            {"path": {"exact": "/health"}},
+        ])
+    );
+    assert!(
+        !out.contains("].setMirrorRoute"),
+        "no note about the mirrors: {out}"
+    );
     let template = &converted
         .iter()
         .find(|d| d.value["kind"] == "AnalysisTemplate")

@@ -16,6 +16,8 @@ const GROUP: &str = "gateway.networking.k8s.io";
 /// Gateway API's feature names (sigs.k8s.io/gateway-api pkg/features) for mirroring.
 pub const HTTP_ROUTE_REQUEST_MIRROR: &str = "HTTPRouteRequestMirror";
 pub const HTTP_ROUTE_REQUEST_PERCENTAGE_MIRROR: &str = "HTTPRouteRequestPercentageMirror";
+/// Gateway API's feature name for an HTTPRoute match on the request's method.
+pub const HTTP_ROUTE_METHOD_MATCHING: &str = "HTTPRouteMethodMatching";
 
 /// The class of one parent Gateway of a route fledge edits, as observed.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +73,11 @@ fn mirror_features(_kind: Kind, route: &SetMirrorRoute) -> Vec<&'static str> {
         .is_some_and(|p| p < crate::api::defaults::MIRROR_PERCENTAGE)
     {
         features.push(HTTP_ROUTE_REQUEST_PERCENTAGE_MIRROR);
+    }
+    // Method matching is Gateway API's extended conformance: a gateway that does not implement
+    // it may ignore the method and mirror every method's requests.
+    if route.alternatives().iter().any(|a| a.method.is_some()) {
+        features.push(HTTP_ROUTE_METHOD_MATCHING);
     }
     features
 }

@@ -144,7 +144,7 @@ fn canary_ref(rule: &Value, target: &Target) -> Option<Value> {
     Some(r)
 }
 
-fn header_matches(conditions: &[HeaderRouteMatch]) -> Vec<Value> {
+pub(super) fn header_matches(conditions: &[HeaderRouteMatch]) -> Vec<Value> {
     conditions
         .iter()
         .map(|m| match &m.header_value.exact {
@@ -205,12 +205,16 @@ fn header_rule(base: &Value, route: &SetHeaderRoute, target: &Target) -> Option<
     Some(Value::Object(rule))
 }
 
-/// A mirror route: `base` as it is (same backends and weights), narrowed by the headers when
-/// given, with a RequestMirror filter to the canary.
-fn mirror_rule(base: &Value, route: &SetMirrorRoute, target: &Target) -> Option<Value> {
+/// A mirror route: `base` as it is (same backends and weights), narrowed by the mirror's
+/// conditions when given (`mirror_match.rs`), with a RequestMirror filter to the canary. `None`
+/// when the conditions take none of `base`'s requests.
+fn mirror_rule(base: &Value, route: &SetMirrorRoute, target: &Target, kind: Kind) -> Option<Value> {
     let mut rule = base.as_object()?.clone();
-    if !route.matches.is_empty() {
-        rule.insert("matches".into(), with_headers(base, &route.matches));
+    if !route.alternatives().is_empty() {
+        let matches =
+            super::mirror_match::gateway_rule_matches(base, route, kind == Kind::GrpcRoute)
+                .ok()??;
+        rule.insert("matches".into(), Value::Array(matches));
     }
     let mut mirror_ref = canary_ref(base, target)?;
     if let Some(obj) = mirror_ref.as_object_mut() {
@@ -345,7 +349,7 @@ impl TrafficRouter for GatewayRoute {
         for m in &state.mirror_routes {
             let rules: Vec<Value> = bases
                 .iter()
-                .filter_map(|b| mirror_rule(b, m, target))
+                .filter_map(|b| mirror_rule(b, m, target, self.key.kind))
                 .collect();
             added.extend(rules.iter().cloned());
             record.mirror.insert(m.name.clone(), rules);
@@ -411,6 +415,33 @@ impl TrafficRouter for GatewayRoute {
             header_routes: present(&record.header),
             mirror_routes: present(&record.mirror),
         }
+    }
+
+    fn mirror_unsupported(
+        &self,
+        route: &SetMirrorRoute,
+        objects: &Objects,
+        target: &Target,
+    ) -> Option<String> {
+        let Some(Found::Object(live)) = objects.get(&self.key) else {
+            return None;
+        };
+        let (rules, _) = self.user_rules(live, target);
+        let grpc = self.key.kind == Kind::GrpcRoute;
+        let mut takes_some = false;
+        for base in rules.iter().filter(|r| weighed(r, target)) {
+            match super::mirror_match::gateway_rule_matches(base, route, grpc) {
+                Err(why) => return Some(format!("{why} ({})", self.key)),
+                Ok(found) => takes_some |= found.is_some(),
+            }
+        }
+        (!takes_some).then(|| {
+            format!(
+                ": matches none of the requests {} sends to stableService {:?}, so it would \
+                 mirror nothing",
+                self.key, target.stable_service
+            )
+        })
     }
 
     fn rejected(&self, objects: &Objects) -> Option<String> {

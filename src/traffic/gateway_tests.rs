@@ -262,7 +262,7 @@ fn mirror_routes_copy_the_rule_and_add_a_request_mirror() {
         mirror_routes: vec![SetMirrorRoute {
             name: "shadow".into(),
             percentage: Some(20),
-            matches: vec![],
+            ..Default::default()
         }],
     };
     let route = apply(
@@ -427,4 +427,164 @@ fn remove_all_is_idempotent_and_never_adds_the_canary() {
         !cleaned.to_string().contains("web-canary"),
         "no canary backendRef is left: {cleaned:#}"
     );
+}
+
+fn method_and_path(method: &str, path: &str) -> crate::api::MirrorMatch {
+    crate::api::MirrorMatch {
+        method: Some(crate::api::StringMatch {
+            exact: Some(method.into()),
+            ..Default::default()
+        }),
+        path: Some(crate::api::StringMatch {
+            prefix: Some(path.into()),
+            ..Default::default()
+        }),
+        headers: vec![],
+    }
+}
+
+#[test]
+fn mirror_matches_by_method_and_path_narrow_the_rules_own_matches() {
+    let t = target();
+    // One alternative: POST under /api/orders with a header; the weighed rules match GET /api
+    // and everything.
+    let one = SetMirrorRoute {
+        name: "shadow".into(),
+        method: Some(crate::api::StringMatch {
+            exact: Some("POST".into()),
+            ..Default::default()
+        }),
+        path: Some(crate::api::StringMatch {
+            prefix: Some("/api/orders".into()),
+            ..Default::default()
+        }),
+        matches: vec![exact("x-shadow", "1")],
+        ..Default::default()
+    };
+    let s = TrafficState {
+        weight: 0,
+        header_routes: vec![],
+        mirror_routes: vec![one.clone()],
+    };
+    assert_eq!(
+        router().mirror_unsupported(&one, &objects(&user_route()), &t),
+        None
+    );
+    let route = apply(
+        &user_route(),
+        router().render(&objects(&user_route()), &t, &s).unwrap(),
+    );
+    let rules = route["spec"]["rules"].as_array().unwrap();
+    // The rule for GET /api meets POST in no request: only the catch-all rule gets a mirror.
+    assert_eq!(rules.len(), 4, "{route}");
+    assert_eq!(
+        rules[1]["matches"],
+        json!([{"method": "POST", "path": {"type": "PathPrefix", "value": "/api/orders"},
+                "headers": [{"type": "Exact", "name": "x-shadow", "value": "1"}]}])
+    );
+    assert_eq!(rules[1]["filters"][0]["type"], "RequestMirror");
+    assert!(router().verify(&objects(&route), &t).holds(&s));
+    // Several alternatives (OR): each of a rule's matches with each alternative.
+    let any = SetMirrorRoute {
+        name: "shadow".into(),
+        any_of: vec![
+            method_and_path("GET", "/api/v1"),
+            method_and_path("PUT", "/"),
+        ],
+        ..Default::default()
+    };
+    let s = TrafficState {
+        mirror_routes: vec![any],
+        ..s
+    };
+    let route = apply(&route, router().render(&objects(&route), &t, &s).unwrap());
+    let rules = route["spec"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 5, "{route}");
+    assert_eq!(
+        rules[1]["matches"],
+        json!([{"method": "GET", "path": {"type": "PathPrefix", "value": "/api/v1"}}])
+    );
+    assert_eq!(
+        rules[2]["matches"],
+        json!([{"method": "GET", "path": {"type": "PathPrefix", "value": "/api/v1"}},
+               {"method": "PUT", "path": {"type": "PathPrefix", "value": "/"}}])
+    );
+    assert!(router().verify(&objects(&route), &t).holds(&s));
+    // Taken out again, the route is the user's.
+    let cleared = apply(
+        &route,
+        router().render(&objects(&route), &t, &state(0)).unwrap(),
+    );
+    assert_eq!(users_part(&cleared), users_part(&user_route()));
+    assert_eq!(cleared["spec"]["rules"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn mirror_conditions_a_route_cannot_express_are_refused_naming_the_field() {
+    let t = target();
+    let refused = |m: SetMirrorRoute, kind: Kind| {
+        let mut route = user_route();
+        route["kind"] = json!(kind.name());
+        let objects = Objects::from([(
+            ObjectKey {
+                kind,
+                name: "web".into(),
+            },
+            Found::Object(route),
+        )]);
+        GatewayRoute::new(kind, "web", 0)
+            .mirror_unsupported(&m, &objects, &t)
+            .unwrap_or_default()
+    };
+    let with = |method: Option<crate::api::StringMatch>, path: Option<crate::api::StringMatch>| {
+        SetMirrorRoute {
+            name: "m".into(),
+            method,
+            path,
+            ..Default::default()
+        }
+    };
+    let regex = |r: &str| crate::api::StringMatch {
+        regex: Some(r.into()),
+        ..Default::default()
+    };
+    let prefix = |p: &str| crate::api::StringMatch {
+        prefix: Some(p.into()),
+        ..Default::default()
+    };
+    let why = refused(with(Some(regex("^P")), None), Kind::HttpRoute);
+    assert!(why.starts_with(".method.regex: "), "{why}");
+    let why = refused(with(Some(prefix("G")), None), Kind::HttpRoute);
+    assert!(why.starts_with(".method.prefix: "), "{why}");
+    let why = refused(with(None, Some(prefix("api"))), Kind::HttpRoute);
+    assert!(why.starts_with(".path.prefix: "), "{why}");
+    // A GRPCRoute has neither an HTTP method nor a path.
+    let why = refused(with(None, Some(prefix("/api"))), Kind::GrpcRoute);
+    assert!(why.starts_with(".path: a GRPCRoute"), "{why}");
+    // A regular expression against the rule's own /api prefix: fledge cannot tell the meet.
+    let why = refused(with(None, Some(regex("^/v[0-9]"))), Kind::HttpRoute);
+    assert!(
+        why.starts_with(".path: the route's rule already matches prefix \"/api\""),
+        "{why}"
+    );
+    // A path none of the weighed rules' requests has.
+    let exact = crate::api::StringMatch {
+        exact: Some("/nowhere".into()),
+        ..Default::default()
+    };
+    let mut route = user_route();
+    route["spec"]["rules"][2]["matches"] =
+        json!([{"path": {"type": "PathPrefix", "value": "/web"}}]);
+    let why = router()
+        .mirror_unsupported(&with(None, Some(exact)), &objects(&route), &t)
+        .unwrap_or_default();
+    assert!(why.starts_with(": matches none of the requests"), "{why}");
+    // In an alternative of anyOf, the field names it.
+    let any = SetMirrorRoute {
+        name: "m".into(),
+        any_of: vec![method_and_path("GET", "/"), method_and_path("FETCH", "/")],
+        ..Default::default()
+    };
+    let why = refused(any, Kind::HttpRoute);
+    assert!(why.starts_with(".anyOf[1].method.exact: "), "{why}");
 }

@@ -8,12 +8,14 @@
 
 use serde_json::{Map, Value, json};
 
+use super::mirror_match::istio_route_matches;
 use super::{
     Found, Kind, ObjectKey, Objects, ReadBack, Target, TrafficRouter, TrafficState, Write, agreed,
     canary_share, header_regex, managed_annotation, require, skeleton,
 };
 use crate::api::{
     HASH_LABEL, HeaderRouteMatch, IstioDestinationRule, IstioRouting, IstioTcpRoute, IstioTlsRoute,
+    SetMirrorRoute,
 };
 
 #[path = "istio_l4.rs"]
@@ -317,8 +319,11 @@ impl TrafficRouter for VirtualService {
             };
             let mut route = base.clone();
             route["name"] = m.name.clone().into();
-            if !m.matches.is_empty() {
-                route["match"] = with_headers(&base, &m.matches);
+            if !m.alternatives().is_empty() {
+                let Ok(Some(matches)) = istio_route_matches(&base, m, string_match) else {
+                    continue;
+                };
+                route["match"] = Value::Array(matches);
             }
             route["mirror"] = canary["destination"].take();
             route["mirrorPercentage"] =
@@ -329,6 +334,31 @@ impl TrafficRouter for VirtualService {
         http.splice(first..first, added_routes);
         set_http(&mut spec, http);
         Ok(vec![self.body(vs, target, spec, &added)])
+    }
+
+    fn mirror_unsupported(
+        &self,
+        route: &SetMirrorRoute,
+        objects: &Objects,
+        target: &Target,
+    ) -> Option<String> {
+        let Some(Found::Object(vs)) = objects.get(&self.key) else {
+            return None;
+        };
+        let added = added_names(vs, &target.rollout);
+        let base = self
+            .http(vs)
+            .into_iter()
+            .find(|r| self.weighed(r, target, &added))?;
+        match istio_route_matches(&base, route, string_match) {
+            Err(why) => Some(format!("{why} ({})", self.key)),
+            Ok(Some(_)) => None,
+            Ok(None) => Some(format!(
+                ": matches none of the requests {} sends to the stable revision, so it would \
+                 mirror nothing",
+                self.key
+            )),
+        }
     }
 
     fn remove_all(&self, objects: &Objects, target: &Target) -> Result<Vec<Write>, String> {

@@ -105,7 +105,7 @@ fn header_and_mirror_routes_are_named_routes_ahead_of_the_weighed_one() {
         mirror_routes: vec![SetMirrorRoute {
             name: "shadow".into(),
             percentage: Some(25),
-            matches: vec![],
+            ..Default::default()
         }],
     };
     let body = applied(r.render(&objects(&vs()), &t, &state).unwrap());
@@ -203,5 +203,114 @@ fn check_names_what_is_missing() {
     assert!(
         err.contains("no destination to the stable Service"),
         "{err}"
+    );
+}
+
+#[test]
+fn mirror_matches_by_method_and_path_become_uri_and_method_of_the_mirror_route() {
+    let r = router(&["primary"], false);
+    let t = target();
+    let m = SetMirrorRoute {
+        name: "shadow".into(),
+        any_of: vec![
+            crate::api::MirrorMatch {
+                method: Some(crate::api::StringMatch {
+                    exact: Some("POST".into()),
+                    ..Default::default()
+                }),
+                path: Some(crate::api::StringMatch {
+                    prefix: Some("/orders".into()),
+                    ..Default::default()
+                }),
+                headers: vec![],
+            },
+            crate::api::MirrorMatch {
+                method: Some(crate::api::StringMatch {
+                    regex: Some("GET|HEAD".into()),
+                    ..Default::default()
+                }),
+                headers: vec![crate::api::HeaderRouteMatch {
+                    header_name: "x-shadow".into(),
+                    header_value: HeaderValueMatch {
+                        exact: Some("1".into()),
+                        ..Default::default()
+                    },
+                }],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    assert_eq!(r.mirror_unsupported(&m, &objects(&vs()), &t), None);
+    let state = TrafficState {
+        weight: 0,
+        header_routes: vec![],
+        mirror_routes: vec![m],
+    };
+    let body = applied(r.render(&objects(&vs()), &t, &state).unwrap());
+    let http = body["spec"]["http"].as_array().unwrap();
+    assert_eq!(http[1]["name"], "shadow");
+    assert_eq!(
+        http[1]["match"],
+        json!([{"method": {"exact": "POST"}, "uri": {"prefix": "/orders"}},
+               {"method": {"regex": "GET|HEAD"}, "headers": {"x-shadow": {"exact": "1"}}}])
+    );
+    assert!(r.verify(&objects(&body), &t).holds(&state));
+    // Gone after: the VirtualService is the user's again.
+    let cleaned = applied(r.remove_all(&objects(&body), &t).unwrap());
+    assert_eq!(cleaned["spec"]["http"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_mirror_path_the_weighed_route_never_sees_is_refused_not_widened() {
+    let r = router(&["primary"], false);
+    let t = target();
+    let mut v = vs();
+    v["spec"]["http"][1]["match"] = json!([{"uri": {"prefix": "/shop"}}]);
+    let path = |m: crate::api::StringMatch| SetMirrorRoute {
+        name: "shadow".into(),
+        path: Some(m),
+        ..Default::default()
+    };
+    let why = r
+        .mirror_unsupported(
+            &path(crate::api::StringMatch {
+                exact: Some("/admin".into()),
+                ..Default::default()
+            }),
+            &objects(&v),
+            &t,
+        )
+        .unwrap_or_default();
+    assert!(why.starts_with(": matches none of the requests"), "{why}");
+    let why = r
+        .mirror_unsupported(
+            &path(crate::api::StringMatch {
+                regex: Some("/shop/.*".into()),
+                ..Default::default()
+            }),
+            &objects(&v),
+            &t,
+        )
+        .unwrap_or_default();
+    assert!(
+        why.starts_with(".path: the VirtualService's HTTP route already matches"),
+        "{why}"
+    );
+    // Under the route's prefix: the narrower one.
+    let m = path(crate::api::StringMatch {
+        prefix: Some("/shop/cart".into()),
+        ..Default::default()
+    });
+    assert_eq!(r.mirror_unsupported(&m, &objects(&v), &t), None);
+    let state = TrafficState {
+        weight: 0,
+        header_routes: vec![],
+        mirror_routes: vec![m],
+    };
+    let body = applied(r.render(&objects(&v), &t, &state).unwrap());
+    assert_eq!(
+        body["spec"]["http"][1]["match"],
+        json!([{"uri": {"prefix": "/shop/cart"}}])
     );
 }

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod features;
 pub mod gateway;
 pub mod istio;
+pub mod mirror_match;
 pub mod nginx;
 pub mod smi;
 
@@ -241,6 +242,17 @@ pub trait TrafficRouter: Send + Sync {
     fn canary_revision(&self, _objects: &Objects) -> Option<String> {
         None
     }
+    /// Why this router cannot write mirror route `route` as the objects stand: a condition it
+    /// cannot express, or one whose meet with the routes' own matches it cannot tell. The
+    /// message starts with the field under `setMirrorRoute` it is about (or `:` for the step).
+    fn mirror_unsupported(
+        &self,
+        _route: &SetMirrorRoute,
+        _objects: &Objects,
+        _target: &Target,
+    ) -> Option<String> {
+        None
+    }
 }
 
 /// The observed objects, by key.
@@ -327,7 +339,7 @@ pub fn routes_after(
         }
         if let Some(m) = &step.set_mirror_route {
             mirrors.retain(|r| r.name != m.name);
-            if !m.matches.is_empty() || m.percentage.is_some() {
+            if !m.removes() {
                 mirrors.push(m.clone());
             }
         }

@@ -18,6 +18,7 @@ mod examples;
 mod gates;
 mod istio;
 mod metric_servers;
+mod mirror_match;
 mod notify;
 mod plugin;
 mod replica_fields;

@@ -231,36 +231,85 @@ fn canary_step(step: &Value, path: &str, c: &mut Converted) -> Option<Value> {
     None
 }
 
-/// Argo's `setMirrorRoute`: its `match` is a list of alternatives, each of a method, a path and
-/// headers (a map); fledge's is one list of header conditions that must all hold. One alternative
-/// of headers alone carries over; anything else would mirror other requests than the user chose,
-/// so the step is dropped with a note rather than widened.
+/// Argo's `setMirrorRoute`: its `match` is a list of alternatives (OR), each of a method, a path
+/// and headers (a map) that must all hold. One alternative becomes fledge's `method`, `path` and
+/// `match` (header conditions); several become `anyOf`. An alternative with no condition matches
+/// every request, as in Argo Rollouts, so the mirror then takes all requests.
 fn mirror_route(r: &Value, path: &str, c: &mut Converted) -> Option<Value> {
     let mut out = json!({});
     copy(r, &mut out, &["name", "percentage"]);
-    let alternatives = r["match"].as_array().cloned().unwrap_or_default();
+    let alternatives: Vec<Value> = r["match"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(mirror_alternative)
+        .collect();
+    if alternatives
+        .iter()
+        .any(|a| a.as_object().is_some_and(|a| a.is_empty()))
+    {
+        return Some(json!({ "setMirrorRoute": out }));
+    }
     match alternatives.as_slice() {
         [] => {}
-        [only] if only.get("method").is_none() && only.get("path").is_none() => {
-            let headers: Vec<Value> = only["headers"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(name, value)| json!({"headerName": name, "headerValue": value}))
-                .collect();
-            if !headers.is_empty() {
-                out["match"] = Value::Array(headers);
+        [only] => {
+            for (from, to) in [("method", "method"), ("path", "path"), ("headers", "match")] {
+                if let Some(v) = only.get(from) {
+                    out[to] = v.clone();
+                }
             }
         }
-        _ => {
+        many if many.len() <= MIRROR_ALTERNATIVES => out["anyOf"] = Value::Array(many.to_vec()),
+        many => {
             c.note(
-                path,
-                "matches by method or path, or several alternatives, are not supported: step dropped (no requests are mirrored at it)",
+                &format!("{path}.match"),
+                format!(
+                    "{} alternatives, fledge takes at most {MIRROR_ALTERNATIVES}: step dropped \
+                     (no requests are mirrored at it, rather than more than chosen)",
+                    many.len()
+                ),
             );
             return None;
         }
     }
     Some(json!({ "setMirrorRoute": out }))
+}
+
+/// The most alternatives fledge's `setMirrorRoute.anyOf` holds.
+const MIRROR_ALTERNATIVES: usize = 8;
+
+/// Argo's StringMatch as fledge's: the one of `exact`, `prefix`, `regex` that is set (Argo leaves
+/// the others empty).
+fn string_match(m: &Value) -> Option<Value> {
+    ["exact", "prefix", "regex"].iter().find_map(|k| {
+        m.get(*k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(|v| json!({ (*k): v }))
+    })
+}
+
+/// One of Argo's `RouteMatch`es as fledge's `{method, path, headers}`.
+fn mirror_alternative(m: &Value) -> Value {
+    let mut out = json!({});
+    for field in ["method", "path"] {
+        if let Some(v) = m.get(field).and_then(string_match) {
+            out[field] = v;
+        }
+    }
+    let headers: Vec<Value> = m["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, value)| {
+            let value = string_match(value)?;
+            Some(json!({"headerName": name, "headerValue": value}))
+        })
+        .collect();
+    if !headers.is_empty() {
+        out["headers"] = Value::Array(headers);
+    }
+    out
 }
 
 /// `{templates, args}` (and `startingStep` for background analysis), as fledge spells them.

@@ -102,7 +102,8 @@ fn weights(analysis: &Value) -> Vec<i64> {
         return list.iter().filter_map(Value::as_i64).collect();
     }
     let step = analysis["stepWeight"].as_i64().unwrap_or(0);
-    let max = analysis["maxWeight"].as_i64().unwrap_or(0);
+    // Flagger's default maxWeight is the total weight, 100.
+    let max = analysis["maxWeight"].as_i64().unwrap_or(100);
     if step <= 0 || max <= 0 {
         return Vec::new();
     }
@@ -111,6 +112,16 @@ fn weights(analysis: &Value) -> Vec<i64> {
         out.push(max);
     }
     out
+}
+
+/// The Canary's analysis: `analysis`, or its pre-v1 name `canaryAnalysis`, which Flagger still
+/// reads when `analysis` is not set.
+fn analysis_of(spec: &Value) -> &Value {
+    if spec.get("analysis").is_some() {
+        &spec["analysis"]
+    } else {
+        &spec["canaryAnalysis"]
+    }
 }
 
 /// A Flagger Canary: the Rollout, its two Services, and an AnalysisTemplate for its metrics.
@@ -159,7 +170,13 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
     let stable_svc = format!("{svc_name}-primary");
     let canary_svc = format!("{svc_name}-canary");
 
-    let analysis = &src["analysis"];
+    let analysis = analysis_of(src);
+    if src.get("analysis").is_none() && src.get("canaryAnalysis").is_some() {
+        c.note(
+            "spec.canaryAnalysis",
+            "Flagger's pre-v1 name of spec.analysis: converted as spec.analysis",
+        );
+    }
     let interval = match analysis.get("interval").map(duration) {
         Some(Some((d, _))) => d,
         Some(None) => {
@@ -168,10 +185,42 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
         }
         None => "1m".into(),
     };
-    let template = analysis_template(doc, &name, &target_name, &svc_name, &interval, &mut c, all);
+    let provider = src["provider"].as_str();
+    if provider.is_none() {
+        c.note(
+            "spec.provider",
+            "not set: Flagger takes its --mesh-provider flag (istio unless set); converted without a traffic router, traffic follows the share of available canary pods. Set trafficRouting if your Flagger ran with a mesh",
+        );
+    }
+    // Flagger runs blue-green (A/B testing with `match`) whenever `iterations` is set, whatever
+    // the weights say; with the kubernetes provider it always does, 10 iterations unless set.
+    let mut iterations = analysis["iterations"].as_i64().filter(|i| *i > 0);
+    if provider == Some("kubernetes") && iterations.is_none() {
+        iterations = Some(10);
+        if !weights(analysis).is_empty() {
+            c.note(
+                "spec.analysis.stepWeight",
+                "the kubernetes provider has no traffic weights: Flagger runs blue-green with 10 iterations instead, and so does the Rollout",
+            );
+        }
+    } else if iterations.is_some() && !weights(analysis).is_empty() {
+        c.note(
+            "spec.analysis.iterations",
+            "with iterations set, Flagger runs blue-green (A/B testing with match) and ignores the weights: converted as blue-green",
+        );
+    }
+    let blue_green = iterations.is_some();
+    let mut template =
+        analysis_template(doc, &name, &target_name, &svc_name, &interval, &mut c, all);
+    // Blue-green checks the metrics `iterations` times before the switch; without a count the
+    // pre-promotion analysis would never finish.
+    if let (Some(n), Some(t)) = (iterations, template.object.as_mut()) {
+        for metric in t["spec"]["metrics"].as_array_mut().into_iter().flatten() {
+            metric["count"] = json!(n);
+        }
+    }
     let has_template = template.object.is_some();
 
-    let blue_green = analysis.get("iterations").is_some() && weights(analysis).is_empty();
     let mut strategy = if blue_green || analysis.get("match").is_some() {
         if analysis.get("match").is_some() {
             c.note(
@@ -179,7 +228,7 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
                 "A/B testing by header is converted as blue-green with a preview Service; route the header with setHeaderRoute once a traffic router is set",
             );
         }
-        let iterations = analysis["iterations"].as_i64().unwrap_or(1).max(1);
+        let iterations = iterations.unwrap_or(1);
         let mut bg = json!({
             "activeService": stable_svc,
             "previewService": canary_svc,
@@ -280,6 +329,7 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
             "autoscalerRef",
             "provider",
             "ingressRef",
+            "canaryAnalysis",
         ],
         "no fledge equivalent",
     );
@@ -355,7 +405,7 @@ fn analysis_template(
         source: format!("{} (spec.analysis.metrics)", canary.source),
         ..Default::default()
     };
-    let analysis = &doc.value["spec"]["analysis"];
+    let analysis = analysis_of(&doc.value["spec"]);
     let namespace = doc.value["metadata"]["namespace"]
         .as_str()
         .unwrap_or("default");
@@ -378,31 +428,31 @@ fn analysis_template(
             );
             continue;
         };
-        let Some(template) = all
-            .iter()
-            .find(|d| d.kind() == "MetricTemplate" && d.name() == template_name)
-        else {
+        // Flagger looks the template up in templateRef.namespace, else the Canary's.
+        let template_ns = m["templateRef"]["namespace"]
+            .as_str()
+            .or(doc.value["metadata"]["namespace"].as_str());
+        let Some(template) = all.iter().find(|d| {
+            d.kind() == "MetricTemplate"
+                && d.name() == template_name
+                && d.value["metadata"]["namespace"]
+                    .as_str()
+                    .zip(template_ns)
+                    .is_none_or(|(have, want)| have == want)
+        }) else {
             c.note(
                 &format!("{path}.templateRef"),
                 format!(
-                    "MetricTemplate {template_name:?} is not in the input: convert them together"
+                    "MetricTemplate {template_name:?}{} is not in the input: convert them together",
+                    template_ns
+                        .map(|ns| format!(" of namespace {ns:?}"))
+                        .unwrap_or_default()
                 ),
             );
             continue;
         };
-        let (query, used) =
+        let (mut query, used) =
             query_to_args(template.value["spec"]["query"].as_str().unwrap_or_default());
-        // The template's notes belong to the template's own conversion.
-        let provider = match provider(&template.value, &query, &mut Converted::default()) {
-            Ok(p) => p,
-            Err(e) => {
-                c.note(
-                    &format!("{path}.templateRef"),
-                    format!("MetricTemplate {template_name:?}: {e}"),
-                );
-                continue;
-            }
-        };
         let metric_interval = m
             .get("interval")
             .and_then(duration)
@@ -420,11 +470,35 @@ fn analysis_template(
             if value.is_null() {
                 c.note(&path, format!("no value for query variable {arg:?}"));
             }
-            if !args.contains(arg) {
-                args.push(arg.clone());
-                values.insert(arg.clone(), value);
+            // The template's arguments serve every metric: one that another metric already
+            // gives a different value gets a name of this metric's own.
+            let own = match values.get(arg) {
+                Some(v) if *v != value => {
+                    let renamed = format!("{arg}_{i}");
+                    query = query.replace(
+                        &format!("{{{{args.{arg}}}}}"),
+                        &format!("{{{{args.{renamed}}}}}"),
+                    );
+                    renamed
+                }
+                _ => arg.clone(),
+            };
+            if !args.contains(&own) {
+                args.push(own.clone());
+                values.insert(own, value);
             }
         }
+        // The template's notes belong to the template's own conversion.
+        let provider = match provider(&template.value, &query, &mut Converted::default()) {
+            Ok(p) => p,
+            Err(e) => {
+                c.note(
+                    &format!("{path}.templateRef"),
+                    format!("MetricTemplate {template_name:?}: {e}"),
+                );
+                continue;
+            }
+        };
         // Flagger's queries give one value, which fledge hands to conditions as a number (not a
         // one-item list: `result[0]` on it is an evaluation error); a New Relic result is a row
         // (a map), whose one value each condition reads.
@@ -440,6 +514,12 @@ fn analysis_template(
             conditions.push(judged(">=", min));
         }
         if let Some(max) = m["thresholdRange"].get("max") {
+            conditions.push(judged("<=", max));
+        }
+        // The deprecated per-metric `threshold`: a custom metric fails above it.
+        if m.get("thresholdRange").is_none()
+            && let Some(max) = m.get("threshold").filter(|t| t.is_number())
+        {
             conditions.push(judged("<=", max));
         }
         let mut metric = json!({
@@ -525,3 +605,7 @@ fn traffic(src: &Value, service: &str, strategy: &mut Value, c: &mut Converted) 
     );
     canary["trafficRouting"] = routing;
 }
+
+#[cfg(test)]
+#[path = "flagger_tests.rs"]
+mod tests;

@@ -64,6 +64,28 @@ pub fn convert(
             short = format!("{short}-{i}");
         }
         used.push(short.clone());
+        // Fields fledge has no room for: each said, none silently dropped.
+        for (field, why) in [
+            (
+                "retries",
+                "not converted: fledge asks the hook once per check; a failed ask counts against failureLimit, as Flagger counts a check whose retries all failed",
+            ),
+            (
+                "disableTLS",
+                "not converted: fledge verifies the hook's certificate; give the hook a certificate the cluster trusts, or an http:// address",
+            ),
+            (
+                "muteAlert",
+                "not converted: fledge sends no alert per webhook failure (its notifications follow the rollout's events), so there is nothing to mute",
+            ),
+        ] {
+            if hook
+                .get(field)
+                .is_some_and(|v| v != &json!(false) && v != &json!(0))
+            {
+                c.note(&format!("{path}.{field}"), why);
+            }
+        }
         let Some(url) = hook["url"].as_str() else {
             c.note(
                 &path,

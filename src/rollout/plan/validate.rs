@@ -76,6 +76,13 @@ pub(super) fn routing(
                 return Err(format!("strategy.canary.steps[{i}].{field}: {why}"));
             }
         }
+        if let Some(m) = &step.set_mirror_route
+            && let Some(why) = routers
+                .iter()
+                .find_map(|r| r.mirror_unsupported(m, &observed.traffic, &target))
+        {
+            return Err(format!("strategy.canary.steps[{i}].setMirrorRoute{why}"));
+        }
     }
     let rejected = routers.iter().find_map(|r| r.rejected(&observed.traffic));
     Ok(Some(Routing {

@@ -905,7 +905,7 @@ mod properties {
             set_mirror_route: Some(SetMirrorRoute {
                 name: name.into(),
                 percentage: Some(50),
-                matches: vec![],
+                ..Default::default()
             }),
             ..Default::default()
         }
