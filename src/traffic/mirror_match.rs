@@ -212,6 +212,15 @@ fn gateway_refuses(alt: &MirrorMatch, field: &str, grpc: bool) -> Option<String>
     }
 }
 
+/// The route's own matches under `key`; none means every request, which is one empty match.
+fn own_matches(base: &Value, key: &str) -> Vec<Value> {
+    base.get(key)
+        .and_then(Value::as_array)
+        .cloned()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| vec![json!({})])
+}
+
 /// The matches of the mirror rule made from user rule `base` of a Gateway API route: each of
 /// the rule's matches with each alternative. `Ok(None)`: the mirror takes none of the rule's
 /// requests, so no rule is added (a rule with no matches would match every request).
@@ -220,12 +229,7 @@ pub fn gateway_rule_matches(
     route: &SetMirrorRoute,
     grpc: bool,
 ) -> Result<Option<Vec<Value>>, String> {
-    let own = base
-        .get("matches")
-        .and_then(Value::as_array)
-        .cloned()
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| vec![json!({})]);
+    let own = own_matches(base, "matches");
     let alts = alternatives(route);
     if alts.is_empty() {
         return Ok(Some(own));
@@ -317,12 +321,7 @@ pub fn istio_route_matches(
     route: &SetMirrorRoute,
     header: impl Fn(&HeaderRouteMatch) -> Value,
 ) -> Result<Option<Vec<Value>>, String> {
-    let own = base
-        .get("match")
-        .and_then(Value::as_array)
-        .cloned()
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| vec![json!({})]);
+    let own = own_matches(base, "match");
     let alts = alternatives(route);
     if alts.is_empty() {
         return Ok(Some(own));
