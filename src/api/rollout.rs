@@ -126,7 +126,8 @@ pub struct RolloutSpec {
 pub struct RollbackWindow {
     /// A revision whose ReplicaSet still exists and was created before the stable's, with fewer
     /// than this many ReplicaSets created between the two, is promoted without the steps, pauses
-    /// and analyses (1: only the revision just before the stable). 0 or unset: never.
+    /// and analyses (1: only the revision just before the stable). 0 or unset: never. The order
+    /// is that of the revision numbers (`fledge.dev/revision`), not of creation times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub revisions: Option<i32>,

@@ -460,6 +460,8 @@ impl ObservedBuilder {
 /// annotations, Service selectors, deletions. What other controllers do in reaction (pods
 /// created, deleted, becoming available) is a separate step: [`Sim::sync_pods`], [`Sim::pods_ready`].
 pub fn apply_writes(world: &mut Observed, actions: &[Action], now: Timestamp) {
+    // Numbered as act numbers them (`fledge.dev/revision`).
+    let revisions = crate::rollout::revision::assign(&world.replica_sets, actions);
     for action in actions {
         match action {
             Action::ApplyReplicaSet { hash, replicas } => {
@@ -478,6 +480,7 @@ pub fn apply_writes(world: &mut Observed, actions: &[Action], now: Timestamp) {
                             hash: hash.clone(),
                             replicas: *replicas,
                             created: Some(created),
+                            revision: revisions.get(hash).copied(),
                             ..Default::default()
                         });
                     }

@@ -1,7 +1,7 @@
 //! Argo Rollouts' fields about ReplicaSet sizes and old revisions, on a real API server:
 //! `minPodsPerReplicaSet`, and the ones that follow it in issue 17.
 
-use fledge::api::{Phase, Rollout};
+use fledge::api::{Phase, RequestAction, Rollout};
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
@@ -68,6 +68,42 @@ async fn min_pods_per_replica_set_floors_the_canary_of_a_small_weight() {
         .await;
     let route = get_doc(&env, &http_route(), "web").await.unwrap();
     assert_eq!(weights(&route, 1), (Some(95), Some(5)), "{route}");
+}
+
+/// Scenario: rollbackWindow 2 and steps that pause until a person promotes. Revision 2 waits at
+/// the pause and is promoted by hand; going back to revision 1 then skips the steps: the rollout
+/// is Healthy on revision 1 with nobody promoting (through the steps it would wait at the pause).
+#[tokio::test]
+async fn rollback_window_returns_to_a_recent_revision_without_the_steps() {
+    let env = TestEnv::canary("rollback-window").await;
+    let rollout = |v: &str| {
+        let steps = json!([{"setWeight": 50}, {"pause": {}}]);
+        let mut r = canary_rollout("web", 2, v, steps);
+        r["spec"]["rollbackWindow"] = json!({"revisions": 2});
+        r
+    };
+    let stable = |r: &Rollout| r.status.as_ref().and_then(|s| s.stable_revision.clone());
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    env.wait_rollout("web", "v2 paused at step 1", MINUTE, |r| {
+        step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+    })
+    .await;
+    env.request("web", RequestAction::PromoteFull).await;
+    let r = env
+        .wait_rollout("web", "v2 Healthy", MINUTE, |r| {
+            phase(r) == Some(Phase::Healthy) && stable(r).is_some_and(|s| s != v1)
+        })
+        .await;
+    let v2 = stable(&r).unwrap();
+
+    env.apply::<Rollout>(rollout("1")).await;
+    env.wait_rollout("web", "back on v1, no promote", MINUTE, |r| {
+        phase(r) == Some(Phase::Healthy) && stable(r).as_deref() == Some(v1.as_str())
+    })
+    .await;
+    env.wait_replica_sets("v1 up, v2 down", vec![(v1, 2, 2), (v2, 0, 0)])
+        .await;
 }
 
 /// Scenario: three revisions promoted within one 60 s scale-down delay, with

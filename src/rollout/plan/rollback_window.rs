@@ -1,11 +1,12 @@
 //! `rollbackWindow`: a return to one of the last few revisions is rolled out at once, as Argo
-//! Rollouts decides it (by the ReplicaSets' creation times).
+//! Rollouts decides it, but ordered by revision numbers rather than creation times.
 
 use super::Draft;
+use crate::rollout::observe::ObservedReplicaSet;
 
 /// True when revision `hash` is a rollback within `rollbackWindow.revisions`: its ReplicaSet
-/// still exists and was created before the stable's, with fewer than that many ReplicaSets
-/// created between the two.
+/// still exists and is older than the stable's, with fewer than that many ReplicaSets made
+/// between the two.
 pub(super) fn within(draft: &Draft, hash: &str) -> bool {
     let Some(window) = draft
         .spec
@@ -19,18 +20,38 @@ pub(super) fn within(draft: &Draft, hash: &str) -> bool {
     let Some(stable) = draft.status.stable_revision.as_deref() else {
         return false;
     };
-    let created = |h: &str| draft.replica_set(h).and_then(|rs| rs.created);
-    let (Some(back), Some(stable_at)) = (created(hash), created(stable)) else {
-        return false;
+    // Ordered by the revision numbers fledge records on its ReplicaSets. Argo Rollouts compares
+    // creation times, which the API server keeps to the second: two revisions made within one
+    // second would not be ordered, and a return to the older would run the steps. The times
+    // serve only where a ReplicaSet has no number (made before numbering existed).
+    let numbered = |h: &str| draft.replica_set(h).and_then(|rs| rs.revision).is_some();
+    let between = if numbered(hash) && numbered(stable) {
+        made_between(draft, hash, stable, |rs| rs.revision)
+    } else {
+        made_between(draft, hash, stable, |rs| rs.created)
     };
-    if back >= stable_at {
-        return false;
+    between.is_some_and(|n| n < usize::try_from(window).unwrap_or(0))
+}
+
+/// How many ReplicaSets were made between revision `back` and the stable, in the order `key`
+/// gives; `None` when `back` is not the older of the two or either has no key.
+fn made_between<K: Ord>(
+    draft: &Draft,
+    back: &str,
+    stable: &str,
+    key: impl Fn(&ObservedReplicaSet) -> Option<K>,
+) -> Option<usize> {
+    let back = draft.replica_set(back).and_then(&key)?;
+    let stable = draft.replica_set(stable).and_then(&key)?;
+    if back >= stable {
+        return None;
     }
-    let between = draft
-        .observed
-        .replica_sets
-        .iter()
-        .filter(|rs| rs.created.is_some_and(|c| back < c && c < stable_at))
-        .count();
-    between < usize::try_from(window).unwrap_or(0)
+    Some(
+        draft
+            .observed
+            .replica_sets
+            .iter()
+            .filter(|rs| key(rs).is_some_and(|k| back < k && k < stable))
+            .count(),
+    )
 }

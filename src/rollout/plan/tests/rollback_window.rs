@@ -66,6 +66,30 @@ fn a_return_within_the_window_skips_the_steps() {
     assert_eq!(sim.service(STABLE_SVC), Some(hash_of("web:1")));
 }
 
+/// Two revisions made within one second have the same creation time (the API server's
+/// timestamps have a resolution of one second): the revision numbers fledge records still order
+/// them. Seen on a real API server, where the return was taken for a new revision.
+#[test]
+fn revisions_made_within_one_second_are_ordered_by_their_numbers() {
+    let mut sim = Sim::healthy(canary(Some(2)));
+    sim.set_image("web:2");
+    sim.settle();
+    sim.request(RequestAction::PromoteFull);
+    sim.settle();
+    assert_eq!(sim.status().stable_revision, Some(hash_of("web:2")));
+    // The simulation keeps creation times apart; the API server gave these two the same one.
+    let first = sim.rs(&hash_of("web:1")).unwrap().created;
+    for rs in &mut sim.world.replica_sets {
+        rs.created = first;
+    }
+    sim.advance(60);
+    sim.settle();
+    assert!(
+        back_to(&mut sim, "web:1"),
+        "the revision just before the stable"
+    );
+}
+
 #[test]
 fn a_return_beyond_the_window_runs_the_steps() {
     let mut sim = three_revisions(canary(Some(1)));
