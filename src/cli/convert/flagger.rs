@@ -282,6 +282,7 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
         &name,
         analysis,
         &interval,
+        iterations,
         &mut strategy,
         &mut c,
     );

@@ -232,3 +232,21 @@ fn the_pre_v1_canary_analysis_field_is_read_as_analysis() {
         "{out}"
     );
 }
+
+/// With the kubernetes provider Flagger runs 10 iterations when none are set: a rollout webhook
+/// is asked that many times before the switch, not once.
+#[test]
+fn a_rollout_webhook_of_the_kubernetes_provider_counts_its_ten_iterations() {
+    let (out, docs) = converted(&canary(
+        "  provider: kubernetes\n  analysis:\n    interval: 1m\n    threshold: 2\n    webhooks:\n    \
+         - {name: smoke, type: rollout, url: https://hooks.example/}\n",
+    ));
+    let counts: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "AnalysisTemplate")
+        .flat_map(|t| t["spec"]["metrics"].as_array().into_iter().flatten())
+        .filter(|m| !m["provider"]["web"].is_null())
+        .map(|m| &m["count"])
+        .collect();
+    assert_eq!(counts, [&json!(10)], "{out}");
+}

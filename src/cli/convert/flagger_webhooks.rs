@@ -35,19 +35,22 @@ fn label(name: &str, i: usize) -> String {
     }
 }
 
-/// Converts `spec.analysis.webhooks` of Canary `name`; `strategy` gains the analyses.
+/// Converts `spec.analysis.webhooks` of Canary `name`; `strategy` gains the analyses. A
+/// blue-green's rollout hooks are asked `iterations` times: the number Flagger runs, which the
+/// caller works out (the kubernetes provider runs 10 when the Canary sets none).
 pub fn convert(
     doc_meta: &Value,
     name: &str,
     analysis: &Value,
     interval: &str,
+    iterations: Option<i64>,
     strategy: &mut Value,
     c: &mut Converted,
 ) -> Hooks {
     let mut out = Hooks::default();
     let namespace = doc_meta["namespace"].as_str();
     let threshold = analysis["threshold"].as_i64().unwrap_or(1).max(1);
-    let iterations = analysis["iterations"].as_i64().unwrap_or(1).max(1);
+    let iterations = iterations.unwrap_or(1).max(1);
     let blue_green = strategy.get("blueGreen").is_some();
     let mut used: Vec<String> = Vec::new();
     for (i, hook) in analysis["webhooks"]
