@@ -318,6 +318,12 @@ impl RolloutBuilder {
         self
     }
 
+    /// Any other blue-green field.
+    pub fn blue_green_with(mut self, set: impl FnOnce(&mut BlueGreenStrategy)) -> Self {
+        set(self.blue_green_mut());
+        self
+    }
+
     pub fn preview_replicas(mut self, n: i32) -> Self {
         self.blue_green_mut().preview_replica_count = Some(n);
         self

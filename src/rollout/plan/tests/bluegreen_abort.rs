@@ -6,17 +6,11 @@ use crate::rollout::observe::ObservedPod;
 
 /// Revision 2 previewed (not promoted) at 2 replicas, with `abortScaleDownDelaySeconds`, aborted.
 fn aborted(delay: Option<i32>) -> Sim {
-    let mut rollout = RolloutBuilder::blue_green()
+    let rollout = RolloutBuilder::blue_green()
         .replicas(2)
         .auto_promotion(false)
+        .blue_green_with(|b| b.abort_scale_down_delay_seconds = delay)
         .build();
-    rollout
-        .spec
-        .strategy
-        .blue_green
-        .as_mut()
-        .unwrap()
-        .abort_scale_down_delay_seconds = delay;
     let mut sim = updating(rollout);
     sim.settle();
     assert_eq!(sim.size(&hash_of("web:2")), 2);
@@ -119,14 +113,10 @@ fn evicted(plan: &Plan) -> Vec<String> {
 
 #[test]
 fn blue_green_max_unavailable_sets_how_many_pods_a_restart_takes_at_once() {
-    let mut rollout = RolloutBuilder::blue_green().replicas(4).build();
-    rollout
-        .spec
-        .strategy
-        .blue_green
-        .as_mut()
-        .unwrap()
-        .max_unavailable = Some(pct(50));
+    let rollout = RolloutBuilder::blue_green()
+        .replicas(4)
+        .blue_green_with(|b| b.max_unavailable = Some(pct(50)))
+        .build();
     let mut sim = Sim::healthy(rollout);
     old_pods(&mut sim, 4);
     sim.rollout.spec.restart_at = Some(Time(sim.now));
@@ -145,14 +135,10 @@ fn blue_green_restarts_one_pod_at_a_time_by_default() {
 
 #[test]
 fn a_bad_blue_green_max_unavailable_is_an_invalid_spec_naming_the_field() {
-    let mut rollout = RolloutBuilder::blue_green().replicas(4).build();
-    rollout
-        .spec
-        .strategy
-        .blue_green
-        .as_mut()
-        .unwrap()
-        .max_unavailable = Some(IntOrString::String("lots".into()));
+    let rollout = RolloutBuilder::blue_green()
+        .replicas(4)
+        .blue_green_with(|b| b.max_unavailable = Some(IntOrString::String("lots".into())))
+        .build();
     let world = ObservedBuilder::for_rollout(&rollout).build();
     let p = plan(&rollout, &world, t0());
     let c = cond::find(&p.status.conditions, cond::INVALID_SPEC).expect("InvalidSpec");

@@ -141,17 +141,11 @@ fn a_deleted_revision_is_not_in_the_window() {
 
 #[test]
 fn blue_green_skips_the_pre_promotion_analysis_and_the_manual_promotion() {
-    let mut rollout = RolloutBuilder::blue_green()
+    let rollout = RolloutBuilder::blue_green()
         .replicas(2)
         .auto_promotion(false)
+        .blue_green_with(|b| b.pre_promotion_analysis = Some(errors_analysis()))
         .build();
-    rollout
-        .spec
-        .strategy
-        .blue_green
-        .as_mut()
-        .unwrap()
-        .pre_promotion_analysis = Some(errors_analysis());
     let mut sim = with_errors_template(with_window(rollout, Some(1)));
     sim.set_image("web:2");
     sim.settle();
