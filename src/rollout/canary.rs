@@ -507,9 +507,9 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
         if !(d.route(&state) && state == default) {
             d.held.insert(serving);
             d.scale(stable, r);
+            // The new revision's own steps size it: the routes in force are the old canary's.
             let i = d.status.current_step_index.unwrap_or(0).clamp(0, n);
-            let (c, _) = routed_targets(d, canary, i);
-            d.scale(current, c);
+            d.scale(current, at_least_min_pods(d, own_pods(d, canary, i)));
             d.status.canary_weight = Some(state.weight);
             return;
         }
@@ -569,12 +569,9 @@ fn holds(d: &Draft, state: &TrafficState) -> bool {
 /// the routes still send it needs.
 fn routed_targets(d: &Draft, canary: &CanaryStrategy, i: i32) -> (i32, i32) {
     let r = d.replicas;
-    let (mut c, _) = targets(canary, i, r);
-    // A header or mirror route is applied only once the canary has an available pod: it has
-    // at least one while one is in force, even before any weight.
-    let done = ((i + 1).max(0) as usize).min(canary.steps.len());
-    let (headers, mirrors) = routes_after(&canary.steps, done);
-    if !headers.is_empty() || !mirrors.is_empty() || d.routes_extra() {
+    let mut c = own_pods(d, canary, i);
+    // Header or mirror routes in force, even ones the steps no longer ask for, keep a pod.
+    if d.routes_extra() {
         c = c.max(r.min(1));
     }
     // The canary keeps the pods the traffic the routes still send it needs: they go only once
@@ -589,6 +586,21 @@ fn routed_targets(d: &Draft, canary: &CanaryStrategy, i: i32) -> (i32, i32) {
     // The stable shrinks only for traffic that has really moved.
     let moved = d.routed_weight().unwrap_or(0).min(wanted);
     (c, at_least_min_pods(d, (r * (100 - moved) + 99) / 100))
+}
+
+/// The canary pods the steps up to `i` ask for with a router, before `minPodsPerReplicaSet`:
+/// its weight's or `setCanaryScale`'s, and one while the steps have a header or mirror route in
+/// force (one is applied only once the canary has an available pod), even before any weight.
+fn own_pods(d: &Draft, canary: &CanaryStrategy, i: i32) -> i32 {
+    let r = d.replicas;
+    let (c, _) = targets(canary, i, r);
+    let done = ((i + 1).max(0) as usize).min(canary.steps.len());
+    let (headers, mirrors) = routes_after(&canary.steps, done);
+    if headers.is_empty() && mirrors.is_empty() {
+        c
+    } else {
+        c.max(r.min(1))
+    }
 }
 
 /// `minPodsPerReplicaSet`: a ReplicaSet asked for any pods is asked for at least that many, so

@@ -1021,3 +1021,45 @@ mod properties {
         }
     }
 }
+
+/// A canary replaced while its header route is in force gets the pods its own steps ask for
+/// (none at a `setCanaryScale` of 0), not the pod the old canary's header route needs: that pod
+/// was created, removed in the next reconcile once the route was gone, and created again at the
+/// header step, and the plan was no fixpoint (found by `routed_canaries_route_only_to_available_pods`).
+#[test]
+fn a_canary_replaced_under_a_header_route_starts_at_its_own_size() {
+    let mut sim = with_route(
+        RolloutBuilder::canary()
+            .replicas(1)
+            .gateway("web")
+            .steps([scale_replicas(0), header("beta")])
+            .build(),
+    );
+    sim.set_image("web:2");
+    sim.tick();
+    sim.tick();
+    assert_eq!(
+        header_rules(&sim),
+        1,
+        "the header route of web:2 is in force"
+    );
+    sim.set_image("web:3");
+    let new = hash_of("web:3");
+    let mut sizes = Vec::new();
+    for _ in 0..20 {
+        sim.tick();
+        sizes.push(sim.size(&new));
+        if sim.status().phase == Some(Phase::Healthy) {
+            break;
+        }
+    }
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    assert_eq!(
+        sizes[0], 0,
+        "web:3 is asked for no pod at its setCanaryScale 0: {sizes:?}"
+    );
+    assert!(
+        sizes.windows(2).all(|w| w[0] <= w[1]),
+        "web:3 never loses a pod it was just given: {sizes:?}"
+    );
+}
