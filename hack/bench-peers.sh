@@ -40,6 +40,8 @@ fi
 export FLEDGE_CLUSTER_DIR=${FLEDGE_BENCH_CLUSTER_DIR:-/tmp/fledge-bench-peers-$$}
 # Flagger makes three Services per canary: a /24 holds about 80 canaries.
 export FLEDGE_SERVICE_CIDR=10.0.0.0/16 FLEDGE_CM_QPS=${FLEDGE_CM_QPS:-200}
+# The controller-manager's default EndpointSlice batching (none), as the published runs had.
+export FLEDGE_ENDPOINT_BATCH_PERIOD=${FLEDGE_ENDPOINT_BATCH_PERIOD-}
 cleanup() { if [ "${BENCH_KEEP_CLUSTER:-0}" != 1 ]; then bash hack/cluster.sh down; fi; }
 trap cleanup EXIT
 export FLEDGE_AUDIT_POLICY=$PWD/hack/bench-audit-policy.yaml

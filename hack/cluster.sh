@@ -34,6 +34,7 @@
 #
 # For hack/bench-peers.sh: FLEDGE_SERVICE_CIDR (default 10.0.0.0/24), FLEDGE_AUDIT_POLICY (an audit
 # policy file; the log is $dir/logs/audit.log) and FLEDGE_CM_QPS (the controller-manager's client QPS).
+# FLEDGE_ENDPOINT_BATCH_PERIOD: the controller-manager's --endpointslice-updates-batch-period (1s).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -51,6 +52,11 @@ audit_policy=${FLEDGE_AUDIT_POLICY:-}
 # The controller-manager's client limit (its default, 20 a second, makes pod creation the
 # bottleneck of a benchmark with thousands of pods); empty keeps the default.
 cm_qps=${FLEDGE_CM_QPS:-}
+# EndpointSlices follow pod readiness after this batch period (large clusters set one to cut
+# API writes). Gateways route by EndpointSlices, not by ReplicaSet status, so a weight moved as
+# soon as a ReplicaSet reports available pods would meet a Service with no ready endpoint: 1s
+# makes that lag certain in every local run instead of a rare race. Empty keeps the default (0).
+endpoint_batch=${FLEDGE_ENDPOINT_BATCH_PERIOD-1s}
 # Fallback only: built from the Go module proxy when Debian's package cannot be installed.
 PROMETHEUS_GO_VERSION=v0.53.3            # = Prometheus 2.53.3
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok prometheus)
@@ -557,6 +563,7 @@ cmd_up() {
     --authentication-kubeconfig="$dir/controller-manager.kubeconfig" --authorization-kubeconfig="$dir/controller-manager.kubeconfig" \
     --controllers='*' --use-service-account-credentials --root-ca-file="$dir/pki/ca.crt" \
     ${cm_qps:+--kube-api-qps="$cm_qps" --kube-api-burst="$((cm_qps * 2))"} \
+    ${endpoint_batch:+--endpointslice-updates-batch-period="$endpoint_batch"} \
     --service-account-private-key-file="$dir/pki/sa.key" --service-cluster-ip-range="$service_cidr" \
     --cluster-signing-cert-file="$dir/pki/ca.crt" --cluster-signing-key-file="$dir/pki/ca.key"
   start kube-scheduler "$K8S_BIN/kube-scheduler" "${common[@]}" --secure-port="$SCHED_PORT" \

@@ -174,11 +174,11 @@ fn fall_back(d: &mut Draft, stable: &str, others: &[String]) {
     }
 }
 
-/// `want`, limited so that traffic moves only onto available pods, in both directions: the
-/// canary (revision `serving`, which the canary Service selects) gets no more weight than its
-/// available pods carry, and no header or mirror route without an available pod; the weight
-/// comes back to the stable only as far as the stable's available pods carry it, and the header
-/// routes `in_force` stay while it has none.
+/// `want`, limited so that traffic moves only onto available pods that the Services' endpoints
+/// list (see [`Draft::routable`]), in both directions: the canary (revision `serving`, which the
+/// canary Service selects) gets no more weight than those pods carry, and no header or mirror
+/// route without one; the weight comes back to the stable only as far as the stable's pods carry
+/// it, and the header routes `in_force` stay while it has none.
 pub(crate) fn reachable(
     d: &Draft,
     want: TrafficState,
@@ -188,19 +188,19 @@ pub(crate) fn reachable(
 ) -> TrafficState {
     let r = d.replicas;
     let mut state = want;
-    let canary_pods = d.available(serving);
+    let services = d.spec.strategy.canary.as_ref();
+    let canary_pods = d.routable(services.and_then(|c| c.canary_service.as_ref()), serving);
+    let stable_pods = d.routable(services.and_then(|c| c.stable_service.as_ref()), stable);
     state.weight = state.weight.min(capacity(canary_pods, r));
     if let Some(now) = d.routed_weight()
         && state.weight < now
     {
-        state.weight = state
-            .weight
-            .max(now.min(100 - capacity(d.available(stable), r)));
+        state.weight = state.weight.max(now.min(100 - capacity(stable_pods, r)));
     }
     if canary_pods == 0 {
         state.header_routes.clear();
         state.mirror_routes.clear();
-    } else if d.available(stable) == 0 {
+    } else if stable_pods == 0 {
         for h in &in_force.header_routes {
             if !state.header_routes.iter().any(|x| x.name == h.name) {
                 state.header_routes.push(h.clone());

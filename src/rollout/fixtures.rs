@@ -406,6 +406,7 @@ impl ObservedBuilder {
                 workload_selector: None,
                 traffic: Default::default(),
                 gateway_classes: Vec::new(),
+                endpoints: BTreeMap::new(),
                 pods: Vec::new(),
                 analysis: Default::default(),
             },

@@ -416,6 +416,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     observed.traffic = observe::observe_traffic(&rollout, &routings, &ctx.routes);
     observed.gateway_classes =
         observe::observe_gateway_classes(&rollout, &observed.traffic, &ctx.routes);
+    observed.endpoints = observe::observe_endpoints(&rollout, &routings, &ctx.routes);
     if rollout.meta().deletion_timestamp.is_some() {
         let cleanup = plan::deletion(&rollout, &observed);
         if !cleanup.actions.is_empty() {

@@ -34,6 +34,10 @@ pub struct Observed {
     pub traffic: crate::traffic::Objects,
     /// The classes of the parent Gateways of the HTTPRoutes and GRPCRoutes in `traffic`.
     pub gateway_classes: Vec<crate::traffic::features::ParentClass>,
+    /// With a traffic router: the pods each Service the strategy names lists as ready in its
+    /// EndpointSlices, which is what gateways route to. A Service left out could not be read
+    /// (no cache, no permission): its revision's available pods stand in.
+    pub endpoints: BTreeMap<String, Vec<String>>,
     /// Pods of the stable revision, read only while a restart (`spec.restartAt`) is pending.
     pub pods: Vec<ObservedPod>,
     /// The Rollout's AnalysisRuns and the templates it names.
@@ -375,6 +379,7 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
         workload_selector,
         traffic: Default::default(),
         gateway_classes: Vec::new(),
+        endpoints: BTreeMap::new(),
         pods,
         analysis: observe_analysis(rollout, &caches.analysis),
     }
@@ -388,6 +393,11 @@ pub fn route_kinds(rollout: &Rollout, routings: &[&TrafficRouting]) -> Vec<crate
         .iter()
         .flat_map(|r| crate::traffic::kinds(r, &rollout.name_any()))
         .collect();
+    // Routers send traffic to the Services' endpoints: a revision gets weight only once they
+    // list its pods (see `traffic::endpoints`).
+    if !kinds.is_empty() {
+        kinds.push(Kind::EndpointSlice);
+    }
     // Gateway API routes: their parents' classes say what the gateway implements.
     if kinds
         .iter()
@@ -442,6 +452,27 @@ pub fn observe_gateway_classes(
         }
     }
     out
+}
+
+/// The pods each Service the strategy names lists as ready, for a Rollout with a traffic router
+/// (the EndpointSlice cache is among its [`route_kinds`]); Services that cannot be read are left
+/// out.
+pub fn observe_endpoints(
+    rollout: &Rollout,
+    routings: &[&TrafficRouting],
+    routes: &crate::traffic::cache::RouteCaches,
+) -> BTreeMap<String, Vec<String>> {
+    if routings.is_empty() {
+        return BTreeMap::new();
+    }
+    let ns = rollout.namespace().unwrap_or_default();
+    referenced_services(rollout)
+        .into_iter()
+        .filter_map(|(_, service)| {
+            let pods = routes.ready_pods(&ns, &service).ok()?;
+            Some((service, pods))
+        })
+        .collect()
 }
 
 /// Reads the routing objects of `routings` (a Rollout's, see [`super::plan::routings`]) from

@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
-use super::{Found, Kind, ObjectKey};
+use super::{Found, Kind, ObjectKey, endpoints};
 use crate::api::Rollout;
 
 /// How long a kind whose API is not served is left alone before it is checked again.
@@ -116,11 +116,7 @@ impl RouteCaches {
                 kube::Error::Api(s) if s.code == 403 => format!(
                     "fledge may not list {} ({gv}): grant it list, watch{}",
                     kind.api_resource().plural,
-                    if kind.cluster_wide() {
-                        ""
-                    } else {
-                        " and patch"
-                    }
+                    if kind.read_only() { "" } else { " and patch" }
                 ),
                 other => format!("listing {} ({gv}): {other}", kind.name()),
             };
@@ -134,10 +130,13 @@ impl RouteCaches {
         let store = writer.as_reader();
         let changes = watcher(api, watcher::Config::default())
             .default_backoff()
-            .modify(|o: &mut DynamicObject| {
+            .modify(move |o: &mut DynamicObject| {
                 o.metadata.managed_fields = None;
                 if let Some(a) = o.metadata.annotations.as_mut() {
                     a.remove("kubectl.kubernetes.io/last-applied-configuration");
+                }
+                if kind == Kind::EndpointSlice {
+                    endpoints::slim(o);
                 }
             })
             .reflect(writer)
@@ -192,6 +191,27 @@ impl RouteCaches {
         }
     }
 
+    /// The pods the EndpointSlices of Service `service` in `namespace` list as ready, or why they
+    /// cannot be read (the cache is not started, not synced, or the API is not readable).
+    pub fn ready_pods(&self, namespace: &str, service: &str) -> Result<Vec<String>, String> {
+        let states = self.states.read().unwrap_or_else(|e| e.into_inner());
+        let store = match states.get(&Kind::EndpointSlice) {
+            Some(State::Ready(store)) if store.wait_until_ready().now_or_never().is_some() => store,
+            Some(State::Ready(_)) => {
+                return Err("the EndpointSlice cache has not synced yet".into());
+            }
+            Some(State::Unavailable { message, .. }) => return Err(message.clone()),
+            None => return Err("the EndpointSlice cache is not started".into()),
+        };
+        Ok(store
+            .state()
+            .iter()
+            .filter(|s| s.namespace().as_deref() == Some(namespace))
+            .filter(|s| endpoints::service_of(s) == Some(service))
+            .flat_map(|s| endpoints::ready_pods(s).collect::<Vec<_>>())
+            .collect())
+    }
+
     /// Whether a kind is unavailable, or its cache has not synced yet, so that reconciles retry
     /// it later.
     pub fn unavailable(&self, kind: Kind) -> bool {
@@ -228,6 +248,30 @@ fn routing_through(
             .collect();
     }
     let ns = obj.namespace();
+    if kind == Kind::EndpointSlice {
+        // A Service's endpoints changed: the Rollouts that route to it look again.
+        let Some(service) = endpoints::service_of(obj) else {
+            return Vec::new();
+        };
+        return rollouts
+            .state()
+            .iter()
+            .filter(|r| r.metadata.namespace == ns)
+            .filter(|r| {
+                r.spec
+                    .strategy
+                    .canary
+                    .as_ref()
+                    .is_some_and(|c| c.traffic_routing.is_some())
+            })
+            .filter(|r| {
+                crate::rollout::observe::referenced_services(r)
+                    .iter()
+                    .any(|(_, name)| name == service)
+            })
+            .map(|r| ObjectRef::from(r.as_ref()))
+            .collect();
+    }
     let key = ObjectKey {
         kind,
         name: obj.name_any(),

@@ -7,6 +7,7 @@
 //! so fields fledge does not know (a newer API version's, another controller's) survive unchanged.
 
 pub mod cache;
+pub mod endpoints;
 pub mod features;
 pub mod gateway;
 pub mod istio;
@@ -35,10 +36,12 @@ pub enum Kind {
     Gateway,
     /// Read only, cluster-scoped: what a parent's gateway implements (`traffic/features.rs`).
     GatewayClass,
+    /// Read only: the endpoints gateways and meshes route to, by Service.
+    EndpointSlice,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::HttpRoute,
         Kind::GrpcRoute,
         Kind::VirtualService,
@@ -47,6 +50,7 @@ impl Kind {
         Kind::Ingress,
         Kind::Gateway,
         Kind::GatewayClass,
+        Kind::EndpointSlice,
     ];
 
     /// (group, version, kind, plural).
@@ -80,6 +84,7 @@ impl Kind {
                 "GatewayClass",
                 "gatewayclasses",
             ),
+            Kind::EndpointSlice => ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
         }
     }
 
@@ -87,6 +92,14 @@ impl Kind {
     /// Gateway usually lives in the platform team's namespace, and a GatewayClass in none.
     pub fn cluster_wide(self) -> bool {
         matches!(self, Kind::Gateway | Kind::GatewayClass)
+    }
+
+    /// Kinds fledge only reads, never patches.
+    pub fn read_only(self) -> bool {
+        matches!(
+            self,
+            Kind::Gateway | Kind::GatewayClass | Kind::EndpointSlice
+        )
     }
 
     pub fn name(self) -> &'static str {

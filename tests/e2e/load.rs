@@ -100,12 +100,17 @@ impl Load {
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or_default()
                                 .to_string();
-                            // Read the body so the connection goes back to the pool.
-                            let _ = r.bytes().await;
+                            // Read the body so the connection goes back to the pool; a
+                            // failure's says who answered it (the gateway or the pod agent).
+                            let body = r.bytes().await.unwrap_or_default();
+                            let error = (status >= 500).then(|| {
+                                let text = String::from_utf8_lossy(&body);
+                                format!("body {:?}", text.chars().take(120).collect::<String>())
+                            });
                             Outcome {
                                 status,
                                 revision,
-                                error: None,
+                                error,
                             }
                         }
                         Err(e) => Outcome {

@@ -148,6 +148,12 @@ controller issues today (see docs/install.md for where each one comes from).
 - apiGroups: [""]
   resources: [services]
   verbs: [list, watch, patch]
+# With a traffic router: the EndpointSlices of those Services, read from a watch cache. Gateways
+# and meshes route by them, so a revision gets traffic only once its pods are listed ready there,
+# not merely counted available by their ReplicaSet.
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
 # `kubectl fledge restart` (spec.restartAt): the stable revision's pods are read from the watch
 # cache and evicted one at a time within maxUnavailable. Role metadata (canaryMetadata,
 # stableMetadata, ...) is patched onto a revision's pods in place when its role changes.

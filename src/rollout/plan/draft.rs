@@ -54,6 +54,23 @@ impl Draft<'_> {
         self.replica_set(hash).map_or(0, |rs| rs.available)
     }
 
+    /// The pods of revision `hash` that traffic sent to Service `service` can reach: its
+    /// available pods, but no more than the Service's EndpointSlices list as ready, since that is
+    /// what gateways route by, and they list a pod a moment after its ReplicaSet counts it.
+    pub fn routable(&self, service: Option<&String>, hash: &str) -> i32 {
+        let available = self.available(hash);
+        let (Some(service), Some(rs)) = (service, self.replica_set(hash)) else {
+            return available;
+        };
+        let Some(pods) = self.observed.endpoints.get(service) else {
+            return available;
+        };
+        // A ReplicaSet names its pods after itself.
+        let prefix = format!("{}-", rs.name);
+        let listed = pods.iter().filter(|p| p.starts_with(&prefix)).count();
+        available.min(i32::try_from(listed).unwrap_or(i32::MAX))
+    }
+
     /// True when revision `hash` has exactly `replicas` pods asked for, exactly that many exist
     /// and all are available. A scale-down is done only once its pods are gone: until then the
     /// old pods still take their share of the traffic.

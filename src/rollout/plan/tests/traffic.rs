@@ -1063,3 +1063,94 @@ fn a_canary_replaced_under_a_header_route_starts_at_its_own_size() {
         "web:3 never loses a pod it was just given: {sizes:?}"
     );
 }
+
+/// Pod names as the ReplicaSet of revision `hash` gives them.
+fn pod_names(hash: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{NAME}-{hash}-p{i}")).collect()
+}
+
+/// web:1 Healthy on 4 pods behind route `web`, with steps `setWeight 50, pause`.
+fn four_pods_to_half() -> Sim {
+    with_route(
+        RolloutBuilder::canary()
+            .replicas(4)
+            .gateway("web")
+            .steps([w(50), pause_forever()])
+            .build(),
+    )
+}
+
+/// Gateways route by EndpointSlices, which list a pod a moment after its ReplicaSet counts it
+/// available (a batch period later on clusters that set one): the canary gets weight only as its
+/// pods are listed there. Before, the weight moved on the ReplicaSet's count alone, and the
+/// gateway answered 503 until the endpoints caught up (`dataplane::abort_at_half_drops_no_request`).
+#[test]
+fn weight_waits_for_the_canary_pods_to_be_listed_in_the_services_endpoints() {
+    let mut sim = four_pods_to_half();
+    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
+    sim.world
+        .endpoints
+        .insert(STABLE_SVC.into(), pod_names(&v1, 4));
+    sim.world
+        .endpoints
+        .insert(CANARY_SVC.into(), pod_names(&v1, 4));
+    sim.set_image("web:2");
+    for _ in 0..10 {
+        sim.tick();
+    }
+    assert_eq!(sim.rs(&v2).map(|rs| rs.available), Some(2));
+    assert_eq!(sim.service(CANARY_SVC), Some(v2.clone()));
+    assert_eq!(
+        weights(&sim),
+        (100, 0),
+        "no weight onto pods the gateway has no address for"
+    );
+    sim.world
+        .endpoints
+        .insert(CANARY_SVC.into(), pod_names(&v2, 1));
+    sim.tick();
+    assert_eq!(
+        weights(&sim),
+        (75, 25),
+        "one listed pod of four carries 25%"
+    );
+    assert_eq!(sim.status().current_step_index, Some(0));
+    sim.world
+        .endpoints
+        .insert(CANARY_SVC.into(), pod_names(&v2, 2));
+    sim.tick();
+    assert_eq!(weights(&sim), (50, 50));
+    sim.tick();
+    assert_eq!(sim.status().phase, Some(Phase::Paused));
+}
+
+/// An abort gives the weight back to the stable only as far as the stable Service's listed pods
+/// carry it, and a header route stays on the canary while the stable lists none.
+#[test]
+fn an_abort_moves_weight_back_only_onto_listed_stable_pods() {
+    let mut sim = four_pods_to_half();
+    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
+    sim.set_image("web:2");
+    for _ in 0..10 {
+        sim.tick();
+    }
+    assert_eq!(weights(&sim), (50, 50));
+    sim.world
+        .endpoints
+        .insert(STABLE_SVC.into(), pod_names(&v1, 3));
+    sim.world
+        .endpoints
+        .insert(CANARY_SVC.into(), pod_names(&v2, 2));
+    sim.request(RequestAction::Abort);
+    sim.tick();
+    assert_eq!(
+        weights(&sim),
+        (75, 25),
+        "three listed stable pods of four carry 75%"
+    );
+    sim.world
+        .endpoints
+        .insert(STABLE_SVC.into(), pod_names(&v1, 4));
+    sim.tick();
+    assert_eq!(weights(&sim), (100, 0));
+}
