@@ -194,3 +194,135 @@ async fn blue_green_abort_scale_down_delay_keeps_the_preview_then_lets_it_go() {
         .await;
     assert_eq!(env.service_hash("web-preview").await, Some(v1));
 }
+
+/// Scenario: a blue-green Rollout of 4 pods that take 1.5 s to start (the pod agent's
+/// `STARTUP_MS`) is restarted with `maxUnavailable: 2`: two pods go at once, and no third while
+/// two are down. A pod watch sees every change: at no moment are more than 2 of the 4 pods
+/// unready or going, and at some moment 2 are (the limit is 2, not one at a time).
+#[tokio::test]
+async fn blue_green_max_unavailable_bounds_a_restart() {
+    use std::collections::BTreeMap;
+
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::watcher;
+
+    use crate::bluegreen::{blue_green, revisions};
+    let mut env = TestEnv::new("bg-max-unavailable").await;
+    env.service("web-active", "web").await;
+    env.service("web-preview", "web").await;
+    env.start_operator();
+    let mut rollout = blue_green("1", json!({"maxUnavailable": 2}));
+    rollout["spec"]["replicas"] = json!(4);
+    let container = &mut rollout["spec"]["template"]["spec"]["containers"][0];
+    if container["env"].is_null() {
+        container["env"] = json!([]);
+    }
+    container["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "STARTUP_MS", "value": "1500"}));
+    env.apply::<Rollout>(rollout).await;
+    let r = env
+        .wait_rollout("web", "v1 Healthy", MINUTE, |r| {
+            revisions(r).0 == Some(Phase::Healthy)
+        })
+        .await;
+    let v1 = revisions(&r).1.unwrap();
+    env.wait_replica_sets("4 pods up", vec![(v1, 4, 4)]).await;
+
+    // Every pod change, from before the restart to its end: the most pods down at once.
+    let pods = env.api::<Pod>();
+    let before: Vec<String> = pods
+        .list(&Default::default())
+        .await
+        .expect("listing pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (listed_tx, listed_rx) = tokio::sync::oneshot::channel::<()>();
+    let watch = tokio::spawn(async move {
+        let mut listed = Some(listed_tx);
+        let mut state: BTreeMap<String, bool> = BTreeMap::new();
+        let mut most_down = 0usize;
+        let events = watcher(pods, watcher::Config::default());
+        futures::pin_mut!(events);
+        loop {
+            let event = tokio::select! {
+                _ = &mut stop_rx => break,
+                e = events.next() => e,
+            };
+            let Some(Ok(event)) = event else { continue };
+            let serving = |p: &Pod| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            };
+            match event {
+                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                    state.insert(p.metadata.name.clone().unwrap_or_default(), serving(&p));
+                }
+                watcher::Event::Delete(p) => {
+                    state.remove(&p.metadata.name.clone().unwrap_or_default());
+                }
+                watcher::Event::InitDone => {
+                    if let Some(tx) = listed.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                watcher::Event::Init => {}
+            }
+            // Counted from the first full list on.
+            if listed.is_none() {
+                let up = state.values().filter(|s| **s).count();
+                most_down = most_down.max(4usize.saturating_sub(up));
+            }
+        }
+        most_down
+    });
+    // The watch has its first list (the 4 pods) before the restart is asked for.
+    tokio::time::timeout(MINUTE, listed_rx)
+        .await
+        .expect("the pod watch lists the pods within a minute")
+        .expect("the pod watch runs");
+
+    let at = k8s_openapi::jiff::Timestamp::now().to_string();
+    env.rollouts()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"restartAt": at}})),
+        )
+        .await
+        .expect("restartAt set");
+    env.wait_rollout("web", "restarted and Healthy", MINUTE, |r| {
+        let s = r.status.clone().unwrap_or_default();
+        s.restarted_at.is_some() && s.phase == Some(Phase::Healthy)
+    })
+    .await;
+    let _ = stop_tx.send(());
+    let most_down = watch.await.expect("the pod watch");
+    let after: Vec<String> = env
+        .api::<Pod>()
+        .list(&Default::default())
+        .await
+        .expect("listing pods")
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "every pod replaced: {before:?} -> {after:?}"
+    );
+    assert_eq!(
+        most_down, 2,
+        "at most maxUnavailable (2) pods down at once, and the restart used both"
+    );
+}

@@ -19,7 +19,10 @@
 //! Deployment's `pod-template-hash`) and `x-fledge-image` (the first container's image). The first
 //! container's env vars choose the behaviour, so a bad release is really bad:
 //! - `ERROR_RATE`: share of requests answered 500, 0..=1 (exact: every n-th request, spread evenly);
-//! - `LATENCY_MS`: added latency of every answer, in milliseconds.
+//! - `LATENCY_MS`: added latency of every answer, in milliseconds;
+//! - `STARTUP_MS`: how long the pod takes to start, in milliseconds: its readiness check
+//!   (`/healthz`) fails until then, so it turns Ready that much later, as an application that
+//!   warms up does.
 //!
 //! On `--grpc-ports` (default 9090) every pod answers gRPC over cleartext HTTP/2 (h2c, what a
 //! gateway speaks to a GRPCRoute's backends): `grpc.health.v1.Health/Check` answers SERVING, with
@@ -105,6 +108,8 @@ struct Served {
     image: String,
     error_rate: f64,
     latency: Duration,
+    /// `/healthz` fails until then (`STARTUP_MS` after the agent began serving the pod).
+    ready_at: std::time::Instant,
     requests: AtomicU64,
     errors: AtomicU64,
 }
@@ -296,7 +301,7 @@ async fn serve_control(shared: &Shared, addr: SocketAddr) -> anyhow_like::Result
 /// `--standalone`: the same answers, as the one pod this process runs in.
 async fn standalone(args: Args) -> anyhow_like::Result<()> {
     let env = |k: &str| std::env::var(k).ok();
-    let (error_rate, latency) = behaviour(&env);
+    let (error_rate, latency, startup) = behaviour(&env);
     let me = Served {
         namespace: env("POD_NAMESPACE").unwrap_or_default(),
         name: env("POD_NAME").unwrap_or_default(),
@@ -305,6 +310,7 @@ async fn standalone(args: Args) -> anyhow_like::Result<()> {
         image: env("FLEDGE_IMAGE").unwrap_or_default(),
         error_rate,
         latency,
+        ready_at: std::time::Instant::now() + startup,
         requests: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     };
@@ -414,7 +420,7 @@ fn served(pod: &Pod) -> Served {
             .and_then(|env| env.iter().find(|e| e.name == name))
             .and_then(|e| e.value.clone())
     };
-    let (error_rate, latency) = behaviour(&env);
+    let (error_rate, latency, startup) = behaviour(&env);
     Served {
         namespace: pod.namespace().unwrap_or_default(),
         name: pod.name_any(),
@@ -423,20 +429,23 @@ fn served(pod: &Pod) -> Served {
         image: container.and_then(|c| c.image.clone()).unwrap_or_default(),
         error_rate,
         latency,
+        ready_at: std::time::Instant::now() + startup,
         requests: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     }
 }
 
-/// `ERROR_RATE` and `LATENCY_MS` from a pod's env.
-fn behaviour(env: &dyn Fn(&str) -> Option<String>) -> (f64, Duration) {
+/// `ERROR_RATE`, `LATENCY_MS` and `STARTUP_MS` from a pod's env.
+fn behaviour(env: &dyn Fn(&str) -> Option<String>) -> (f64, Duration, Duration) {
+    let millis = |name: &str| {
+        env(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(Duration::ZERO, Duration::from_millis)
+    };
     let error_rate = env("ERROR_RATE")
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map_or(0.0, |r| r.clamp(0.0, 1.0));
-    let latency = env("LATENCY_MS")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_millis);
-    (error_rate, latency)
+    (error_rate, millis("LATENCY_MS"), millis("STARTUP_MS"))
 }
 
 async fn applied(shared: &Shared, client: &Client, pod: Pod) {
@@ -654,6 +663,9 @@ async fn answer(
     };
     // The agent's own readiness probe: not a client request, so neither counted nor failed.
     if request.uri().path() == "/healthz" {
+        if std::time::Instant::now() < s.ready_at {
+            return (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response();
+        }
         return (StatusCode::OK, "ok\n").into_response();
     }
     let status = if s.fails_next().await {
