@@ -324,9 +324,10 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_revision_limit: Option<i32>,
-    /// Seconds the canary ReplicaSet stays up after an abort, for debugging. Only used with a
-    /// traffic router: without one the canary's pods carry traffic, so they go as soon as the
-    /// stable's pods are available to replace them. Defaults to 30.
+    /// Seconds the canary ReplicaSet stays up after an abort, for debugging; 0 keeps it until
+    /// the next revision or a retry. Only used with a traffic router: without one the canary's
+    /// pods carry traffic, so they go as soon as the stable's pods are available to replace
+    /// them. Defaults to 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub abort_scale_down_delay_seconds: Option<i32>,

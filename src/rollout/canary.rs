@@ -490,7 +490,11 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
         if !clear && serving != current {
             d.held.insert(serving);
         }
+        // A delay of 0 keeps them until the next revision, as in Argo Rollouts.
         let delay = d.settings.abort_scale_down_delay_seconds;
+        if delay == 0 {
+            return;
+        }
         let since = d.status.aborted_at.as_ref().map_or(d.now, |t| t.0);
         let until = d.after_seconds(since, delay);
         if d.now < until {

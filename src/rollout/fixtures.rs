@@ -679,6 +679,16 @@ impl Sim {
         sim
     }
 
+    /// The Rollout's canary strategy, to change a field mid-test.
+    pub fn canary_mut(&mut self) -> &mut CanaryStrategy {
+        self.rollout
+            .spec
+            .strategy
+            .canary
+            .as_mut()
+            .expect("a canary rollout")
+    }
+
     pub fn status(&self) -> &RolloutStatus {
         self.rollout.status.as_ref().expect("planned at least once")
     }

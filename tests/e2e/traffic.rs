@@ -361,6 +361,50 @@ async fn abort_zeroes_the_weight_and_removes_header_routes_at_once() {
     .await;
 }
 
+/// Scenario: `abortScaleDownDelaySeconds: 0` keeps the aborted canary's pods (proved after the
+/// operator has looked again) until the next revision replaces them, as Argo Rollouts does.
+#[tokio::test]
+async fn an_abort_scale_down_delay_of_0_keeps_the_canary_until_the_next_revision() {
+    let env = gateway_env("gw-abort-keep").await;
+    let rollout = |v: &str| {
+        let mut r = with_routing(
+            canary_rollout("web", 2, v, json!([{"setWeight": 50}, {"pause": {}}])),
+            gateway_routing(),
+        );
+        r["spec"]["strategy"]["canary"]["abortScaleDownDelaySeconds"] = json!(0);
+        r
+    };
+    let v1 = deploy_v1(&env, rollout("1")).await;
+    env.apply::<Rollout>(rollout("2")).await;
+    let r = env
+        .wait_rollout("web", "paused at step 1", MINUTE, |r| step(r) == Some(1))
+        .await;
+    let v2 = r.status.unwrap().current_revision.unwrap();
+    env.request("web", RequestAction::Abort).await;
+    env.wait_rollout("web", "Degraded, weight 0", MINUTE, |r| {
+        phase(r) == Some(Phase::Degraded)
+            && r.status.as_ref().and_then(|s| s.canary_weight) == Some(0)
+    })
+    .await;
+    env.reconciled("web").await;
+    let mut want = vec![(v1.clone(), 2, 2), (v2.clone(), 1, 1)];
+    want.sort();
+    assert_eq!(env.replica_sets().await, want, "the canary keeps its pod");
+
+    env.apply::<Rollout>(rollout("3")).await;
+    let r = env
+        .wait_rollout("web", "v3 paused at step 1", MINUTE, |r| {
+            step(r) == Some(1) && phase(r) == Some(Phase::Paused)
+        })
+        .await;
+    let v3 = r.status.unwrap().current_revision.unwrap();
+    env.wait_replica_sets(
+        "the aborted canary replaced by the next revision",
+        vec![(v1, 2, 2), (v2, 0, 0), (v3, 1, 1)],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_rejected_route_holds_the_rollout_with_the_gateway_message() {
     let env = gateway_env("gw-rejected").await;

@@ -90,13 +90,7 @@ fn the_newest_by_revision_number_waits_even_when_created_earlier() {
     let mut b = a.clone();
     (b.name, b.hash, b.created, b.revision) = ("web-b".into(), "b".into(), Some(t0()), Some(4));
     sim.world.replica_sets.extend([a, b]);
-    sim.rollout
-        .spec
-        .strategy
-        .canary
-        .as_mut()
-        .unwrap()
-        .scale_down_delay_revision_limit = Some(1);
+    sim.canary_mut().scale_down_delay_revision_limit = Some(1);
     sim.rollout.status.as_mut().unwrap().scale_down_at = Some(Time(sim.now + secs(30)));
     let p = sim.reconcile();
     assert_eq!(p.actions, vec![apply_rs("b", 0)]);

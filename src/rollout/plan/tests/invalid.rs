@@ -95,7 +95,7 @@ fn a_request_while_the_spec_is_invalid_is_answered_not_kept() {
             .steps([w(50), pause_forever()])
             .build(),
     );
-    sim.rollout.spec.strategy.canary.as_mut().unwrap().steps[1] = pause("5 minutes");
+    sim.canary_mut().steps[1] = pause("5 minutes");
     sim.request(RequestAction::Promote);
     let p = sim.reconcile();
     assert!(cond::is_true(&p.status.conditions, cond::INVALID_SPEC));
@@ -132,7 +132,7 @@ fn an_abort_while_the_spec_is_invalid_is_recorded_and_done_once_it_is_fixed() {
     let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
     assert_eq!(sim.sizes(&v2, &v1), (1, 1));
     let good = sim.rollout.spec.clone();
-    sim.rollout.spec.strategy.canary.as_mut().unwrap().steps[1] = pause("5 minutes");
+    sim.canary_mut().steps[1] = pause("5 minutes");
     sim.request(RequestAction::Abort);
     let p = sim.reconcile();
     assert!(cond::is_true(&p.status.conditions, cond::INVALID_SPEC));

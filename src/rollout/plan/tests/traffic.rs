@@ -189,15 +189,34 @@ fn abort_zeroes_the_weight_before_any_scaling_and_keeps_canary_pods_a_while() {
     assert_eq!(sim.size(&v2), 0);
 }
 
+/// `abortScaleDownDelaySeconds: 0` keeps the aborted canary's pods (for debugging) until the next
+/// revision, as in Argo Rollouts with a traffic router and as fledge's blue-green does; before,
+/// fledge scaled them down at once.
+#[test]
+fn an_abort_scale_down_delay_of_0_keeps_the_canary_pods() {
+    let mut sim = to_half(2);
+    sim.canary_mut().abort_scale_down_delay_seconds = Some(0);
+    sim.set_image("web:2");
+    sim.settle();
+    let v2 = hash_of("web:2");
+    assert_eq!(sim.size(&v2), 1);
+    sim.request(RequestAction::Abort);
+    let plan = sim.reconcile();
+    assert_eq!(weights(&sim), (100, 0));
+    assert_eq!(plan.requeue_after, None, "nothing left to wait for");
+    sim.advance(3600);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Degraded));
+    assert_eq!(sim.size(&v2), 1, "the canary keeps its pod");
+    // The next revision replaces it as any abandoned canary.
+    sim.set_image("web:3");
+    sim.settle();
+    assert_eq!(sim.size(&v2), 0);
+}
+
 #[test]
 fn a_rejected_route_holds_traffic_with_the_gateways_message() {
-    let mut sim = with_route(
-        RolloutBuilder::canary()
-            .replicas(2)
-            .gateway("web")
-            .steps([w(50), pause_forever()])
-            .build(),
-    );
+    let mut sim = to_half(2);
     let mut doc = route(&sim);
     doc["status"] = serde_json::json!({"parents": [{"parentRef": {"name": "eg"}, "conditions": [
         {"type": "Accepted", "status": "False", "reason": "NotAllowedByListeners", "message": "no listener allows this route"}]}]});
@@ -294,13 +313,7 @@ fn routing_removed_mid_rollout_gives_the_route_back_to_stable_first() {
 
     // Git drops trafficRouting: the canary goes on by pod counts, and the route it no longer
     // names stops sending anything to the canary, in the first write.
-    sim.rollout
-        .spec
-        .strategy
-        .canary
-        .as_mut()
-        .unwrap()
-        .traffic_routing = None;
+    sim.canary_mut().traffic_routing = None;
     let p = sim.reconcile();
     assert!(
         matches!(&p.actions[0], Action::ApplyRoute { key, .. } if *key == route_key()),
@@ -641,7 +654,7 @@ fn a_failed_analysis_while_the_spec_is_invalid_gives_the_stable_all_traffic() {
     let name = run_name(NAME, &v2, RunKind::Step(1), attempt);
 
     // The route is renamed in Git, to one that does not exist.
-    let routing = sim.rollout.spec.strategy.canary.as_mut().unwrap();
+    let routing = sim.canary_mut();
     routing
         .traffic_routing
         .as_mut()
@@ -1069,11 +1082,11 @@ fn pod_names(hash: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{NAME}-{hash}-p{i}")).collect()
 }
 
-/// web:1 Healthy on 4 pods behind route `web`, with steps `setWeight 50, pause`.
-fn four_pods_to_half() -> Sim {
+/// web:1 Healthy on `replicas` pods behind route `web`, with steps `setWeight 50, pause`.
+fn to_half(replicas: i32) -> Sim {
     with_route(
         RolloutBuilder::canary()
-            .replicas(4)
+            .replicas(replicas)
             .gateway("web")
             .steps([w(50), pause_forever()])
             .build(),
@@ -1086,7 +1099,7 @@ fn four_pods_to_half() -> Sim {
 /// gateway answered 503 until the endpoints caught up (`dataplane::abort_at_half_drops_no_request`).
 #[test]
 fn weight_waits_for_the_canary_pods_to_be_listed_in_the_services_endpoints() {
-    let mut sim = four_pods_to_half();
+    let mut sim = to_half(4);
     let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
     sim.world
         .endpoints
@@ -1128,7 +1141,7 @@ fn weight_waits_for_the_canary_pods_to_be_listed_in_the_services_endpoints() {
 /// carry it, and a header route stays on the canary while the stable lists none.
 #[test]
 fn an_abort_moves_weight_back_only_onto_listed_stable_pods() {
-    let mut sim = four_pods_to_half();
+    let mut sim = to_half(4);
     let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
     sim.set_image("web:2");
     for _ in 0..10 {
