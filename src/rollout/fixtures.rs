@@ -248,12 +248,7 @@ impl RolloutBuilder {
     }
 
     fn canary_mut(&mut self) -> &mut CanaryStrategy {
-        self.rollout
-            .spec
-            .strategy
-            .canary
-            .as_mut()
-            .expect("a canary rollout")
+        canary_of(&mut self.rollout)
     }
 
     fn blue_green_mut(&mut self) -> &mut BlueGreenStrategy {
@@ -649,6 +644,15 @@ pub fn assert_kstatus(status: &RolloutStatus, generation: Option<i64>) {
     }
 }
 
+fn canary_of(rollout: &mut Rollout) -> &mut CanaryStrategy {
+    rollout
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .expect("a canary rollout")
+}
+
 /// A fake cluster running one Rollout on a fake clock.
 pub struct Sim {
     pub rollout: Rollout,
@@ -681,12 +685,7 @@ impl Sim {
 
     /// The Rollout's canary strategy, to change a field mid-test.
     pub fn canary_mut(&mut self) -> &mut CanaryStrategy {
-        self.rollout
-            .spec
-            .strategy
-            .canary
-            .as_mut()
-            .expect("a canary rollout")
+        canary_of(&mut self.rollout)
     }
 
     pub fn status(&self) -> &RolloutStatus {
