@@ -82,6 +82,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         // canary goes as a Deployment would roll back, never below maxUnavailable.
         fall_back(d, &stable, &[current.to_string()]);
         d.status.canary_weight = Some(share(d.available(current), d.available(&stable)));
+        stable_behind_canary_service(d, &canary, current, &stable);
         return;
     }
     d.pin(canary.canary_service.as_ref(), current);
@@ -129,6 +130,21 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
     d.scale(current, c_next);
     d.scale(&stable, s_next);
     d.status.canary_weight = Some(share(d.available(current), d.available(&stable)));
+}
+
+/// After an abort, once the canary (revision `current`) is asked for no pods, the canary Service
+/// (and subset) selects the stable's pods again, as when nothing is in flight: it never selects a
+/// revision without pods. Until then it keeps the canary's, for debugging.
+fn stable_behind_canary_service(
+    d: &mut Draft,
+    canary: &CanaryStrategy,
+    current: &str,
+    stable: &str,
+) {
+    if d.asked(current) == 0 && d.available(stable) > 0 {
+        d.pin(canary.canary_service.as_ref(), stable);
+        d.canary_subset_to(stable);
+    }
 }
 
 /// Back to `stable` at full size without losing availability, as a Deployment rolls back: the
@@ -501,6 +517,7 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
             d.requeue_at(until);
         } else if clear {
             d.scale(current, 0);
+            stable_behind_canary_service(d, canary, current, stable);
         }
         return;
     }

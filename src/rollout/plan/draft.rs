@@ -100,6 +100,17 @@ impl Draft<'_> {
         }
     }
 
+    /// The pods revision `hash` is asked for once this plan is applied.
+    pub fn asked(&self, hash: &str) -> i32 {
+        self.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::ApplyReplicaSet { hash: h, replicas } if h == hash => Some(*replicas),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.replica_set(hash).map_or(0, |rs| rs.replicas))
+    }
+
     /// Old revisions keep their pods until `seconds` from now.
     pub fn delay_scale_down(&mut self, seconds: i32) {
         let at = self.after_seconds(self.now, seconds);

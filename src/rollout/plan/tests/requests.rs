@@ -196,3 +196,35 @@ fn senseless_requests_are_ignored_with_a_warning() {
         check(&mut sim, action, "aborted");
     }
 }
+
+/// Once an aborted canary's pods are going, the canary Service selects the stable's pods again,
+/// as when nothing is in flight: it never selects a revision asked for no pods (before, it kept
+/// selecting the aborted revision, with no pod behind it).
+#[test]
+fn an_aborted_canary_hands_the_canary_service_back_to_the_stable() {
+    let rollout = RolloutBuilder::canary()
+        .replicas(4)
+        .steps([w(50), pause_forever()])
+        .build();
+    let mut sim = updating(rollout);
+    sim.settle();
+    let (h1, h2) = (hash_of("web:1"), hash_of("web:2"));
+    assert_eq!(sim.service(CANARY_SVC), Some(h2.clone()));
+    sim.request(RequestAction::Abort);
+    for _ in 0..20 {
+        sim.tick();
+        if sim.size(&h2) > 0 {
+            assert_eq!(
+                sim.service(CANARY_SVC),
+                Some(h2.clone()),
+                "while it has pods"
+            );
+        }
+    }
+    assert_eq!(sim.sizes(&h2, &h1), (0, 4));
+    assert_eq!(sim.service(CANARY_SVC), Some(h1.clone()));
+    // A retry starts the steps again on the canary Service.
+    sim.request(RequestAction::Retry);
+    sim.settle();
+    assert_eq!(sim.service(CANARY_SVC), Some(h2));
+}

@@ -184,9 +184,15 @@ fn abort_zeroes_the_weight_before_any_scaling_and_keeps_canary_pods_a_while() {
         "canary pods stay for abortScaleDownDelaySeconds"
     );
     assert_eq!(plan.requeue_after, after(30));
+    assert_eq!(sim.service(CANARY_SVC), Some(v2.clone()), "for debugging");
     sim.advance(30);
     sim.settle();
     assert_eq!(sim.size(&v2), 0);
+    assert_eq!(
+        sim.service(CANARY_SVC),
+        Some(hash_of("web:1")),
+        "the canary Service selects the stable's pods once the canary's go"
+    );
 }
 
 /// `abortScaleDownDelaySeconds: 0` keeps the aborted canary's pods (for debugging) until the next
