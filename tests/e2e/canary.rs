@@ -162,12 +162,21 @@ async fn abort_then_retry() {
     env.wait_replica_sets("canary scaled to 0, stable at 4", want)
         .await;
     assert_eq!(env.service_hash("web-stable").await, Some(v1.clone()));
+    // The canary's pods are gone: its Service selects the stable's, never a revision without pods.
+    env.wait_for("web-canary back on v1", MINUTE, || async {
+        match env.service_hash("web-canary").await {
+            Some(h) if h == v1 => Ok(()),
+            other => Err(format!("web-canary selects {other:?}")),
+        }
+    })
+    .await;
 
     env.request("web", RequestAction::Retry).await;
     env.wait_rollout("web", "paused at step 1 again after retry", MINUTE, |r| {
         step(r) == Some(1) && phase(r) == Some(Phase::Paused) && !r.status.as_ref().unwrap().abort
     })
     .await;
+    assert_eq!(env.service_hash("web-canary").await, Some(v2.clone()));
     env.request("web", RequestAction::Promote).await;
     env.wait_rollout("web", "Healthy on v2", MINUTE, |r| healthy_at(r, Some(&v2)))
         .await;

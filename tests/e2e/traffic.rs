@@ -356,8 +356,15 @@ async fn abort_zeroes_the_weight_and_removes_header_routes_at_once() {
     let stable = status.stable_revision.unwrap();
     env.wait_replica_sets(
         "canary scaled down after the delay",
-        vec![(stable, 2, 2), (canary, 0, 0)],
+        vec![(stable.clone(), 2, 2), (canary, 0, 0)],
     )
+    .await;
+    env.wait_for("web-canary back on the stable", MINUTE, || async {
+        match env.service_hash("web-canary").await {
+            Some(h) if h == stable => Ok(()),
+            other => Err(format!("web-canary selects {other:?}")),
+        }
+    })
     .await;
 }
 
