@@ -249,24 +249,33 @@ fn target(gw: &Gateway, host: &str) -> Target {
     }
 }
 
-/// Waits until a request through the gateway is answered 200 by `revision`, so the load that
-/// follows measures a route in effect rather than the gateway's start-up.
-async fn answers(env: &TestEnv, target: &Target, revision: &str) {
-    let http = reqwest::Client::builder()
+/// A client for single requests through the gateway, beside the load generator's.
+fn probe_client() -> reqwest::Client {
+    reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// One request to `target`.
+async fn probe(http: &reqwest::Client, target: &Target) -> Result<reqwest::Response, String> {
+    http.get(format!("{}{}", target.url, target.path))
+        .header("host", &target.host)
+        .send()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Waits until a request through the gateway is answered 200 by `revision`, so the load that
+/// follows measures a route in effect rather than the gateway's start-up.
+async fn answers(env: &TestEnv, target: &Target, revision: &str) {
+    let http = probe_client();
     env.wait_for(
         &format!("the gateway to answer from {revision}"),
         MINUTE,
         || async {
-            let r = http
-                .get(format!("{}{}", target.url, target.path))
-                .header("host", &target.host)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
+            let r = probe(&http, target).await?;
             let got = r
                 .headers()
                 .get("x-fledge-revision")
@@ -1125,22 +1134,14 @@ async fn mirror_route_copies_requests_to_the_canary_and_clients_see_only_the_sta
 /// Waits until requests through `target` send copies to pods of `revision`: the gateway reports
 /// a route before its proxies run it, and the measurement must start with the mirror in effect.
 async fn copies_reach(env: &TestEnv, target: &Target, revision: &str) {
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let http = probe_client();
     env.wait_for(
         &format!("the gateway to mirror requests to {revision}"),
         MINUTE,
         || async {
             let before = agent_requests(env, revision).await;
             for _ in 0..20 {
-                http.get(format!("{}{}", target.url, target.path))
-                    .header("host", &target.host)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                probe(&http, target).await?;
             }
             settle().await;
             let copies = agent_requests(env, revision).await - before;
