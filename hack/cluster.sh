@@ -501,7 +501,7 @@ mirror_gateway_wanted() {
     python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", int(sys.argv[1])))' "$port" 2>/dev/null || busy+=("$port")
   done
   [ ${#busy[@]} -eq 0 ] && return 0
-  local why="port ${busy[*]} in use (Envoy Gateway always listens on ${eg_fixed_ports[*]}; is another cluster running it?)"
+  local why="ports in use: ${busy[*]} (Envoy Gateway always listens on ${eg_fixed_ports[*]}; is another cluster running it?)"
   [ "$mirror_gateway" = auto ] || die "FLEDGE_MIRROR_GATEWAY=$mirror_gateway: $why"
   log "no mirroring gateway: $why"
   return 1
