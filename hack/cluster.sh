@@ -26,6 +26,17 @@
 # FLEDGE_GATEWAY_NAME, FLEDGE_POD_AGENT_URL (its /pods and /metrics) and FLEDGE_TRAEFIK_URL (its
 # /metrics and /ping). Prometheus scrapes Traefik (job traefik) and the agent (job pod-agent).
 #
+# The mirroring gateway (FLEDGE_MIRROR_GATEWAY=auto, the default, starts it with the data plane
+# when the ports Envoy Gateway cannot be told to leave are free; =on insists, =off leaves it out):
+# Traefik does not implement HTTPRoute's RequestMirror filter, so Envoy Gateway
+# (hack/build-envoy-gateway.sh) runs beside it, outside the cluster (its Host infrastructure: it
+# starts envoy as its own child process), for GatewayClass `fledge-local-envoy` and Gateway
+# `fledge-gateway/mirror`, whose HTTP listener is on a free port. `env` then also exports
+# FLEDGE_MIRROR_GATEWAY_URL, FLEDGE_MIRROR_GATEWAY_NAMESPACE, FLEDGE_MIRROR_GATEWAY_NAME and
+# FLEDGE_MIRROR_GATEWAY_CONTROLLER (the controllerName it writes into route status). Envoy
+# Gateway and envoy always listen on ports no setting moves, on all addresses (eg_fixed_ports),
+# so one cluster per machine runs it; another cluster's `up` in auto leaves it out, saying so.
+#
 # Tests add a Prometheus scrape target (Prometheus 2.42 has no scrape_config_files, so file_sd) by
 # writing $FLEDGE_PROMETHEUS_TARGETS_DIR/<name>.json (write <name>.json.tmp, then rename):
 #   [{"targets": ["127.0.0.1:8080"], "labels": {"job": "my-test", "__metrics_path__": "/metrics"}}]
@@ -62,6 +73,12 @@ PROMETHEUS_GO_VERSION=v0.53.3            # = Prometheus 2.53.3
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok prometheus)
 dataplane_components=(pod-agent traefik)
 dataplane=${FLEDGE_DATAPLANE:-auto}       # auto (on when it can be) | on (or fail) | off
+mirror_gateway=${FLEDGE_MIRROR_GATEWAY:-auto}  # the same, for Envoy Gateway (needs the data plane)
+# Listeners that no setting moves, all on 0.0.0.0: Envoy Gateway's xDS (18000), Wasm cache
+# (18002), controller metrics (8080), health probe (8081) and webhook (9443), and envoy's
+# readiness (19003).
+eg_fixed_ports=(18000 18002 8080 8081 9443 19003)
+eg_controller=gateway.envoyproxy.io/gatewayclass-controller
 export PATH="$K8S_BIN:$KWOK_BIN:$PATH"
 
 log() { echo "cluster: $*" >&2; }
@@ -76,13 +93,18 @@ pid_of() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
 stop_all() {
   # The Graphite and InfluxDB the e2e tests start in this dir (hack/metric-servers.sh).
   [ -e "$dir/metric-servers" ] && bash "$here/metric-servers.sh" down "$dir/metric-servers" || true
+  stop_envoy_gateway
   stop traefik pod-agent
   stop kube-apiserver kube-controller-manager kube-scheduler kwok prometheus
   stop etcd
 }
 stop() {
-  local name pid alive=() still i
+  local name pid alive=()
   for name in "$@"; do pid=$(pid_of "$name"); if ours "$pid"; then alive+=("$pid"); fi; done
+  stop_pids "${alive[@]}"
+}
+stop_pids() {
+  local alive=("$@") pid still i
   [ ${#alive[@]} -eq 0 ] && return 0
   kill -TERM "${alive[@]}" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do
@@ -91,6 +113,23 @@ stop() {
     sleep 0.1
   done
   kill -KILL "${still[@]}" 2>/dev/null || true
+}
+
+# The envoys Envoy Gateway started for this dir: its own children, which it stops on TERM; found
+# by binary and dir as well, in case it died without taking them along.
+envoy_pids() {
+  local p pid
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [ "$(readlink "$p/exe" 2>/dev/null)" = "$ENVOY_GATEWAY_BIN/envoy" ] && ours "$pid" && echo "$pid"
+  done
+  return 0
+}
+stop_envoy_gateway() {
+  stop envoy-gateway
+  local left; left=$(envoy_pids)
+  # shellcheck disable=SC2086 # one pid a word
+  [ -z "$left" ] || stop_pids $left
 }
 
 cmd_down() {
@@ -187,6 +226,7 @@ cmd_status() {
   load_env || { log "no cluster at $dir"; return 1; }
   local ok=0 name pid
   [ "${DATAPLANE:-0}" = 1 ] && components+=("${dataplane_components[@]}")
+  [ "${MIRROR_GATEWAY:-0}" = 1 ] && components+=(envoy-gateway)
   for name in "${components[@]}"; do
     pid=$(pid_of "$name")
     if ours "$pid"; then echo "$name: running (pid $pid)"; else echo "$name: NOT running"; ok=1; fi
@@ -199,6 +239,11 @@ cmd_status() {
     if curl -fsS --max-time 2 "http://127.0.0.1:$TRAEFIK_PORT/ping" >/dev/null 2>&1; then
       echo "traefik /ping: ok (gateway http://127.0.0.1:$GATEWAY_PORT)"
     else echo "traefik /ping: FAILED"; ok=1; fi
+    if [ "${MIRROR_GATEWAY:-0}" = 1 ]; then
+      if [ -n "$(envoy_pids)" ] && mirror_gateway_answers; then
+        echo "envoy: running (mirror gateway http://127.0.0.1:$MIRROR_GATEWAY_PORT)"
+      else echo "envoy: NOT answering on the mirror gateway's port $MIRROR_GATEWAY_PORT"; ok=1; fi
+    fi
     net_names
     if ip netns list 2>/dev/null | grep -q "^$NETNS\\b"; then echo "pod network: $POD_NET.0.0/16 in netns $NETNS"
     else echo "pod network: netns $NETNS MISSING"; ok=1; fi
@@ -221,6 +266,13 @@ cmd_env() {
     printf 'export FLEDGE_TRAEFIK_URL=%q\n' "http://127.0.0.1:$TRAEFIK_PORT"
   else
     echo 'unset FLEDGE_GATEWAY_URL FLEDGE_GATEWAY_NAMESPACE FLEDGE_GATEWAY_NAME FLEDGE_POD_AGENT_URL FLEDGE_TRAEFIK_URL'
+  fi
+  if [ "${MIRROR_GATEWAY:-0}" = 1 ]; then
+    printf 'export FLEDGE_MIRROR_GATEWAY_URL=%q\n' "http://127.0.0.1:$MIRROR_GATEWAY_PORT"
+    printf 'export FLEDGE_MIRROR_GATEWAY_NAMESPACE=fledge-gateway FLEDGE_MIRROR_GATEWAY_NAME=mirror\n'
+    printf 'export FLEDGE_MIRROR_GATEWAY_CONTROLLER=%q\n' "$eg_controller"
+  else
+    echo 'unset FLEDGE_MIRROR_GATEWAY_URL FLEDGE_MIRROR_GATEWAY_NAMESPACE FLEDGE_MIRROR_GATEWAY_NAME FLEDGE_MIRROR_GATEWAY_CONTROLLER'
   fi
 }
 
@@ -438,6 +490,90 @@ gateway_programmed() {
   [ "$(kubectl get gateway local -n fledge-gateway -o jsonpath='{.status.conditions[?(@.type=="Programmed")].status}')" = True ]
 }
 
+# Envoy Gateway with the Kubernetes provider and the Host infrastructure: it reads the cluster
+# with the admin kubeconfig (KUBECONFIG) and runs envoy as its child. Everything it writes is
+# under $dir/envoy-gateway; envoy comes from the cache through a link where func-e (which EG runs
+# envoy with) looks for an installed version, so nothing is downloaded. No leader election (one
+# replica), no Prometheus endpoint (it would take the fixed port 19001).
+mirror_gateway_wanted() {
+  [ "$DATAPLANE" = 1 ] || return 1
+  case $mirror_gateway in
+    off | 0 | false) return 1 ;;
+    on | 1 | true | auto) ;;
+    *) die "FLEDGE_MIRROR_GATEWAY=$mirror_gateway: use on, auto or off" ;;
+  esac
+  local port busy=()
+  for port in "${eg_fixed_ports[@]}"; do
+    python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", int(sys.argv[1])))' "$port" 2>/dev/null || busy+=("$port")
+  done
+  [ ${#busy[@]} -eq 0 ] && return 0
+  local why="ports in use: ${busy[*]} (Envoy Gateway always listens on ${eg_fixed_ports[*]}; is another cluster running it?)"
+  [ "$mirror_gateway" = auto ] || die "FLEDGE_MIRROR_GATEWAY=$mirror_gateway: $why"
+  log "no mirroring gateway: $why"
+  return 1
+}
+
+write_envoy_gateway_config() {
+  local g=$dir/envoy-gateway
+  mkdir -p "$g/data/envoy-versions/$ENVOY_VERSION/bin" "$g/state" "$g/run"
+  ln -sfn "$ENVOY_GATEWAY_BIN/envoy" "$g/data/envoy-versions/$ENVOY_VERSION/bin/envoy"
+  cat >"$g/envoy-gateway.yaml" <<EOF
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: EnvoyGateway
+gateway: {controllerName: $eg_controller}
+provider:
+  type: Custom
+  custom:
+    resource:
+      type: Kubernetes
+      kubernetes: {leaderElection: {disable: true}}
+    infrastructure:
+      type: Host
+      host: {configHome: "$g/config", dataHome: "$g/data", stateHome: "$g/state", runtimeDir: "$g/run"}
+admin: {address: {host: 127.0.0.1, port: $EG_ADMIN_PORT}}
+telemetry: {metrics: {prometheus: {disable: true}}}
+logging: {level: {default: info}}
+# Envoy Gateway v1.9.1 fails to read its default Envoy version from its image reference (a
+# digest follows the tag) and would then ask func-e to look the latest up online.
+envoyProxy: {provider: {type: Host, host: {envoyVersion: "$ENVOY_VERSION"}}}
+EOF
+  # The xDS server's and envoy's certificates: envoy's from $g/config/certs, the server's from
+  # /certs (see the start below), and with the Kubernetes provider the translator also wants
+  # envoy's and the HMAC secret as Secrets of its namespace, as `certgen` without --local would
+  # make them; made here from the same files, so one CA signs all.
+  "$ENVOY_GATEWAY_BIN/envoy-gateway" certgen --local --config-home "$g/config" >"$dir/logs/envoy-gateway-certgen.log" 2>&1
+  local c=$g/config/certs
+  { kubectl create secret generic envoy -n fledge-gateway --type=kubernetes.io/tls --dry-run=client -o yaml \
+      --from-file="$c/envoy/ca.crt" --from-file="$c/envoy/tls.crt" --from-file="$c/envoy/tls.key"
+    echo ---
+    kubectl create secret generic envoy-oidc-hmac -n fledge-gateway --dry-run=client -o yaml \
+      --from-file="$c/envoy-oidc-hmac/hmac-secret"
+  } | kubectl apply -f - >/dev/null
+}
+
+# With the Host infrastructure the Gateway gets no address, so it is never Programmed; envoy
+# answering on the listener's port (404 before any route) is what says it runs the Gateway.
+apply_mirror_gateway() {
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: fledge-local-envoy}
+spec: {controllerName: $eg_controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: mirror, namespace: fledge-gateway}
+spec:
+  gatewayClassName: fledge-local-envoy
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: $MIRROR_GATEWAY_PORT
+    allowedRoutes: {namespaces: {from: All}}
+EOF
+}
+mirror_gateway_answers() { curl -sS --max-time 2 -o /dev/null "http://127.0.0.1:$MIRROR_GATEWAY_PORT/"; }
+
 # --- cluster contents --------------------------------------------------------------------------
 create_nodes() {
   local i
@@ -509,6 +645,10 @@ cmd_up() {
     [ -x "$TRAEFIK_BIN/traefik" ] || flock "$FLEDGE_CACHE/.build.lock" bash "$here/build-traefik.sh"
     agent_bin=$(pod_agent_bin)
   fi
+  MIRROR_GATEWAY=0; if mirror_gateway_wanted; then MIRROR_GATEWAY=1; fi
+  if [ "$MIRROR_GATEWAY" = 1 ] && { [ ! -x "$ENVOY_GATEWAY_BIN/envoy-gateway" ] || [ ! -x "$ENVOY_GATEWAY_BIN/envoy" ]; }; then
+    flock "$FLEDGE_CACHE/.build.lock" bash "$here/build-envoy-gateway.sh"
+  fi
   local prom; prom=$(prometheus_bin)
   local start_time=$SECONDS
   mkdir -p "$dir"/{pki,pids,logs}; touch "$dir/.fledge-cluster"
@@ -516,13 +656,13 @@ cmd_up() {
   trap 'rc=$?; if [ $rc -ne 0 ]; then stop_all; net_down; log "up failed; logs in $dir/logs"; fi' EXIT
 
   read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT \
-    GATEWAY_PORT TRAEFIK_PORT AGENT_PORT <<<"$(free_ports 10)"
+    GATEWAY_PORT TRAEFIK_PORT AGENT_PORT MIRROR_GATEWAY_PORT EG_ADMIN_PORT <<<"$(free_ports 12)"
   PROMETHEUS_BIN=$prom
   # Without the pod network the nodes keep the range KWOK used before it: nothing routes to it.
   POD_NET=10.244
   if [ "$DATAPLANE" = 1 ]; then net_up; fi
   declare -p ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CM_PORT SCHED_PORT KWOK_PORT PROMETHEUS_PORT PROMETHEUS_BIN \
-    GATEWAY_PORT TRAEFIK_PORT AGENT_PORT DATAPLANE POD_NET |
+    GATEWAY_PORT TRAEFIK_PORT AGENT_PORT MIRROR_GATEWAY_PORT EG_ADMIN_PORT DATAPLANE MIRROR_GATEWAY POD_NET |
     sed 's/^declare -- //' >"$dir/cluster.env"
   make_pki
   kubeconfig "$dir/kubeconfig" admin
@@ -597,6 +737,20 @@ cmd_up() {
     wait_for "Gateway fledge-gateway/local Programmed" traefik gateway_programmed
     wait_for "pod-agent /pods" pod-agent curl -fsS "http://127.0.0.1:$AGENT_PORT/pods"
   fi
+  if [ "$MIRROR_GATEWAY" = 1 ]; then
+    write_envoy_gateway_config
+    # With the Kubernetes provider, Envoy Gateway's xDS server reads its certificate from /certs
+    # (where a Deployment mounts its Secret), and nothing moves it. Rather than write keys into
+    # the host's /certs, it runs in a mount namespace of its own (unshare keeps the pid) where
+    # /certs is this cluster's certificates; on the host /certs stays an empty mount point.
+    [ -d /certs ] || mkdir /certs || die "Envoy Gateway needs /certs to exist as a mount point: cannot create it"
+    start envoy-gateway unshare --mount --propagation private \
+      bash -c 'mount --bind "$0" /certs && exec "$@"' "$dir/envoy-gateway/config/certs/envoy-gateway" \
+      env KUBECONFIG="$dir/kubeconfig" ENVOY_GATEWAY_NAMESPACE=fledge-gateway \
+      "$ENVOY_GATEWAY_BIN/envoy-gateway" server --config-path="$dir/envoy-gateway/envoy-gateway.yaml"
+    apply_mirror_gateway
+    wait_for "envoy on the mirror Gateway fledge-gateway/mirror (port $MIRROR_GATEWAY_PORT)" envoy-gateway mirror_gateway_answers
+  fi
   trap - EXIT
   log "up in $((SECONDS - start_time))s at $dir"
   summary
@@ -607,6 +761,9 @@ summary() {
   echo "prometheus: http://127.0.0.1:$PROMETHEUS_PORT" >&2
   if [ "${DATAPLANE:-0}" = 1 ]; then
     echo "gateway: http://127.0.0.1:$GATEWAY_PORT (Gateway fledge-gateway/local; pods in $POD_NET.0.0/16)" >&2
+  fi
+  if [ "${MIRROR_GATEWAY:-0}" = 1 ]; then
+    echo "mirroring gateway: http://127.0.0.1:$MIRROR_GATEWAY_PORT (Gateway fledge-gateway/mirror, Envoy Gateway)" >&2
   fi
   echo "everything: eval \"\$($0 env)\"" >&2
 }

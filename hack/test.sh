@@ -62,8 +62,10 @@ step "e2e: starting the local control plane"
 # With the data plane (docs/dataplane.md): pods are Ready only once they answer, and
 # tests/e2e/dataplane.rs sends real requests through the gateway. `on` makes `up` fail, saying why,
 # where it cannot be had (not root, or no privileges for `ip netns`).
+# Envoy Gateway, the mirroring gateway, is asked for on this cluster only (not exported): the
+# benchmark's cluster below runs beside it, and only one cluster per machine can run it.
 export FLEDGE_DATAPLANE=${FLEDGE_DATAPLANE:-on}
-bash hack/cluster.sh up
+FLEDGE_MIRROR_GATEWAY=${FLEDGE_MIRROR_GATEWAY:-on} bash hack/cluster.sh up
 eval "$(bash hack/cluster.sh env)"
 
 step "helm chart: lint, render, server-side dry-run apply"

