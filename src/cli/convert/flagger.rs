@@ -587,10 +587,29 @@ fn traffic(src: &Value, service: &str, strategy: &mut Value, c: &mut Converted) 
         );
         return;
     }
-    let routing = match provider.split(':').next().unwrap_or_default() {
+    let name = provider.split(':').next().unwrap_or_default();
+    let ingress = src["ingressRef"]["name"].as_str();
+    if name != "nginx" && ingress.is_some() {
+        c.note(
+            "spec.ingressRef",
+            format!(
+                "only the nginx provider routes through it; {provider} does not, so it is dropped"
+            ),
+        );
+    }
+    let routing = match name {
         "gatewayapi" => json!({"gatewayAPI": {"httpRoutes": [{"name": service}]}}),
         "istio" => json!({"istio": {"virtualService": {"name": service}}}),
-        "nginx" => json!({"nginx": {"stableIngress": src["ingressRef"]["name"]}}),
+        "nginx" => match ingress {
+            Some(ingress) => json!({"nginx": {"stableIngress": ingress}}),
+            None => {
+                c.note(
+                    "spec.ingressRef",
+                    "the nginx provider needs it (the Ingress to split): no traffic router is written, traffic follows the share of available pods",
+                );
+                return;
+            }
+        },
         "linkerd" | "smi" => json!({"smi": {"trafficSplitName": service}}),
         other => {
             c.note(

@@ -250,3 +250,43 @@ fn a_rollout_webhook_of_the_kubernetes_provider_counts_its_ten_iterations() {
         .collect();
     assert_eq!(counts, [&json!(10)], "{out}");
 }
+
+#[test]
+fn ingress_ref_is_used_by_the_nginx_provider_and_noted_with_any_other() {
+    let (out, docs) = converted(&canary(
+        "  provider: nginx\n  ingressRef: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: web}\n  \
+         analysis: {interval: 1m, threshold: 2, stepWeight: 50}\n",
+    ));
+    let routing = &kind(&docs, "Rollout")["spec"]["strategy"]["canary"]["trafficRouting"];
+    assert_eq!(routing["nginx"]["stableIngress"], "web", "{out}");
+    assert!(!out.contains("spec.ingressRef"), "{out}");
+    // Flagger's other providers do not read it: said, not silently dropped.
+    let (out, docs) = converted(&canary(
+        "  provider: istio\n  ingressRef: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: web}\n  \
+         analysis: {interval: 1m, threshold: 2, stepWeight: 50}\n",
+    ));
+    let routing = &kind(&docs, "Rollout")["spec"]["strategy"]["canary"]["trafficRouting"];
+    assert_eq!(routing["istio"]["virtualService"]["name"], "web", "{out}");
+    assert!(
+        out.contains("spec.ingressRef: only the nginx provider routes through it"),
+        "{out}"
+    );
+}
+
+/// The nginx provider needs the Ingress: without `ingressRef` no router is written (before, a
+/// router with `stableIngress: null`).
+#[test]
+fn the_nginx_provider_without_ingress_ref_gets_no_router_and_a_note() {
+    let (out, docs) = converted(&canary(
+        "  provider: nginx\n  analysis: {interval: 1m, threshold: 2, stepWeight: 50}\n",
+    ));
+    let rollout = kind(&docs, "Rollout");
+    assert!(
+        rollout["spec"]["strategy"]["canary"]["trafficRouting"].is_null(),
+        "{out}"
+    );
+    assert!(
+        out.contains("spec.ingressRef: the nginx provider needs it"),
+        "{out}"
+    );
+}
