@@ -146,18 +146,23 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
         .iter()
         .find(|d| d.kind() == "Deployment" && d.name() == target_name)
         .map(|d| &d.value);
+    // Without the Deployment, the Rollout takes its selector from it at run time (workloadRef);
+    // only the Services written here must guess its pods' labels.
     let selector = match deployment.map(|d| &d["spec"]["selector"]) {
-        Some(s) if s.is_object() => s.clone(),
+        Some(s) if s.is_object() => Some(s.clone()),
         _ => {
             c.note(
                 "spec.targetRef",
                 format!(
-                    "Deployment {target_name:?} is not in the input: spec.selector assumes its pods are labelled app={target_name}, and spec.replicas should be its replica count"
+                    "Deployment {target_name:?} is not in the input: the Rollout reads its selector from it, but the Services it writes select app={target_name:?}, and spec.replicas should be its replica count"
                 ),
             );
-            json!({"matchLabels": {"app": target_name}})
+            None
         }
     };
+    let pod_labels = selector
+        .as_ref()
+        .map_or_else(|| json!({"app": target_name}), |s| s["matchLabels"].clone());
     let svc = &src["service"];
     note_unknown(
         &mut c,
@@ -289,10 +294,12 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
     traffic(src, &svc_name, &mut strategy, &mut c);
 
     let mut spec = json!({
-        "selector": selector,
         "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target_name, "scaleDown": "onsuccess"},
         "strategy": strategy,
     });
+    if let Some(selector) = selector {
+        spec["selector"] = selector;
+    }
     if !hooks.gates.is_empty() {
         spec["gates"] = Value::Array(hooks.gates);
     }
@@ -359,11 +366,6 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
     }));
 
     let mut out = vec![c];
-    let selector = out[0]
-        .object
-        .as_ref()
-        .map(|o| o["spec"]["selector"]["matchLabels"].clone())
-        .unwrap_or_default();
     for svc_out in [&stable_svc, &canary_svc] {
         let port = svc["port"].as_i64().unwrap_or(80);
         let mut port_spec = json!({"name": "http", "port": port, "protocol": "TCP"});
@@ -378,7 +380,7 @@ pub fn canary(doc: &Document, all: &[Document]) -> Vec<Converted> {
                 "apiVersion": "v1",
                 "kind": "Service",
                 "metadata": meta,
-                "spec": {"selector": selector, "ports": [port_spec]},
+                "spec": {"selector": pod_labels, "ports": [port_spec]},
             })),
             notes: vec![format!(
                 "Flagger owned a Service {svc_out:?}: delete the Canary (its Services go with it) before applying this one"

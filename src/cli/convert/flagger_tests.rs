@@ -290,3 +290,24 @@ fn the_nginx_provider_without_ingress_ref_gets_no_router_and_a_note() {
         "{out}"
     );
 }
+
+/// A Canary whose Deployment is not in the input: the Rollout takes the selector from the
+/// Deployment at run time (workloadRef without selector) instead of a guessed `app: <name>`; only
+/// the Services it writes must still guess, and a note says so.
+#[test]
+fn without_its_deployment_the_rollout_guesses_no_selector() {
+    let yaml = "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: web, namespace: shop}\n\
+                spec:\n  targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  \
+                service: {port: 80}\n  provider: istio\n  \
+                analysis: {interval: 1m, threshold: 2, stepWeight: 50}\n";
+    let (out, docs) = converted(yaml);
+    let rollout = kind(&docs, "Rollout");
+    assert!(rollout["spec"]["selector"].is_null(), "{out}");
+    assert_eq!(rollout["spec"]["workloadRef"]["name"], "web");
+    let service = kind(&docs, "Service");
+    assert_eq!(service["spec"]["selector"], json!({"app": "web"}), "{out}");
+    assert!(
+        out.contains("the Services it writes select app=\"web\""),
+        "{out}"
+    );
+}
