@@ -336,6 +336,17 @@ impl TrafficRouter for VirtualService {
         Ok(vec![self.body(vs, target, spec, &added)])
     }
 
+    fn takes_http_routes(&self, objects: &Objects, target: &Target) -> bool {
+        let Some(Found::Object(vs)) = objects.get(&self.key) else {
+            // A missing VirtualService is check()'s to report.
+            return true;
+        };
+        let added = added_names(vs, &target.rollout);
+        self.http(vs)
+            .iter()
+            .any(|r| self.weighed(r, target, &added))
+    }
+
     fn mirror_unsupported(
         &self,
         route: &SetMirrorRoute,

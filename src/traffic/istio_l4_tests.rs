@@ -226,6 +226,16 @@ fn header_routes_go_only_to_virtual_services_with_an_http_route() {
 }
 
 #[test]
+fn only_a_virtual_service_with_an_http_route_takes_header_and_mirror_routes() {
+    let t = target();
+    let tcp = json!({"spec": {"tcp": [{"match": [{"port": 5432}], "route": [stable()]}]}});
+    let http = json!({"spec": {"http": [{"route": [stable()]}]}});
+    let r = router(named("db"));
+    assert!(!r.takes_http_routes(&objects(&[("db", tcp)]), &t));
+    assert!(r.takes_http_routes(&objects(&[("db", http)]), &t));
+}
+
+#[test]
 fn several_virtual_services_are_each_weighed_after_the_destination_rule() {
     let routing = TrafficRouting {
         istio: Some(IstioRouting {

@@ -245,6 +245,11 @@ pub trait TrafficRouter: Send + Sync {
     fn carries_weight(&self) -> bool {
         true
     }
+    /// Whether the objects, as they stand, have an HTTP route to put header and mirror routes
+    /// beside (an Istio VirtualService may hold TLS and TCP routes only).
+    fn takes_http_routes(&self, _objects: &Objects, _target: &Target) -> bool {
+        true
+    }
     /// Why this router cannot do header (`mirror == false`) or mirror routes, if it cannot.
     fn unsupported(&self, _mirror: bool, _count: usize) -> Option<String> {
         None

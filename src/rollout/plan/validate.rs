@@ -75,6 +75,16 @@ pub(super) fn routing(
             if let Some(why) = routers.iter().find_map(|r| r.unsupported(mirror, count)) {
                 return Err(format!("strategy.canary.steps[{i}].{field}: {why}"));
             }
+            // Else the step would wait for ever for a route no object can hold.
+            if !routers
+                .iter()
+                .filter(|r| r.carries_weight())
+                .any(|r| r.takes_http_routes(&observed.traffic, &target))
+            {
+                return Err(format!(
+                    "strategy.canary.steps[{i}].{field}: no routing object has an HTTP route to                      add it beside (the VirtualServices have TLS or TCP routes only)"
+                ));
+            }
         }
         if let Some(m) = &step.set_mirror_route
             && let Some(why) = routers

@@ -280,3 +280,77 @@ fn an_abort_gives_the_stable_subset_all_traffic_first() {
     assert_eq!(weights(&sim), (100, 0));
     assert_subsets_on_available_pods(&sim, "after the abort");
 }
+
+/// A header route step when the VirtualService has TLS routes only: there is no HTTP route to
+/// put it beside, so the step could never be done. `InvalidSpec` names the step's field instead
+/// of a rollout that waits at it for ever.
+#[test]
+fn a_header_route_without_an_http_route_to_carry_it_is_invalid() {
+    let mut r = rollout(
+        false,
+        false,
+        vec![w(20), scale_replicas(1), pause_forever()],
+    );
+    r.spec.strategy.canary.as_mut().unwrap().steps[1] = crate::api::CanaryStep {
+        set_header_route: Some(crate::api::SetHeaderRoute {
+            name: "beta".into(),
+            matches: vec![crate::api::HeaderRouteMatch {
+                header_name: "x-beta".into(),
+                header_value: crate::api::HeaderValueMatch {
+                    exact: Some("1".into()),
+                    ..Default::default()
+                },
+            }],
+        }),
+        ..Default::default()
+    };
+    let vs = r
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .unwrap()
+        .traffic_routing
+        .as_mut()
+        .unwrap();
+    vs.istio
+        .as_mut()
+        .unwrap()
+        .virtual_service
+        .as_mut()
+        .unwrap()
+        .tls_routes = vec![crate::api::IstioTlsRoute {
+        port: Some(443),
+        sni_hosts: vec!["web.example.com".into()],
+    }];
+    let mut sim = Sim::new(r);
+    sim.world.traffic.insert(
+        vs_key(),
+        Found::Object(json!({"metadata": {"name": "web", "namespace": NAMESPACE, "resourceVersion": "1"},
+            "spec": {"hosts": ["web"], "tls": [{"match": [{"port": 443, "sniHosts": ["web.example.com"]}],
+                "route": [{"destination": {"host": "web", "subset": "stable"}}]}]}})),
+    );
+    sim.world.traffic.insert(
+        dr_key(),
+        Found::Object(
+            json!({"metadata": {"name": "web", "namespace": NAMESPACE, "resourceVersion": "1"},
+            "spec": {"host": "web", "subsets": [{"name": "stable", "labels": {"app": "web"}},
+                                                 {"name": "canary", "labels": {"app": "web"}}]}}),
+        ),
+    );
+    sim.settle();
+    sim.set_image("web:2");
+    sim.settle();
+    let invalid = crate::api::conditions::find(
+        &sim.status().conditions,
+        crate::api::conditions::INVALID_SPEC,
+    )
+    .expect("an InvalidSpec condition");
+    assert!(
+        invalid
+            .message
+            .contains("strategy.canary.steps[1].setHeaderRoute"),
+        "{}",
+        invalid.message
+    );
+}
