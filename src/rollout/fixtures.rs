@@ -82,6 +82,23 @@ pub fn pause_forever() -> CanaryStep {
     }
 }
 
+/// A `setHeaderRoute` step named `name`: requests with `x-beta: 1` go to the canary.
+pub fn header(name: &str) -> CanaryStep {
+    CanaryStep {
+        set_header_route: Some(crate::api::SetHeaderRoute {
+            name: name.into(),
+            matches: vec![crate::api::HeaderRouteMatch {
+                header_name: "x-beta".into(),
+                header_value: crate::api::HeaderValueMatch {
+                    exact: Some("1".into()),
+                    ..Default::default()
+                },
+            }],
+        }),
+        ..Default::default()
+    }
+}
+
 pub fn scale_replicas(n: i32) -> CanaryStep {
     CanaryStep {
         set_canary_scale: Some(SetCanaryScale {

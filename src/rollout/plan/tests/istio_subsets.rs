@@ -57,11 +57,29 @@ fn rollout(
 }
 
 fn healthy(rollout: crate::api::Rollout) -> Sim {
+    let routes =
+        json!({"http": [{"route": [{"destination": {"host": "web", "subset": "stable"}}]}]});
+    let mut sim = with_objects(rollout, routes);
+    sim.settle();
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+    sim.plans.clear();
+    sim
+}
+
+/// The Rollout just applied, with VirtualService `web` holding `routes` (its `http`, `tls` or
+/// `tcp` lists) and DestinationRule `web` with both subsets.
+fn with_objects(rollout: crate::api::Rollout, routes: Value) -> Sim {
     let mut sim = Sim::new(rollout);
+    let mut spec = json!({"hosts": ["web"]});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(routes.as_object().unwrap().clone());
     sim.world.traffic.insert(
         vs_key(),
-        Found::Object(json!({"metadata": {"name": "web", "namespace": NAMESPACE, "resourceVersion": "1"},
-            "spec": {"hosts": ["web"], "http": [{"route": [{"destination": {"host": "web", "subset": "stable"}}]}]}})),
+        Found::Object(
+            json!({"metadata": {"name": "web", "namespace": NAMESPACE, "resourceVersion": "1"},
+            "spec": spec}),
+        ),
     );
     sim.world.traffic.insert(
         dr_key(),
@@ -71,9 +89,6 @@ fn healthy(rollout: crate::api::Rollout) -> Sim {
                                                  {"name": "canary", "labels": {"app": "web"}}]}}),
         ),
     );
-    sim.settle();
-    assert_eq!(sim.status().phase, Some(Phase::Healthy));
-    sim.plans.clear();
     sim
 }
 
@@ -286,34 +301,16 @@ fn an_abort_gives_the_stable_subset_all_traffic_first() {
 /// of a rollout that waits at it for ever.
 #[test]
 fn a_header_route_without_an_http_route_to_carry_it_is_invalid() {
-    let mut r = rollout(
-        false,
-        false,
-        vec![w(20), scale_replicas(1), pause_forever()],
-    );
-    r.spec.strategy.canary.as_mut().unwrap().steps[1] = crate::api::CanaryStep {
-        set_header_route: Some(crate::api::SetHeaderRoute {
-            name: "beta".into(),
-            matches: vec![crate::api::HeaderRouteMatch {
-                header_name: "x-beta".into(),
-                header_value: crate::api::HeaderValueMatch {
-                    exact: Some("1".into()),
-                    ..Default::default()
-                },
-            }],
-        }),
-        ..Default::default()
-    };
-    let vs = r
-        .spec
+    let mut r = rollout(false, false, vec![w(20), header("beta"), pause_forever()]);
+    r.spec
         .strategy
         .canary
         .as_mut()
         .unwrap()
         .traffic_routing
         .as_mut()
-        .unwrap();
-    vs.istio
+        .unwrap()
+        .istio
         .as_mut()
         .unwrap()
         .virtual_service
@@ -323,21 +320,9 @@ fn a_header_route_without_an_http_route_to_carry_it_is_invalid() {
         port: Some(443),
         sni_hosts: vec!["web.example.com".into()],
     }];
-    let mut sim = Sim::new(r);
-    sim.world.traffic.insert(
-        vs_key(),
-        Found::Object(json!({"metadata": {"name": "web", "namespace": NAMESPACE, "resourceVersion": "1"},
-            "spec": {"hosts": ["web"], "tls": [{"match": [{"port": 443, "sniHosts": ["web.example.com"]}],
-                "route": [{"destination": {"host": "web", "subset": "stable"}}]}]}})),
-    );
-    sim.world.traffic.insert(
-        dr_key(),
-        Found::Object(
-            json!({"metadata": {"name": "web", "namespace": NAMESPACE, "resourceVersion": "1"},
-            "spec": {"host": "web", "subsets": [{"name": "stable", "labels": {"app": "web"}},
-                                                 {"name": "canary", "labels": {"app": "web"}}]}}),
-        ),
-    );
+    let routes = json!({"tls": [{"match": [{"port": 443, "sniHosts": ["web.example.com"]}],
+        "route": [{"destination": {"host": "web", "subset": "stable"}}]}]});
+    let mut sim = with_objects(r, routes);
     sim.settle();
     sim.set_image("web:2");
     sim.settle();

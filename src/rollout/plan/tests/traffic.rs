@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::api::{PauseReason, Phase, RequestAction, SetHeaderRoute};
+use crate::api::{PauseReason, Phase, RequestAction};
 use crate::rollout::fixtures::*;
 use crate::rollout::plan::{Action, FINALIZER, cleanup};
 use crate::traffic::{Found, ObjectKey};
@@ -43,22 +43,6 @@ pub(super) fn weights(sim: &Sim) -> (i64, i64) {
             .map_or(-1, |b| b["weight"].as_i64().unwrap_or(1))
     };
     (w(STABLE_SVC), w(CANARY_SVC))
-}
-
-fn header(name: &str) -> crate::api::CanaryStep {
-    crate::api::CanaryStep {
-        set_header_route: Some(SetHeaderRoute {
-            name: name.into(),
-            matches: vec![crate::api::HeaderRouteMatch {
-                header_name: "x-beta".into(),
-                header_value: crate::api::HeaderValueMatch {
-                    exact: Some("1".into()),
-                    ..Default::default()
-                },
-            }],
-        }),
-        ..Default::default()
-    }
 }
 
 /// Revision 2 of 2 replicas at 50% with a header route, paused for a promote.
