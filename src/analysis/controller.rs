@@ -66,6 +66,8 @@ struct Context {
     allow_standalone_runs: bool,
     events: crate::runtime::Events,
     metrics: Arc<Metrics>,
+    /// The runs' resourceVersions fledge's own status writes moved past.
+    freshness: crate::freshness::Freshness,
 }
 
 /// A Job measurement in progress is looked at again on every change of its Job; this is only a
@@ -114,6 +116,7 @@ pub async fn run(
         pool,
         allow_standalone_runs: options.allow_standalone_runs,
         metrics,
+        freshness: crate::freshness::Freshness::default(),
     });
     let mut controller =
         Controller::new(runs, watcher::Config::default().labels(&selector)).reconcile_on(finished);
@@ -217,11 +220,24 @@ async fn owned_by_a_rollout(ctx: &Context, run: &AnalysisRun) -> Result<bool, Er
 
 #[instrument(skip_all, fields(run = %run.name_any(), namespace = run.namespace().unwrap_or_default()))]
 async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let uid = run.uid().unwrap_or_default();
     if run.metadata.deletion_timestamp.is_some() {
+        ctx.freshness.forget(&uid);
         return Ok(Requeue::await_change());
+    }
+    if ctx
+        .freshness
+        .is_stale(&uid, &run.resource_version().unwrap_or_default())
+    {
+        // A copy from before the last status written would find the measurement just recorded
+        // still due and take it again. The watch brings the write in a moment, and with it the
+        // next reconcile; the requeue is only in case it never does.
+        tracing::debug!("cache predates our last write; waiting for it");
+        return Ok(Requeue::requeue(Duration::from_secs(5)));
     }
     let old = run.status.clone().unwrap_or_default();
     if old.phase.is_some_and(AnalysisPhase::is_terminal) {
+        ctx.freshness.forget(&uid);
         ctx.pool.forget(&run);
         clean_up(&ctx, &run).await?;
         return Ok(Requeue::await_change());
@@ -254,23 +270,17 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
     // Measurements run on tasks of their own (see `measure`): take the finished ones, start
     // the due ones, and never wait for a provider here.
     let measured = ctx.pool.take(&run, &status);
-    let mut taken = Vec::new();
-    for measure::Finished {
-        metric: name,
-        provider,
-        measurement: m,
-    } in measured
-    {
-        tracing::debug!(metric = %name, phase = m.phase.as_str(), value = ?m.value, message = ?m.message, "measured");
-        // A Job still running is looked at again later: one measurement, counted when it ends.
-        if m.phase.is_terminal() {
-            taken.push((provider, m.phase));
-        }
-        run::record(&spec, &mut status, &name, m);
+    for f in &measured {
+        let m = &f.measurement;
+        tracing::debug!(metric = %f.metric, phase = m.phase.as_str(), value = ?m.value, message = ?m.message, "measured");
+        run::record(&spec, &mut status, &f.metric, m.clone());
     }
     let now = Timestamp::now();
     let schedule = run::assess(&spec, &mut status, now);
     save(&ctx, &run, &old, &mut status).await?;
+    // Written: the pool lets go of them. A write lost to a conflict returned above with them
+    // still in the pool, to be recorded from a fresher copy rather than measured again.
+    ctx.pool.recorded(&run, &measured);
     // Only on a status that was written (or needed no write): a measurement started on one
     // that a conflict threw away would wait for a status that never comes. A status the API
     // server refused ends the run (see `save`), and nothing more is measured then.
@@ -278,9 +288,14 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
         ctx.pool
             .start(&run, &spec.metrics, &status, &schedule.due, &redactor);
     }
-    // Counted once recorded: a write lost to a conflict measures again, and counts then.
-    for (provider, phase) in taken {
-        ctx.metrics.measurement(provider, phase.as_str());
+    // Counted once recorded. A Job still running is looked at again later: one measurement,
+    // counted when it ends.
+    for f in measured
+        .iter()
+        .filter(|f| f.measurement.phase.is_terminal())
+    {
+        ctx.metrics
+            .measurement(f.provider, f.measurement.phase.as_str());
     }
     if status.phase != old.phase {
         info!(phase = ?status.phase, message = ?status.message, "analysis run phase");
@@ -383,10 +398,19 @@ async fn write_status(
         {"op": "add", "path": "/status", "value": value},
     ]))
     .map_err(Error::Serialize)?;
-    Api::<AnalysisRun>::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default())
-        .patch_status(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
-        .await
-        .map_err(|e| Error::Write(name, Box::new(e)))?;
+    let written =
+        Api::<AnalysisRun>::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default())
+            .patch_status(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+            .map_err(|e| Error::Write(name, Box::new(e)))?;
+    // A patch the API server found to change nothing (a time that differs only below the
+    // second it stores) keeps the version, and the watch brings no news to wait for.
+    if written.resource_version() != run.resource_version() {
+        ctx.freshness.superseded(
+            &run.uid().unwrap_or_default(),
+            run.resource_version().into_iter().collect(),
+        );
+    }
     Ok(())
 }
 

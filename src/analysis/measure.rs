@@ -34,10 +34,10 @@ pub struct Finished {
     pub measurement: Measurement,
 }
 
-/// Where a metric's results stood when its measurement started: a result recorded on any other
-/// status (a stale copy of the run, one another measurement already moved on) is dropped and
-/// measured again, never counted twice.
-/// Ordered: a status behind the mark has not yet seen the write that started the measurement.
+/// Where a metric's results stood when its measurement started: a result is recorded only on a
+/// status at the same mark, so it is never counted twice. Ordered: a status behind the mark has
+/// not yet seen the write that started the measurement (the result waits for it); one ahead has
+/// moved on (the result is dropped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Mark {
     taken: i32,
@@ -97,28 +97,38 @@ impl<P: MetricProvider + Clone + Send + Sync + 'static> Pool<P> {
     }
 
     /// The measurements of `run` that have finished since they started on a status like
-    /// `status`. One that started on a later status (this copy of the run is stale) waits for
-    /// the next look; one that started on an earlier status (another write has moved on) is
-    /// dropped.
+    /// `status`, kept until [`Pool::recorded`]: a write lost to a conflict offers them again
+    /// rather than measuring again. One that started on a later status (this copy of the run is
+    /// stale) waits for the next look; one that started on an earlier status (another write has
+    /// moved on, so it is recorded already or was never wanted) is dropped.
     pub fn take(&self, run: &AnalysisRun, status: &AnalysisRunStatus) -> Vec<Finished> {
         let uid = run.uid().unwrap_or_default();
         let mut slots = self.slots.lock().expect("measurement slots");
-        let done: Vec<Key> = slots
+        slots.retain(|(u, m), slot| {
+            !(*u == uid && matches!(slot, Slot::Done(at, _) if mark(status, m) > *at))
+        });
+        slots
             .iter()
-            .filter(|((u, m), slot)| {
-                *u == uid && matches!(slot, Slot::Done(at, _) if mark(status, m) >= *at)
+            .filter_map(|((u, m), slot)| match slot {
+                Slot::Done(at, finished) if *u == uid && mark(status, m) == *at => {
+                    Some(finished.clone())
+                }
+                _ => None,
             })
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut out = Vec::new();
-        for k in done {
-            if let Some(Slot::Done(at, finished)) = slots.remove(&k)
-                && mark(status, &k.1) == at
-            {
-                out.push(finished);
+            .collect()
+    }
+
+    /// Lets go of `finished` results of `run` once a status holding them is written (or needed
+    /// no write): until then [`Pool::take`] offers them again.
+    pub fn recorded(&self, run: &AnalysisRun, finished: &[Finished]) {
+        let uid = run.uid().unwrap_or_default();
+        let mut slots = self.slots.lock().expect("measurement slots");
+        for f in finished {
+            let k = (uid.clone(), f.metric.clone());
+            if matches!(slots.get(&k), Some(Slot::Done(_, done)) if done == f) {
+                slots.remove(&k);
             }
         }
-        out
     }
 
     /// True while a measurement of `metric` of `run` is running or waiting to be taken.
@@ -369,13 +379,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(second.name, "a");
-        assert_eq!(pool.take(&a, &none).len(), 1, "started once, not twice");
+        let got = pool.take(&a, &none);
+        assert_eq!(got.len(), 1, "started once, not twice");
+        pool.recorded(&a, &got);
         assert!(!pool.busy(&a, "slow"));
     }
 
-    /// A result that finished on a status another write has moved on from is dropped.
-    #[tokio::test]
-    async fn a_result_for_a_status_that_moved_on_is_dropped() {
+    /// A pool whose measurement of "fast" of run "a", started on `status`, has finished.
+    async fn finished_fast(status: &AnalysisRunStatus) -> (Pool<Fake>, Arc<AnalysisRun>) {
         let (pool, mut woken) = Pool::new(
             Fake {
                 release: Arc::new(Notify::new()),
@@ -383,26 +394,35 @@ mod tests {
             1,
         );
         let a = run("a");
-        let none = AnalysisRunStatus::default();
         pool.start(
             &a,
             &[metric("fast")],
-            &none,
+            status,
             &due("fast"),
             &Redactor::default(),
         );
         tokio::time::timeout(Duration::from_secs(10), woken.next())
             .await
             .unwrap();
-        let mut moved = none.clone();
-        moved
-            .metric_results
-            .push(crate::api::analysis::MetricResult {
-                name: "fast".into(),
-                count: 1,
-                ..Default::default()
-            });
-        assert!(pool.take(&a, &moved).is_empty());
+        (pool, a)
+    }
+
+    /// A status with one result of "fast" recorded.
+    fn one_fast_result() -> AnalysisRunStatus {
+        let mut s = AnalysisRunStatus::default();
+        s.metric_results.push(crate::api::analysis::MetricResult {
+            name: "fast".into(),
+            count: 1,
+            ..Default::default()
+        });
+        s
+    }
+
+    /// A result that finished on a status another write has moved on from is dropped.
+    #[tokio::test]
+    async fn a_result_for_a_status_that_moved_on_is_dropped() {
+        let (pool, a) = finished_fast(&AnalysisRunStatus::default()).await;
+        assert!(pool.take(&a, &one_fast_result()).is_empty());
         assert!(!pool.busy(&a, "fast"));
     }
 
@@ -410,34 +430,30 @@ mod tests {
     /// seen the write yet) leaves the result for the next look.
     #[tokio::test]
     async fn a_result_waits_for_a_stale_copy_to_catch_up() {
-        let (pool, mut woken) = Pool::new(
-            Fake {
-                release: Arc::new(Notify::new()),
-            },
-            1,
-        );
-        let a = run("a");
-        let mut written = AnalysisRunStatus::default();
-        written
-            .metric_results
-            .push(crate::api::analysis::MetricResult {
-                name: "fast".into(),
-                count: 1,
-                ..Default::default()
-            });
-        pool.start(
-            &a,
-            &[metric("fast")],
-            &written,
-            &due("fast"),
-            &Redactor::default(),
-        );
-        tokio::time::timeout(Duration::from_secs(10), woken.next())
-            .await
-            .unwrap();
+        let written = one_fast_result();
+        let (pool, a) = finished_fast(&written).await;
         assert!(pool.take(&a, &AnalysisRunStatus::default()).is_empty());
         assert!(pool.busy(&a, "fast"), "kept");
         assert_eq!(pool.take(&a, &written).len(), 1);
+    }
+
+    /// A result whose status write was lost (a 409 from a copy of the run that had not yet seen
+    /// the write before it) is offered again on the next look, not measured a second time; once
+    /// its status is written it is gone.
+    #[tokio::test]
+    async fn a_result_is_kept_until_its_status_is_written() {
+        let none = AnalysisRunStatus::default();
+        let (pool, a) = finished_fast(&none).await;
+        let first = pool.take(&a, &none);
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            pool.take(&a, &none),
+            first,
+            "the write was lost: offered again"
+        );
+        pool.recorded(&a, &first);
+        assert!(pool.take(&a, &none).is_empty());
+        assert!(!pool.busy(&a, "fast"));
     }
 
     #[test]

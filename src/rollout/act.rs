@@ -365,7 +365,7 @@ fn gone_is_done<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
     }
 }
 
-/// Writes the status when it changed (and says whether it did). The patch first tests the resourceVersion the plan was
+/// Writes the status when it changed (and says whether the API server's copy did). The patch first tests the resourceVersion the plan was
 /// made from, so a request a client filed meanwhile is never lost: the write fails, the watch
 /// delivers the new object, and the next reconcile consumes the request.
 async fn write_status(
@@ -386,11 +386,13 @@ async fn write_status(
         {"op": "add", "path": "/status", "value": status},
     ]))
     .map_err(Error::Serialize)?;
-    Api::<Rollout>::namespaced(client.clone(), &ns)
+    let written = Api::<Rollout>::namespaced(client.clone(), &ns)
         .patch_status(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
         .await
         .map_err(|e| Error::Write("Rollout status", name, Box::new(e)))?;
-    Ok(true)
+    // A patch the API server found to change nothing (a time that differs only below the
+    // second it stores) keeps the version: no news comes to wait for.
+    Ok(written.resource_version() != resource_version)
 }
 
 /// Creates an AnalysisRun owned by the Rollout, labelled with its name (and instance id, so the

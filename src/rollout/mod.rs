@@ -13,7 +13,6 @@ pub(crate) mod canary;
 mod canary_share_tests;
 #[cfg(test)]
 pub(crate) mod fixtures;
-pub mod freshness;
 pub mod gates;
 #[cfg(test)]
 mod gates_tests;
@@ -112,7 +111,7 @@ pub struct Context {
     /// Sends the notifications Rollouts' statuses owe.
     pub notifier: Arc<crate::notify::Notifier>,
     /// Which cached Rollouts predate fledge's own last write to them.
-    pub freshness: freshness::Freshness,
+    pub freshness: crate::freshness::Freshness,
 }
 
 fn api<K>(client: &Client, scope: &Scope) -> Api<K>
@@ -277,7 +276,7 @@ pub async fn run(
         events,
         routes,
         notifier: notifier.clone(),
-        freshness: freshness::Freshness::default(),
+        freshness: crate::freshness::Freshness::default(),
     });
 
     {

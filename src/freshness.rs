@@ -1,18 +1,19 @@
-//! A reconcile acts only on a Rollout at least as new as fledge's own last write to it.
+//! A reconcile acts only on an object at least as new as fledge's own last write to it.
 //!
-//! Rollouts are read from the watch cache, and a status fledge has just written reaches the
-//! cache a moment later. A reconcile in between (the AnalysisRun the write's plan created
-//! triggers one at once) would plan from the status before the write: it would start the
-//! analysis attempt again and terminate the run just created, and the rollout would pause on an
-//! analysis that never measured. The status write is guarded by resourceVersion, so that plan's
-//! own status write fails, but only after its other actions are done. So the resourceVersions
-//! that fledge's own writes superseded are remembered per Rollout until the cache shows another
-//! one, and a reconcile that finds one of them waits for the watch to catch up.
+//! Rollouts and AnalysisRuns are read from watch caches, and a status fledge has just written
+//! reaches the cache a moment later. A reconcile in between would work from the status before
+//! the write. For a Rollout it would start the analysis attempt again and terminate the run just
+//! created, and the rollout would pause on an analysis that never measured. For an AnalysisRun it
+//! would find the measurement it just recorded still due and take it again, asking the provider
+//! once more than the run records. Status writes are guarded by resourceVersion, so such a
+//! reconcile's own write fails, but only after what it started. So the resourceVersions that
+//! fledge's own writes superseded are remembered per object until the cache shows another one,
+//! and a reconcile that finds one of them waits for the watch to catch up.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The resourceVersions, per Rollout uid, that fledge's own writes have superseded and the cache
+/// The resourceVersions, per object uid, that fledge's own writes have superseded and the cache
 /// has not moved past yet.
 #[derive(Debug, Default)]
 pub struct Freshness {
@@ -20,7 +21,7 @@ pub struct Freshness {
 }
 
 impl Freshness {
-    /// Remembers that fledge's writes moved the Rollout `uid` past `versions`.
+    /// Remembers that fledge's writes moved the object `uid` past `versions`.
     pub fn superseded(&self, uid: &str, versions: Vec<String>) {
         if versions.is_empty() {
             return;
@@ -29,8 +30,8 @@ impl Freshness {
         map.entry(uid.to_string()).or_default().extend(versions);
     }
 
-    /// Whether the cached Rollout `uid` at `version` predates fledge's own last write to it.
-    /// Once the cache shows any other version (fledge's write, or a later one), the Rollout is
+    /// Whether the cached object `uid` at `version` predates fledge's own last write to it.
+    /// Once the cache shows any other version (fledge's write, or a later one), the object is
     /// forgotten here.
     pub fn is_stale(&self, uid: &str, version: &str) -> bool {
         let mut map = self.superseded.lock().unwrap_or_else(|e| e.into_inner());
@@ -44,7 +45,7 @@ impl Freshness {
         }
     }
 
-    /// Forgets a Rollout that is gone.
+    /// Forgets an object that is gone (or that fledge no longer writes).
     pub fn forget(&self, uid: &str) {
         let mut map = self.superseded.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(uid);
