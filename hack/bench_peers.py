@@ -268,7 +268,8 @@ class Flagger(Controller):
     def command(self, ns):
         return [self.args.flagger_bin, "-kubeconfig", self.kubeconfig, "-namespace", ns,
                 "-mesh-provider", "gatewayapi:v1", "-metrics-server", os.environ["FLEDGE_PROMETHEUS_URL"],
-                "-log-level", "error", "-enable-leader-election=false", "-port", str(self.health_port)]
+                "-log-level", "error", "-enable-leader-election=false", "-port", str(self.health_port),
+                *os.environ.get("BENCH_FLAGGER_ARGS", "").split()]
 
     def ready_url(self):
         return f"http://127.0.0.1:{self.health_port}/healthz"

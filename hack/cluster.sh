@@ -44,7 +44,8 @@
 # the job is "fledge-tests". The lifecycle and admin APIs are on (/-/reload, delete_series).
 #
 # For hack/bench-peers.sh: FLEDGE_SERVICE_CIDR (default 10.0.0.0/24), FLEDGE_AUDIT_POLICY (an audit
-# policy file; the log is $dir/logs/audit.log) and FLEDGE_CM_QPS (the controller-manager's client QPS).
+# policy file; the log is $dir/logs/audit.log), FLEDGE_CM_QPS (the controller-manager's client QPS)
+# and FLEDGE_APISERVER_FEATURE_GATES (the API server's --feature-gates, none by default).
 # FLEDGE_ENDPOINT_BATCH_PERIOD: the controller-manager's --endpointslice-updates-batch-period (1s).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -689,7 +690,7 @@ cmd_up() {
     --client-ca-file="$dir/pki/ca.crt" --authorization-mode=Node,RBAC --allow-privileged=true \
     --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-cluster-ip-range="$service_cidr" "${audit[@]}" \
+    --service-cluster-ip-range="$service_cidr" "${audit[@]}" ${FLEDGE_APISERVER_FEATURE_GATES:+--feature-gates="$FLEDGE_APISERVER_FEATURE_GATES"} \
     --requestheader-client-ca-file="$dir/pki/ca.crt" --requestheader-allowed-names=front-proxy-client \
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
