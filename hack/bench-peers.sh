@@ -8,6 +8,7 @@
 #
 # Env: BENCH_CONTROLLERS (fledge,argo-rollouts,flagger), BENCH_SCENARIOS (idle,burst,cold_start,breach),
 # BENCH_FLAGGER_ARGS (extra flags for Flagger, see below), BENCH_IDLE_SECONDS (300), BENCH_TIMEOUT (900: seconds each wait may take), BENCH_RESULTS and BENCH_OUT (docs/benchmarks.{json,md}),
+# BENCH_NOTES (hack/bench_notes.md: the notes the report ends with),
 # FLEDGE_BENCH_CLUSTER_DIR (a fresh /tmp dir; torn down at the end unless BENCH_KEEP_CLUSTER=1).
 # Runs of one controller each merge: hack/bench_peers.py --render-only --merge A.json B.json.
 set -euo pipefail
@@ -41,13 +42,11 @@ export FLEDGE_CLUSTER_DIR=${FLEDGE_BENCH_CLUSTER_DIR:-/tmp/fledge-bench-peers-$$
 # Flagger makes three Services per canary: a /24 holds about 80 canaries.
 export FLEDGE_SERVICE_CIDR=10.0.0.0/16 FLEDGE_CM_QPS=${FLEDGE_CM_QPS:-200}
 # Flagger creates its three Services per canary for all N canaries at once, as fast as its client
-# allows (100 requests a second by default). This API server allocates ClusterIPs one at a time
-# under one lock (a goroutine dump, old allocator: about 1,800 Service creates waiting on it);
-# every create outlived its deadline (504), was retried, and no canary got past Initializing, with
-# either allocator (the 1.33 default writes IPAddress objects and the old bitmap;
-# MultiCIDRServiceAllocator off writes only the bitmap). With Flagger's client at 25 requests a
-# second (BENCH_FLAGGER_ARGS; at 10, 450 Services in its first 4 minutes) no create failed. The
-# old allocator is kept as that run had it.
+# allows (100 requests a second by default). At N = 1,000 this API server, which allocates
+# ClusterIPs one at a time under one lock, answered nearly every create 504 after its deadline and
+# no canary got past Initializing, with either allocator. With Flagger's client at 25 requests a
+# second (BENCH_FLAGGER_ARGS) no create failed, but Flagger could no longer keep up with its own
+# reads at N = 1,000; see hack/bench_notes_flagger.md. The old allocator is kept as those runs had.
 export FLEDGE_APISERVER_FEATURE_GATES=${FLEDGE_APISERVER_FEATURE_GATES-MultiCIDRServiceAllocator=false}
 export BENCH_FLAGGER_ARGS=${BENCH_FLAGGER_ARGS--kubeconfig-qps 25 -kubeconfig-burst 50}
 # The controller-manager's default EndpointSlice batching (none), as the published runs had.
@@ -68,5 +67,5 @@ if [ $quick = 1 ]; then
   python3 hack/bench_peers.py "${args[@]}"
   cat "$FLEDGE_CLUSTER_DIR/benchmarks-quick.md" >&2
 else
-  python3 hack/bench_peers.py "${args[@]}" --results "$results" --out "$out"
+  python3 hack/bench_peers.py "${args[@]}" --results "$results" --out "$out" --notes "${BENCH_NOTES:-hack/bench_notes.md}"
 fi

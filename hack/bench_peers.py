@@ -682,6 +682,8 @@ def main():
                    help="results JSON; controllers not run keep their earlier results")
     p.add_argument("--out", default=os.path.join(REPO, "docs/benchmarks.md"))
     p.add_argument("--command", default="hack/bench-peers.sh")
+    p.add_argument("--notes", default=os.path.join(HERE, "bench_notes.md"),
+                   help="the fixed notes the report ends with")
     p.add_argument("--versions", default="{}")
     p.add_argument("--render-only", action="store_true")
     p.add_argument("--merge", nargs="*", default=[],
@@ -722,7 +724,7 @@ def main():
                 "versions": json.loads(args.versions), "controllers": list(CONTROLLERS),
                 "scenarios": args.scenarios, "idle_seconds": args.idle_seconds, "breach_n": args.breach_n}
         json.dump({"meta": meta, "results": results}, open(args.results, "w"), indent=1, sort_keys=True)
-    notes = open(os.path.join(HERE, "bench_notes.md")).read()
+    notes = open(args.notes).read()
     open(args.out, "w").write(audit.render(meta, results, notes))
     log(f"wrote {args.out}")
     failed = [c for c, r in results.items() if r.get("error")]
