@@ -725,7 +725,8 @@ def main():
                 "scenarios": args.scenarios, "idle_seconds": args.idle_seconds, "breach_n": args.breach_n}
         json.dump({"meta": meta, "results": results}, open(args.results, "w"), indent=1, sort_keys=True)
     notes = open(args.notes).read()
-    open(args.out, "w").write(audit.render(meta, results, notes))
+    shown = os.path.relpath(os.path.abspath(args.notes), REPO)
+    open(args.out, "w").write(audit.render(meta, results, notes, shown))
     log(f"wrote {args.out}")
     failed = [c for c, r in results.items() if r.get("error")]
     if failed:
