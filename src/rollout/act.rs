@@ -365,9 +365,10 @@ fn gone_is_done<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
     }
 }
 
-/// Writes the status when it changed (and says whether the API server's copy did). The patch first tests the resourceVersion the plan was
-/// made from, so a request a client filed meanwhile is never lost: the write fails, the watch
-/// delivers the new object, and the next reconcile consumes the request.
+/// Writes the status when it changed, and says whether the API server's copy did. The patch
+/// first tests the resourceVersion the plan was made from, so a request a client filed meanwhile
+/// is never lost: the write fails, the watch delivers the new object, and the next reconcile
+/// consumes the request.
 async fn write_status(
     client: &Client,
     rollout: &Rollout,
