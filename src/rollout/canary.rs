@@ -196,7 +196,7 @@ fn fall_back(d: &mut Draft, stable: &str, others: &[String]) {
 /// route without one; the weight comes back to the stable only as far as the stable's pods carry
 /// it, and the header routes `in_force` stay while it has none.
 pub(crate) fn reachable(
-    d: &Draft,
+    d: &mut Draft,
     want: TrafficState,
     in_force: &TrafficState,
     serving: &str,
@@ -205,8 +205,17 @@ pub(crate) fn reachable(
     let r = d.replicas;
     let mut state = want;
     let services = d.spec.strategy.canary.as_ref();
-    let canary_pods = d.routable(services.and_then(|c| c.canary_service.as_ref()), serving);
-    let stable_pods = d.routable(services.and_then(|c| c.stable_service.as_ref()), stable);
+    let (canary_svc, stable_svc) = (
+        services.and_then(|c| c.canary_service.as_ref()),
+        services.and_then(|c| c.stable_service.as_ref()),
+    );
+    let canary_pods = d.routable(canary_svc, serving);
+    let stable_pods = d.routable(stable_svc, stable);
+    // Look again when a pod listed just now may carry its share.
+    let next = d.next_settled(canary_svc).into_iter();
+    if let Some(at) = next.chain(d.next_settled(stable_svc)).min() {
+        d.requeue_at(at);
+    }
     state.weight = state.weight.min(capacity(canary_pods, r));
     if let Some(now) = d.routed_weight()
         && state.weight < now
@@ -482,6 +491,10 @@ fn describe(step: &CanaryStep) -> String {
     }
 }
 
+/// How long past `abortScaleDownDelaySeconds` an aborted canary's pods wait for a gateway that
+/// has not reported reading the route at weight 0.
+const GATEWAY_READ_SECONDS: i32 = 60;
+
 /// The canary machine with a traffic router: pods and traffic are separate. The canary gets the
 /// pods its weight (or `setCanaryScale`) asks for while the stable keeps its own, and the routers
 /// give the canary no more traffic than its available pods carry.
@@ -513,8 +526,14 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
         }
         let since = d.status.aborted_at.as_ref().map_or(d.now, |t| t.0);
         let until = d.after_seconds(since, delay);
+        // The gateway routes by weight 0 once it has read the route (its status says so; that
+        // change wakes us). One whose report is stuck holds the pods for a while, not for ever.
+        let gateway_deadline = d.after_seconds(until, GATEWAY_READ_SECONDS);
+        let read = !d.gateways_lag() || d.now >= gateway_deadline;
         if d.now < until {
             d.requeue_at(until);
+        } else if clear && !read {
+            d.requeue_at(gateway_deadline);
         } else if clear {
             d.scale(current, 0);
             stable_behind_canary_service(d, canary, current, stable);

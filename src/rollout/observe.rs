@@ -37,11 +37,19 @@ pub struct Observed {
     /// With a traffic router: the pods each Service the strategy names lists as ready in its
     /// EndpointSlices, which is what gateways route to. A Service left out could not be read
     /// (no cache, no permission): its revision's available pods stand in.
-    pub endpoints: BTreeMap<String, Vec<String>>,
+    pub endpoints: BTreeMap<String, Vec<ListedPod>>,
     /// Pods of the stable revision, read only while a restart (`spec.restartAt`) is pending.
     pub pods: Vec<ObservedPod>,
     /// The Rollout's AnalysisRuns and the templates it names.
     pub analysis: super::gates::AnalysisObserved,
+}
+
+/// A pod a Service's EndpointSlices list as ready.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListedPod {
+    pub name: String,
+    /// When fledge first saw it listed; `None` when it was listed before fledge's watch began.
+    pub since: Option<Timestamp>,
 }
 
 /// What the restart needs of one pod.
@@ -461,7 +469,7 @@ pub fn observe_endpoints(
     rollout: &Rollout,
     routings: &[&TrafficRouting],
     routes: &crate::traffic::cache::RouteCaches,
-) -> BTreeMap<String, Vec<String>> {
+) -> BTreeMap<String, Vec<ListedPod>> {
     if routings.is_empty() {
         return BTreeMap::new();
     }
@@ -470,6 +478,10 @@ pub fn observe_endpoints(
         .into_iter()
         .filter_map(|(_, service)| {
             let pods = routes.ready_pods(&ns, &service).ok()?;
+            let pods = pods
+                .into_iter()
+                .map(|(name, since)| ListedPod { name, since })
+                .collect();
             Some((service, pods))
         })
         .collect()

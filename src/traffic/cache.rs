@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -41,6 +42,8 @@ pub struct RouteCaches {
     /// keeps a single waker.
     starting: Arc<tokio::sync::Mutex<()>>,
     wake: futures::channel::mpsc::UnboundedSender<ObjectRef<Rollout>>,
+    /// When the cached EndpointSlices first listed each ready pod.
+    listed: Arc<std::sync::Mutex<endpoints::ListedSince>>,
 }
 
 impl RouteCaches {
@@ -62,6 +65,7 @@ impl RouteCaches {
                 states: Arc::default(),
                 starting: Arc::default(),
                 wake,
+                listed: Arc::default(),
             },
             rx,
         )
@@ -139,6 +143,16 @@ impl RouteCaches {
                     endpoints::slim(o);
                 }
             })
+            .inspect({
+                // Before the store has it, so a cached slice's pods always have their times.
+                let listed = self.listed.clone();
+                move |event| {
+                    if let (Kind::EndpointSlice, Ok(event)) = (kind, event) {
+                        let mut listed = listed.lock().unwrap_or_else(|e| e.into_inner());
+                        listed.record(event, Timestamp::now());
+                    }
+                }
+            })
             .reflect(writer)
             .touched_objects();
         let (rollouts, wake) = (self.rollouts.clone(), self.wake.clone());
@@ -191,9 +205,14 @@ impl RouteCaches {
         }
     }
 
-    /// The pods the EndpointSlices of Service `service` in `namespace` list as ready, or why they
-    /// cannot be read (the cache is not started, not synced, or the API is not readable).
-    pub fn ready_pods(&self, namespace: &str, service: &str) -> Result<Vec<String>, String> {
+    /// The pods the EndpointSlices of Service `service` in `namespace` list as ready, each with
+    /// when it was first seen listed (`None`: before the watch began), or why they cannot be read
+    /// (the cache is not started, not synced, or the API is not readable).
+    pub fn ready_pods(
+        &self,
+        namespace: &str,
+        service: &str,
+    ) -> Result<Vec<(String, Option<Timestamp>)>, String> {
         let states = self.states.read().unwrap_or_else(|e| e.into_inner());
         let store = match states.get(&Kind::EndpointSlice) {
             Some(State::Ready(store)) if store.wait_until_ready().now_or_never().is_some() => store,
@@ -203,12 +222,20 @@ impl RouteCaches {
             Some(State::Unavailable { message, .. }) => return Err(message.clone()),
             None => return Err("the EndpointSlice cache is not started".into()),
         };
+        let listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
         Ok(store
             .state()
             .iter()
             .filter(|s| s.namespace().as_deref() == Some(namespace))
             .filter(|s| endpoints::service_of(s) == Some(service))
-            .flat_map(|s| endpoints::ready_pods(s).collect::<Vec<_>>())
+            .flat_map(|s| {
+                endpoints::ready_pods(s)
+                    .map(|p| {
+                        let since = listed.since(s, &p);
+                        (p, since)
+                    })
+                    .collect::<Vec<_>>()
+            })
             .collect())
     }
 

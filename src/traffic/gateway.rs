@@ -484,6 +484,28 @@ impl TrafficRouter for GatewayRoute {
         None
     }
 
+    fn lagging(&self, objects: &Objects) -> bool {
+        let Some(Found::Object(route)) = objects.get(&self.key) else {
+            return false;
+        };
+        let Some(generation) = route
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+        else {
+            return false;
+        };
+        let parents = route.pointer("/status/parents").and_then(Value::as_array);
+        parents.into_iter().flatten().any(|parent| {
+            let conditions = parent.get("conditions").and_then(Value::as_array);
+            conditions.into_iter().flatten().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Accepted")
+                    && c.get("observedGeneration")
+                        .and_then(Value::as_i64)
+                        .is_some_and(|seen| seen < generation)
+            })
+        })
+    }
+
     fn unreported(&self, objects: &Objects) -> bool {
         match objects.get(&self.key) {
             Some(Found::Object(route)) => route

@@ -373,6 +373,23 @@ fn rejected_quotes_the_gateway_and_ignores_stale_conditions() {
 }
 
 #[test]
+fn a_gateway_lags_while_it_reports_an_older_generation() {
+    let mut route = user_route();
+    assert!(!router().lagging(&objects(&route)), "generation 3 read");
+    let status = route.as_object_mut().unwrap().remove("status").unwrap();
+    route["metadata"]["generation"] = json!(4);
+    assert!(
+        !router().lagging(&objects(&route)),
+        "no report: not known to lag"
+    );
+    route["status"] = status;
+    assert!(
+        router().lagging(&objects(&route)),
+        "generation 3 read, 4 in place"
+    );
+}
+
+#[test]
 fn grpc_routes_are_weighed_the_same_way() {
     let t = target();
     let grpc = GatewayRoute::new(Kind::GrpcRoute, "api", 0);

@@ -241,6 +241,11 @@ pub trait TrafficRouter: Send + Sync {
     fn unreported(&self, _objects: &Objects) -> bool {
         false
     }
+    /// A gateway has reported on an older version of the objects than the one in place: it may
+    /// still route by what they held before.
+    fn lagging(&self, _objects: &Objects) -> bool {
+        false
+    }
     /// Whether the router carries the weight ([`Self::verify`] reads one back).
     fn carries_weight(&self) -> bool {
         true

@@ -4,13 +4,19 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::validate::pending_writes;
 use super::{Action, PlanEvent};
 use crate::api::{PauseReason, RolloutSpec, RolloutStatus};
 use crate::rollout::observe::{Observed, ObservedReplicaSet};
 use crate::traffic::{ObjectKey, Target, TrafficRouter, TrafficState};
+
+/// How long the EndpointSlices must have listed a pod before it carries weight. A gateway learns
+/// of the pod from its own watch of the slices, and that watch may deliver the slice after the
+/// route's new weight (two watches, no order between them): in that window the gateway has no
+/// address for the share and answers 503. A second covers a local gateway's lag many times over.
+pub const ENDPOINT_SETTLE: SignedDuration = SignedDuration::from_secs(1);
 
 /// The plan under construction, shared by the strategy machines.
 pub(crate) struct Draft<'a> {
@@ -55,8 +61,9 @@ impl Draft<'_> {
     }
 
     /// The pods of revision `hash` that traffic sent to Service `service` can reach: its
-    /// available pods, but no more than the Service's EndpointSlices list as ready, since that is
-    /// what gateways route by, and they list a pod a moment after its ReplicaSet counts it.
+    /// available pods, but no more than the Service's EndpointSlices have listed as ready for
+    /// [`ENDPOINT_SETTLE`], since that is what gateways route by, and they list a pod a moment
+    /// after its ReplicaSet counts it.
     pub fn routable(&self, service: Option<&String>, hash: &str) -> i32 {
         let available = self.available(hash);
         let (Some(service), Some(rs)) = (service, self.replica_set(hash)) else {
@@ -67,8 +74,22 @@ impl Draft<'_> {
         };
         // A ReplicaSet names its pods after itself.
         let prefix = format!("{}-", rs.name);
-        let listed = pods.iter().filter(|p| p.starts_with(&prefix)).count();
+        let listed = pods
+            .iter()
+            .filter(|p| p.name.starts_with(&prefix))
+            .filter(|p| p.since.is_none_or(|t| t + ENDPOINT_SETTLE <= self.now))
+            .count();
         available.min(i32::try_from(listed).unwrap_or(i32::MAX))
+    }
+
+    /// When the next pod that Service `service`'s EndpointSlices list, but not for
+    /// [`ENDPOINT_SETTLE`] yet, may carry weight.
+    pub fn next_settled(&self, service: Option<&String>) -> Option<Timestamp> {
+        let pods = self.observed.endpoints.get(service?)?;
+        pods.iter()
+            .filter_map(|p| p.since.map(|t| t + ENDPOINT_SETTLE))
+            .filter(|at| *at > self.now)
+            .min()
     }
 
     /// True when revision `hash` has exactly `replicas` pods asked for, exactly that many exist
@@ -222,6 +243,16 @@ impl Draft<'_> {
         });
         self.actions.splice(0..0, actions);
         held
+    }
+
+    /// A gateway has not read the routing objects as they stand yet (see
+    /// [`TrafficRouter::lagging`]).
+    pub fn gateways_lag(&self) -> bool {
+        let objects = &self.observed.traffic;
+        self.routing
+            .iter()
+            .flat_map(|r| &r.routers)
+            .any(|r| r.lagging(objects))
     }
 
     /// The writes that would make the routing objects hold `state`; none when they do.

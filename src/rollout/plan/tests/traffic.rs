@@ -1,10 +1,13 @@
 //! The canary machine with a traffic router (Gateway API here; the routers themselves are tested
 //! on their documents in `src/traffic`).
 
+use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
 use crate::api::{PauseReason, Phase, RequestAction};
 use crate::rollout::fixtures::*;
+use crate::rollout::observe::ListedPod;
+use crate::rollout::plan::draft::ENDPOINT_SETTLE;
 use crate::rollout::plan::{Action, FINALIZER, cleanup};
 use crate::traffic::{Found, ObjectKey};
 
@@ -177,6 +180,45 @@ fn abort_zeroes_the_weight_before_any_scaling_and_keeps_canary_pods_a_while() {
         Some(hash_of("web:1")),
         "the canary Service selects the stable's pods once the canary's go"
     );
+}
+
+/// The route at weight 0 is only what fledge wrote: the gateway routes by it once it has read it,
+/// which its status says (`observedGeneration`). An aborted canary's pods stay until then, however
+/// short `abortScaleDownDelaySeconds` is: a loaded Traefik still sent requests to the canary after
+/// a delay of 2 s, and they failed once the pods were gone
+/// (`dataplane::abort_at_half_drops_no_request`).
+#[test]
+fn an_aborted_canary_keeps_its_pods_until_the_gateway_has_read_the_route() {
+    let mut sim = paused_with_a_header_route();
+    sim.canary_mut().abort_scale_down_delay_seconds = Some(2);
+    let key = route_key();
+    let report = |sim: &mut Sim, generation: i64, seen: i64| {
+        let Some(Found::Object(doc)) = sim.world.traffic.get_mut(&key) else {
+            panic!("no route")
+        };
+        doc["metadata"]["generation"] = generation.into();
+        doc["status"] = serde_json::json!({"parents": [{
+            "parentRef": {"name": "eg"}, "controllerName": "traefik.io/gateway-controller",
+            "conditions": [{"type": "Accepted", "status": "True", "observedGeneration": seen,
+                            "reason": "Accepted", "message": ""}]}]});
+    };
+    report(&mut sim, 3, 3);
+    sim.request(RequestAction::Abort);
+    sim.reconcile();
+    assert_eq!(weights(&sim), (100, 0));
+    // The API server took the write as generation 4; the gateway has not read it yet.
+    report(&mut sim, 4, 3);
+    let v2 = hash_of("web:2");
+    sim.advance(10);
+    sim.settle();
+    assert_eq!(
+        sim.size(&v2),
+        1,
+        "the gateway may still send the canary its old share"
+    );
+    report(&mut sim, 4, 4);
+    sim.settle();
+    assert_eq!(sim.size(&v2), 0, "the gateway routes by weight 0 now");
 }
 
 /// `abortScaleDownDelaySeconds: 0` keeps the aborted canary's pods (for debugging) until the next
@@ -1067,9 +1109,23 @@ fn a_canary_replaced_under_a_header_route_starts_at_its_own_size() {
     );
 }
 
-/// Pod names as the ReplicaSet of revision `hash` gives them.
-fn pod_names(hash: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{NAME}-{hash}-p{i}")).collect()
+/// Pods as the ReplicaSet of revision `hash` names them, listed since before fledge started.
+fn pod_names(hash: &str, n: usize) -> Vec<ListedPod> {
+    (0..n)
+        .map(|i| ListedPod {
+            name: format!("{NAME}-{hash}-p{i}"),
+            since: None,
+        })
+        .collect()
+}
+
+/// The same pods, first listed at `since`.
+fn listed_since(hash: &str, n: usize, since: Timestamp) -> Vec<ListedPod> {
+    let mut pods = pod_names(hash, n);
+    for p in &mut pods {
+        p.since = Some(since);
+    }
+    pods
 }
 
 /// web:1 Healthy on `replicas` pods behind route `web`, with steps `setWeight 50, pause`.
@@ -1125,6 +1181,53 @@ fn weight_waits_for_the_canary_pods_to_be_listed_in_the_services_endpoints() {
     assert_eq!(weights(&sim), (50, 50));
     sim.tick();
     assert_eq!(sim.status().phase, Some(Phase::Paused));
+}
+
+/// A gateway learns of a newly listed pod from its own EndpointSlice watch, which may deliver the
+/// slice after the route's new weight reached it (two watches, no order between them): Traefik
+/// then routes the share to a backend with no address and answers 503 (seen once in eleven runs
+/// of `dataplane::abort_at_half_drops_no_request`). A pod carries weight only once the slices
+/// have listed it for [`ENDPOINT_SETTLE`], and the rollout looks again when that has passed.
+#[test]
+fn weight_moves_onto_newly_listed_pods_only_after_they_settle() {
+    let mut sim = to_half(4);
+    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
+    sim.world
+        .endpoints
+        .insert(STABLE_SVC.into(), pod_names(&v1, 4));
+    sim.world
+        .endpoints
+        .insert(CANARY_SVC.into(), pod_names(&v1, 4));
+    sim.set_image("web:2");
+    for _ in 0..10 {
+        sim.tick();
+    }
+    assert_eq!(weights(&sim), (100, 0));
+    let listed_at = sim.now;
+    sim.world
+        .endpoints
+        .insert(CANARY_SVC.into(), listed_since(&v2, 2, listed_at));
+    let plan = sim.tick();
+    assert_eq!(
+        weights(&sim),
+        (100, 0),
+        "pods listed just now carry no weight yet"
+    );
+    let settled = listed_at + ENDPOINT_SETTLE;
+    let wait = plan
+        .requeue_after
+        .expect("a look again once the pods settle");
+    assert!(
+        sim.now + k8s_openapi::jiff::SignedDuration::try_from(wait).unwrap() <= settled,
+        "requeued after {wait:?}, later than the settle time"
+    );
+    sim.advance_to_requeue(&plan);
+    while sim.now < settled {
+        let plan = sim.tick();
+        sim.advance_to_requeue(&plan);
+    }
+    sim.tick();
+    assert_eq!(weights(&sim), (50, 50));
 }
 
 /// An abort gives the weight back to the stable only as far as the stable Service's listed pods
