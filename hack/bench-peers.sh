@@ -24,7 +24,12 @@ scenarios=${BENCH_SCENARIOS:-idle,burst,cold_start,breach}
 idle=${BENCH_IDLE_SECONDS:-300}
 timeout=${BENCH_TIMEOUT:-900}
 out=${BENCH_OUT:-docs/benchmarks.md} results=${BENCH_RESULTS:-docs/benchmarks.json}
-command="hack/bench-peers.sh $*"
+# The command the report shows, with the settings of this run that differ from the defaults.
+command=""
+for v in BENCH_CONTROLLERS BENCH_SCENARIOS BENCH_IDLE_SECONDS BENCH_TIMEOUT BENCH_FLAGGER_ARGS FLEDGE_DATAPLANE; do
+  if [ -n "${!v+set}" ]; then command+="$v=$(printf '%q' "${!v}") "; fi
+done
+command+="hack/bench-peers.sh $*"
 if [ $quick = 1 ]; then
   n=20 controllers=fledge scenarios=burst idle=0
   cargo build --locked --quiet --bin fledge
@@ -46,7 +51,7 @@ export FLEDGE_SERVICE_CIDR=10.0.0.0/16 FLEDGE_CM_QPS=${FLEDGE_CM_QPS:-200}
 # ClusterIPs one at a time under one lock, answered nearly every create 504 after its deadline and
 # no canary got past Initializing, with either allocator. With Flagger's client at 25 requests a
 # second (BENCH_FLAGGER_ARGS) no create failed, but Flagger could no longer keep up with its own
-# reads at N = 1,000; see hack/bench_notes_flagger.md. The old allocator is kept as those runs had.
+# reads at N = 1,000; see hack/bench_notes_n200.md. The old allocator is kept as those runs had.
 export FLEDGE_APISERVER_FEATURE_GATES=${FLEDGE_APISERVER_FEATURE_GATES-MultiCIDRServiceAllocator=false}
 export BENCH_FLAGGER_ARGS=${BENCH_FLAGGER_ARGS--kubeconfig-qps 25 -kubeconfig-burst 50}
 # The controller-manager's default EndpointSlice batching (none), as the published runs had.

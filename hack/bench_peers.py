@@ -101,6 +101,10 @@ class Controller:
     abort_writes = {"replicasets"}
     name = ""
     kind = ""  # the resource polled for progress
+    # The kinds the harness deletes to take the N rollouts away before the breach.
+    workload_kinds = ()
+    # The analysis interval of the breach's metric: the shortest the controller allows.
+    breach_interval_s = 1
 
     def __init__(self, args, workdir):
         self.args, self.workdir = args, workdir
@@ -184,6 +188,7 @@ def analysis_template(api_version, result, query):
 
 class Fledge(Controller):
     name, kind, title = "fledge", "rollouts.fledge.dev", "fledge"
+    workload_kinds = ("rollouts.fledge.dev",)
 
     def command(self, ns):
         return [self.args.fledge_bin, "controller", "--leader-elect=false", "--namespace", ns,
@@ -221,6 +226,7 @@ class Fledge(Controller):
 
 class ArgoRollouts(Controller):
     name, kind, title = "argo-rollouts", "rollouts.argoproj.io", "Argo Rollouts"
+    workload_kinds = ("rollouts.argoproj.io",)
 
     def command(self, ns):
         return [self.args.argo_bin, "--kubeconfig", self.kubeconfig, "--namespaced", "--namespace", ns,
@@ -264,6 +270,11 @@ class ArgoRollouts(Controller):
 class Flagger(Controller):
     name, kind, title = "flagger", "canaries.flagger.app", "Flagger"
     abort_writes = {"httproutes"}
+    # The Deployments are the user's; the primaries and Services go with their Canary.
+    workload_kinds = ("canaries.flagger.app", "deployments")
+    # Flagger raises an analysis interval under 10 s to 10 s (GetAnalysisInterval in its
+    # pkg/apis/flagger/v1beta1/canary.go).
+    breach_interval_s = 10
 
     def command(self, ns):
         return [self.args.flagger_bin, "-kubeconfig", self.kubeconfig, "-namespace", ns,
@@ -292,8 +303,9 @@ class Flagger(Controller):
         app = f"{prefix}{i}"
         a = {"interval": "10s", "threshold": 1, "stepWeights": [20, 60], "metrics": []}
         if analysis:
-            # Many small steps, one a second, keep it in the canary phase while the metric turns.
-            a = {"interval": "1s", "threshold": 1, "stepWeights": list(range(20, 100, 1)),
+            # Many small steps, one an interval (800 s in all), keep it in the canary phase while
+            # the metric turns. A failed check rolls back at the next tick (threshold 1).
+            a = {"interval": f"{self.breach_interval_s}s", "threshold": 1, "stepWeights": list(range(20, 100, 1)),
                  "metrics": [{"name": "errors", "interval": "1m", "thresholdRange": {"max": 0.5},
                               "templateRef": {"name": "bench-breach"}}]}
         return [
@@ -561,9 +573,15 @@ class Exporter:
         self.server.shutdown()
 
 
-def scenario_breach(ctl, ns, n, log_, exporter, timeout):
+def scenario_breach(ctl, ns, n, log_, exporter, timeout, settle):
     """n rollouts with a background analysis of the exporter's gauge go to their first step;
-    then the gauge turns bad: seconds until each one's canary weight is 0 (aborted)."""
+    then the gauge turns bad: seconds until each one's canary weight is 0 (aborted). The N
+    rollouts of the other scenarios are deleted first, so that each controller measures with the
+    same n: at N = 200, Flagger's rate-limited client spent its budget on the 200 and none of the
+    20 rolled back within 120 s."""
+    for kind in ctl.workload_kinds:
+        kubectl("delete", kind, "--all", "-n", ns, "--wait=true", "--timeout=600s")
+    time.sleep(settle)
     exporter.value = 0
     kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(ctl.breach_template(exporter.query)))
     objs = lambda image: in_ns([o for i in range(n) for o in ctl.objects(i, image, analysis=True, prefix="breach")], ns)  # noqa: E731
@@ -596,7 +614,7 @@ def scenario_breach(ctl, ns, n, log_, exporter, timeout):
     # first write, after the turn, that takes the canary's share away.
     written = audit.first_writes(log_.settle(), ctl.user, set(zero), ctl.abort_writes, t_bad)
     written = {k: v - t_bad for k, v in written.items()}
-    return {"interval_s": 1, "breach_n": n, "reached_zero": len(zero), "bad_at": t_bad,
+    return {"interval_s": ctl.breach_interval_s, "breach_n": n, "reached_zero": len(zero), "bad_at": t_bad,
             "to_write_median_s": median(written),
             "to_write_max_s": round(max(written.values()), 2) if len(written) == n else None,
             "to_abort_median_s": median(aborted), "to_zero_median_s": median(zero),
@@ -653,7 +671,7 @@ def run_controller(name, args, workdir, log_, exporter):
             log(f"{name}: cold start {res['cold_start']}")
         if "breach" in args.scenarios:
             log(f"{name}: breach with {args.breach_n} rollouts")
-            res["breach"] = scenario_breach(ctl, ns, args.breach_n, log_, exporter, args.timeout)
+            res["breach"] = scenario_breach(ctl, ns, args.breach_n, log_, exporter, args.timeout, args.settle)
             log(f"{name}: breach {res['breach']}")
     except Exception as e:  # the report says what failed; the next controller still runs
         log(f"{name}: FAILED: {e}")
