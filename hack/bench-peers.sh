@@ -27,7 +27,11 @@ out=${BENCH_OUT:-docs/benchmarks.md} results=${BENCH_RESULTS:-docs/benchmarks.js
 # The command the report shows, with the settings of this run that differ from the defaults.
 command=""
 for v in BENCH_CONTROLLERS BENCH_SCENARIOS BENCH_IDLE_SECONDS BENCH_TIMEOUT BENCH_FLAGGER_ARGS FLEDGE_DATAPLANE; do
-  if [ -n "${!v+set}" ]; then command+="$v=$(printf '%q' "${!v}") "; fi
+  if [ -n "${!v+set}" ]; then
+    val=${!v}
+    case $val in *[[:space:]]* | "") val="'$val'" ;; esac
+    command+="$v=$val "
+  fi
 done
 command+="hack/bench-peers.sh $*"
 if [ $quick = 1 ]; then
