@@ -221,6 +221,34 @@ fn an_aborted_canary_keeps_its_pods_until_the_gateway_has_read_the_route() {
     assert_eq!(sim.size(&v2), 0, "the gateway routes by weight 0 now");
 }
 
+/// A gateway whose report never catches up holds an aborted canary's pods for a minute past
+/// `abortScaleDownDelaySeconds`, not for ever.
+#[test]
+fn a_gateway_that_never_reads_the_route_holds_the_canary_pods_a_minute_at_most() {
+    let mut sim = paused_with_a_header_route();
+    sim.canary_mut().abort_scale_down_delay_seconds = Some(2);
+    sim.request(RequestAction::Abort);
+    sim.reconcile();
+    let Some(Found::Object(doc)) = sim.world.traffic.get_mut(&route_key()) else {
+        panic!("no route")
+    };
+    doc["metadata"]["generation"] = 4.into();
+    doc["status"] = serde_json::json!({"parents": [{"parentRef": {"name": "eg"},
+        "conditions": [{"type": "Accepted", "status": "True", "observedGeneration": 3}]}]});
+    let v2 = hash_of("web:2");
+    sim.advance(2);
+    let plan = sim.tick();
+    assert_eq!(sim.size(&v2), 1);
+    assert_eq!(
+        plan.requeue_after,
+        after(60),
+        "looks again when the wait ends"
+    );
+    sim.advance(60);
+    sim.settle();
+    assert_eq!(sim.size(&v2), 0);
+}
+
 /// `abortScaleDownDelaySeconds: 0` keeps the aborted canary's pods (for debugging) until the next
 /// revision, as in Argo Rollouts with a traffic router and as fledge's blue-green does; before,
 /// fledge scaled them down at once.
