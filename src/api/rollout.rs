@@ -802,6 +802,12 @@ pub struct RolloutStatus {
     /// promotion), so clients still routed to them drain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_at: Option<Time>,
+    /// Since when the pods of a revision that the routes no longer send traffic to have waited
+    /// for a gateway that has not yet read the routes as they stand (a Git revert or a replaced
+    /// canary; an abort waits from its own delay). The wait lasts a minute at most. Unset when
+    /// nothing waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_wait_since: Option<Time>,
     /// A full promotion was requested: the remaining steps, pauses and analyses are skipped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub promote_full: bool,

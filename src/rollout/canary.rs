@@ -37,7 +37,9 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         let clear = match &serving {
             Some(h) if d.routing.is_some() => {
                 let state = reachable(d, default.clone(), &default, h, &stable);
-                d.route(&state) && state == default
+                d.route(&state)
+                    && state == default
+                    && (d.asked(h) == 0 || d.gateways_have_read(None))
             }
             _ => {
                 d.route(&default);
@@ -491,10 +493,6 @@ fn describe(step: &CanaryStep) -> String {
     }
 }
 
-/// How long past `abortScaleDownDelaySeconds` an aborted canary's pods wait for a gateway that
-/// has not reported reading the route at weight 0.
-const GATEWAY_READ_SECONDS: i32 = 60;
-
 /// The canary machine with a traffic router: pods and traffic are separate. The canary gets the
 /// pods its weight (or `setCanaryScale`) asks for while the stable keeps its own, and the routers
 /// give the canary no more traffic than its available pods carry.
@@ -526,15 +524,9 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
         }
         let since = d.status.aborted_at.as_ref().map_or(d.now, |t| t.0);
         let until = d.after_seconds(since, delay);
-        // The gateway routes by weight 0 once it has read the route (its status says so; that
-        // change wakes us). One whose report is stuck holds the pods for a while, not for ever.
-        let gateway_deadline = d.after_seconds(until, GATEWAY_READ_SECONDS);
-        let read = !d.gateways_lag() || d.now >= gateway_deadline;
         if d.now < until {
             d.requeue_at(until);
-        } else if clear && !read {
-            d.requeue_at(gateway_deadline);
-        } else if clear {
+        } else if clear && (d.asked(current) == 0 || d.gateways_have_read(Some(until))) {
             d.scale(current, 0);
             stable_behind_canary_service(d, canary, current, stable);
         }
@@ -544,7 +536,8 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
         // A canary replaced in flight: its traffic (weight, header and mirror routes) goes back
         // to the stable before the canary Service moves to the new revision and its pods go.
         let state = reachable(d, default.clone(), &default, &serving, stable);
-        if !(d.route(&state) && state == default) {
+        let clear = d.route(&state) && state == default;
+        if !(clear && (d.asked(&serving) == 0 || d.gateways_have_read(None))) {
             d.held.insert(serving);
             d.scale(stable, r);
             // The new revision's own steps size it: the routes in force are the old canary's.

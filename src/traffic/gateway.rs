@@ -460,16 +460,9 @@ impl TrafficRouter for GatewayRoute {
             let conditions = parent.get("conditions").and_then(Value::as_array);
             for c in conditions.into_iter().flatten() {
                 let type_ = c.get("type").and_then(Value::as_str).unwrap_or_default();
-                // A condition about an older generation is stale: the gateway has not seen the
-                // current route yet.
-                let stale = c
-                    .get("observedGeneration")
-                    .and_then(Value::as_i64)
-                    .zip(generation)
-                    .is_some_and(|(seen, now)| seen < now);
                 if matches!(type_, "Accepted" | "ResolvedRefs")
                     && c.get("status").and_then(Value::as_str) == Some("False")
-                    && !stale
+                    && !stale(c, generation)
                 {
                     let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
                     return Some(format!(
@@ -488,20 +481,14 @@ impl TrafficRouter for GatewayRoute {
         let Some(Found::Object(route)) = objects.get(&self.key) else {
             return false;
         };
-        let Some(generation) = route
+        let generation = route
             .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-        else {
-            return false;
-        };
+            .and_then(Value::as_i64);
         let parents = route.pointer("/status/parents").and_then(Value::as_array);
         parents.into_iter().flatten().any(|parent| {
             let conditions = parent.get("conditions").and_then(Value::as_array);
             conditions.into_iter().flatten().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Accepted")
-                    && c.get("observedGeneration")
-                        .and_then(Value::as_i64)
-                        .is_some_and(|seen| seen < generation)
+                c.get("type").and_then(Value::as_str) == Some("Accepted") && stale(c, generation)
             })
         })
     }
@@ -515,6 +502,16 @@ impl TrafficRouter for GatewayRoute {
             _ => false,
         }
     }
+}
+
+/// A route status condition about an older generation of the route than `generation` is stale:
+/// the gateway that wrote it has not read the route as it stands yet.
+fn stale(condition: &Value, generation: Option<i64>) -> bool {
+    condition
+        .get("observedGeneration")
+        .and_then(Value::as_i64)
+        .zip(generation)
+        .is_some_and(|(seen, now)| seen < now)
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ use crate::traffic::{ObjectKey, Target, TrafficRouter, TrafficState};
 /// address for the share and answers 503. A second covers a local gateway's lag many times over.
 pub const ENDPOINT_SETTLE: SignedDuration = SignedDuration::from_secs(1);
 
+/// How long the pods of a revision the routes no longer send traffic to wait, at most, for a
+/// gateway that has not reported reading the routes (see [`Draft::gateways_have_read`]).
+pub const GATEWAY_READ_SECONDS: i32 = 60;
+
 /// The plan under construction, shared by the strategy machines.
 pub(crate) struct Draft<'a> {
     pub spec: &'a RolloutSpec,
@@ -30,6 +34,8 @@ pub(crate) struct Draft<'a> {
     /// The spec's other numbers, defaults filled in.
     pub settings: super::Settings,
     pub status: RolloutStatus,
+    /// The `status.gatewayWaitSince` the plan started from (see [`Draft::gateways_have_read`]).
+    pub gateway_wait_since: Option<Timestamp>,
     pub actions: Vec<Action>,
     pub events: Vec<PlanEvent>,
     pub requeue_at: Option<Timestamp>,
@@ -247,12 +253,36 @@ impl Draft<'_> {
 
     /// A gateway has not read the routing objects as they stand yet (see
     /// [`TrafficRouter::lagging`]).
-    pub fn gateways_lag(&self) -> bool {
+    fn gateways_lag(&self) -> bool {
         let objects = &self.observed.traffic;
         self.routing
             .iter()
             .flat_map(|r| &r.routers)
             .any(|r| r.lagging(objects))
+    }
+
+    /// Whether the pods of a revision the routes now send nothing to may go: once every gateway
+    /// that reports on the routes has read them as they stand (until then it may still send the
+    /// revision its old share), or [`GATEWAY_READ_SECONDS`] after `since` (by default when this
+    /// wait began, kept in `status.gatewayWaitSince`), since a gateway's report may never catch
+    /// up: an uninstalled gateway leaves its entry in the route's status for ever. Call it only
+    /// while such pods remain; asks to look again when the wait ends.
+    pub fn gateways_have_read(&mut self, since: Option<Timestamp>) -> bool {
+        if !self.gateways_lag() {
+            return true;
+        }
+        let since = since.unwrap_or_else(|| {
+            let since = self.gateway_wait_since.unwrap_or(self.now);
+            self.status.gateway_wait_since = Some(Time(since));
+            since
+        });
+        let deadline = self.after_seconds(since, GATEWAY_READ_SECONDS);
+        if self.now >= deadline {
+            self.status.gateway_wait_since = None;
+            return true;
+        }
+        self.requeue_at(deadline);
+        false
     }
 
     /// The writes that would make the routing objects hold `state`; none when they do.

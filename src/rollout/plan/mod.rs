@@ -176,7 +176,13 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         now,
         replicas,
         settings: Settings::of(&rollout.spec, replicas),
-        status: old.clone(),
+        // A wait for the gateways lasts only as long as each plan keeps waiting: one that no
+        // longer waits leaves the field unset.
+        status: RolloutStatus {
+            gateway_wait_since: None,
+            ..old.clone()
+        },
+        gateway_wait_since: old.gateway_wait_since.as_ref().map(|t| t.0),
         actions: Vec::new(),
         events: Vec::new(),
         requeue_at: None,

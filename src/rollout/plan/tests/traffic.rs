@@ -182,6 +182,18 @@ fn abort_zeroes_the_weight_before_any_scaling_and_keeps_canary_pods_a_while() {
     );
 }
 
+/// Sets the route's generation and one gateway's report of the generation it has read.
+fn gateway_read(sim: &mut Sim, generation: i64, seen: i64) {
+    let Some(Found::Object(doc)) = sim.world.traffic.get_mut(&route_key()) else {
+        panic!("no route")
+    };
+    doc["metadata"]["generation"] = generation.into();
+    doc["status"] = serde_json::json!({"parents": [{
+        "parentRef": {"name": "eg"}, "controllerName": "traefik.io/gateway-controller",
+        "conditions": [{"type": "Accepted", "status": "True", "observedGeneration": seen,
+                        "reason": "Accepted", "message": ""}]}]});
+}
+
 /// The route at weight 0 is only what fledge wrote: the gateway routes by it once it has read it,
 /// which its status says (`observedGeneration`). An aborted canary's pods stay until then, however
 /// short `abortScaleDownDelaySeconds` is: a loaded Traefik still sent requests to the canary after
@@ -191,23 +203,12 @@ fn abort_zeroes_the_weight_before_any_scaling_and_keeps_canary_pods_a_while() {
 fn an_aborted_canary_keeps_its_pods_until_the_gateway_has_read_the_route() {
     let mut sim = paused_with_a_header_route();
     sim.canary_mut().abort_scale_down_delay_seconds = Some(2);
-    let key = route_key();
-    let report = |sim: &mut Sim, generation: i64, seen: i64| {
-        let Some(Found::Object(doc)) = sim.world.traffic.get_mut(&key) else {
-            panic!("no route")
-        };
-        doc["metadata"]["generation"] = generation.into();
-        doc["status"] = serde_json::json!({"parents": [{
-            "parentRef": {"name": "eg"}, "controllerName": "traefik.io/gateway-controller",
-            "conditions": [{"type": "Accepted", "status": "True", "observedGeneration": seen,
-                            "reason": "Accepted", "message": ""}]}]});
-    };
-    report(&mut sim, 3, 3);
+    gateway_read(&mut sim, 3, 3);
     sim.request(RequestAction::Abort);
     sim.reconcile();
     assert_eq!(weights(&sim), (100, 0));
     // The API server took the write as generation 4; the gateway has not read it yet.
-    report(&mut sim, 4, 3);
+    gateway_read(&mut sim, 4, 3);
     let v2 = hash_of("web:2");
     sim.advance(10);
     sim.settle();
@@ -216,7 +217,7 @@ fn an_aborted_canary_keeps_its_pods_until_the_gateway_has_read_the_route() {
         1,
         "the gateway may still send the canary its old share"
     );
-    report(&mut sim, 4, 4);
+    gateway_read(&mut sim, 4, 4);
     sim.settle();
     assert_eq!(sim.size(&v2), 0, "the gateway routes by weight 0 now");
 }
@@ -229,12 +230,7 @@ fn a_gateway_that_never_reads_the_route_holds_the_canary_pods_a_minute_at_most()
     sim.canary_mut().abort_scale_down_delay_seconds = Some(2);
     sim.request(RequestAction::Abort);
     sim.reconcile();
-    let Some(Found::Object(doc)) = sim.world.traffic.get_mut(&route_key()) else {
-        panic!("no route")
-    };
-    doc["metadata"]["generation"] = 4.into();
-    doc["status"] = serde_json::json!({"parents": [{"parentRef": {"name": "eg"},
-        "conditions": [{"type": "Accepted", "status": "True", "observedGeneration": 3}]}]});
+    gateway_read(&mut sim, 4, 3);
     let v2 = hash_of("web:2");
     sim.advance(2);
     let plan = sim.tick();
@@ -247,6 +243,79 @@ fn a_gateway_that_never_reads_the_route_holds_the_canary_pods_a_minute_at_most()
     sim.advance(60);
     sim.settle();
     assert_eq!(sim.size(&v2), 0);
+}
+
+/// A Git revert mid-rollout gives the canary's share back to the stable as an abort does, and
+/// its pods (and the canary Service on them) stay until the gateway has read the route: before,
+/// they went as soon as fledge read its own write back.
+#[test]
+fn a_reverted_canary_keeps_its_pods_until_the_gateway_has_read_the_route() {
+    let mut sim = paused_with_a_header_route();
+    gateway_read(&mut sim, 3, 3);
+    let v2 = hash_of("web:2");
+    sim.set_image("web:1");
+    sim.reconcile();
+    assert_eq!(weights(&sim), (100, 0));
+    gateway_read(&mut sim, 4, 3);
+    sim.advance(10);
+    sim.settle();
+    assert_eq!(
+        sim.size(&v2),
+        1,
+        "the gateway may still send the canary its old share"
+    );
+    assert_eq!(sim.service(CANARY_SVC), Some(v2.clone()));
+    gateway_read(&mut sim, 4, 4);
+    sim.settle();
+    assert_eq!(sim.size(&v2), 0, "the gateway routes by weight 0 now");
+    assert_eq!(sim.service(CANARY_SVC), Some(hash_of("web:1")));
+    assert_eq!(sim.status().phase, Some(Phase::Healthy));
+}
+
+/// The same for a canary replaced by a newer revision: the canary Service moves to the new
+/// revision (which has no pods yet) only once the gateway routes nothing to it.
+#[test]
+fn a_replaced_canary_keeps_its_pods_until_the_gateway_has_read_the_route() {
+    let mut sim = paused_with_a_header_route();
+    gateway_read(&mut sim, 3, 3);
+    let (v2, v3) = (hash_of("web:2"), hash_of("web:3"));
+    sim.set_image("web:3");
+    sim.reconcile();
+    assert_eq!(weights(&sim), (100, 0));
+    gateway_read(&mut sim, 4, 3);
+    sim.advance(10);
+    for _ in 0..5 {
+        sim.tick();
+    }
+    assert_eq!(sim.size(&v2), 1);
+    assert_eq!(sim.service(CANARY_SVC), Some(v2.clone()));
+    gateway_read(&mut sim, 4, 4);
+    sim.tick();
+    assert_eq!(sim.size(&v2), 0);
+    assert_eq!(sim.service(CANARY_SVC), Some(v3));
+}
+
+/// Without an anchor such as an abort's time, the wait for a gateway that never reads the route
+/// starts when fledge first finds it lagging (`status.gatewayWaitSince`), and lasts a minute.
+#[test]
+fn a_gateway_that_never_reads_the_route_holds_a_reverted_canary_a_minute_at_most() {
+    let mut sim = paused_with_a_header_route();
+    let v2 = hash_of("web:2");
+    sim.set_image("web:1");
+    sim.reconcile();
+    gateway_read(&mut sim, 4, 3);
+    let plan = sim.tick();
+    assert_eq!(sim.size(&v2), 1);
+    assert_eq!(plan.requeue_after, after(60));
+    assert!(sim.status().gateway_wait_since.is_some());
+    sim.advance(60);
+    sim.settle();
+    assert_eq!(sim.size(&v2), 0);
+    assert_eq!(
+        sim.status().gateway_wait_since,
+        None,
+        "nothing waits any more"
+    );
 }
 
 /// `abortScaleDownDelaySeconds: 0` keeps the aborted canary's pods (for debugging) until the next
@@ -1167,24 +1236,28 @@ fn to_half(replicas: i32) -> Sim {
     )
 }
 
+/// Revision 2 of 4 replicas at step 0 (50%), its 2 pods available, while both Services'
+/// EndpointSlices still list only revision 1's 4 pods. Returns revision 2's hash.
+fn canary_available_but_not_listed() -> (Sim, String) {
+    let mut sim = to_half(4);
+    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
+    for svc in [STABLE_SVC, CANARY_SVC] {
+        sim.world.endpoints.insert(svc.into(), pod_names(&v1, 4));
+    }
+    sim.set_image("web:2");
+    for _ in 0..10 {
+        sim.tick();
+    }
+    (sim, v2)
+}
+
 /// Gateways route by EndpointSlices, which list a pod a moment after its ReplicaSet counts it
 /// available (a batch period later on clusters that set one): the canary gets weight only as its
 /// pods are listed there. Before, the weight moved on the ReplicaSet's count alone, and the
 /// gateway answered 503 until the endpoints caught up (`dataplane::abort_at_half_drops_no_request`).
 #[test]
 fn weight_waits_for_the_canary_pods_to_be_listed_in_the_services_endpoints() {
-    let mut sim = to_half(4);
-    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
-    sim.world
-        .endpoints
-        .insert(STABLE_SVC.into(), pod_names(&v1, 4));
-    sim.world
-        .endpoints
-        .insert(CANARY_SVC.into(), pod_names(&v1, 4));
-    sim.set_image("web:2");
-    for _ in 0..10 {
-        sim.tick();
-    }
+    let (mut sim, v2) = canary_available_but_not_listed();
     assert_eq!(sim.rs(&v2).map(|rs| rs.available), Some(2));
     assert_eq!(sim.service(CANARY_SVC), Some(v2.clone()));
     assert_eq!(
@@ -1218,18 +1291,7 @@ fn weight_waits_for_the_canary_pods_to_be_listed_in_the_services_endpoints() {
 /// have listed it for [`ENDPOINT_SETTLE`], and the rollout looks again when that has passed.
 #[test]
 fn weight_moves_onto_newly_listed_pods_only_after_they_settle() {
-    let mut sim = to_half(4);
-    let (v1, v2) = (hash_of("web:1"), hash_of("web:2"));
-    sim.world
-        .endpoints
-        .insert(STABLE_SVC.into(), pod_names(&v1, 4));
-    sim.world
-        .endpoints
-        .insert(CANARY_SVC.into(), pod_names(&v1, 4));
-    sim.set_image("web:2");
-    for _ in 0..10 {
-        sim.tick();
-    }
+    let (mut sim, v2) = canary_available_but_not_listed();
     assert_eq!(weights(&sim), (100, 0));
     let listed_at = sim.now;
     sim.world
