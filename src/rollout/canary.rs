@@ -37,9 +37,7 @@ pub(crate) fn plan(d: &mut Draft, current: &str) {
         let clear = match &serving {
             Some(h) if d.routing.is_some() => {
                 let state = reachable(d, default.clone(), &default, h, &stable);
-                d.route(&state)
-                    && state == default
-                    && (d.asked(h) == 0 || d.gateways_have_read(None))
+                d.route(&state) && state == default && d.gateways_have_read(h, None)
             }
             _ => {
                 d.route(&default);
@@ -526,7 +524,7 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
         let until = d.after_seconds(since, delay);
         if d.now < until {
             d.requeue_at(until);
-        } else if clear && (d.asked(current) == 0 || d.gateways_have_read(Some(until))) {
+        } else if clear && d.gateways_have_read(current, Some(until)) {
             d.scale(current, 0);
             stable_behind_canary_service(d, canary, current, stable);
         }
@@ -536,8 +534,7 @@ fn routed(d: &mut Draft, canary: &CanaryStrategy, current: &str, stable: &str) {
         // A canary replaced in flight: its traffic (weight, header and mirror routes) goes back
         // to the stable before the canary Service moves to the new revision and its pods go.
         let state = reachable(d, default.clone(), &default, &serving, stable);
-        let clear = d.route(&state) && state == default;
-        if !(clear && (d.asked(&serving) == 0 || d.gateways_have_read(None))) {
+        if !(d.route(&state) && state == default && d.gateways_have_read(&serving, None)) {
             d.held.insert(serving);
             d.scale(stable, r);
             // The new revision's own steps size it: the routes in force are the old canary's.

@@ -244,18 +244,11 @@ pub async fn run(
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
     // One waiter per store: kube's `Store::wait_until_ready` keeps a single waker.
-    let stores = (
-        rs_store.clone(),
-        svc_store.clone(),
-        pod_store.clone(),
-        run_store.clone(),
-        template_store.clone(),
-        cluster_template_store.clone(),
-        deploy_store.clone(),
-    );
-    let synced = async move {
-        let (rs, svc, pod, run, template, cluster_template, deploy) = stores;
-        let filled = async {
+    let filled = {
+        let (rs, svc, pod) = (rs_store.clone(), svc_store.clone(), pod_store.clone());
+        let (run, template) = (run_store.clone(), template_store.clone());
+        let (cluster_template, deploy) = (cluster_template_store.clone(), deploy_store.clone());
+        async move {
             rs.wait_until_ready().await?;
             svc.wait_until_ready().await?;
             pod.wait_until_ready().await?;
@@ -263,7 +256,9 @@ pub async fn run(
             template.wait_until_ready().await?;
             cluster_template.wait_until_ready().await?;
             deploy.wait_until_ready().await
-        };
+        }
+    };
+    let synced = async move {
         match filled.await {
             Ok(()) => {
                 info!("caches synced");

@@ -261,14 +261,15 @@ impl Draft<'_> {
             .any(|r| r.lagging(objects))
     }
 
-    /// Whether the pods of a revision the routes now send nothing to may go: once every gateway
-    /// that reports on the routes has read them as they stand (until then it may still send the
-    /// revision its old share), or [`GATEWAY_READ_SECONDS`] after `since` (by default when this
-    /// wait began, kept in `status.gatewayWaitSince`), since a gateway's report may never catch
-    /// up: an uninstalled gateway leaves its entry in the route's status for ever. Call it only
-    /// while such pods remain; asks to look again when the wait ends.
-    pub fn gateways_have_read(&mut self, since: Option<Timestamp>) -> bool {
-        if !self.gateways_lag() {
+    /// Whether the pods of revision `hash`, which the routes now send nothing to, may go: at once
+    /// when it is asked for none, else once every gateway that reports on the routes has read
+    /// them as they stand (until then it may still send the revision its old share), or
+    /// [`GATEWAY_READ_SECONDS`] after `since` (by default when this wait began, kept in
+    /// `status.gatewayWaitSince`), since a gateway's report may never catch up: an uninstalled
+    /// gateway leaves its entry in the route's status for ever. Asks to look again when the wait
+    /// ends.
+    pub fn gateways_have_read(&mut self, hash: &str, since: Option<Timestamp>) -> bool {
+        if self.asked(hash) == 0 || !self.gateways_lag() {
             return true;
         }
         let since = since.unwrap_or_else(|| {
