@@ -10,6 +10,7 @@ use fledge::api::Rollout;
 use fledge::rollout::index::OwnerIndex;
 use fledge::rollout::observe::{Caches, observe};
 use fledge::rollout::plan::plan;
+use fledge::rollout::rs_templates::ReplicaSetTemplates;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
@@ -82,6 +83,7 @@ fn main() {
 
     let (rs_store, mut rs_writer) = reflector::store();
     let rs_owners = OwnerIndex::default();
+    let rs_templates = ReplicaSetTemplates::default();
     let (svc_store, mut svc_writer) = reflector::store();
     let (deploy_store, _deploy_writer) = reflector::store::<Deployment>();
     for r in &rollouts {
@@ -90,8 +92,11 @@ fn main() {
             replica_set(r, "stable", 5),
             replica_set(r, "canary", 5),
         ] {
-            rs_owners.apply(&watcher::Event::Apply(rs.clone()));
-            fill(&mut rs_writer, vec![rs]);
+            // As the controller caches them: the templates kept apart.
+            let mut event = watcher::Event::Apply(rs);
+            rs_owners.apply(&event);
+            rs_templates.apply(&mut event);
+            rs_writer.apply_watcher_event(&event);
         }
         fill(
             &mut svc_writer,
@@ -101,6 +106,7 @@ fn main() {
     let caches = Caches {
         replica_sets: rs_store,
         replica_set_owners: rs_owners,
+        replica_set_templates: rs_templates,
         services: svc_store,
         deployments: deploy_store,
         pods: kube::runtime::reflector::store().0,

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::Error;
 use super::plan::{Action, FINALIZER, Plan};
+use super::rs_templates::ReplicaSetTemplates;
 use crate::api::analysis::AnalysisRunSpec;
 use crate::api::pod_metadata::ROLE_METADATA_ANNOTATION;
 use crate::api::{
@@ -33,6 +34,7 @@ pub async fn apply(
     client: &Client,
     rollout: &Rollout,
     replica_sets: &Store<ReplicaSet>,
+    templates: &ReplicaSetTemplates,
     services: &Store<Service>,
     plan: &Plan,
 ) -> Result<Vec<String>> {
@@ -42,6 +44,7 @@ pub async fn apply(
         ns: rollout.namespace().unwrap_or_default(),
         ssa: PatchParams::apply(FIELD_MANAGER).force(),
         replica_sets,
+        templates,
         services,
         plan,
         resource_version: rollout.resource_version(),
@@ -73,6 +76,7 @@ struct Writer<'a> {
     ns: String,
     ssa: PatchParams,
     replica_sets: &'a Store<ReplicaSet>,
+    templates: &'a ReplicaSetTemplates,
     services: &'a Store<Service>,
     plan: &'a Plan,
     /// The Rollout's resourceVersion the status write is guarded by; a finalizer patch moves it.
@@ -127,7 +131,10 @@ impl Writer<'_> {
             .replica_sets
             .get(&ObjectRef::new(&name).within(&self.ns));
         let (template, selector) = match cached.as_ref().and_then(|rs| rs.spec.as_ref()) {
-            Some(spec) => (spec.template.clone(), Some(spec.selector.clone())),
+            Some(spec) => (
+                self.templates.get(&self.ns, &name),
+                Some(spec.selector.clone()),
+            ),
             None => (
                 self.plan.templates.get(hash).cloned(),
                 self.plan.selector.clone(),

@@ -18,6 +18,7 @@ use super::act;
 use super::fixtures::{NAME, NAMESPACE, RolloutBuilder, STABLE_SVC, hash_of, template};
 use super::hash::template_hash;
 use super::plan::{Action, Plan};
+use super::rs_templates::ReplicaSetTemplates;
 use crate::api::{HASH_LABEL, Phase, ROLLOUT_LABEL, Rollout, RolloutStatus};
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
@@ -81,13 +82,17 @@ fn plan(actions: Vec<Action>, status: RolloutStatus) -> Plan {
     }
 }
 
-/// A ReplicaSet cache holding `replica_sets`.
-fn store(replica_sets: Vec<ReplicaSet>) -> Store<ReplicaSet> {
+/// A ReplicaSet cache holding `replica_sets`, their templates kept apart as the controller
+/// keeps them.
+fn store(replica_sets: Vec<ReplicaSet>) -> (Store<ReplicaSet>, ReplicaSetTemplates) {
     let (store, mut writer) = reflector::store();
+    let templates = ReplicaSetTemplates::default();
     for rs in replica_sets {
-        writer.apply_watcher_event(&watcher::Event::Apply(rs));
+        let mut event = watcher::Event::Apply(rs);
+        templates.apply(&mut event);
+        writer.apply_watcher_event(&event);
     }
-    store
+    (store, templates)
 }
 
 /// The ReplicaSet fledge made for revision `image`, as cached.
@@ -124,7 +129,7 @@ fn cached_replica_set(image: &str, replicas: i32) -> ReplicaSet {
 fn start(
     rollout: Rollout,
     template: Option<PodTemplateSpec>,
-    replica_sets: Store<ReplicaSet>,
+    replica_sets: (Store<ReplicaSet>, ReplicaSetTemplates),
     plan: Plan,
 ) -> (
     tokio::task::JoinHandle<Result<Vec<String>, Error>>,
@@ -137,7 +142,7 @@ fn start(
 fn start_with_services(
     rollout: Rollout,
     template: Option<PodTemplateSpec>,
-    replica_sets: Store<ReplicaSet>,
+    replica_sets: (Store<ReplicaSet>, ReplicaSetTemplates),
     services: Store<k8s_openapi::api::core::v1::Service>,
     mut plan: Plan,
 ) -> (
@@ -151,7 +156,16 @@ fn start_with_services(
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let task = tokio::spawn(async move {
-        let result = act::apply(&client, &rollout, &replica_sets, &services, &plan).await;
+        let (replica_sets, templates) = replica_sets;
+        let result = act::apply(
+            &client,
+            &rollout,
+            &replica_sets,
+            &templates,
+            &services,
+            &plan,
+        )
+        .await;
         drop(client);
         result
     });

@@ -25,6 +25,7 @@ pub mod plan;
 pub mod restart;
 pub mod revision;
 mod role_metadata_checks;
+pub mod rs_templates;
 pub mod spec_checks;
 pub mod webhook_gates;
 #[cfg(test)]
@@ -168,14 +169,17 @@ pub async fn run(
     // "not cached yet" for "does not exist" (a Service missing, a ReplicaSet to create). Each
     // task forwards what changed to the controller, which maps it to Rollouts.
     let rs_owners = index::OwnerIndex::default();
+    let rs_templates = rs_templates::ReplicaSetTemplates::default();
     let rs_events = {
-        let rs_owners = rs_owners.clone();
+        let (rs_owners, rs_templates) = (rs_owners.clone(), rs_templates.clone());
         watcher(
             api::<ReplicaSet>(&client, &scope),
             watcher::Config::default().labels(ROLLOUT_LABEL),
         )
-        .map_ok(move |event| {
+        .map_ok(move |mut event| {
             rs_owners.apply(&event);
+            // The cache keeps the ReplicaSets without their pod templates (`rs_templates.rs`).
+            rs_templates.apply(&mut event);
             event
         })
     };
@@ -283,6 +287,7 @@ pub async fn run(
         caches: Caches {
             replica_sets: rs_store,
             replica_set_owners: rs_owners,
+            replica_set_templates: rs_templates,
             services: svc_store,
             deployments: deploy_store,
             pods: pod_store,
@@ -452,6 +457,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
                 &ctx.client,
                 &rollout,
                 &ctx.caches.replica_sets,
+                &ctx.caches.replica_set_templates,
                 &ctx.caches.services,
                 &cleanup,
             )
@@ -487,6 +493,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
         &ctx.client,
         &rollout,
         &ctx.caches.replica_sets,
+        &ctx.caches.replica_set_templates,
         &ctx.caches.services,
         &plan,
     )

@@ -200,6 +200,8 @@ pub struct Caches {
     pub replica_sets: Store<ReplicaSet>,
     /// The ReplicaSet cache's names by owning Rollout.
     pub replica_set_owners: super::index::OwnerIndex,
+    /// The cached ReplicaSets' pod templates, which the cache itself does not keep.
+    pub replica_set_templates: super::rs_templates::ReplicaSetTemplates,
     pub services: Store<Service>,
     pub deployments: Store<Deployment>,
     /// Pods of fledge's ReplicaSets (those with the pod-template-hash label).
