@@ -8,6 +8,7 @@ mod analysis_fields_tests;
 mod analysis_run_checks;
 pub(crate) mod bluegreen;
 mod bluegreen_abort;
+pub mod cached_pod;
 pub(crate) mod canary;
 #[cfg(test)]
 mod canary_share_tests;
@@ -36,7 +37,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::{Action as Requeue, Controller};
@@ -194,23 +195,11 @@ pub async fn run(
     ));
     // Pods of fledge's ReplicaSets, for restarts. Their changes need no trigger: a pod going or
     // becoming ready changes its ReplicaSet's status, which does.
-    // The restart reads only names, creation times, deletion and readiness: the rest of each pod
-    // is dropped before it is cached.
-    let (pod_store, pod_changes) = cache(
-        watcher(
-            api::<Pod>(&client, &scope),
-            watcher::Config::default().labels(HASH_LABEL),
-        )
-        .modify(|pod: &mut Pod| {
-            pod.spec = None;
-            if let Some(status) = pod.status.as_mut() {
-                *status = k8s_openapi::api::core::v1::PodStatus {
-                    conditions: status.conditions.take(),
-                    ..Default::default()
-                };
-            }
-        }),
-    );
+    // Only their metadata and readiness are parsed and kept (`cached_pod.rs`).
+    let (pod_store, pod_changes) = cache(watcher(
+        api::<cached_pod::CachedPod>(&client, &scope),
+        watcher::Config::default().labels(HASH_LABEL),
+    ));
     // The cache's task stops when nobody takes its changes, so they are taken and dropped.
     tokio::spawn(pod_changes.for_each(|_| futures::future::ready(())));
     let run_owners = index::OwnerIndex::default();

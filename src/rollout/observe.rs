@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::cached_pod::CachedPod;
 
 use crate::api::{
     AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, HASH_LABEL, REVISION_ANNOTATION,
@@ -66,17 +68,12 @@ pub struct ObservedPod {
 }
 
 impl ObservedPod {
-    pub fn from_pod(pod: &Pod) -> Option<Self> {
-        let ready = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    pub fn from_pod(pod: &CachedPod) -> Option<Self> {
         Some(ObservedPod {
             name: pod.name_any(),
             hash: pod.labels().get(HASH_LABEL)?.clone(),
             created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            ready,
+            ready: pod.ready,
             terminating: pod.metadata.deletion_timestamp.is_some(),
         })
     }
@@ -136,7 +133,7 @@ impl ObservedReplicaSet {
 fn mark_pods_out_of_role(
     replica_sets: &mut [ObservedReplicaSet],
     rollout: &Rollout,
-    pods: &Store<Pod>,
+    pods: &Store<CachedPod>,
     ns: &str,
 ) {
     let (stable, new) = crate::api::pod_metadata::roles(&rollout.spec.strategy);
@@ -205,7 +202,7 @@ pub struct Caches {
     pub services: Store<Service>,
     pub deployments: Store<Deployment>,
     /// Pods of fledge's ReplicaSets (those with the pod-template-hash label).
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     pub analysis: AnalysisCaches,
 }
 
