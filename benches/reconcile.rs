@@ -7,10 +7,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use fledge::api::Rollout;
+use fledge::rollout::cached::CachedReplicaSet;
 use fledge::rollout::index::OwnerIndex;
 use fledge::rollout::observe::{Caches, observe};
 use fledge::rollout::plan::plan;
-use fledge::rollout::rs_templates::ReplicaSetTemplates;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
@@ -83,7 +83,6 @@ fn main() {
 
     let (rs_store, mut rs_writer) = reflector::store();
     let rs_owners = OwnerIndex::default();
-    let rs_templates = ReplicaSetTemplates::default();
     let (svc_store, mut svc_writer) = reflector::store();
     let (deploy_store, _deploy_writer) = reflector::store::<Deployment>();
     for r in &rollouts {
@@ -92,11 +91,11 @@ fn main() {
             replica_set(r, "stable", 5),
             replica_set(r, "canary", 5),
         ] {
-            // As the controller caches them: the templates kept apart.
-            let mut event = watcher::Event::Apply(rs);
-            rs_owners.apply(&event);
-            rs_templates.apply(&mut event);
-            rs_writer.apply_watcher_event(&event);
+            // Read from their JSON, as the controller reads them.
+            let rs: CachedReplicaSet =
+                serde_json::from_value(serde_json::to_value(rs).unwrap()).unwrap();
+            rs_owners.apply(&watcher::Event::Apply(rs.clone()));
+            fill(&mut rs_writer, vec![rs]);
         }
         fill(
             &mut svc_writer,
@@ -106,7 +105,6 @@ fn main() {
     let caches = Caches {
         replica_sets: rs_store,
         replica_set_owners: rs_owners,
-        replica_set_templates: rs_templates,
         services: svc_store,
         deployments: deploy_store,
         pods: kube::runtime::reflector::store().0,

@@ -16,8 +16,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::Error;
+use super::cached::CachedReplicaSet;
 use super::plan::{Action, FINALIZER, Plan};
-use super::rs_templates::ReplicaSetTemplates;
 use crate::api::analysis::AnalysisRunSpec;
 use crate::api::pod_metadata::ROLE_METADATA_ANNOTATION;
 use crate::api::{
@@ -33,8 +33,7 @@ type Result<T, E = Error> = std::result::Result<T, E>;
 pub async fn apply(
     client: &Client,
     rollout: &Rollout,
-    replica_sets: &Store<ReplicaSet>,
-    templates: &ReplicaSetTemplates,
+    replica_sets: &Store<CachedReplicaSet>,
     services: &Store<Service>,
     plan: &Plan,
 ) -> Result<Vec<String>> {
@@ -44,7 +43,6 @@ pub async fn apply(
         ns: rollout.namespace().unwrap_or_default(),
         ssa: PatchParams::apply(FIELD_MANAGER).force(),
         replica_sets,
-        templates,
         services,
         plan,
         resource_version: rollout.resource_version(),
@@ -75,8 +73,7 @@ struct Writer<'a> {
     rollout: &'a Rollout,
     ns: String,
     ssa: PatchParams,
-    replica_sets: &'a Store<ReplicaSet>,
-    templates: &'a ReplicaSetTemplates,
+    replica_sets: &'a Store<CachedReplicaSet>,
     services: &'a Store<Service>,
     plan: &'a Plan,
     /// The Rollout's resourceVersion the status write is guarded by; a finalizer patch moves it.
@@ -130,11 +127,8 @@ impl Writer<'_> {
         let cached = self
             .replica_sets
             .get(&ObjectRef::new(&name).within(&self.ns));
-        let (template, selector) = match cached.as_ref().and_then(|rs| rs.spec.as_ref()) {
-            Some(spec) => (
-                self.templates.get(&self.ns, &name),
-                Some(spec.selector.clone()),
-            ),
+        let (template, selector) = match cached.as_ref() {
+            Some(rs) => (rs.template(), Some(rs.spec.selector.clone())),
             None => (
                 self.plan.templates.get(hash).cloned(),
                 self.plan.selector.clone(),

@@ -15,10 +15,10 @@ use tower_test::mock::{self, Handle, SendResponse};
 
 use super::Error;
 use super::act;
+use super::cached::CachedReplicaSet;
 use super::fixtures::{NAME, NAMESPACE, RolloutBuilder, STABLE_SVC, hash_of, template};
 use super::hash::template_hash;
 use super::plan::{Action, Plan};
-use super::rs_templates::ReplicaSetTemplates;
 use crate::api::{HASH_LABEL, Phase, ROLLOUT_LABEL, Rollout, RolloutStatus};
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
@@ -82,17 +82,14 @@ fn plan(actions: Vec<Action>, status: RolloutStatus) -> Plan {
     }
 }
 
-/// A ReplicaSet cache holding `replica_sets`, their templates kept apart as the controller
-/// keeps them.
-fn store(replica_sets: Vec<ReplicaSet>) -> (Store<ReplicaSet>, ReplicaSetTemplates) {
+/// A ReplicaSet cache holding `replica_sets`, read from their JSON as the controller reads them.
+fn store(replica_sets: Vec<ReplicaSet>) -> Store<CachedReplicaSet> {
     let (store, mut writer) = reflector::store();
-    let templates = ReplicaSetTemplates::default();
     for rs in replica_sets {
-        let mut event = watcher::Event::Apply(rs);
-        templates.apply(&mut event);
-        writer.apply_watcher_event(&event);
+        let cached = serde_json::from_value(serde_json::to_value(rs).unwrap()).unwrap();
+        writer.apply_watcher_event(&watcher::Event::Apply(cached));
     }
-    (store, templates)
+    store
 }
 
 /// The ReplicaSet fledge made for revision `image`, as cached.
@@ -129,7 +126,7 @@ fn cached_replica_set(image: &str, replicas: i32) -> ReplicaSet {
 fn start(
     rollout: Rollout,
     template: Option<PodTemplateSpec>,
-    replica_sets: (Store<ReplicaSet>, ReplicaSetTemplates),
+    replica_sets: Store<CachedReplicaSet>,
     plan: Plan,
 ) -> (
     tokio::task::JoinHandle<Result<Vec<String>, Error>>,
@@ -142,7 +139,7 @@ fn start(
 fn start_with_services(
     rollout: Rollout,
     template: Option<PodTemplateSpec>,
-    replica_sets: (Store<ReplicaSet>, ReplicaSetTemplates),
+    replica_sets: Store<CachedReplicaSet>,
     services: Store<k8s_openapi::api::core::v1::Service>,
     mut plan: Plan,
 ) -> (
@@ -156,16 +153,7 @@ fn start_with_services(
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let task = tokio::spawn(async move {
-        let (replica_sets, templates) = replica_sets;
-        let result = act::apply(
-            &client,
-            &rollout,
-            &replica_sets,
-            &templates,
-            &services,
-            &plan,
-        )
-        .await;
+        let result = act::apply(&client, &rollout, &replica_sets, &services, &plan).await;
         drop(client);
         result
     });

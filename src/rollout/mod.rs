@@ -8,7 +8,7 @@ mod analysis_fields_tests;
 mod analysis_run_checks;
 pub(crate) mod bluegreen;
 mod bluegreen_abort;
-pub mod cached_pod;
+pub mod cached;
 pub(crate) mod canary;
 #[cfg(test)]
 mod canary_share_tests;
@@ -26,7 +26,6 @@ pub mod plan;
 pub mod restart;
 pub mod revision;
 mod role_metadata_checks;
-pub mod rs_templates;
 pub mod spec_checks;
 pub mod webhook_gates;
 #[cfg(test)]
@@ -36,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
@@ -170,17 +169,16 @@ pub async fn run(
     // "not cached yet" for "does not exist" (a Service missing, a ReplicaSet to create). Each
     // task forwards what changed to the controller, which maps it to Rollouts.
     let rs_owners = index::OwnerIndex::default();
-    let rs_templates = rs_templates::ReplicaSetTemplates::default();
+    // Only the fields a plan reads are parsed and kept, the template as JSON
+    // (`cached/replica_set.rs`).
     let rs_events = {
-        let (rs_owners, rs_templates) = (rs_owners.clone(), rs_templates.clone());
+        let rs_owners = rs_owners.clone();
         watcher(
-            api::<ReplicaSet>(&client, &scope),
+            api::<cached::CachedReplicaSet>(&client, &scope),
             watcher::Config::default().labels(ROLLOUT_LABEL),
         )
-        .map_ok(move |mut event| {
+        .map_ok(move |event| {
             rs_owners.apply(&event);
-            // The cache keeps the ReplicaSets without their pod templates (`rs_templates.rs`).
-            rs_templates.apply(&mut event);
             event
         })
     };
@@ -195,9 +193,9 @@ pub async fn run(
     ));
     // Pods of fledge's ReplicaSets, for restarts. Their changes need no trigger: a pod going or
     // becoming ready changes its ReplicaSet's status, which does.
-    // Only their metadata and readiness are parsed and kept (`cached_pod.rs`).
+    // Only their metadata and readiness are parsed and kept (`cached/pod.rs`).
     let (pod_store, pod_changes) = cache(watcher(
-        api::<cached_pod::CachedPod>(&client, &scope),
+        api::<cached::CachedPod>(&client, &scope),
         watcher::Config::default().labels(HASH_LABEL),
     ));
     // The cache's task stops when nobody takes its changes, so they are taken and dropped.
@@ -276,7 +274,6 @@ pub async fn run(
         caches: Caches {
             replica_sets: rs_store,
             replica_set_owners: rs_owners,
-            replica_set_templates: rs_templates,
             services: svc_store,
             deployments: deploy_store,
             pods: pod_store,
@@ -446,7 +443,6 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
                 &ctx.client,
                 &rollout,
                 &ctx.caches.replica_sets,
-                &ctx.caches.replica_set_templates,
                 &ctx.caches.services,
                 &cleanup,
             )
@@ -482,7 +478,6 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
         &ctx.client,
         &rollout,
         &ctx.caches.replica_sets,
-        &ctx.caches.replica_set_templates,
         &ctx.caches.services,
         &plan,
     )

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use super::cached_pod::CachedPod;
+use super::cached::CachedPod;
+use super::cached::CachedReplicaSet;
 
 use crate::api::{
     AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, HASH_LABEL, REVISION_ANNOTATION,
@@ -100,16 +101,15 @@ pub struct ObservedReplicaSet {
 }
 
 impl ObservedReplicaSet {
-    pub fn from_replica_set(rs: &ReplicaSet) -> Option<Self> {
+    pub fn from_replica_set(rs: &CachedReplicaSet) -> Option<Self> {
         let hash = rs.labels().get(HASH_LABEL)?.clone();
-        let status = rs.status.as_ref();
         Some(ObservedReplicaSet {
             name: rs.name_any(),
             hash,
-            replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-            current: status.map(|s| s.replicas).unwrap_or(0),
-            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
-            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            replicas: rs.spec.replicas.unwrap_or(1),
+            current: rs.status.replicas,
+            ready: rs.status.ready_replicas.unwrap_or(0),
+            available: rs.status.available_replicas.unwrap_or(0),
             created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
             revision: rs
                 .annotations()
@@ -194,11 +194,9 @@ pub fn referenced_services(rollout: &Rollout) -> Vec<(&'static str, String)> {
 
 /// The caches observe reads from.
 pub struct Caches {
-    pub replica_sets: Store<ReplicaSet>,
+    pub replica_sets: Store<CachedReplicaSet>,
     /// The ReplicaSet cache's names by owning Rollout.
     pub replica_set_owners: super::index::OwnerIndex,
-    /// The cached ReplicaSets' pod templates, which the cache itself does not keep.
-    pub replica_set_templates: super::rs_templates::ReplicaSetTemplates,
     pub services: Store<Service>,
     pub deployments: Store<Deployment>,
     /// Pods of fledge's ReplicaSets (those with the pod-template-hash label).

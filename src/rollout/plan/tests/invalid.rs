@@ -49,7 +49,6 @@ fn a_missing_workload_ref_deployment_is_an_invalid_spec_until_it_appears() {
     let caches = crate::rollout::observe::Caches {
         replica_sets: kube::runtime::reflector::store().0,
         replica_set_owners: Default::default(),
-        replica_set_templates: Default::default(),
         services: kube::runtime::reflector::store().0,
         deployments: kube::runtime::reflector::store().0,
         pods: kube::runtime::reflector::store().0,

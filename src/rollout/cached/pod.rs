@@ -6,11 +6,7 @@
 //! of the API inline (2,176 bytes with nothing set) and parsing it builds the whole spec; this
 //! type parses the metadata and the `Ready` condition and skips the rest of the JSON.
 
-use std::borrow::Cow;
-
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -57,34 +53,12 @@ impl From<Wire> for CachedPod {
     }
 }
 
-impl Resource for CachedPod {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Pod".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "pods".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+super::namespaced_v1!(CachedPod, "Pod", "", "pods");
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::ResourceExt;
+    use kube::{Resource, ResourceExt};
     use serde_json::json;
 
     fn pod(conditions: serde_json::Value) -> CachedPod {
