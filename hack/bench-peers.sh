@@ -3,10 +3,12 @@
 # docs/benchmarks.md (and the raw figures, docs/benchmarks.json). See hack/bench_peers.py.
 #
 #   hack/bench-peers.sh [N]        the whole comparison (builds the peers once: hack/build-peers.sh)
-#   hack/bench-peers.sh --quick    N = 20, the burst only, fledge only, report in the cluster dir
+#   hack/bench-peers.sh --quick    N = 20, the burst (and 5 routed) only, fledge only, report in the cluster dir
 #                                  (run by `make test` so the harness cannot rot)
 #
-# Env: BENCH_CONTROLLERS (fledge,argo-rollouts,flagger), BENCH_SCENARIOS (idle,burst,cold_start,breach),
+# Env: BENCH_CONTROLLERS (fledge,argo-rollouts,flagger), BENCH_SCENARIOS (idle,burst,cold_start,routed,breach),
+# BENCH_ROUTED_N (200: rollouts of the routed burst), BENCH_N_FOR (e.g. "flagger=0": another N for
+# one controller; 0 runs only routed and breach for it),
 # BENCH_FLAGGER_ARGS (extra flags for Flagger, see below), BENCH_IDLE_SECONDS (300), BENCH_TIMEOUT (900: seconds each wait may take), BENCH_RESULTS and BENCH_OUT (docs/benchmarks.{json,md}),
 # BENCH_NOTES (hack/bench_notes.md: the notes the report ends with),
 # FLEDGE_BENCH_CLUSTER_DIR (a fresh /tmp dir; torn down at the end unless BENCH_KEEP_CLUSTER=1).
@@ -20,13 +22,13 @@ quick=0
 if [ "${1:-}" = --quick ]; then quick=1; shift; fi
 n=${1:-1000}
 controllers=${BENCH_CONTROLLERS:-fledge,argo-rollouts,flagger}
-scenarios=${BENCH_SCENARIOS:-idle,burst,cold_start,breach}
+scenarios=${BENCH_SCENARIOS:-idle,burst,cold_start,routed,breach}
 idle=${BENCH_IDLE_SECONDS:-300}
 timeout=${BENCH_TIMEOUT:-900}
 out=${BENCH_OUT:-docs/benchmarks.md} results=${BENCH_RESULTS:-docs/benchmarks.json}
 # The command the report shows, with the settings of this run that differ from the defaults.
 command=""
-for v in BENCH_CONTROLLERS BENCH_SCENARIOS BENCH_IDLE_SECONDS BENCH_TIMEOUT BENCH_FLAGGER_ARGS FLEDGE_DATAPLANE; do
+for v in BENCH_CONTROLLERS BENCH_SCENARIOS BENCH_ROUTED_N BENCH_N_FOR BENCH_IDLE_SECONDS BENCH_TIMEOUT BENCH_FLAGGER_ARGS FLEDGE_DATAPLANE; do
   if [ -n "${!v+set}" ]; then
     val=${!v}
     case $val in *[[:space:]]* | "") val="'$val'" ;; esac
@@ -35,7 +37,7 @@ for v in BENCH_CONTROLLERS BENCH_SCENARIOS BENCH_IDLE_SECONDS BENCH_TIMEOUT BENC
 done
 command+="hack/bench-peers.sh $*"
 if [ $quick = 1 ]; then
-  n=20 controllers=fledge scenarios=burst idle=0
+  n=20 controllers=fledge scenarios=burst,routed idle=0 BENCH_ROUTED_N=5
   cargo build --locked --quiet --bin fledge
   fledge_bin=$PWD/target/debug/fledge
 else
@@ -69,6 +71,9 @@ eval "$(bash hack/cluster.sh env)"
 versions=$(printf '{"fledge": "%s", "argo-rollouts": "%s", "flagger": "%s", "kubernetes": "%s"}' \
   "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" "$ARGO_ROLLOUTS_VERSION" "$FLAGGER_VERSION" "$K8S_VERSION")
 args=(--n "$n" --controllers "$controllers" --scenarios "$scenarios" --idle-seconds "$idle" --timeout "$timeout"
+  --routed-n "${BENCH_ROUTED_N:-200}")
+for x in ${BENCH_N_FOR:-}; do args+=(--n-for "$x"); done
+args+=(
   --fledge-bin "$fledge_bin" --argo-home "$FLEDGE_CACHE/peers-argo-rollouts-$ARGO_ROLLOUTS_VERSION"
   --flagger-home "$FLEDGE_CACHE/peers-flagger-$FLAGGER_VERSION" --versions "$versions" --command "${command% }")
 if [ $quick = 1 ]; then

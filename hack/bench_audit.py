@@ -235,6 +235,18 @@ SCENARIO_ROWS = {
         ("writes per rollout per canary step", "writes_per_rollout_step"),
         ("writes that changed nothing", "noop_writes"),
     ],
+    "routed": [
+        ("rollouts in this scenario", "routed_n"),
+        ("TrafficSplits the controller made", "traffic_splits"),
+        ("seconds the harness took to apply the new images (included below)", "apply_s"),
+        ("seconds until all at step 1 (weight 20, paused)", "to_step1_s"),
+        ("seconds until all fully promoted", "to_done_s"),
+        ("CPU seconds during the burst", "cpu_s"),
+        ("API requests during the burst", "requests"),
+        ("writes per rollout", "writes_per_rollout"),
+        ("writes per rollout per canary step", "writes_per_rollout_step"),
+        ("writes that changed nothing", "noop_writes"),
+    ],
     "breach": [
         ("analysis interval used (s)", "interval_s"),
         ("median seconds from bad metric to the abort (status)", "to_abort_median_s"),
@@ -257,6 +269,7 @@ SCENARIO_TITLES = {
     "setup": "Taking over N new rollouts",
     "idle": "Idle",
     "burst": "Burst: every rollout gets a new image at once",
+    "routed": "Routed burst: the same steps through an SMI TrafficSplit (all three)",
     "breach": "Breach to weight 0",
     "cold_start": "Cold start",
 }
@@ -274,7 +287,8 @@ def render(meta, results, notes, notes_path="hack/bench_notes.md"):
         "",
         f"- Command: `{meta['command']}`",
         f"- Last run: {meta['date']}, {meta['duration_min']:.0f} minutes",
-        f"- N = {meta['n']} rollouts (idle, burst, cold start); breach: {meta.get('breach_n', 'n/a')} rollouts",
+        f"- N = {meta['n']} rollouts (idle, burst, cold start); routed burst: {meta.get('routed_n', 'n/a')}"
+        f" rollouts; breach: {meta.get('breach_n', 'n/a')} rollouts",
         f"- Machine: {meta['cores']} cores, {meta['mem_gib']:.0f} GiB memory; load average at the"
         f" start {meta['load_start']}, at the end {meta['load_end']} (the machine is shared:"
         " timings are noisy, counts are not)",
@@ -297,11 +311,11 @@ def render(meta, results, notes, notes_path="hack/bench_notes.md"):
         if scenario == "write_cost":
             continue
         lines += [f"## {SCENARIO_TITLES[scenario]}", "", table(SCENARIO_ROWS[scenario], results, scenario), ""]
-        if scenario == "burst":
+        if scenario in ("burst", "routed"):
             lines += [
                 "### Write cost: writes per rollout per canary step, by verb and resource",
                 "",
-                counts_table(results, "burst", "writes_by", "rollout_steps"),
+                counts_table(results, scenario, "writes_by", "rollout_steps"),
                 "",
             ]
     lines += [notes.strip(), ""]

@@ -177,6 +177,32 @@ def rollout(api_version, app, image, analysis):
     }]
 
 
+def routed_rollout(api_version, app, image):
+    """The same Rollout with an SMI TrafficSplit between two Services (fledge and Argo Rollouts
+    share these fields). The Services are headless: the API server allocates no ClusterIP for
+    them, which at N = 1,000 is what stopped Flagger (hack/bench_notes_n200.md)."""
+    services = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"{app}-{role}"},
+                 "spec": {"clusterIP": "None", "selector": {"app": app}, "ports": [{"port": 80, "targetPort": 80}]}}
+                for role in ("stable", "canary")]
+    r = rollout(api_version, app, image, None)[0]
+    r["spec"]["strategy"]["canary"].update(
+        {"stableService": f"{app}-stable", "canaryService": f"{app}-canary", "trafficRouting": {"smi": {}}})
+    return services + [r]
+
+
+def smi_crd():
+    """SMI's TrafficSplit CRD at v1alpha2, the version all three write here (fledge's only one;
+    Argo Rollouts' `--traffic-split-api-version`; Flagger's provider `smi:v1alpha2`). No mesh
+    reads the splits: the scenario measures what the controllers write and when."""
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "trafficsplits.split.smi-spec.io"},
+            "spec": {"group": "split.smi-spec.io", "scope": "Namespaced",
+                     "names": {"kind": "TrafficSplit", "plural": "trafficsplits", "singular": "trafficsplit",
+                               "listKind": "TrafficSplitList"},
+                     "versions": [{"name": "v1alpha2", "served": True, "storage": True, "schema": schema}]}}
+
+
 def analysis_template(api_version, result, query):
     """fledge's and Argo Rollouts' AnalysisTemplate: the query, measured every second."""
     return {"apiVersion": api_version, "kind": "AnalysisTemplate", "metadata": {"name": "bench-breach"},
@@ -208,7 +234,9 @@ class Fledge(Controller):
     def breach_template(self, query):
         return analysis_template("fledge.dev/v1alpha1", "result", query)
 
-    def objects(self, i, image, analysis=None, prefix="app"):
+    def objects(self, i, image, analysis=None, prefix="app", routed=False):
+        if routed:
+            return routed_rollout("fledge.dev/v1alpha1", f"{prefix}{i}", image)
         return rollout("fledge.dev/v1alpha1", f"{prefix}{i}", image, analysis)
 
     def state(self, o):
@@ -230,7 +258,7 @@ class ArgoRollouts(Controller):
 
     def command(self, ns):
         return [self.args.argo_bin, "--kubeconfig", self.kubeconfig, "--namespaced", "--namespace", ns,
-                "--leader-elect=false", "--loglevel", "warn",
+                "--leader-elect=false", "--loglevel", "warn", "--traffic-split-api-version", "v1alpha2",
                 "--healthzPort", str(self.health_port), "--metricsport", str(self.metrics_port)]
 
     def ready_url(self):
@@ -248,7 +276,9 @@ class ArgoRollouts(Controller):
         # Argo Rollouts' `result` is the query's vector.
         return analysis_template("argoproj.io/v1alpha1", "result[0]", query)
 
-    def objects(self, i, image, analysis=None, prefix="app"):
+    def objects(self, i, image, analysis=None, prefix="app", routed=False):
+        if routed:
+            return routed_rollout("argoproj.io/v1alpha1", f"{prefix}{i}", image)
         return rollout("argoproj.io/v1alpha1", f"{prefix}{i}", image, analysis)
 
     def state(self, o):
@@ -299,7 +329,7 @@ class Flagger(Controller):
                 "spec": {"provider": {"type": "prometheus", "address": os.environ["FLEDGE_PROMETHEUS_URL"]},
                          "query": query}}
 
-    def objects(self, i, image, analysis=None, prefix="app"):
+    def objects(self, i, image, analysis=None, prefix="app", routed=False):
         app = f"{prefix}{i}"
         a = {"interval": "10s", "threshold": 1, "stepWeights": [20, 60], "metrics": []}
         if analysis:
@@ -312,9 +342,10 @@ class Flagger(Controller):
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": app},
              "spec": {"replicas": 1, "selector": {"matchLabels": {"app": app}}, "template": template(app, image)}},
             {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": app},
-             "spec": {"provider": "gatewayapi:v1", "progressDeadlineSeconds": 600,
+             "spec": {"provider": "smi:v1alpha2" if routed else "gatewayapi:v1", "progressDeadlineSeconds": 600,
                       "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
-                      "service": {"port": 80, "gatewayRefs": [{"name": "local", "namespace": "fledge-gateway"}]},
+                      "service": {"port": 80} if routed else
+                      {"port": 80, "gatewayRefs": [{"name": "local", "namespace": "fledge-gateway"}]},
                       "analysis": a}},
         ]
 
@@ -365,7 +396,7 @@ def in_ns(objs, ns):
     return [dict(o, metadata=dict(o["metadata"], namespace=ns)) for o in objs]
 
 
-PLURALS = {"Rollout": "rollouts", "AnalysisTemplate": "analysistemplates", "Deployment": "deployments",
+PLURALS = {"Rollout": "rollouts", "Service": "services", "AnalysisTemplate": "analysistemplates", "Deployment": "deployments",
            "Canary": "canaries", "MetricTemplate": "metrictemplates", "Node": "nodes"}
 
 
@@ -466,13 +497,15 @@ def scenario_idle(ctl, log_, seconds):
             "writes_by": {f"{v} {r}": c for (v, r), c in audit.count_by(w).items()}}
 
 
-def scenario_burst(ctl, ns, n, log_, timeout):
+def scenario_burst(ctl, ns, n, log_, timeout, prefix="app", routed=False):
     cpu0 = ctl.cpu_s()
-    objs = in_ns([o for i in range(n) for o in ctl.objects(i, "registry.example/app:2")], ns)
+    # Only the workloads change: the Services a routed rollout has stay as they are.
+    objs = in_ns([o for i in range(n) for o in ctl.objects(i, "registry.example/app:2", prefix=prefix, routed=routed)
+                  if o["kind"] != "Service"], ns)
     t0 = time.time()
     apply_objects(objs)
     applied = time.time() - t0
-    times, got = wait_all(ctl, ns, n, ("step1", "done"), t0, timeout)
+    times, got = wait_all(ctl, ns, n, ("step1", "done"), t0, timeout, prefix)
     t1 = time.time()
     cpu1 = ctl.cpu_s()
     time.sleep(2)
@@ -487,6 +520,34 @@ def scenario_burst(ctl, ns, n, log_, timeout):
             "rollout_steps": n * STEPS, "noop_writes": len(noops),
             "noop_by": {f"{v} {r}": c for (v, r), c in audit.count_by(noops).items()},
             "writes_by": {f"{v} {r}": c for (v, r), c in by.items()}}
+
+
+def delete_workloads(ctl, ns, settle):
+    """Takes the rollouts of the scenarios before away, so that the next measures only its own."""
+    for kind in ctl.workload_kinds:
+        kubectl("delete", kind, "--all", "-n", ns, "--wait=true", "--timeout=600s")
+    time.sleep(settle)
+
+
+def scenario_routed(ctl, ns, n, log_, timeout, settle):
+    """The burst again, on n rollouts of their own whose traffic an SMI TrafficSplit splits: the
+    controller now also writes the split at each step (and, for fledge, waits for the canary's
+    pods to be listed behind its Service before it gives them a share)."""
+    delete_workloads(ctl, ns, settle)
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(smi_crd()))
+    kubectl("wait", "--for=condition=Established", "crd/trafficsplits.split.smi-spec.io", "--timeout=60s")
+    objs = in_ns([o for i in range(n) for o in ctl.objects(i, "registry.example/app:1", prefix="routed", routed=True)], ns)
+    apply_objects(objs)
+    times, _ = wait_all(ctl, ns, n, ("initial",), time.time(), timeout, "routed")
+    if times["initial"] is None:
+        raise RuntimeError("routed: not every rollout got to its first steady state")
+    time.sleep(settle)
+    res = scenario_burst(ctl, ns, n, log_, timeout, prefix="routed", routed=True)
+    # The splits the controller made: one per rollout, or the scenario measured no routing.
+    splits = json.loads(kubectl("get", "trafficsplits.split.smi-spec.io", "-n", ns, "-o", "json"))["items"]
+    res["traffic_splits"] = sum(1 for s in splits if s["metadata"]["name"].startswith("routed"))
+    res["routed_n"] = n
+    return res
 
 
 def wait_quiet(ctl, log_, quiet, timeout):
@@ -579,9 +640,7 @@ def scenario_breach(ctl, ns, n, log_, exporter, timeout, settle):
     rollouts of the other scenarios are deleted first, so that each controller measures with the
     same n: at N = 200, Flagger's rate-limited client spent its budget on the 200 and none of the
     20 rolled back within 120 s."""
-    for kind in ctl.workload_kinds:
-        kubectl("delete", kind, "--all", "-n", ns, "--wait=true", "--timeout=600s")
-    time.sleep(settle)
+    delete_workloads(ctl, ns, settle)
     exporter.value = 0
     kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(ctl.breach_template(exporter.query)))
     objs = lambda image: in_ns([o for i in range(n) for o in ctl.objects(i, image, analysis=True, prefix="breach")], ns)  # noqa: E731
@@ -636,40 +695,52 @@ def add_nodes(n):
     kubectl("wait", "--for=condition=Ready", "node", "-l", "type=kwok", "--timeout=120s")
 
 
+N_SCENARIOS = ("idle", "burst", "cold_start")
+
+
 def run_controller(name, args, workdir, log_, exporter):
     ctl = CONTROLLERS[name](args, workdir)
     ns = f"bench-{name}"
     res = {}
-    log(f"{name}: CRDs, namespace, {args.n} rollouts")
+    # A controller given no N rollouts (`--n-for flagger=0`) runs only the scenarios that bring
+    # their own (routed, breach).
+    n = args.n_for.get(name, args.n)
+    scenarios = [s for s in args.scenarios if n > 0 or s not in N_SCENARIOS]
+    log(f"{name}: CRDs, namespace, {n} rollouts, {scenarios}")
     ctl.install_crds()
     kubectl("delete", "ns", ns, "--ignore-not-found", "--wait=true", "--timeout=300s")
     kubectl("create", "ns", ns)
-    apply_objects(in_ns([o for i in range(args.n) for o in ctl.objects(i, "registry.example/app:1")], ns))
+    apply_objects(in_ns([o for i in range(n) for o in ctl.objects(i, "registry.example/app:1")], ns))
     try:
         t0 = ctl.start(ns)
-        times, _ = wait_all(ctl, ns, args.n, ("initial",), t0, args.timeout)
-        res["setup"] = {"to_initial_s": times["initial"] and round(times["initial"], 1)}
-        if times["initial"] is None:
-            raise RuntimeError(f"{name}: not every rollout got to its first steady state")
+        if n > 0:
+            times, _ = wait_all(ctl, ns, n, ("initial",), t0, args.timeout)
+            res["setup"] = {"to_initial_s": times["initial"] and round(times["initial"], 1)}
+            if times["initial"] is None:
+                raise RuntimeError(f"{name}: not every rollout got to its first steady state")
         time.sleep(args.settle)
-        if "idle" in args.scenarios:
+        if "idle" in scenarios:
             log(f"{name}: idle for {args.idle_seconds}s")
             res["idle"] = scenario_idle(ctl, log_, args.idle_seconds)
             log(f"{name}: idle {res['idle']}")
-        if "burst" in args.scenarios:
+        if "burst" in scenarios:
             log(f"{name}: burst")
-            res["burst"] = scenario_burst(ctl, ns, args.n, log_, args.timeout)
+            res["burst"] = scenario_burst(ctl, ns, n, log_, args.timeout)
             log(f"{name}: burst {dict((k, v) for k, v in res['burst'].items() if not isinstance(v, dict))}")
             if res["burst"]["to_done_s"] is None:
                 # The report says so; the other scenarios still run on what there is.
                 res["error"] = f"the burst did not finish within {args.timeout}s"
                 log(f"{name}: {res['error']}")
             time.sleep(args.settle)
-        if "cold_start" in args.scenarios:
+        if "cold_start" in scenarios:
             log(f"{name}: cold start")
-            res["cold_start"] = scenario_cold_start(ctl, ns, args.n, log_, args.cold_window)
+            res["cold_start"] = scenario_cold_start(ctl, ns, n, log_, args.cold_window)
             log(f"{name}: cold start {res['cold_start']}")
-        if "breach" in args.scenarios:
+        if "routed" in scenarios:
+            log(f"{name}: routed burst with {args.routed_n} rollouts")
+            res["routed"] = scenario_routed(ctl, ns, args.routed_n, log_, args.timeout, args.settle)
+            log(f"{name}: routed {dict((k, v) for k, v in res['routed'].items() if not isinstance(v, dict))}")
+        if "breach" in scenarios:
             log(f"{name}: breach with {args.breach_n} rollouts")
             res["breach"] = scenario_breach(ctl, ns, args.breach_n, log_, exporter, args.timeout, args.settle)
             log(f"{name}: breach {res['breach']}")
@@ -686,10 +757,14 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--controllers", default="fledge,argo-rollouts,flagger")
-    p.add_argument("--scenarios", default="idle,burst,cold_start,breach")
+    p.add_argument("--scenarios", default="idle,burst,cold_start,routed,breach")
     p.add_argument("--idle-seconds", type=int, default=300)
     p.add_argument("--cold-window", type=int, default=60)
     p.add_argument("--breach-n", type=int, default=20)
+    p.add_argument("--n-for", action="append", default=[], metavar="CONTROLLER=N",
+                   help="N for one controller (0: only the scenarios with rollouts of their own)")
+    p.add_argument("--routed-n", type=int, default=200,
+                   help="rollouts of the routed burst (Flagger makes three ClusterIP Services for each)")
     p.add_argument("--settle", type=int, default=10)
     p.add_argument("--timeout", type=int, default=900)
     p.add_argument("--fledge-bin", default=os.path.join(REPO, "target/release/fledge"))
@@ -708,6 +783,7 @@ def main():
                    help="results files of other runs (one controller each) to merge into --results")
     args = p.parse_args()
     args.scenarios = args.scenarios.split(",")
+    args.n_for = {c: int(v) for c, v in (x.split("=", 1) for x in args.n_for)}
     args.argo_bin = os.path.join(args.argo_home, "bin/argo-rollouts")
     args.flagger_bin = os.path.join(args.flagger_home, "bin/flagger")
 
@@ -725,10 +801,10 @@ def main():
         load_start = open("/proc/loadavg").read().split()[:3]
         workdir = tempfile.mkdtemp(prefix="bench-", dir=CLUSTER)
         log_ = AuditLog(os.path.join(CLUSTER, "logs/audit.log"))
-        add_nodes(args.n + args.breach_n)
+        add_nodes(max(args.n, args.routed_n) + args.breach_n)
         exporter = Exporter() if "breach" in args.scenarios else None
         for name in args.controllers.split(","):
-            run = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "n": args.n,
+            run = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "n": args.n_for.get(name, args.n),
                    "load_start": " ".join(open("/proc/loadavg").read().split()[:3])}
             results[name] = run_controller(name, args, workdir, log_, exporter)
             run["load_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
@@ -740,7 +816,8 @@ def main():
                 "duration_min": (time.time() - started) / 60, "n": args.n, "cores": os.cpu_count(), "mem_gib": mem,
                 "load_start": " ".join(load_start), "load_end": " ".join(open("/proc/loadavg").read().split()[:3]),
                 "versions": json.loads(args.versions), "controllers": list(CONTROLLERS),
-                "scenarios": args.scenarios, "idle_seconds": args.idle_seconds, "breach_n": args.breach_n}
+                "scenarios": args.scenarios, "idle_seconds": args.idle_seconds, "breach_n": args.breach_n,
+                "routed_n": args.routed_n}
         json.dump({"meta": meta, "results": results}, open(args.results, "w"), indent=1, sort_keys=True)
     notes = open(args.notes).read()
     shown = os.path.relpath(os.path.abspath(args.notes), REPO)

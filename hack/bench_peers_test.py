@@ -152,6 +152,22 @@ class ReportTest(unittest.TestCase):
         self.assertIn("`hack/bench-peers.sh 10`", md)
         self.assertTrue(md.rstrip().endswith("some notes"))
 
+    def test_render_routed(self):
+        meta = dict(self.META, scenarios=["routed"], routed_n=5)
+        results = {
+            "fledge": {"routed": {"routed_n": 5, "traffic_splits": 5, "to_step1_s": 4.0, "rollout_steps": 20,
+                                  "writes_by": {"patch trafficsplits": 20}}},
+            "flagger": {"routed": {"routed_n": 5, "traffic_splits": 5, "to_step1_s": 40.0, "rollout_steps": 20,
+                                   "writes_by": {"update trafficsplits": 30}}},
+        }
+        md = audit.render(meta, results, "notes")
+        self.assertIn("routed burst: 5 rollouts", md)
+        self.assertIn("## Routed burst", md)
+        self.assertIn("| TrafficSplits the controller made | 5 | n/a | 5 | n/a | 1.00 |", md)
+        self.assertIn("| seconds until all at step 1 (weight 20, paused) | 4 | n/a | 40 | n/a | 0.10 |", md)
+        self.assertIn("| patch trafficsplits | 1 | n/a | 0 |", md)
+        self.assertIn("| update trafficsplits | 0 | n/a | 1.5 |", md)
+
 
 if __name__ == "__main__":
     unittest.main()

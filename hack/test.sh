@@ -74,6 +74,6 @@ bash hack/helm-test.sh
 step "e2e: tests"
 # Each test runs its own operator in its own namespace; 3 at a time fits a 2-core machine.
 cargo test --locked --test e2e -- --test-threads "${E2E_THREADS:-3}"
-step "benchmark harness: hack/bench-peers.sh --quick (fledge only, N = 20, on a cluster of its own)"
+step "benchmark harness: hack/bench-peers.sh --quick (fledge only, N = 20 and 5 routed, on a cluster of its own)"
 FLEDGE_BENCH_CLUSTER_DIR=$FLEDGE_CLUSTER_DIR.bench bash hack/bench-peers.sh --quick
 step "done in $((SECONDS - started))s"
